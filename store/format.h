@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format.h - every on-disk encoding of a cairn store, in one place.
+ *
+ * A store is one LMDB environment with the named databases below. Every
+ * value starts with a one-byte format version; integers are fixed-width
+ * little-endian. Ids are XXH3-128 digests written as 16 bytes, high 64 bits
+ * first (so the hex form of an id reads the same as XXH3's canonical form).
+ *
+ * The one idea: everything is content-addressed. A node's id is the hash of
+ * its canonical encoding, and a directory's encoding names its children by
+ * id, so a directory id covers its whole subtree (a Merkle tree). Nothing
+ * that depends on where or when a tree was imported (ctime, inode numbers,
+ * the source's sparse allocation, chunking parameters) goes into a node.
+ */
+#ifndef CAIRN_FORMAT_H
+#define CAIRN_FORMAT_H
+
+#include <stdint.h>
+
+#define CAIRN_FORMAT_VERSION 1u /* the leading byte of every value */
+#define CAIRN_ID_LEN 16u
+
+/* Named databases (mdb_dbi_open names). */
+#define CAIRN_DB_META "meta"           /* "store" -> struct cairn_meta_disk */
+#define CAIRN_DB_CHUNKS "chunks"       /* chunk id -> chunk header + payload */
+#define CAIRN_DB_CONTENTS "contents"   /* content id -> extent list */
+#define CAIRN_DB_NODES "nodes"         /* node id -> node encoding */
+#define CAIRN_DB_LAYERS "layers"       /* layer id -> layer record */
+#define CAIRN_DB_IMAGES "images"       /* image id -> image record */
+#define CAIRN_DB_TAGS "tags"           /* tag name -> image id */
+#define CAIRN_DB_PLATFORMS "platforms" /* platform name -> platform record */
+#define CAIRN_DB_HISTORY "history"     /* name \0 gen(u64 BE) -> generation */
+#define CAIRN_DB_COUNT 9
+
+#define CAIRN_META_KEY "store"
+
+/*
+ * Store metadata: everything a chunk id depends on besides the bytes.
+ * Node, content and image ids do not depend on these (content ids hash the
+ * file's bytes), so two stores with different chunking still agree on every
+ * image id.
+ */
+struct cairn_meta_disk {
+	uint8_t version;     /* CAIRN_FORMAT_VERSION */
+	uint8_t hash_algo;   /* CAIRN_HASH_XXH3_128 */
+	uint8_t reserved[2];
+	uint32_t format;     /* store layout revision, CAIRN_STORE_FORMAT */
+	uint32_t chunk_min;  /* content-defined chunking, bytes */
+	uint32_t chunk_avg;
+	uint32_t chunk_max;
+	uint32_t hole_block; /* aligned all-zero blocks of this size are holes */
+	uint64_t gear_seed;  /* seeds the gear table (splitmix64) */
+	int32_t zstd_level;  /* default level for new chunks */
+	uint32_t reserved2;
+	int64_t created_ns;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_meta_disk) == 48, "meta record layout");
+
+#define CAIRN_HASH_XXH3_128 1u
+#define CAIRN_STORE_FORMAT 1u
+
+/*
+ * Chunk: a piece of file content, id = XXH3-128(raw bytes).
+ * Value: this header, then the payload (raw or compressed bytes).
+ */
+enum cairn_codec {
+	CAIRN_CODEC_RAW = 0,
+	CAIRN_CODEC_ZSTD = 1,
+};
+
+enum cairn_chunk_flags {
+	/* came from untrusted input (tar, OCI): dedup hits are byte-compared */
+	CAIRN_CHUNK_UNTRUSTED = 1u << 0,
+};
+
+struct cairn_chunk_disk {
+	uint8_t version;
+	uint8_t codec;    /* enum cairn_codec */
+	uint8_t flags;    /* enum cairn_chunk_flags */
+	uint8_t reserved;
+	uint32_t dict_id; /* zstd dictionary id, 0 = none (reserved for later) */
+	uint32_t raw_len; /* decoded length, 1..CAIRN_CHUNK_MAX_LIMIT */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_chunk_disk) == 12, "chunk header layout");
+
+#define CAIRN_CHUNK_MAX_LIMIT (4u << 20) /* no chunk is ever larger */
+
+/*
+ * Content: a regular file's bytes as a list of extents with cumulative end
+ * offsets, so a read at any offset finds its extent by binary search.
+ * Content id = XXH3-128 of the file's full logical bytes (holes read as
+ * zeros). A hole extent has an all-zero id. Files that are a single data
+ * chunk have no content record: their content id is that chunk's id (both
+ * hash the same bytes), see CAIRN_CONTENT_CHUNK.
+ *
+ * Value: header, then count entries.
+ */
+struct cairn_content_disk {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint32_t count;    /* number of extents */
+	uint64_t size;     /* == end of the last extent */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_content_disk) == 16, "content header layout");
+
+struct cairn_extent_disk {
+	uint64_t end;                 /* cumulative end offset of this extent */
+	uint8_t id[CAIRN_ID_LEN];     /* chunk id, or all zero for a hole */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_extent_disk) == 24, "extent layout");
+
+/*
+ * Node: one filesystem object.
+ *
+ *   struct cairn_node_disk
+ *   if nlink > 1:   u8 link_key[16]   hard-link group (see below)
+ *   xattrs:         nxattr x { u16 name_len, u32 value_len, name, value }
+ *                   sorted by name bytes, names unique, no NUL in names
+ *   per type:
+ *     REG:     struct cairn_node_reg
+ *     LNK:     u32 len, target bytes (1..4095, no NUL)
+ *     CHR/BLK: u32 major, u32 minor
+ *     DIR:     struct cairn_dir_disk, count x struct cairn_dirent_disk
+ *              sorted by name bytes, then the name blob
+ *     FIFO/SOCK/WHITEOUT: nothing
+ *
+ * A hard-link group (nlink > 1, never a directory) is named by
+ * XXH3-128("cairn-link" || path) of its first member in depth-first
+ * name order; nlink counts members inside the tree. All members of a
+ * group have the same encoding, so the same node id: that is how a
+ * reader knows they share an inode. An unlinked file has nlink 1 and no
+ * key, so two identical unlinked files share a node id but are distinct
+ * entries (a reader gives each entry its own inode). Only subtrees that
+ * hold a member of the group depend on its key.
+ */
+enum cairn_node_type {
+	CAIRN_NODE_REG = 1,
+	CAIRN_NODE_DIR = 2,
+	CAIRN_NODE_LNK = 3,
+	CAIRN_NODE_CHR = 4,
+	CAIRN_NODE_BLK = 5,
+	CAIRN_NODE_FIFO = 6,
+	CAIRN_NODE_SOCK = 7,
+	CAIRN_NODE_WHITEOUT = 8, /* a layer's deletion marker; never in a flattened tree */
+};
+
+enum cairn_node_flags {
+	CAIRN_NODE_OPAQUE = 1u << 0, /* directory hides the lower layers' contents */
+};
+
+struct cairn_node_disk {
+	uint8_t version;
+	uint8_t type;       /* enum cairn_node_type */
+	uint8_t flags;      /* enum cairn_node_flags */
+	uint8_t reserved;
+	uint32_t mode;      /* permission bits only: mode & 07777 */
+	uint32_t uid;
+	uint32_t gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec; /* < 1e9 */
+	uint32_t nlink;      /* 1, or hard-link group size; 0 for directories */
+	uint32_t nxattr;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_node_disk) == 36, "node header layout");
+
+enum cairn_content_kind {
+	CAIRN_CONTENT_EMPTY = 0, /* size 0; content id is XXH3-128 of "" */
+	CAIRN_CONTENT_CHUNK = 1, /* one data chunk; content id is its chunk id */
+	CAIRN_CONTENT_LIST = 2,  /* content id keys the contents database */
+};
+
+struct cairn_node_reg {
+	uint64_t size;
+	uint8_t kind;            /* enum cairn_content_kind */
+	uint8_t content[CAIRN_ID_LEN];
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_node_reg) == 25, "regular file layout");
+
+struct cairn_dir_disk {
+	uint32_t count;
+	uint32_t names_len; /* bytes of the name blob after the entries */
+} __attribute__((packed));
+
+/* Fixed-size so a directory is binary-searched in place in the map. */
+struct cairn_dirent_disk {
+	uint8_t id[CAIRN_ID_LEN];
+	uint32_t name_off;  /* into the name blob */
+	uint16_t name_len;  /* 1..255, no '/' or NUL, not "." or ".." */
+	uint8_t type;       /* enum cairn_node_type of the child */
+	uint8_t reserved;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_dirent_disk) == 24, "dirent layout");
+
+#define CAIRN_NAME_MAX 255u
+#define CAIRN_SYMLINK_MAX 4095u
+#define CAIRN_XATTR_NAME_MAX 255u
+#define CAIRN_XATTR_VALUE_MAX 65536u
+
+/*
+ * Layer: a tree as imported (it may hold whiteouts and opaque directories).
+ * Key: the layer id, which is the root node id of its tree.
+ *   u8 version, u8 source (enum cairn_layer_source), u16 reserved,
+ *   u8 root[16]
+ */
+enum cairn_layer_source {
+	CAIRN_LAYER_DIR = 1,
+	CAIRN_LAYER_TAR = 2,
+	CAIRN_LAYER_OCI = 3,
+	CAIRN_LAYER_COMMIT = 4,
+};
+
+struct cairn_layer_disk {
+	uint8_t version;
+	uint8_t source;
+	uint16_t reserved;
+	uint8_t root[CAIRN_ID_LEN];
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_layer_disk) == 20, "layer layout");
+
+/*
+ * Image: an ordered stack of layers (bottom first) and the flattened tree
+ * they produce. Image id = XXH3-128("cairn-image" || nlayers(u32) ||
+ * layer ids || root id): the same layers give the same image on any
+ * machine; when and why it was made are kept but not hashed.
+ *
+ *   struct cairn_image_disk, nlayers x u8[16] layer ids, msg bytes
+ */
+struct cairn_image_disk {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint32_t nlayers;
+	uint8_t root[CAIRN_ID_LEN];  /* flattened tree */
+	int64_t created_ns;
+	uint64_t logical_size;       /* sum of regular file sizes, hard links once */
+	uint64_t nodes;              /* entries in the flattened tree */
+	uint32_t msg_len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_image_disk) == 52, "image layout");
+
+/*
+ * Platform: name -> { u8 version, u8[3], u64 generation, u8 image[16] }.
+ * History: key name || '\0' || generation (u64 big-endian, so a cursor walks
+ * generations in order) -> { u8 version, u8 action, u16, u8 image[16],
+ * i64 time_ns }.
+ */
+struct cairn_platform_disk {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint64_t generation;
+	uint8_t image[CAIRN_ID_LEN];
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_platform_disk) == 28, "platform layout");
+
+enum cairn_action {
+	CAIRN_ACTION_UPGRADE = 1,
+	CAIRN_ACTION_ROLLBACK = 2,
+};
+
+struct cairn_history_disk {
+	uint8_t version;
+	uint8_t action;
+	uint16_t reserved;
+	uint8_t image[CAIRN_ID_LEN];
+	int64_t time_ns;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_history_disk) == 28, "history layout");
+
+#endif

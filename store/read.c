@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * read.c - path walks and file reads over the Merkle tree.
+ */
+#include "read.h"
+
+static int damaged(int ret, const char *what, const struct cairn_id *id)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	cairn_id_hex(id, hex);
+	if (ret == -ENOENT)
+		return cairn_err(-EUCLEAN, "%s %s is missing from the store", what, hex);
+	if (ret == -EUCLEAN)
+		return cairn_err(ret, "%s %s is damaged", what, hex);
+	return ret;
+}
+
+int cairn_node_get(struct cairn_txn *t, const struct cairn_id *id, unsigned flags,
+		   struct cairn_node_view *v)
+{
+	const void *val;
+	size_t len;
+	int ret = cairn_get(t, CAIRN_DBI_NODES, id->b, CAIRN_ID_LEN, &val, &len);
+
+	if (ret)
+		return damaged(ret, "node", id);
+	ret = cairn_node_parse(val, len, flags, v);
+	return ret ? damaged(ret, "node", id) : 0;
+}
+
+int cairn_path_walk(struct cairn_txn *t, const struct cairn_id *root, const char *path,
+		    struct cairn_id *id, struct cairn_node_view *v)
+{
+	struct cairn_dirent e;
+	int ret;
+
+	*id = *root;
+	ret = cairn_node_get(t, id, 0, v);
+	if (ret)
+		return ret;
+	while (*path) {
+		const char *end;
+
+		while (*path == '/')
+			path++;
+		if (!*path)
+			break;
+		end = strchrnul(path, '/');
+		if (v->type != CAIRN_NODE_DIR)
+			return -ENOTDIR;
+		if ((size_t)(end - path) > CAIRN_NAME_MAX)
+			return -ENAMETOOLONG;
+		ret = cairn_dir_lookup(v, path, (size_t)(end - path), &e, NULL);
+		if (ret)
+			return ret;
+		*id = e.id;
+		ret = cairn_node_get(t, id, 0, v);
+		if (ret)
+			return ret;
+		path = end;
+	}
+	return 0;
+}
+
+int cairn_file_content(struct cairn_txn *t, const struct cairn_node_view *file, unsigned flags,
+		       struct cairn_content_view *cv)
+{
+	const void *val;
+	size_t len;
+	int ret;
+
+	switch (file->content_kind) {
+	case CAIRN_CONTENT_EMPTY:
+		memset(cv, 0, sizeof(*cv));
+		return 0;
+	case CAIRN_CONTENT_CHUNK:
+		cairn_content_single(&file->content, file->size, cv);
+		return 0;
+	default:
+		ret = cairn_get(t, CAIRN_DBI_CONTENTS, file->content.b, CAIRN_ID_LEN, &val, &len);
+		if (ret)
+			return damaged(ret, "content list", &file->content);
+		ret = cairn_content_parse(val, len, flags, cv);
+		if (!ret && cv->size != file->size)
+			ret = -EUCLEAN;
+		return ret ? damaged(ret, "content list", &file->content) : 0;
+	}
+}
+
+int cairn_reader_init(struct cairn_reader *r, struct cairn_txn *t)
+{
+	memset(r, 0, sizeof(*r));
+	r->t = t;
+	r->buf = malloc(CAIRN_CHUNK_MAX_LIMIT);
+	return r->buf ? 0 : -ENOMEM;
+}
+
+void cairn_reader_release(struct cairn_reader *r)
+{
+	cairn_zctx_release(&r->z);
+	free(r->buf);
+	r->buf = NULL;
+}
+
+long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const uint8_t **data)
+{
+	const void *val;
+	size_t len;
+	long n;
+	int ret;
+
+	if (r->have && cairn_id_eq(&r->cur, id)) {
+		uint32_t raw;
+
+		/* the length is in the header; re-reading it is cheap */
+		ret = cairn_get(r->t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &len);
+		if (ret == 0 && cairn_chunk_header(val, len, &raw, NULL) == 0) {
+			*data = r->buf;
+			return raw;
+		}
+	}
+	r->have = false;
+	ret = cairn_get(r->t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &len);
+	if (ret)
+		return damaged(ret, "chunk", id) == -EUCLEAN ? -EIO : ret;
+	n = cairn_chunk_decode(&r->z, id, val, len, r->buf, CAIRN_CHUNK_MAX_LIMIT);
+	if (n < 0)
+		return n;
+	r->cur = *id;
+	r->have = true;
+	*data = r->buf;
+	return n;
+}
+
+ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
+			   void *buf, size_t len, uint64_t off)
+{
+	uint8_t *out = buf;
+	size_t done = 0;
+
+	if (off >= cv->size || len == 0)
+		return 0;
+	if (len > cv->size - off)
+		len = (size_t)(cv->size - off);
+	for (uint32_t i = cairn_content_find(cv, off); done < len && i < cv->count; i++) {
+		struct cairn_extent e;
+		uint64_t pos = off + done;
+		size_t n;
+
+		cairn_content_extent(cv, i, &e);
+		if (e.end <= pos)
+			continue;
+		n = (size_t)(e.end - pos < len - done ? e.end - pos : len - done);
+		if (e.hole) {
+			memset(out + done, 0, n);
+		} else {
+			const uint8_t *data;
+			long cl = cairn_reader_chunk(r, &e.id, &data);
+
+			if (cl < 0)
+				return cl;
+			if ((uint64_t)cl != e.end - e.start)
+				return cairn_err(-EIO, "a chunk's length disagrees with its file's "
+						       "extent list");
+			memcpy(out + done, data + (pos - e.start), n);
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}

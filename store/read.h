@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * read.h - reading trees and file bytes back out of a store.
+ *
+ * Views returned here point into the map: valid until the transaction ends.
+ * Chunk bytes are checked against their id on every decode, so a damaged
+ * chunk reads as -EIO with a message, never as wrong bytes.
+ */
+#ifndef CAIRN_READ_H
+#define CAIRN_READ_H
+
+#include <sys/types.h>
+
+#include "chunk.h"
+#include "node.h"
+#include "store.h"
+
+/* Reads and parses a node (bounds-checked). -ENOENT or -EUCLEAN with a message. */
+int cairn_node_get(struct cairn_txn *t, const struct cairn_id *id, unsigned flags,
+		   struct cairn_node_view *v);
+
+/*
+ * Walks path ("", "/", "a/b", "/a/b/") from the directory root without
+ * following symlinks. Fills id and v of the node found. -ENOENT, -ENOTDIR.
+ */
+int cairn_path_walk(struct cairn_txn *t, const struct cairn_id *root, const char *path,
+		    struct cairn_id *id, struct cairn_node_view *v);
+
+/* The extent list of a regular file node. */
+int cairn_file_content(struct cairn_txn *t, const struct cairn_node_view *file, unsigned flags,
+		       struct cairn_content_view *cv);
+
+/* A reader keeps one decoded chunk, so sequential small reads decode once. */
+struct cairn_reader {
+	struct cairn_txn *t;
+	struct cairn_zctx z;
+	struct cairn_id cur;  /* id of the chunk in buf */
+	bool have;
+	uint8_t *buf;         /* CAIRN_CHUNK_MAX_LIMIT bytes */
+};
+
+int cairn_reader_init(struct cairn_reader *r, struct cairn_txn *t);
+void cairn_reader_release(struct cairn_reader *r);
+
+/* Decodes (or reuses) a chunk; returns its length and sets *data. */
+long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const uint8_t **data);
+
+/* Reads up to len bytes at off; returns bytes read (0 at EOF) or -errno. */
+ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
+			   void *buf, size_t len, uint64_t off);
+
+#endif

@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c - the LMDB environment and the one adapter for LMDB's errors.
+ *
+ * Every LMDB return code is translated in lmdb_err(): MDB_NOTFOUND to
+ * -ENOENT, MDB_MAP_FULL to -ENOSPC, MDB_KEYEXIST to -EEXIST, the rest to
+ * -EIO or the errno LMDB passed through, with LMDB's message kept for the
+ * person reading the error. Nothing above this file sees an MDB_* code.
+ */
+#include "store.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+static const char *const db_names[CAIRN_DB_COUNT] = {
+	[CAIRN_DBI_META] = CAIRN_DB_META,
+	[CAIRN_DBI_CHUNKS] = CAIRN_DB_CHUNKS,
+	[CAIRN_DBI_CONTENTS] = CAIRN_DB_CONTENTS,
+	[CAIRN_DBI_NODES] = CAIRN_DB_NODES,
+	[CAIRN_DBI_LAYERS] = CAIRN_DB_LAYERS,
+	[CAIRN_DBI_IMAGES] = CAIRN_DB_IMAGES,
+	[CAIRN_DBI_TAGS] = CAIRN_DB_TAGS,
+	[CAIRN_DBI_PLATFORMS] = CAIRN_DB_PLATFORMS,
+	[CAIRN_DBI_HISTORY] = CAIRN_DB_HISTORY,
+};
+
+struct cairn_store {
+	MDB_env *env;
+	MDB_dbi dbi[CAIRN_DB_COUNT];
+	unsigned flags;
+	char *dir;
+	struct cairn_store_params params;
+	struct cairn_chunker chunker;
+};
+
+struct cairn_txn {
+	struct cairn_store *s;
+	MDB_txn *txn;
+	bool write;
+};
+
+struct cairn_cursor {
+	MDB_cursor *cur;
+};
+
+/* The adapter: LMDB code -> -errno, with LMDB's message recorded. */
+static int lmdb_err(int rc, const char *what)
+{
+	int ret;
+
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+		ret = -ENOSPC;
+		break;
+	case MDB_READERS_FULL:
+		ret = -EAGAIN;
+		break;
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_VERSION_MISMATCH:
+		ret = -EUCLEAN;
+		break;
+	default:
+		ret = rc > 0 && rc < MDB_KEYEXIST ? -rc : -EIO;
+		break;
+	}
+	return cairn_err(ret, "%s: %s", what, mdb_strerror(rc));
+}
+
+void cairn_store_params_default(struct cairn_store_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->chunk.min = CAIRN_CHUNK_MIN_DEFAULT;
+	p->chunk.avg = CAIRN_CHUNK_AVG_DEFAULT;
+	p->chunk.max = CAIRN_CHUNK_MAX_DEFAULT;
+	p->chunk.seed = CAIRN_GEAR_SEED_DEFAULT;
+	p->hole_block = 4096;
+	p->zstd_level = 3;
+}
+
+static int meta_decode(const void *v, size_t len, struct cairn_store_params *p)
+{
+	struct cairn_meta_disk m;
+
+	if (len < sizeof(m))
+		return cairn_err(-EUCLEAN, "store metadata is truncated");
+	memcpy(&m, v, sizeof(m));
+	if (m.version != CAIRN_FORMAT_VERSION || CAIRN_GET(m.format) != CAIRN_STORE_FORMAT)
+		return cairn_err(-EPROTO, "store format %u.%u is not supported (this cairn reads %u.%u)",
+				 m.version, CAIRN_GET(m.format), CAIRN_FORMAT_VERSION,
+				 CAIRN_STORE_FORMAT);
+	if (m.hash_algo != CAIRN_HASH_XXH3_128)
+		return cairn_err(-EPROTO, "store hash algorithm %u is not supported", m.hash_algo);
+	p->chunk.min = CAIRN_GET(m.chunk_min);
+	p->chunk.avg = CAIRN_GET(m.chunk_avg);
+	p->chunk.max = CAIRN_GET(m.chunk_max);
+	p->chunk.seed = CAIRN_GET(m.gear_seed);
+	p->hole_block = CAIRN_GET(m.hole_block);
+	p->zstd_level = CAIRN_GET(m.zstd_level);
+	if (p->hole_block < 512 || (p->hole_block & (p->hole_block - 1)))
+		return cairn_err(-EUCLEAN, "store metadata has a bad hole block size %u",
+				 p->hole_block);
+	return 0;
+}
+
+static void meta_encode(const struct cairn_store_params *p, struct cairn_meta_disk *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = CAIRN_FORMAT_VERSION;
+	m->hash_algo = CAIRN_HASH_XXH3_128;
+	CAIRN_SET(m->format, CAIRN_STORE_FORMAT);
+	CAIRN_SET(m->chunk_min, p->chunk.min);
+	CAIRN_SET(m->chunk_avg, p->chunk.avg);
+	CAIRN_SET(m->chunk_max, p->chunk.max);
+	CAIRN_SET(m->hole_block, p->hole_block);
+	CAIRN_SET(m->gear_seed, p->chunk.seed);
+	CAIRN_SET(m->zstd_level, p->zstd_level);
+	CAIRN_SET(m->created_ns, cairn_now_ns());
+}
+
+/* Opens every named database, creating them and the metadata record if asked. */
+static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params *params)
+{
+	bool create = !(s->flags & CAIRN_STORE_RDONLY) && (s->flags & CAIRN_STORE_CREATE);
+	MDB_txn *txn;
+	MDB_val k = { .mv_size = strlen(CAIRN_META_KEY), .mv_data = (void *)CAIRN_META_KEY };
+	MDB_val v;
+	int rc, ret;
+
+	rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_err(rc, "cannot begin a transaction");
+	for (unsigned i = 0; i < CAIRN_DB_COUNT; i++) {
+		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &s->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return cairn_err(-ENOENT, "'%s' is not a cairn store", s->dir);
+		}
+		if (rc) {
+			mdb_txn_abort(txn);
+			return lmdb_err(rc, "cannot open a database");
+		}
+	}
+	rc = mdb_get(txn, s->dbi[CAIRN_DBI_META], &k, &v);
+	if (rc == MDB_NOTFOUND && create) {
+		struct cairn_meta_disk m;
+		struct cairn_store_params def;
+
+		if (!params) {
+			cairn_store_params_default(&def);
+			params = &def;
+		}
+		meta_encode(params, &m);
+		v.mv_size = sizeof(m);
+		v.mv_data = &m;
+		rc = mdb_put(txn, s->dbi[CAIRN_DBI_META], &k, &v, MDB_NOOVERWRITE);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return lmdb_err(rc, "cannot write the store metadata");
+		}
+		rc = mdb_get(txn, s->dbi[CAIRN_DBI_META], &k, &v);
+	}
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return cairn_err(-ENOENT, "'%s' is not a cairn store", s->dir);
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "cannot read the store metadata");
+	}
+	ret = meta_decode(v.mv_data, v.mv_size, &s->params);
+	if (ret) {
+		mdb_txn_abort(txn);
+		return ret;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return lmdb_err(rc, "cannot create the store");
+	ret = cairn_chunker_init(&s->chunker, &s->params.chunk);
+	if (ret)
+		return cairn_err(ret, "store metadata has bad chunking parameters");
+	return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+	cleanup_free char *p = strdup(dir);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *q = p + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*q = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_params *params,
+		     struct cairn_store **out)
+{
+	struct cairn_store *s;
+	struct stat st;
+	char ebuf[128];
+	int rc, ret, dead;
+
+	if (stat(dir, &st) < 0) {
+		if (errno != ENOENT || !(flags & CAIRN_STORE_CREATE) ||
+		    (flags & CAIRN_STORE_RDONLY))
+			return cairn_err(-errno, "no store at '%s': %s", dir,
+					 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+		ret = mkdir_p(dir);
+		if (ret)
+			return cairn_err(ret, "cannot create store directory '%s': %s", dir,
+					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
+	} else if (!S_ISDIR(st.st_mode)) {
+		return cairn_err(-ENOTDIR, "store '%s' is not a directory", dir);
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->flags = flags;
+	s->dir = strdup(dir);
+	if (!s->dir) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	rc = mdb_env_create(&s->env);
+	if (rc) {
+		ret = lmdb_err(rc, "cannot create an LMDB environment");
+		goto err_free;
+	}
+	mdb_env_set_maxdbs(s->env, 16);
+	mdb_env_set_maxreaders(s->env, CAIRN_MAX_READERS);
+	rc = mdb_env_set_mapsize(s->env, CAIRN_MAP_SIZE);
+	if (rc) {
+		ret = lmdb_err(rc, "cannot set the map size");
+		goto err_env;
+	}
+	/* Never MDB_WRITEMAP, MDB_NOSYNC or MDB_MAPASYNC: see DESIGN.md. */
+	rc = mdb_env_open(s->env, dir, MDB_NOTLS | (flags & CAIRN_STORE_RDONLY ? MDB_RDONLY : 0),
+			  0644);
+	if (rc) {
+		ret = lmdb_err(rc, "cannot open store");
+		ret = cairn_err(ret, "cannot open store '%s': %s", dir, mdb_strerror(rc));
+		goto err_env;
+	}
+	if (!(flags & CAIRN_STORE_RDONLY))
+		mdb_reader_check(s->env, &dead);
+	ret = store_init_dbs(s, params);
+	if (ret)
+		goto err_env;
+	*out = s;
+	return 0;
+
+err_env:
+	mdb_env_close(s->env);
+err_free:
+	free(s->dir);
+	free(s);
+	return ret;
+}
+
+void cairn_store_close(struct cairn_store *s)
+{
+	if (!s)
+		return;
+	mdb_env_close(s->env);
+	free(s->dir);
+	free(s);
+}
+
+const char *cairn_store_dir(const struct cairn_store *s)
+{
+	return s->dir;
+}
+
+const struct cairn_store_params *cairn_store_params(const struct cairn_store *s)
+{
+	return &s->params;
+}
+
+const struct cairn_chunker *cairn_store_chunker(const struct cairn_store *s)
+{
+	return &s->chunker;
+}
+
+void cairn_store_set_level(struct cairn_store *s, int level)
+{
+	s->params.zstd_level = level;
+}
+
+int cairn_store_sync(struct cairn_store *s)
+{
+	return lmdb_err(mdb_env_sync(s->env, 1), "cannot sync the store");
+}
+
+int cairn_store_set_batch_mode(struct cairn_store *s, bool on)
+{
+	return lmdb_err(mdb_env_set_flags(s->env, MDB_NOMETASYNC, on ? 1 : 0),
+			"cannot set the sync mode");
+}
+
+int cairn_store_space(struct cairn_store *s, struct cairn_store_space *out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	char path[4096];
+	int rc;
+
+	rc = mdb_env_info(s->env, &info);
+	if (rc)
+		return lmdb_err(rc, "cannot read the environment info");
+	rc = mdb_env_stat(s->env, &st);
+	if (rc)
+		return lmdb_err(rc, "cannot read the environment statistics");
+	out->page_size = st.ms_psize;
+	out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+	out->file_bytes = stat(path, &fst) == 0 ? (uint64_t)fst.st_size : 0;
+	return 0;
+}
+
+int cairn_txn_begin(struct cairn_store *s, bool write, struct cairn_txn **out)
+{
+	struct cairn_txn *t;
+	int rc, dead;
+
+	if (write && (s->flags & CAIRN_STORE_RDONLY))
+		return cairn_err(-EROFS, "store '%s' is open read-only", s->dir);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	if (write)
+		mdb_reader_check(s->env, &dead);
+	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (rc) {
+		free(t);
+		return lmdb_err(rc, write ? "cannot begin a write transaction"
+					  : "cannot begin a read transaction");
+	}
+	t->s = s;
+	t->write = write;
+	*out = t;
+	return 0;
+}
+
+int cairn_txn_commit(struct cairn_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+
+	free(t);
+	return lmdb_err(rc, "cannot commit to the store");
+}
+
+void cairn_txn_abort(struct cairn_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+void cairn_txn_reset(struct cairn_txn *t)
+{
+	mdb_txn_reset(t->txn);
+}
+
+int cairn_txn_renew(struct cairn_txn *t)
+{
+	return lmdb_err(mdb_txn_renew(t->txn), "cannot renew a read transaction");
+}
+
+struct cairn_store *cairn_txn_store(struct cairn_txn *t)
+{
+	return t->s;
+}
+
+int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+	      const void **val, size_t *vlen)
+{
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v;
+	int rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
+
+	if (rc)
+		return lmdb_err(rc, "cannot read from the store");
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
+}
+
+int cairn_put(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags, const void **old, size_t *oldlen)
+{
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
+	int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v,
+			 flags & CAIRN_PUT_NOOVERWRITE ? MDB_NOOVERWRITE : 0);
+
+	if (rc == MDB_KEYEXIST && old) {
+		*old = v.mv_data;
+		*oldlen = v.mv_size;
+	}
+	return lmdb_err(rc, "cannot write to the store");
+}
+
+int cairn_put_reserve(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+		      size_t vlen, void **where)
+{
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v = { .mv_size = vlen, .mv_data = NULL };
+	int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, MDB_RESERVE);
+
+	if (rc)
+		return lmdb_err(rc, "cannot write to the store");
+	*where = v.mv_data;
+	return 0;
+}
+
+int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen)
+{
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+
+	return lmdb_err(mdb_del(t->txn, t->s->dbi[db], &k, NULL), "cannot delete from the store");
+}
+
+int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count)
+{
+	MDB_stat st;
+	int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+
+	if (rc)
+		return lmdb_err(rc, "cannot read database statistics");
+	*count = st.ms_entries;
+	return 0;
+}
+
+int cairn_cursor_open(struct cairn_txn *t, enum cairn_db db, struct cairn_cursor **out)
+{
+	struct cairn_cursor *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->cur);
+	if (rc) {
+		free(c);
+		return lmdb_err(rc, "cannot open a cursor");
+	}
+	*out = c;
+	return 0;
+}
+
+void cairn_cursor_close(struct cairn_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->cur);
+	free(c);
+}
+
+int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool next,
+		     const void **k, size_t *kl, const void **v, size_t *vl)
+{
+	MDB_val mk = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val mv;
+	MDB_cursor_op op = next ? MDB_NEXT : key ? MDB_SET_RANGE : MDB_FIRST;
+	int rc = mdb_cursor_get(c->cur, &mk, &mv, op);
+
+	if (rc)
+		return lmdb_err(rc, "cannot walk the store");
+	if (k) {
+		*k = mk.mv_data;
+		*kl = mk.mv_size;
+	}
+	if (v) {
+		*v = mv.mv_data;
+		*vl = mv.mv_size;
+	}
+	return 0;
+}
+
+int cairn_cursor_del(struct cairn_cursor *c)
+{
+	return lmdb_err(mdb_cursor_del(c->cur, 0), "cannot delete from the store");
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - a cairn store: one LMDB environment in one directory.
+ *
+ * This module is the only one that talks to LMDB. It opens the
+ * environment the way many processes can share it (large map, many reader
+ * slots, MDB_NOTLS, stale readers cleared when a writer starts), hands out
+ * transactions, and translates LMDB's error codes to -errno at this
+ * boundary, logging LMDB's own message with cairn_err().
+ *
+ * Values returned by cairn_get() and cursors point into the map: valid
+ * until the transaction ends (or, for a write transaction, until the next
+ * write to the same database).
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunker.h"
+#include "format.h"
+#include "util.h"
+
+struct cairn_store;
+struct cairn_txn;
+struct cairn_cursor;
+
+enum cairn_db {
+	CAIRN_DBI_META,
+	CAIRN_DBI_CHUNKS,
+	CAIRN_DBI_CONTENTS,
+	CAIRN_DBI_NODES,
+	CAIRN_DBI_LAYERS,
+	CAIRN_DBI_IMAGES,
+	CAIRN_DBI_TAGS,
+	CAIRN_DBI_PLATFORMS,
+	CAIRN_DBI_HISTORY,
+};
+
+enum cairn_store_flags {
+	CAIRN_STORE_CREATE = 1u << 0, /* create the directory and store if missing */
+	CAIRN_STORE_RDONLY = 1u << 1, /* never write (no write transactions) */
+};
+
+#define CAIRN_MAP_SIZE (1ull << 40)  /* address space, not disk */
+#define CAIRN_MAX_READERS 1024u
+
+/* Parameters a new store is created with (ignored when it exists). */
+struct cairn_store_params {
+	struct cairn_chunker_params chunk;
+	uint32_t hole_block;
+	int zstd_level;
+};
+
+void cairn_store_params_default(struct cairn_store_params *p);
+
+/*
+ * Opens (or with CAIRN_STORE_CREATE creates) the store in dir. params may
+ * be NULL for the defaults. On failure returns -errno with a message.
+ */
+int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_params *params,
+		     struct cairn_store **out);
+void cairn_store_close(struct cairn_store *s);
+
+const char *cairn_store_dir(const struct cairn_store *s);
+/* The store's recorded parameters; valid for the store's lifetime. */
+const struct cairn_store_params *cairn_store_params(const struct cairn_store *s);
+const struct cairn_chunker *cairn_store_chunker(const struct cairn_store *s);
+/* Overrides the zstd level for chunks this process writes. */
+void cairn_store_set_level(struct cairn_store *s, int level);
+
+/* Flushes everything committed so far to disk (mdb_env_sync(force)). */
+int cairn_store_sync(struct cairn_store *s);
+
+/* Batches may commit without syncing the meta page; publishing commits must not. */
+int cairn_store_set_batch_mode(struct cairn_store *s, bool on);
+
+/* Space figures: bytes LMDB uses (pages in use) and the size of data.mdb. */
+struct cairn_store_space {
+	uint64_t used_bytes;
+	uint64_t file_bytes;
+	uint64_t page_size;
+};
+int cairn_store_space(struct cairn_store *s, struct cairn_store_space *out);
+
+/* Transactions. A read transaction may be reset and renewed (per-thread reuse). */
+int cairn_txn_begin(struct cairn_store *s, bool write, struct cairn_txn **out);
+int cairn_txn_commit(struct cairn_txn *t);
+void cairn_txn_abort(struct cairn_txn *t);
+void cairn_txn_reset(struct cairn_txn *t);
+int cairn_txn_renew(struct cairn_txn *t);
+struct cairn_store *cairn_txn_store(struct cairn_txn *t);
+
+/* Returns 0, -ENOENT when the key is absent, or another -errno. */
+int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+	      const void **val, size_t *vlen);
+
+enum cairn_put_flags {
+	CAIRN_PUT_NOOVERWRITE = 1u << 0, /* -EEXIST if present; *val is then set */
+};
+
+/* Puts a value; with CAIRN_PUT_NOOVERWRITE, an existing value is returned via old. */
+int cairn_put(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags, const void **old, size_t *oldlen);
+/* Reserves vlen bytes for the value and returns where to write them. */
+int cairn_put_reserve(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
+		      size_t vlen, void **where);
+int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen);
+
+/* Number of entries in a database. */
+int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count);
+
+/* Cursors walk a database in key order. */
+int cairn_cursor_open(struct cairn_txn *t, enum cairn_db db, struct cairn_cursor **out);
+void cairn_cursor_close(struct cairn_cursor *c);
+/*
+ * Positions at the first key >= key (key NULL: the first key), or moves to
+ * the next (next != 0). Returns 0, -ENOENT at the end, or -errno.
+ */
+int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool next,
+		     const void **k, size_t *kl, const void **v, size_t *vl);
+/* Deletes the entry the cursor is on (write transactions). */
+int cairn_cursor_del(struct cairn_cursor *c);
+
+#endif

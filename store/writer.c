@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.c - batched, dedup-verified writes and the publishing commit.
+ *
+ * Content streaming: bytes arrive in file order. They are classified in
+ * aligned blocks of the store's hole size: a maximal run of all-zero blocks
+ * becomes a hole extent, everything else is data, cut into chunks by the
+ * content-defined chunker (which restarts after each hole). The content id
+ * hashes every logical byte, holes included.
+ */
+#include "writer.h"
+
+#include <xxhash.h>
+
+#include "chunk.h"
+#include "image.h"
+
+#define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
+
+/* One record waiting in the batch arena. */
+struct pending_hdr {
+	uint8_t db;
+	uint8_t reserved[3];
+	uint32_t vlen;
+	uint8_t key[CAIRN_ID_LEN];
+};
+
+/* Ids this writer has seen: open addressing, never shrinks. */
+struct seen_slot {
+	struct cairn_id id;
+	uint32_t raw_len; /* chunks: decoded length */
+	uint32_t used;
+	uint64_t arena_off; /* value offset in the arena, or UINT64_MAX once flushed */
+};
+
+struct cairn_writer {
+	struct cairn_store *s;
+	unsigned flags;
+	int level;
+	uint32_t hole_block;
+	const struct cairn_chunker *chunker;
+	struct cairn_zctx z;
+	struct cairn_txn *rtxn; /* for dedup look-ups; renewed after each flush */
+
+	struct cairn_buf arena; /* pending_hdr + value, repeated */
+	struct seen_slot *seen;
+	size_t seen_cap, seen_count;
+
+	/* the file being streamed */
+	XXH3_state_t *hash;
+	uint64_t file_off;          /* logical bytes consumed so far */
+	struct cairn_buf seg;       /* data not yet cut into chunks */
+	uint8_t *blk;               /* the current partial block */
+	size_t blk_len;
+	uint64_t hole_run;          /* zero bytes pending as a hole */
+	uint64_t ext_end;           /* end of the last emitted extent */
+	struct cairn_buf extents;   /* struct cairn_extent_disk array */
+	struct cairn_buf scratch;   /* chunk encoding / decode buffer */
+	struct cairn_buf enc;       /* node encoding */
+
+	struct cairn_writer_stats st;
+};
+
+static uint64_t id_hash(const struct cairn_id *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b + 8, sizeof(h));
+	return h;
+}
+
+static struct seen_slot *seen_find(struct cairn_writer *w, const struct cairn_id *id)
+{
+	size_t mask = w->seen_cap - 1;
+
+	for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+		struct seen_slot *s = &w->seen[i];
+
+		if (!s->used || cairn_id_eq(&s->id, id))
+			return s;
+	}
+}
+
+static int seen_add(struct cairn_writer *w, const struct cairn_id *id, uint32_t raw_len,
+		    uint64_t arena_off)
+{
+	struct seen_slot *s;
+
+	if ((w->seen_count + 1) * 4 > w->seen_cap * 3) {
+		size_t old_cap = w->seen_cap, cap = old_cap ? old_cap * 2 : 4096;
+		struct seen_slot *old = w->seen;
+
+		w->seen = calloc(cap, sizeof(*w->seen));
+		if (!w->seen) {
+			w->seen = old;
+			return -ENOMEM;
+		}
+		w->seen_cap = cap;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i].used)
+				*seen_find(w, &old[i].id) = old[i];
+		free(old);
+	}
+	s = seen_find(w, id);
+	if (!s->used)
+		w->seen_count++;
+	s->id = *id;
+	s->raw_len = raw_len;
+	s->used = 1;
+	s->arena_off = arena_off;
+	return 0;
+}
+
+int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer **out)
+{
+	struct cairn_writer *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	w->s = s;
+	w->flags = flags;
+	w->level = cairn_store_params(s)->zstd_level;
+	w->hole_block = cairn_store_params(s)->hole_block;
+	w->chunker = cairn_store_chunker(s);
+	w->hash = XXH3_createState();
+	w->blk = malloc(w->hole_block);
+	if (!w->hash || !w->blk) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = cairn_txn_begin(s, false, &w->rtxn);
+	if (ret)
+		goto err;
+	*out = w;
+	return 0;
+err:
+	cairn_writer_free(w);
+	return ret;
+}
+
+void cairn_writer_free(struct cairn_writer *w)
+{
+	if (!w)
+		return;
+	cairn_txn_abort(w->rtxn);
+	cairn_zctx_release(&w->z);
+	XXH3_freeState(w->hash);
+	free(w->blk);
+	free(w->seen);
+	cairn_buf_release(&w->arena);
+	cairn_buf_release(&w->seg);
+	cairn_buf_release(&w->extents);
+	cairn_buf_release(&w->scratch);
+	cairn_buf_release(&w->enc);
+	free(w);
+}
+
+const struct cairn_writer_stats *cairn_writer_stats(const struct cairn_writer *w)
+{
+	return &w->st;
+}
+
+static int collision(const char *what, const struct cairn_id *id)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	cairn_id_hex(id, hex);
+	return cairn_err(-EEXIST, "hash collision: %s %s is stored with different bytes; refusing "
+				  "to store over it", what, hex);
+}
+
+/* Compares a chunk value's decoded bytes with raw. */
+static int chunk_same(struct cairn_writer *w, const struct cairn_id *id, const void *val,
+		      size_t vlen, const void *raw, size_t len)
+{
+	long n;
+	int ret = cairn_buf_reserve(&w->scratch, len);
+
+	if (ret)
+		return ret;
+	n = cairn_chunk_decode(&w->z, NULL, val, vlen, w->scratch.data, len);
+	if (n < 0) {
+		char hex[CAIRN_ID_HEX_LEN + 1];
+
+		cairn_id_hex(id, hex);
+		return cairn_err(-EIO, "stored chunk %s is damaged (run 'cairn fsck')", hex);
+	}
+	return (size_t)n == len && memcmp(w->scratch.data, raw, len) == 0;
+}
+
+static int arena_add(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *key,
+		     const void *val, size_t vlen, uint64_t *val_off)
+{
+	struct pending_hdr h = { .db = (uint8_t)db, .vlen = (uint32_t)vlen };
+	int ret;
+
+	memcpy(h.key, key->b, CAIRN_ID_LEN);
+	ret = cairn_buf_reserve(&w->arena, sizeof(h) + vlen);
+	if (ret)
+		return ret;
+	cairn_buf_append(&w->arena, &h, sizeof(h));
+	*val_off = w->arena.len;
+	cairn_buf_append(&w->arena, val, vlen);
+	w->st.stored_bytes_new += vlen;
+	return 0;
+}
+
+static int maybe_flush(struct cairn_writer *w)
+{
+	return w->arena.len >= BATCH_BYTES ? cairn_writer_flush(w) : 0;
+}
+
+/* Stores one chunk of file data (dedup first); returns its id. */
+static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, struct cairn_id *id)
+{
+	bool untrusted = w->flags & CAIRN_WRITER_UNTRUSTED;
+	struct seen_slot *s;
+	const void *val;
+	size_t vlen, enc_start;
+	uint64_t off;
+	uint32_t raw_len;
+	uint8_t flags;
+	int ret;
+
+	cairn_hash(data, len, id);
+	if (cairn_id_is_zero(id))
+		return cairn_err(-EEXIST, "a chunk hashes to the reserved hole id");
+	if (w->seen_cap && (s = seen_find(w, id))->used) {
+		if (s->raw_len != len)
+			return collision("chunk", id);
+		if (untrusted) {
+			if (s->arena_off != UINT64_MAX) {
+				val = w->arena.data + s->arena_off;
+				vlen = ((struct pending_hdr *)(w->arena.data + s->arena_off -
+							       sizeof(struct pending_hdr)))->vlen;
+			} else if ((ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val,
+						     &vlen))) {
+				return ret;
+			}
+			ret = chunk_same(w, id, val, vlen, data, len);
+			if (ret <= 0)
+				return ret < 0 ? ret : collision("chunk", id);
+		}
+		w->st.chunks_dup++;
+		return 0;
+	}
+	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
+	if (ret == 0) {
+		if (cairn_chunk_header(val, vlen, &raw_len, &flags))
+			return chunk_same(w, id, val, vlen, data, len); /* reports the damage */
+		if (raw_len != len)
+			return collision("chunk", id);
+		if (untrusted || (flags & CAIRN_CHUNK_UNTRUSTED)) {
+			ret = chunk_same(w, id, val, vlen, data, len);
+			if (ret <= 0)
+				return ret < 0 ? ret : collision("chunk", id);
+		}
+		w->st.chunks_dup++;
+		return seen_add(w, id, (uint32_t)len, UINT64_MAX);
+	}
+	if (ret != -ENOENT)
+		return ret;
+
+	w->scratch.len = 0;
+	ret = cairn_chunk_encode(&w->z, w->level, untrusted, data, len, &w->scratch);
+	if (ret)
+		return ret;
+	enc_start = 0;
+	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, w->scratch.data + enc_start, w->scratch.len, &off);
+	if (ret)
+		return ret;
+	ret = seen_add(w, id, (uint32_t)len, off);
+	if (ret)
+		return ret;
+	w->st.chunks_new++;
+	w->st.chunk_bytes_new += len;
+	return maybe_flush(w);
+}
+
+/* Stores a node or content value under the hash of its bytes. */
+static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *id,
+		     const void *val, size_t vlen, bool *dup)
+{
+	struct seen_slot *s;
+	const void *old;
+	size_t oldlen;
+	uint64_t off;
+	int ret;
+
+	*dup = true;
+	if (w->seen_cap && (s = seen_find(w, id))->used) {
+		if (s->arena_off != UINT64_MAX) {
+			old = w->arena.data + s->arena_off;
+			oldlen = s->raw_len;
+		} else if ((ret = cairn_get(w->rtxn, db, id, CAIRN_ID_LEN, &old, &oldlen))) {
+			return ret;
+		}
+		if (oldlen != vlen || memcmp(old, val, vlen))
+			return collision(db == CAIRN_DBI_NODES ? "node" : "content", id);
+		return 0;
+	}
+	ret = cairn_get(w->rtxn, db, id, CAIRN_ID_LEN, &old, &oldlen);
+	if (ret == 0) {
+		if (oldlen != vlen || memcmp(old, val, vlen))
+			return collision(db == CAIRN_DBI_NODES ? "node" : "content", id);
+		return seen_add(w, id, (uint32_t)vlen, UINT64_MAX);
+	}
+	if (ret != -ENOENT)
+		return ret;
+	*dup = false;
+	ret = arena_add(w, db, id, val, vlen, &off);
+	if (ret)
+		return ret;
+	ret = seen_add(w, id, (uint32_t)vlen, off);
+	if (ret)
+		return ret;
+	return maybe_flush(w);
+}
+
+int cairn_writer_flush(struct cairn_writer *w)
+{
+	struct cairn_txn *t;
+	const void *old;
+	size_t oldlen;
+	size_t off = 0;
+	int ret;
+
+	if (w->arena.len == 0)
+		return 0;
+	ret = cairn_store_set_batch_mode(w->s, true);
+	if (ret)
+		return ret;
+	ret = cairn_txn_begin(w->s, true, &t);
+	if (ret)
+		return ret;
+	while (off < w->arena.len) {
+		struct pending_hdr h;
+		struct cairn_id key;
+		const uint8_t *val;
+
+		memcpy(&h, w->arena.data + off, sizeof(h));
+		memcpy(key.b, h.key, CAIRN_ID_LEN);
+		val = w->arena.data + off + sizeof(h);
+		off += sizeof(h) + h.vlen;
+		ret = cairn_put(t, h.db, key.b, CAIRN_ID_LEN, val, h.vlen, CAIRN_PUT_NOOVERWRITE,
+				&old, &oldlen);
+		if (ret == -EEXIST) {
+			/* another writer stored it since we looked: verify, keep theirs */
+			if (h.db == CAIRN_DBI_CHUNKS) {
+				uint32_t a, b;
+
+				if (cairn_chunk_header(old, oldlen, &a, NULL) ||
+				    cairn_chunk_header(val, h.vlen, &b, NULL) || a != b)
+					ret = collision("chunk", &key);
+				else
+					ret = 0;
+			} else {
+				ret = oldlen == h.vlen && memcmp(old, val, oldlen) == 0
+					      ? 0
+					      : collision("node", &key);
+			}
+		}
+		if (ret) {
+			cairn_txn_abort(t);
+			return ret;
+		}
+	}
+	ret = cairn_txn_commit(t);
+	if (ret)
+		return ret;
+	w->arena.len = 0;
+	w->st.batches++;
+	for (size_t i = 0; i < w->seen_cap; i++)
+		w->seen[i].arena_off = UINT64_MAX;
+	cairn_txn_reset(w->rtxn);
+	return cairn_txn_renew(w->rtxn);
+}
+
+/* File streaming. */
+
+void cairn_writer_file_begin(struct cairn_writer *w)
+{
+	XXH3_128bits_reset(w->hash);
+	w->file_off = 0;
+	w->seg.len = 0;
+	w->blk_len = 0;
+	w->hole_run = 0;
+	w->ext_end = 0;
+	w->extents.len = 0;
+}
+
+static int add_extent(struct cairn_writer *w, uint64_t len, const struct cairn_id *id)
+{
+	struct cairn_extent_disk e;
+
+	w->ext_end += len;
+	CAIRN_SET(e.end, w->ext_end);
+	memcpy(e.id, id->b, CAIRN_ID_LEN);
+	return cairn_buf_append(&w->extents, &e, sizeof(e));
+}
+
+/* Cuts chunks off the segment; all of it when final. */
+static int seg_cut(struct cairn_writer *w, bool final)
+{
+	size_t done = 0;
+	int ret = 0;
+
+	while (done < w->seg.len) {
+		size_t n = cairn_chunker_next(w->chunker, w->seg.data + done, w->seg.len - done,
+					      final);
+		struct cairn_id id;
+
+		if (n == 0)
+			break;
+		ret = put_chunk(w, w->seg.data + done, n, &id);
+		if (ret)
+			return ret;
+		ret = add_extent(w, n, &id);
+		if (ret)
+			return ret;
+		done += n;
+	}
+	if (done) {
+		memmove(w->seg.data, w->seg.data + done, w->seg.len - done);
+		w->seg.len -= done;
+	}
+	return 0;
+}
+
+static int flush_hole(struct cairn_writer *w)
+{
+	static const struct cairn_id zero;
+	int ret;
+
+	if (!w->hole_run)
+		return 0;
+	ret = add_extent(w, w->hole_run, &zero);
+	w->hole_run = 0;
+	return ret;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	uint64_t acc = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t v;
+
+		memcpy(&v, p + i, 8);
+		acc |= v;
+		if ((i & 511) == 504 && acc)
+			return false;
+	}
+	for (; i < len; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/* One whole aligned block of data. */
+static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
+{
+	int ret;
+
+	if (all_zero(p, len)) {
+		if (w->seg.len) {
+			ret = seg_cut(w, true);
+			if (ret)
+				return ret;
+		}
+		w->hole_run += len;
+		return 0;
+	}
+	ret = flush_hole(w);
+	if (ret)
+		return ret;
+	ret = cairn_buf_append(&w->seg, p, len);
+	if (ret)
+		return ret;
+	return w->seg.len >= w->chunker->p.max ? seg_cut(w, false) : 0;
+}
+
+int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t bs = w->hole_block;
+	int ret;
+
+	XXH3_128bits_update(w->hash, buf, len);
+	w->file_off += len;
+	w->st.bytes_in += len;
+	while (len) {
+		if (w->blk_len == 0 && len >= bs) {
+			ret = add_block(w, p, bs);
+			p += bs;
+			len -= bs;
+		} else {
+			size_t n = bs - w->blk_len < len ? bs - w->blk_len : len;
+
+			memcpy(w->blk + w->blk_len, p, n);
+			w->blk_len += n;
+			p += n;
+			len -= n;
+			ret = 0;
+			if (w->blk_len == bs) {
+				w->blk_len = 0;
+				ret = add_block(w, w->blk, bs);
+			}
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
+{
+	static const uint8_t zeros[65536];
+	size_t bs = w->hole_block;
+	int ret;
+
+	/* up to the next block boundary, zeros go through the data path */
+	if (w->blk_len) {
+		size_t n = bs - w->blk_len < len ? bs - w->blk_len : (size_t)len;
+
+		ret = cairn_writer_file_data(w, zeros, n);
+		if (ret)
+			return ret;
+		len -= n;
+	}
+	if (len >= bs) {
+		uint64_t whole = len - len % bs;
+
+		if (w->seg.len) {
+			ret = seg_cut(w, true);
+			if (ret)
+				return ret;
+		}
+		w->hole_run += whole;
+		w->file_off += whole;
+		w->st.bytes_in += whole;
+		len -= whole;
+		for (uint64_t left = whole; left;) {
+			size_t n = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
+
+			XXH3_128bits_update(w->hash, zeros, n);
+			left -= n;
+		}
+	}
+	return len ? cairn_writer_file_data(w, zeros, (size_t)len) : 0;
+}
+
+int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
+{
+	XXH128_hash_t h;
+	XXH128_canonical_t c;
+	struct cairn_content_view cv;
+	struct cairn_extent e;
+	bool dup;
+	int ret;
+
+	/* a partial last block is data even when it is zero */
+	if (w->blk_len) {
+		ret = flush_hole(w);
+		if (ret)
+			return ret;
+		ret = cairn_buf_append(&w->seg, w->blk, w->blk_len);
+		if (ret)
+			return ret;
+		w->blk_len = 0;
+	}
+	ret = seg_cut(w, true);
+	if (ret)
+		return ret;
+	ret = flush_hole(w);
+	if (ret)
+		return ret;
+
+	h = XXH3_128bits_digest(w->hash);
+	XXH128_canonicalFromHash(&c, h);
+	memcpy(n->content.b, c.digest, CAIRN_ID_LEN);
+	n->size = w->file_off;
+	if (n->size == 0) {
+		n->content_kind = CAIRN_CONTENT_EMPTY;
+		return 0;
+	}
+	cv.extents = w->extents.data;
+	cv.count = (uint32_t)(w->extents.len / sizeof(struct cairn_extent_disk));
+	cairn_content_extent(&cv, 0, &e);
+	if (cv.count == 1 && !e.hole) {
+		if (!cairn_id_eq(&e.id, &n->content))
+			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
+		n->content_kind = CAIRN_CONTENT_CHUNK;
+		return 0;
+	}
+	n->content_kind = CAIRN_CONTENT_LIST;
+	w->enc.len = 0;
+	ret = cairn_content_encode((const struct cairn_extent_disk *)w->extents.data, cv.count,
+				   n->size, &w->enc);
+	if (ret)
+		return ret;
+	return put_value(w, CAIRN_DBI_CONTENTS, &n->content, w->enc.data, w->enc.len, &dup);
+}
+
+int cairn_writer_put_node(struct cairn_writer *w, const struct cairn_node_build *n,
+			  struct cairn_id *id)
+{
+	bool dup;
+	int ret;
+
+	w->enc.len = 0;
+	ret = cairn_node_encode(n, &w->enc);
+	if (ret)
+		return cairn_err(ret, "internal error: a node breaks the encoding rules");
+	cairn_hash(w->enc.data, w->enc.len, id);
+	ret = put_value(w, CAIRN_DBI_NODES, id, w->enc.data, w->enc.len, &dup);
+	if (ret)
+		return ret;
+	if (dup)
+		w->st.nodes_dup++;
+	else
+		w->st.nodes_new++;
+	return 0;
+}
+
+int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
+			 struct cairn_id *image)
+{
+	struct cairn_layer_disk layer = { .version = CAIRN_FORMAT_VERSION, .source = p->source };
+	struct cairn_buf rec = { 0 };
+	struct cairn_id *layers;
+	struct cairn_txn *t = NULL;
+	uint32_t n = p->nbase + 1;
+	int ret;
+
+	layers = calloc(n, sizeof(*layers));
+	if (!layers)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->nbase; i++)
+		layers[i] = p->base_layers[i];
+	layers[p->nbase] = p->layer_root;
+	cairn_image_id(layers, n, &p->root, image);
+
+	ret = cairn_writer_flush(w);
+	if (ret)
+		goto out;
+	ret = cairn_store_set_batch_mode(w->s, false);
+	if (ret)
+		goto out;
+	ret = cairn_store_sync(w->s);
+	if (ret)
+		goto out;
+	ret = cairn_image_encode(layers, n, &p->root, cairn_now_ns(), p->logical_size, p->nodes,
+				 p->msg, &rec);
+	if (ret)
+		goto out;
+	memcpy(layer.root, p->layer_root.b, CAIRN_ID_LEN);
+
+	ret = cairn_txn_begin(w->s, true, &t);
+	if (ret)
+		goto out;
+	ret = cairn_put(t, CAIRN_DBI_LAYERS, p->layer_root.b, CAIRN_ID_LEN, &layer, sizeof(layer),
+			CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+	if (ret && ret != -EEXIST)
+		goto out;
+	ret = cairn_put(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, rec.data, rec.len,
+			CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+	if (ret && ret != -EEXIST)
+		goto out;
+	if (p->tag) {
+		ret = cairn_put(t, CAIRN_DBI_TAGS, p->tag, strlen(p->tag), image->b, CAIRN_ID_LEN, 0,
+				NULL, NULL);
+		if (ret)
+			goto out;
+	}
+	ret = cairn_txn_commit(t);
+	t = NULL;
+out:
+	cairn_txn_abort(t);
+	cairn_buf_release(&rec);
+	free(layers);
+	return ret;
+}

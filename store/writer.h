@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.h - writing trees into a store: chunks, contents, nodes, and the
+ * one small commit that publishes an image.
+ *
+ * The writer never holds LMDB's writer lock while it reads or compresses
+ * input: new records gather in memory and go to the store in bounded
+ * batches (one short write transaction each, committed without syncing the
+ * meta page). Batched records are invisible until something references
+ * them; cairn_writer_publish() syncs the environment and then, in one small
+ * fully synced transaction, writes the layer, the image and its tag. A
+ * crash before that leaves only unreferenced records, which gc reclaims.
+ *
+ * Dedup: a record already present is not written again. A chunk hit always
+ * checks the length; it compares the bytes whenever the new input or the
+ * stored chunk is untrusted. Node and content hits are always byte-compared.
+ * Different bytes under one id is a collision: -EEXIST with a message, and
+ * nothing is stored over.
+ *
+ * A writer is used by one thread at a time.
+ */
+#ifndef CAIRN_WRITER_H
+#define CAIRN_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node.h"
+#include "store.h"
+
+struct cairn_writer;
+
+enum cairn_writer_flags {
+	CAIRN_WRITER_UNTRUSTED = 1u << 0, /* input from tar or OCI */
+};
+
+struct cairn_writer_stats {
+	uint64_t bytes_in;       /* logical file bytes seen */
+	uint64_t chunks_new;
+	uint64_t chunks_dup;
+	uint64_t chunk_bytes_new; /* raw bytes of new chunks */
+	uint64_t stored_bytes_new; /* value bytes of new records */
+	uint64_t nodes_new;
+	uint64_t nodes_dup;
+	uint64_t batches;
+};
+
+int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer **out);
+/* Frees the writer; records not yet flushed are dropped. */
+void cairn_writer_free(struct cairn_writer *w);
+const struct cairn_writer_stats *cairn_writer_stats(const struct cairn_writer *w);
+
+/*
+ * A regular file's content, streamed: begin, then data and holes in file
+ * order, then end. Holes are zeros whose source knows they are zeros (a
+ * sparse file's holes); they hash and cut exactly like written zeros, so
+ * ids do not depend on the source's allocation.
+ */
+void cairn_writer_file_begin(struct cairn_writer *w);
+int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len);
+int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len);
+/* Finishes the file; fills n->size, n->content_kind and n->content. */
+int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n);
+
+/* Encodes and stores a node; returns its id. */
+int cairn_writer_put_node(struct cairn_writer *w, const struct cairn_node_build *n,
+			  struct cairn_id *id);
+
+/* Writes what is gathered so far in one batch transaction. */
+int cairn_writer_flush(struct cairn_writer *w);
+
+struct cairn_publish {
+	uint8_t source;             /* enum cairn_layer_source */
+	struct cairn_id layer_root; /* the imported tree */
+	const struct cairn_id *base_layers; /* layers below (from --on), or NULL */
+	uint32_t nbase;
+	struct cairn_id root;       /* flattened tree */
+	uint64_t logical_size;
+	uint64_t nodes;
+	const char *msg;            /* may be NULL */
+	const char *tag;            /* may be NULL */
+};
+
+/*
+ * Flushes, syncs, and publishes the layer, the image and its tag in one
+ * synced transaction. An image that exists already keeps its record; the
+ * tag moves to it. Returns the image id.
+ */
+int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
+			 struct cairn_id *image);
+
+#endif

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cairn.c - the command-line program: global options, the command table,
+ * and the helpers every command shares.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+	{ "import", cmd_import, "SRC [--tag NAME] [-m MSG] [--level N]",
+	  "import a directory as a new image" },
+	{ "images", cmd_images, "[--json]", "list images with their tags" },
+	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
+	{ "rmi", cmd_rmi, "IMAGE...", "remove image names (space returns with gc)" },
+	{ "ls", cmd_ls, "IMAGE[:PATH] [-l] [-R] [--json]", "list a directory of an image" },
+	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout" },
+	{ "stat", cmd_stat, "IMAGE:PATH [--json]", "show one entry's metadata" },
+	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures" },
+	{ "export", cmd_export, "IMAGE [-o FILE]", "write an image as a pax tar" },
+	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store" },
+};
+
+static const struct cli_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int cli_fail(int ret, const char *fmt, ...)
+{
+	const char *msg = cairn_errmsg();
+	char ebuf[128];
+	va_list ap;
+
+	fputs("cairn: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (*msg)
+		fprintf(stderr, ": %s\n", msg);
+	else if (ret < 0)
+		fprintf(stderr, ": %s\n", cairn_strerror(-ret, ebuf, sizeof(ebuf)));
+	else
+		fputc('\n', stderr);
+	cairn_err_clear();
+	return 1;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	const struct cli_command *c = find_command(cmd);
+	va_list ap;
+
+	fputs("cairn: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c)
+		fprintf(stderr, "usage: cairn %s %s\n", c->name, c->usage);
+	return 2;
+}
+
+bool cli_help(const char *cmd, int argc, char **argv)
+{
+	const struct cli_command *c = find_command(cmd);
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: cairn [--store DIR] %s %s\n\n%s\n", c->name, c->usage,
+			       c->summary);
+			return true;
+		}
+	}
+	return false;
+}
+
+int cli_open(struct cli *cli, bool write, struct cairn_store **s)
+{
+	int ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0, NULL, s);
+
+	if (ret) {
+		cli_fail(ret, "cannot open store '%s'", cli->store_dir);
+		return ret;
+	}
+	return 0;
+}
+
+int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path)
+{
+	const char *colon = strchr(arg, ':');
+	cleanup_free char *name = strndup(arg, colon ? (size_t)(colon - arg) : strlen(arg));
+	int ret;
+
+	if (!name)
+		return -ENOMEM;
+	ret = cairn_image_resolve(t, name, id);
+	if (ret)
+		return ret;
+	if (path)
+		*path = colon ? colon + 1 : "";
+	return 0;
+}
+
+void cli_print_escaped(FILE *f, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\')
+			fputs("\\\\", f);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
+const char *cli_bytes(char *buf, size_t len, unsigned long long n)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)n;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *cli_time(char *buf, size_t len, long long ns)
+{
+	time_t sec = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cairn [--store DIR] COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nThe store is --store DIR, else $CAIRN_STORE, else /var/lib/cairn for root,\n"
+		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
+}
+
+static char *default_store(void)
+{
+	const char *env = getenv("CAIRN_STORE");
+	const char *xdg = getenv("XDG_DATA_HOME");
+	const char *home = getenv("HOME");
+	char *p = NULL;
+
+	if (env && *env)
+		return strdup(env);
+	if (geteuid() == 0)
+		return strdup("/var/lib/cairn");
+	if (xdg && *xdg) {
+		if (asprintf(&p, "%s/cairn", xdg) < 0)
+			return NULL;
+	} else if (asprintf(&p, "%s/.local/share/cairn", home ? home : ".") < 0) {
+		return NULL;
+	}
+	return p;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	cleanup_free char *store = NULL;
+	const struct cli_command *c;
+	struct cli cli = { 0 };
+	struct rlimit rl;
+	int opt;
+
+	/* deep trees keep one directory fd per level open */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			free(store);
+			store = strdup(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("cairn %s\n", CAIRN_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	c = find_command(argv[optind]);
+	if (!c) {
+		fprintf(stderr, "cairn: '%s' is not a cairn command; see 'cairn --help'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!store)
+		store = default_store();
+	if (!store) {
+		fprintf(stderr, "cairn: out of memory\n");
+		return 1;
+	}
+	cli.store_dir = store;
+	cli.tty = isatty(STDERR_FILENO);
+	if (cli_help(c->name, argc - optind, argv + optind))
+		return 0;
+	optind++;
+	/* commands parse their own options from argv[optind - 1] on */
+	return c->run(&cli, argc - optind + 1, argv + optind - 1);
+}

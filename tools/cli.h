@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the command files of the cairn program share.
+ *
+ * Each command is a function taking its own argc/argv (argv[0] is the
+ * command name) and the global options; it returns the process exit
+ * status. Errors are printed once, by cli_fail(), as one line:
+ *   cairn: cannot import 'x': what went wrong
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "image.h"
+#include "store.h"
+
+struct cli {
+	const char *store_dir; /* --store, $CAIRN_STORE, or the default */
+	bool tty;              /* stderr is a terminal: show progress */
+};
+
+struct cli_command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *usage;   /* arguments, after the command name */
+	const char *summary; /* one line */
+};
+
+/* Prints "cairn: " + formatted text + ": " + the library's message if any. */
+int cli_fail(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a usage error and the command's usage line; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True (and prints the command's help) when argv holds --help or -h. */
+bool cli_help(const char *cmd, int argc, char **argv);
+
+/* Opens the store; writers create it when missing. Prints the error. */
+int cli_open(struct cli *cli, bool write, struct cairn_store **s);
+
+/* "IMAGE" or "IMAGE:PATH": resolves the image, splits off the path. */
+int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path);
+
+/* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
+void cli_print_escaped(FILE *f, const char *s, size_t len);
+/* Formats a byte count as "12.3 MiB". */
+const char *cli_bytes(char *buf, size_t len, unsigned long long n);
+/* Formats nanoseconds since the epoch as an ISO 8601 UTC time. */
+const char *cli_time(char *buf, size_t len, long long ns);
+
+int cmd_import(struct cli *cli, int argc, char **argv);
+int cmd_images(struct cli *cli, int argc, char **argv);
+int cmd_tag(struct cli *cli, int argc, char **argv);
+int cmd_rmi(struct cli *cli, int argc, char **argv);
+int cmd_ls(struct cli *cli, int argc, char **argv);
+int cmd_cat(struct cli *cli, int argc, char **argv);
+int cmd_stat(struct cli *cli, int argc, char **argv);
+int cmd_du(struct cli *cli, int argc, char **argv);
+int cmd_export(struct cli *cli, int argc, char **argv);
+int cmd_fsck(struct cli *cli, int argc, char **argv);
+
+#endif
