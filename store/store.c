@@ -13,6 +13,7 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_META] = CAIRN_DB_META,
@@ -70,7 +71,7 @@ static int lmdb_err(int rc, const char *what)
 		ret = -EUCLEAN;
 		break;
 	default:
-		ret = rc > 0 && rc < MDB_KEYEXIST ? -rc : -EIO;
+		ret = rc > 0 ? -rc : -EIO; /* positive codes are errno values */
 		break;
 	}
 	return cairn_err(ret, "%s: %s", what, mdb_strerror(rc));
@@ -143,7 +144,7 @@ static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params
 		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &s->dbi[i]);
 		if (rc == MDB_NOTFOUND) {
 			mdb_txn_abort(txn);
-			return cairn_err(-ENOENT, "'%s' is not a cairn store", s->dir);
+			return cairn_err(-ENOENT, "not a cairn store");
 		}
 		if (rc) {
 			mdb_txn_abort(txn);
@@ -171,7 +172,7 @@ static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params
 	}
 	if (rc == MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
-		return cairn_err(-ENOENT, "'%s' is not a cairn store", s->dir);
+		return cairn_err(-ENOENT, "not a cairn store");
 	}
 	if (rc) {
 		mdb_txn_abort(txn);
@@ -210,6 +211,26 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* Creates and opens s->env; on failure the handle is closed and NULL. */
+static int env_open(struct cairn_store *s, unsigned mdb_flags)
+{
+	int rc = mdb_env_create(&s->env);
+
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(s->env, 16);
+	mdb_env_set_maxreaders(s->env, CAIRN_MAX_READERS);
+	rc = mdb_env_set_mapsize(s->env, CAIRN_MAP_SIZE);
+	/* Never MDB_WRITEMAP, MDB_NOSYNC or MDB_MAPASYNC: see DESIGN.md. */
+	if (!rc)
+		rc = mdb_env_open(s->env, s->dir, mdb_flags, 0644);
+	if (rc) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	return rc;
+}
+
 int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_params *params,
 		     struct cairn_store **out)
 {
@@ -221,14 +242,14 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 	if (stat(dir, &st) < 0) {
 		if (errno != ENOENT || !(flags & CAIRN_STORE_CREATE) ||
 		    (flags & CAIRN_STORE_RDONLY))
-			return cairn_err(-errno, "no store at '%s': %s", dir,
-					 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+			return cairn_err(-errno, "%s", errno == ENOENT ? "there is no store there"
+				: cairn_strerror(errno, ebuf, sizeof(ebuf)));
 		ret = mkdir_p(dir);
 		if (ret)
-			return cairn_err(ret, "cannot create store directory '%s': %s", dir,
+			return cairn_err(ret, "cannot create the directory: %s",
 					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
 	} else if (!S_ISDIR(st.st_mode)) {
-		return cairn_err(-ENOTDIR, "store '%s' is not a directory", dir);
+		return cairn_err(-ENOTDIR, "not a directory");
 	}
 
 	s = calloc(1, sizeof(*s));
@@ -240,27 +261,22 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	rc = mdb_env_create(&s->env);
+	rc = env_open(s, MDB_NOTLS | (flags & CAIRN_STORE_RDONLY ? MDB_RDONLY : 0));
+	if (rc == EROFS && !(flags & CAIRN_STORE_CREATE)) {
+		/*
+		 * A store on a read-only filesystem can still be read: no
+		 * process can write it there, so no lock file is needed. A
+		 * failed mdb_env_open() leaves the handle unusable: start over.
+		 */
+		s->flags |= CAIRN_STORE_RDONLY;
+		rc = env_open(s, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK);
+	}
 	if (rc) {
-		ret = lmdb_err(rc, "cannot create an LMDB environment");
+		ret = lmdb_err(rc, "cannot open the store");
+		ret = cairn_err(ret, "%s", mdb_strerror(rc));
 		goto err_free;
 	}
-	mdb_env_set_maxdbs(s->env, 16);
-	mdb_env_set_maxreaders(s->env, CAIRN_MAX_READERS);
-	rc = mdb_env_set_mapsize(s->env, CAIRN_MAP_SIZE);
-	if (rc) {
-		ret = lmdb_err(rc, "cannot set the map size");
-		goto err_env;
-	}
-	/* Never MDB_WRITEMAP, MDB_NOSYNC or MDB_MAPASYNC: see DESIGN.md. */
-	rc = mdb_env_open(s->env, dir, MDB_NOTLS | (flags & CAIRN_STORE_RDONLY ? MDB_RDONLY : 0),
-			  0644);
-	if (rc) {
-		ret = lmdb_err(rc, "cannot open store");
-		ret = cairn_err(ret, "cannot open store '%s': %s", dir, mdb_strerror(rc));
-		goto err_env;
-	}
-	if (!(flags & CAIRN_STORE_RDONLY))
+	if (!(s->flags & CAIRN_STORE_RDONLY))
 		mdb_reader_check(s->env, &dead);
 	ret = store_init_dbs(s, params);
 	if (ret)
@@ -364,7 +380,18 @@ int cairn_txn_begin(struct cairn_store *s, bool write, struct cairn_txn **out)
 int cairn_txn_commit(struct cairn_txn *t)
 {
 	int rc = mdb_txn_commit(t->txn);
+	struct statvfs v;
 
+	/*
+	 * LMDB reports a short write as EIO; on a full filesystem that is what
+	 * a write does, so say what happened.
+	 */
+	if (rc == EIO && statvfs(t->s->dir, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize < (64u << 20)) {
+		free(t);
+		return cairn_err(-ENOSPC, "cannot commit to the store: no space left on its "
+					  "filesystem");
+	}
 	free(t);
 	return lmdb_err(rc, "cannot commit to the store");
 }
