@@ -86,9 +86,65 @@ bool cli_help(const char *cmd, int argc, char **argv)
 	return false;
 }
 
+/* "16K" -> 16384; 0 on a malformed size. */
+static uint32_t parse_size(const char *s, char **end)
+{
+	unsigned long v = strtoul(s, end, 10);
+
+	if (**end == 'K' || **end == 'k') {
+		v <<= 10;
+		(*end)++;
+	} else if (**end == 'M' || **end == 'm') {
+		v <<= 20;
+		(*end)++;
+	}
+	return v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+/*
+ * Parameters for a store created now: the defaults, or what
+ * CAIRN_CHUNK_SIZES=MIN:AVG:MAX and CAIRN_ZSTD_LEVEL=N ask for (benchmarks
+ * choose the defaults with these). Returns -EINVAL on a malformed value.
+ */
+static int create_params(struct cairn_store_params *p)
+{
+	const char *sizes = getenv("CAIRN_CHUNK_SIZES");
+	const char *level = getenv("CAIRN_ZSTD_LEVEL");
+	struct cairn_chunker c;
+	char *end;
+
+	cairn_store_params_default(p);
+	if (sizes && *sizes) {
+		p->chunk.min = parse_size(sizes, &end);
+		if (*end++ != ':')
+			return -EINVAL;
+		p->chunk.avg = parse_size(end, &end);
+		if (*end++ != ':')
+			return -EINVAL;
+		p->chunk.max = parse_size(end, &end);
+		if (*end || cairn_chunker_init(&c, &p->chunk))
+			return -EINVAL;
+	}
+	if (level && *level) {
+		p->zstd_level = (int)strtol(level, &end, 10);
+		if (*end || p->zstd_level < 1 || p->zstd_level > 19)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_open(struct cli *cli, bool write, struct cairn_store **s)
 {
-	int ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0, NULL, s);
+	struct cairn_store_params params;
+	int ret;
+
+	if (write && create_params(&params)) {
+		fprintf(stderr, "cairn: CAIRN_CHUNK_SIZES must be MIN:AVG:MAX (AVG a power of two, "
+				"e.g. 16K:64K:256K) and CAIRN_ZSTD_LEVEL 1..19\n");
+		return -EINVAL;
+	}
+	ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0,
+			       write ? &params : NULL, s);
 
 	if (ret) {
 		cli_fail(ret, "cannot open store '%s'", cli->store_dir);
