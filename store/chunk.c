@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * chunk.c - the one adapter for zstd: ZSTD_isError() becomes -EIO here,
- * with zstd's own message kept for the person reading the error.
+ * chunk.c - chunk entries and the one adapter for zstd: ZSTD_isError()
+ * becomes -EIO here, with zstd's own message kept for the person reading
+ * the error.
  */
 #include "chunk.h"
 
@@ -12,12 +13,13 @@ void cairn_zctx_release(struct cairn_zctx *z)
 	ZSTD_freeCCtx(z->cctx);
 	ZSTD_freeDCtx(z->dctx);
 	z->cctx = z->dctx = NULL;
+	cairn_buf_release(&z->io);
 }
 
-int cairn_chunk_encode(struct cairn_zctx *z, int level, bool untrusted, const void *raw,
-		       size_t len, struct cairn_buf *out)
+int cairn_chunk_encode(struct cairn_zctx *z, int level, bool untrusted, const struct cairn_id *id,
+		       const void *raw, size_t len, struct cairn_buf *out)
 {
-	struct cairn_chunk_disk h = { .version = CAIRN_FORMAT_VERSION };
+	struct cairn_pack_entry h = { .version = CAIRN_FORMAT_VERSION };
 	size_t bound = ZSTD_compressBound(len);
 	size_t start = out->len;
 	size_t n;
@@ -48,51 +50,98 @@ int cairn_chunk_encode(struct cairn_zctx *z, int level, bool untrusted, const vo
 	}
 	h.flags = untrusted ? CAIRN_CHUNK_UNTRUSTED : 0;
 	CAIRN_SET(h.raw_len, (uint32_t)len);
+	CAIRN_SET(h.len, (uint32_t)n);
+	memcpy(h.id, id->b, CAIRN_ID_LEN);
 	memcpy(out->data + start, &h, sizeof(h));
 	out->len = start + sizeof(h) + n;
 	return 0;
 }
 
-int cairn_chunk_header(const void *val, size_t vlen, uint32_t *raw_len, uint8_t *flags)
+void cairn_chunk_index(const void *entry, uint32_t pack, uint64_t offset,
+		       struct cairn_chunk_disk *out)
 {
-	struct cairn_chunk_disk h;
-	uint32_t n;
+	struct cairn_pack_entry h;
 
-	if (vlen < sizeof(h))
+	memcpy(&h, entry, sizeof(h));
+	memset(out, 0, sizeof(*out));
+	out->version = CAIRN_FORMAT_VERSION;
+	out->codec = h.codec;
+	out->flags = h.flags;
+	out->dict_id = h.dict_id;
+	out->raw_len = h.raw_len;
+	out->len = h.len;
+	CAIRN_SET(out->pack, pack);
+	CAIRN_SET(out->offset, offset);
+}
+
+static bool valid_shape(uint8_t version, uint8_t codec, uint32_t dict_id, uint32_t raw_len,
+			uint32_t len)
+{
+	if (version != CAIRN_FORMAT_VERSION || raw_len == 0 || raw_len > CAIRN_CHUNK_MAX_LIMIT)
+		return false;
+	if (dict_id != 0) /* dictionaries are reserved; none is written yet */
+		return false;
+	if (codec == CAIRN_CODEC_RAW)
+		return len == raw_len;
+	return codec == CAIRN_CODEC_ZSTD && len > 0 && len <= ZSTD_compressBound(raw_len);
+}
+
+int cairn_chunk_parse(const void *val, size_t vlen, struct cairn_chunk_ref *ref)
+{
+	struct cairn_chunk_disk d;
+
+	if (vlen != sizeof(d))
 		return -EUCLEAN;
-	memcpy(&h, val, sizeof(h));
-	n = CAIRN_GET(h.raw_len);
-	if (h.version != CAIRN_FORMAT_VERSION || n == 0 || n > CAIRN_CHUNK_MAX_LIMIT)
+	memcpy(&d, val, sizeof(d));
+	ref->codec = d.codec;
+	ref->flags = d.flags;
+	ref->raw_len = CAIRN_GET(d.raw_len);
+	ref->len = CAIRN_GET(d.len);
+	ref->pack = CAIRN_GET(d.pack);
+	ref->offset = CAIRN_GET(d.offset);
+	if (!valid_shape(d.version, d.codec, CAIRN_GET(d.dict_id), ref->raw_len, ref->len))
 		return -EUCLEAN;
-	if (h.codec == CAIRN_CODEC_RAW && vlen - sizeof(h) != n)
-		return -EUCLEAN;
-	if (h.codec != CAIRN_CODEC_RAW && h.codec != CAIRN_CODEC_ZSTD)
-		return -EUCLEAN;
-	if (CAIRN_GET(h.dict_id) != 0)
-		return -EUCLEAN; /* dictionaries are reserved, none is written yet */
-	*raw_len = n;
-	if (flags)
-		*flags = h.flags;
 	return 0;
 }
 
-long cairn_chunk_decode(struct cairn_zctx *z, const struct cairn_id *id, const void *val,
-			size_t vlen, void *out, size_t cap)
+int cairn_chunk_header(const void *val, size_t vlen, uint32_t *raw_len, uint8_t *flags)
 {
-	const uint8_t *payload = (const uint8_t *)val + sizeof(struct cairn_chunk_disk);
-	size_t plen = vlen - sizeof(struct cairn_chunk_disk);
+	struct cairn_chunk_ref ref;
+	int ret = cairn_chunk_parse(val, vlen, &ref);
+
+	if (ret)
+		return ret;
+	*raw_len = ref.raw_len;
+	if (flags)
+		*flags = ref.flags;
+	return 0;
+}
+
+long cairn_chunk_decode_entry(struct cairn_zctx *z, const struct cairn_id *id, const void *entry,
+			      size_t elen, void *out, size_t cap)
+{
+	const uint8_t *payload = (const uint8_t *)entry + sizeof(struct cairn_pack_entry);
+	struct cairn_pack_entry h;
 	struct cairn_id got;
 	char hex[CAIRN_ID_HEX_LEN + 1] = "";
-	uint32_t raw_len;
+	uint32_t raw_len, len;
 	size_t n;
 
 	if (id)
 		cairn_id_hex(id, hex);
-	if (cairn_chunk_header(val, vlen, &raw_len, NULL))
-		return cairn_err(-EIO, "chunk %s has a malformed header", hex);
+	if (elen < sizeof(h))
+		return cairn_err(-EIO, "chunk %s: its pack entry is truncated", hex);
+	memcpy(&h, entry, sizeof(h));
+	raw_len = CAIRN_GET(h.raw_len);
+	len = CAIRN_GET(h.len);
+	if (!valid_shape(h.version, h.codec, CAIRN_GET(h.dict_id), raw_len, len) ||
+	    elen - sizeof(h) != len)
+		return cairn_err(-EIO, "chunk %s: its pack entry is malformed", hex);
+	if (id && memcmp(h.id, id->b, CAIRN_ID_LEN))
+		return cairn_err(-EIO, "chunk %s: its pack entry belongs to another chunk", hex);
 	if (cap < raw_len)
 		return -ENOBUFS;
-	if (((const uint8_t *)val)[1] == CAIRN_CODEC_RAW) {
+	if (h.codec == CAIRN_CODEC_RAW) {
 		memcpy(out, payload, raw_len);
 	} else {
 		if (!z->dctx) {
@@ -100,7 +149,7 @@ long cairn_chunk_decode(struct cairn_zctx *z, const struct cairn_id *id, const v
 			if (!z->dctx)
 				return -ENOMEM;
 		}
-		n = ZSTD_decompressDCtx(z->dctx, out, raw_len, payload, plen);
+		n = ZSTD_decompressDCtx(z->dctx, out, raw_len, payload, len);
 		if (ZSTD_isError(n))
 			return cairn_err(-EIO, "chunk %s does not decompress: %s", hex,
 					 ZSTD_getErrorName(n));
@@ -114,4 +163,51 @@ long cairn_chunk_decode(struct cairn_zctx *z, const struct cairn_id *id, const v
 			return cairn_err(-EIO, "chunk %s does not match its id", hex);
 	}
 	return raw_len;
+}
+
+long cairn_chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
+		      const void *val, size_t vlen, void *out, size_t cap)
+{
+	struct cairn_chunk_ref ref;
+	char hex[CAIRN_ID_HEX_LEN + 1] = "?";
+	size_t need;
+	ssize_t got;
+	int fd, ret;
+
+	if (id)
+		cairn_id_hex(id, hex);
+	if (cairn_chunk_parse(val, vlen, &ref))
+		return cairn_err(-EIO, "chunk %s: its index record is damaged", hex);
+	need = sizeof(struct cairn_pack_entry) + ref.len;
+	ret = cairn_buf_reserve(&z->io, need);
+	if (ret)
+		return ret;
+	fd = cairn_store_pack_fd(cairn_txn_store(t), ref.pack);
+	if (fd < 0)
+		return cairn_err(-EIO, "chunk %s: %s", hex, cairn_errmsg());
+	got = pread(fd, z->io.data, need, (off_t)ref.offset);
+	if (got < 0) {
+		char ebuf[128];
+
+		return cairn_err(-EIO, "chunk %s: cannot read pack %08x: %s", hex, ref.pack,
+				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	}
+	if ((size_t)got != need)
+		return cairn_err(-EIO, "chunk %s: pack %08x ends before the chunk", hex, ref.pack);
+	if (((const struct cairn_pack_entry *)z->io.data)->codec != ref.codec ||
+	    CAIRN_GET(((const struct cairn_pack_entry *)z->io.data)->raw_len) != ref.raw_len)
+		return cairn_err(-EIO, "chunk %s: its pack entry disagrees with its index", hex);
+	return cairn_chunk_decode_entry(z, id, z->io.data, need, out, cap);
+}
+
+long cairn_chunk_get(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
+		     void *out, size_t cap)
+{
+	const void *val;
+	size_t vlen;
+	int ret = cairn_get(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
+
+	if (ret)
+		return ret;
+	return cairn_chunk_read(t, z, id, val, vlen, out, cap);
 }

@@ -105,29 +105,20 @@ void cairn_reader_release(struct cairn_reader *r)
 
 long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const uint8_t **data)
 {
-	const void *val;
-	size_t len;
 	long n;
-	int ret;
 
 	if (r->have && cairn_id_eq(&r->cur, id)) {
-		uint32_t raw;
-
-		/* the length is in the header; re-reading it is cheap */
-		ret = cairn_get(r->t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &len);
-		if (ret == 0 && cairn_chunk_header(val, len, &raw, NULL) == 0) {
-			*data = r->buf;
-			return raw;
-		}
+		*data = r->buf;
+		return r->cur_len;
 	}
 	r->have = false;
-	ret = cairn_get(r->t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &len);
-	if (ret)
-		return damaged(ret, "chunk", id) == -EUCLEAN ? -EIO : ret;
-	n = cairn_chunk_decode(&r->z, id, val, len, r->buf, CAIRN_CHUNK_MAX_LIMIT);
+	n = cairn_chunk_get(r->t, &r->z, id, r->buf, CAIRN_CHUNK_MAX_LIMIT);
+	if (n == -ENOENT)
+		return damaged(-ENOENT, "chunk", id) == -EUCLEAN ? -EIO : n;
 	if (n < 0)
 		return n;
 	r->cur = *id;
+	r->cur_len = (uint32_t)n;
 	r->have = true;
 	*data = r->buf;
 	return n;

@@ -35,6 +35,7 @@ struct cairn_reader {
 	struct cairn_txn *t;
 	struct cairn_zctx z;
 	struct cairn_id cur;  /* id of the chunk in buf */
+	uint32_t cur_len;
 	bool have;
 	uint8_t *buf;         /* CAIRN_CHUNK_MAX_LIMIT bytes */
 };

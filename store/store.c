@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -25,6 +26,7 @@ static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_TAGS] = CAIRN_DB_TAGS,
 	[CAIRN_DBI_PLATFORMS] = CAIRN_DB_PLATFORMS,
 	[CAIRN_DBI_HISTORY] = CAIRN_DB_HISTORY,
+	[CAIRN_DBI_PACKS] = CAIRN_DB_PACKS,
 };
 
 struct cairn_store {
@@ -34,6 +36,10 @@ struct cairn_store {
 	char *dir;
 	struct cairn_store_params params;
 	struct cairn_chunker chunker;
+
+	pthread_mutex_t pack_lock; /* protects pack_fds and npack_fds */
+	int *pack_fds;             /* by pack id; -1 until opened */
+	uint32_t npack_fds;
 };
 
 struct cairn_txn {
@@ -256,6 +262,7 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 	if (!s)
 		return -ENOMEM;
 	s->flags = flags;
+	pthread_mutex_init(&s->pack_lock, NULL);
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		ret = -ENOMEM;
@@ -281,12 +288,26 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 	ret = store_init_dbs(s, params);
 	if (ret)
 		goto err_env;
+	if (!(s->flags & CAIRN_STORE_RDONLY)) {
+		cleanup_free char *packs = NULL;
+
+		if (asprintf(&packs, "%s/packs", dir) < 0) {
+			ret = -ENOMEM;
+			goto err_env;
+		}
+		if (mkdir(packs, 0755) < 0 && errno != EEXIST) {
+			ret = cairn_err(-errno, "cannot create '%s': %s", packs,
+					cairn_strerror(errno, ebuf, sizeof(ebuf)));
+			goto err_env;
+		}
+	}
 	*out = s;
 	return 0;
 
 err_env:
 	mdb_env_close(s->env);
 err_free:
+	pthread_mutex_destroy(&s->pack_lock);
 	free(s->dir);
 	free(s);
 	return ret;
@@ -297,8 +318,54 @@ void cairn_store_close(struct cairn_store *s)
 	if (!s)
 		return;
 	mdb_env_close(s->env);
+	for (uint32_t i = 0; i < s->npack_fds; i++)
+		if (s->pack_fds[i] >= 0)
+			close(s->pack_fds[i]);
+	free(s->pack_fds);
+	pthread_mutex_destroy(&s->pack_lock);
 	free(s->dir);
 	free(s);
+}
+
+void cairn_store_pack_path(const struct cairn_store *s, uint32_t pack, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/packs/%08x.pack", s->dir, pack);
+}
+
+int cairn_store_pack_fd(struct cairn_store *s, uint32_t pack)
+{
+	char path[4096], ebuf[128];
+	int fd;
+
+	pthread_mutex_lock(&s->pack_lock);
+	if (pack < s->npack_fds && s->pack_fds[pack] >= 0) {
+		fd = s->pack_fds[pack];
+		pthread_mutex_unlock(&s->pack_lock);
+		return fd;
+	}
+	if (pack >= s->npack_fds) {
+		uint32_t n = pack + 16;
+		int *p = realloc(s->pack_fds, n * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&s->pack_lock);
+			return -ENOMEM;
+		}
+		for (uint32_t i = s->npack_fds; i < n; i++)
+			p[i] = -1;
+		s->pack_fds = p;
+		s->npack_fds = n;
+	}
+	cairn_store_pack_path(s, pack, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fd = cairn_err(-errno, "cannot open pack '%s': %s", path,
+			       cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	} else {
+		s->pack_fds[pack] = fd;
+	}
+	pthread_mutex_unlock(&s->pack_lock);
+	return fd;
 }
 
 const char *cairn_store_dir(const struct cairn_store *s)

@@ -37,6 +37,7 @@ enum cairn_db {
 	CAIRN_DBI_TAGS,
 	CAIRN_DBI_PLATFORMS,
 	CAIRN_DBI_HISTORY,
+	CAIRN_DBI_PACKS,
 };
 
 enum cairn_store_flags {
@@ -70,6 +71,15 @@ const struct cairn_store_params *cairn_store_params(const struct cairn_store *s)
 const struct cairn_chunker *cairn_store_chunker(const struct cairn_store *s);
 /* Overrides the zstd level for chunks this process writes. */
 void cairn_store_set_level(struct cairn_store *s, int level);
+
+/*
+ * Pack files hold chunk bytes (format.h). The store keeps one read-only fd
+ * per pack, opened on first use and shared by every thread; the fd is
+ * valid until cairn_store_close(). Returns the fd or -errno.
+ */
+int cairn_store_pack_fd(struct cairn_store *s, uint32_t pack);
+/* Writes "STORE/packs/%08x.pack" into buf. */
+void cairn_store_pack_path(const struct cairn_store *s, uint32_t pack, char *buf, size_t len);
 
 /* Flushes everything committed so far to disk (mdb_env_sync(force)). */
 int cairn_store_sync(struct cairn_store *s);

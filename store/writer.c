@@ -10,6 +10,9 @@
  */
 #include "writer.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <xxhash.h>
 
 #include "chunk.h"
@@ -42,7 +45,12 @@ struct cairn_writer {
 	struct cairn_zctx z;
 	struct cairn_txn *rtxn; /* for dedup look-ups; renewed after each flush */
 
-	struct cairn_buf arena; /* pending_hdr + value, repeated */
+	struct cairn_buf arena; /* pending_hdr + value, repeated; chunks as pack entries */
+	struct cairn_buf index; /* chunk index records built during a flush */
+
+	int pack_fd;            /* the pack this writer appends to, or -1 */
+	uint32_t pack_id;
+	uint64_t pack_end;
 	struct seen_slot *seen;
 	size_t seen_cap, seen_count;
 
@@ -120,6 +128,7 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 		return -ENOMEM;
 	w->s = s;
 	w->flags = flags;
+	w->pack_fd = -1;
 	w->level = cairn_store_params(s)->zstd_level;
 	w->hole_block = cairn_store_params(s)->hole_block;
 	w->chunker = cairn_store_chunker(s);
@@ -144,6 +153,9 @@ void cairn_writer_free(struct cairn_writer *w)
 	if (!w)
 		return;
 	cairn_txn_abort(w->rtxn);
+	if (w->pack_fd >= 0)
+		close(w->pack_fd);
+	cairn_buf_release(&w->index);
 	cairn_zctx_release(&w->z);
 	XXH3_freeState(w->hash);
 	free(w->blk);
@@ -170,23 +182,56 @@ static int collision(const char *what, const struct cairn_id *id)
 				  "to store over it", what, hex);
 }
 
-/* Compares a chunk value's decoded bytes with raw. */
-static int chunk_same(struct cairn_writer *w, const struct cairn_id *id, const void *val,
-		      size_t vlen, const void *raw, size_t len)
+/*
+ * Compares decoded bytes (n from a decode, or -errno) with raw: 1 when
+ * equal, 0 for a true collision (different bytes that hash to the same id),
+ * -EIO when the stored bytes do not even hash to their id (damage).
+ */
+static int compare_decoded(struct cairn_writer *w, const struct cairn_id *id, long n,
+			   const void *raw, size_t len)
 {
-	long n;
+	char hex[CAIRN_ID_HEX_LEN + 1];
+	struct cairn_id got;
+
+	cairn_id_hex(id, hex);
+	if (n < 0)
+		return cairn_err(-EIO, "stored chunk %s is damaged (run 'cairn fsck'): %s", hex,
+				 cairn_errmsg());
+	if ((size_t)n == len && memcmp(w->scratch.data, raw, len) == 0)
+		return 1;
+	cairn_hash(w->scratch.data, (size_t)n, &got);
+	if (!cairn_id_eq(&got, id))
+		return cairn_err(-EIO, "stored chunk %s is damaged (run 'cairn fsck'): it does "
+				       "not match its id", hex);
+	return 0;
+}
+
+/* Compares the chunk in a pack entry still in the arena with raw. */
+static int entry_same(struct cairn_writer *w, const struct cairn_id *id, const void *entry,
+		      size_t elen, const void *raw, size_t len)
+{
 	int ret = cairn_buf_reserve(&w->scratch, len);
 
 	if (ret)
 		return ret;
-	n = cairn_chunk_decode(&w->z, NULL, val, vlen, w->scratch.data, len);
-	if (n < 0) {
-		char hex[CAIRN_ID_HEX_LEN + 1];
+	return compare_decoded(w, id,
+			       cairn_chunk_decode_entry(&w->z, NULL, entry, elen, w->scratch.data,
+							len),
+			       raw, len);
+}
 
-		cairn_id_hex(id, hex);
-		return cairn_err(-EIO, "stored chunk %s is damaged (run 'cairn fsck')", hex);
-	}
-	return (size_t)n == len && memcmp(w->scratch.data, raw, len) == 0;
+/* Compares a stored chunk (its index record) with raw. */
+static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const void *val,
+		       size_t vlen, const void *raw, size_t len)
+{
+	int ret = cairn_buf_reserve(&w->scratch, len);
+
+	if (ret)
+		return ret;
+	return compare_decoded(w, id,
+			       cairn_chunk_read(w->rtxn, &w->z, NULL, val, vlen, w->scratch.data,
+						len),
+			       raw, len);
 }
 
 static int arena_add(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *key,
@@ -217,7 +262,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	bool untrusted = w->flags & CAIRN_WRITER_UNTRUSTED;
 	struct seen_slot *s;
 	const void *val;
-	size_t vlen, enc_start;
+	size_t vlen;
 	uint64_t off;
 	uint32_t raw_len;
 	uint8_t flags;
@@ -231,14 +276,17 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 			return collision("chunk", id);
 		if (untrusted) {
 			if (s->arena_off != UINT64_MAX) {
-				val = w->arena.data + s->arena_off;
-				vlen = ((struct pending_hdr *)(w->arena.data + s->arena_off -
-							       sizeof(struct pending_hdr)))->vlen;
-			} else if ((ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val,
-						     &vlen))) {
-				return ret;
+				struct pending_hdr h;
+
+				memcpy(&h, w->arena.data + s->arena_off - sizeof(h), sizeof(h));
+				ret = entry_same(w, id, w->arena.data + s->arena_off, h.vlen, data,
+						 len);
+			} else {
+				ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val,
+						&vlen);
+				if (!ret)
+					ret = stored_same(w, id, val, vlen, data, len);
 			}
-			ret = chunk_same(w, id, val, vlen, data, len);
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
 		}
@@ -248,11 +296,11 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
 	if (ret == 0) {
 		if (cairn_chunk_header(val, vlen, &raw_len, &flags))
-			return chunk_same(w, id, val, vlen, data, len); /* reports the damage */
+			return stored_same(w, id, val, vlen, data, len); /* reports the damage */
 		if (raw_len != len)
 			return collision("chunk", id);
 		if (untrusted || (flags & CAIRN_CHUNK_UNTRUSTED)) {
-			ret = chunk_same(w, id, val, vlen, data, len);
+			ret = stored_same(w, id, val, vlen, data, len);
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
 		}
@@ -263,11 +311,10 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 		return ret;
 
 	w->scratch.len = 0;
-	ret = cairn_chunk_encode(&w->z, w->level, untrusted, data, len, &w->scratch);
+	ret = cairn_chunk_encode(&w->z, w->level, untrusted, id, data, len, &w->scratch);
 	if (ret)
 		return ret;
-	enc_start = 0;
-	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, w->scratch.data + enc_start, w->scratch.len, &off);
+	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, w->scratch.data, w->scratch.len, &off);
 	if (ret)
 		return ret;
 	ret = seen_add(w, id, (uint32_t)len, off);
@@ -318,63 +365,215 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	return maybe_flush(w);
 }
 
-int cairn_writer_flush(struct cairn_writer *w)
+/* Highest pack id with a file in STORE/packs (committed or not), or 0. */
+static uint32_t packs_max(struct cairn_writer *w)
 {
-	struct cairn_txn *t;
-	const void *old;
-	size_t oldlen;
-	size_t off = 0;
+	char path[4096];
+	struct dirent *de;
+	uint32_t max = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/packs", cairn_store_dir(w->s));
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		unsigned id;
+		char tail;
+
+		if (sscanf(de->d_name, "%8x.pac%c", &id, &tail) == 2 && tail == 'k' && id > max)
+			max = id;
+	}
+	closedir(d);
+	return max;
+}
+
+/* Creates a new pack file for this writer; durable before anything points into it. */
+static int pack_start(struct cairn_writer *w)
+{
+	struct cairn_pack_header h = { .version = CAIRN_FORMAT_VERSION };
+	char path[4096], ebuf[128];
+	uint32_t id = packs_max(w);
+	int fd, dfd;
+
+	if (w->pack_fd >= 0) {
+		close(w->pack_fd);
+		w->pack_fd = -1;
+	}
+	for (;;) {
+		if (++id == 0 || id == UINT32_MAX)
+			return cairn_err(-ENOSPC, "no pack ids left");
+		cairn_store_pack_path(w->s, id, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST) /* a concurrent writer took it: try the next */
+			return cairn_err(-errno, "cannot create pack '%s': %s", path,
+					 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	}
+	memcpy(h.magic, CAIRN_PACK_MAGIC, sizeof(h.magic));
+	CAIRN_SET(h.pack, id);
+	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fsync(fd) < 0) {
+		int err = errno ? errno : EIO;
+
+		close(fd);
+		unlink(path);
+		return cairn_err(-err, "cannot write pack '%s': %s", path,
+				 cairn_strerror(err, ebuf, sizeof(ebuf)));
+	}
+	snprintf(path, sizeof(path), "%s/packs", cairn_store_dir(w->s));
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	w->pack_fd = fd;
+	w->pack_id = id;
+	w->pack_end = sizeof(h);
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Appends the batch's chunks to the pack and builds their index records in
+ * w->index (key, then struct cairn_chunk_disk). The pack is synced before
+ * the index that points into it can commit.
+ */
+static int flush_chunks(struct cairn_writer *w)
+{
+	struct cairn_chunk_disk rec;
+	bool any = false;
+	char ebuf[128];
 	int ret;
 
-	if (w->arena.len == 0)
-		return 0;
-	ret = cairn_store_set_batch_mode(w->s, true);
-	if (ret)
-		return ret;
-	ret = cairn_txn_begin(w->s, true, &t);
-	if (ret)
-		return ret;
-	while (off < w->arena.len) {
+	w->index.len = 0;
+	for (size_t off = 0; off < w->arena.len;) {
 		struct pending_hdr h;
-		struct cairn_id key;
 		const uint8_t *val;
 
 		memcpy(&h, w->arena.data + off, sizeof(h));
-		memcpy(key.b, h.key, CAIRN_ID_LEN);
 		val = w->arena.data + off + sizeof(h);
 		off += sizeof(h) + h.vlen;
-		ret = cairn_put(t, h.db, key.b, CAIRN_ID_LEN, val, h.vlen, CAIRN_PUT_NOOVERWRITE,
-				&old, &oldlen);
-		if (ret == -EEXIST) {
-			/* another writer stored it since we looked: verify, keep theirs */
-			if (h.db == CAIRN_DBI_CHUNKS) {
-				uint32_t a, b;
-
-				if (cairn_chunk_header(old, oldlen, &a, NULL) ||
-				    cairn_chunk_header(val, h.vlen, &b, NULL) || a != b)
-					ret = collision("chunk", &key);
-				else
-					ret = 0;
-			} else {
-				ret = oldlen == h.vlen && memcmp(old, val, oldlen) == 0
-					      ? 0
-					      : collision("node", &key);
-			}
+		if (h.db != CAIRN_DBI_CHUNKS)
+			continue;
+		if (w->pack_fd < 0 || w->pack_end >= CAIRN_PACK_ROTATE) {
+			ret = pack_start(w);
+			if (ret)
+				return ret;
 		}
-		if (ret) {
-			cairn_txn_abort(t);
+		ret = write_all(w->pack_fd, val, h.vlen, w->pack_end);
+		if (ret)
+			return cairn_err(ret, "cannot write to pack %08x: %s", w->pack_id,
+					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
+		cairn_chunk_index(val, w->pack_id, w->pack_end, &rec);
+		w->pack_end += h.vlen;
+		if ((ret = cairn_buf_append(&w->index, h.key, CAIRN_ID_LEN)) ||
+		    (ret = cairn_buf_append(&w->index, &rec, sizeof(rec))))
 			return ret;
-		}
+		any = true;
+	}
+	if (any && fdatasync(w->pack_fd) < 0)
+		return cairn_err(-errno, "cannot sync pack %08x: %s", w->pack_id,
+				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	return 0;
+}
+
+/* Puts one record; a record another writer stored meanwhile must be the same. */
+static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, const void *val,
+		     size_t vlen)
+{
+	struct cairn_id id;
+	const void *old;
+	size_t oldlen;
+	int ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old,
+			    &oldlen);
+
+	if (ret != -EEXIST)
+		return ret;
+	memcpy(id.b, key, CAIRN_ID_LEN);
+	if (db == CAIRN_DBI_CHUNKS) {
+		uint32_t a, b;
+
+		/* keep theirs; ours is garbage in our pack until gc */
+		if (cairn_chunk_header(old, oldlen, &a, NULL) ||
+		    cairn_chunk_header(val, vlen, &b, NULL) || a != b)
+			return collision("chunk", &id);
+		return 0;
+	}
+	return oldlen == vlen && memcmp(old, val, oldlen) == 0 ? 0 : collision("node", &id);
+}
+
+int cairn_writer_flush(struct cairn_writer *w)
+{
+	struct cairn_pack_disk pack = { .version = CAIRN_FORMAT_VERSION };
+	struct cairn_txn *t;
+	uint8_t pack_key[4];
+	int ret, rret;
+
+	if (w->arena.len == 0)
+		return 0;
+	ret = flush_chunks(w);
+	if (ret)
+		return ret;
+	ret = cairn_store_set_batch_mode(w->s, true);
+	if (ret)
+		return ret;
+	/* our own snapshot would keep LMDB from reusing the pages it frees */
+	cairn_txn_reset(w->rtxn);
+	ret = cairn_txn_begin(w->s, true, &t);
+	if (ret)
+		goto renew;
+	for (size_t off = 0; !ret && off < w->index.len;
+	     off += CAIRN_ID_LEN + sizeof(struct cairn_chunk_disk))
+		ret = flush_put(t, CAIRN_DBI_CHUNKS, w->index.data + off,
+				w->index.data + off + CAIRN_ID_LEN, sizeof(struct cairn_chunk_disk));
+	for (size_t off = 0; !ret && off < w->arena.len;) {
+		struct pending_hdr h;
+
+		memcpy(&h, w->arena.data + off, sizeof(h));
+		if (h.db != CAIRN_DBI_CHUNKS)
+			ret = flush_put(t, h.db, h.key, w->arena.data + off + sizeof(h), h.vlen);
+		off += sizeof(h) + h.vlen;
+	}
+	if (!ret && w->pack_fd >= 0) {
+		uint32_t be = htobe32(w->pack_id);
+
+		memcpy(pack_key, &be, sizeof(be));
+		CAIRN_SET(pack.size, w->pack_end);
+		ret = cairn_put(t, CAIRN_DBI_PACKS, pack_key, sizeof(pack_key), &pack, sizeof(pack),
+				0, NULL, NULL);
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		goto renew;
 	}
 	ret = cairn_txn_commit(t);
 	if (ret)
-		return ret;
+		goto renew;
 	w->arena.len = 0;
 	w->st.batches++;
 	for (size_t i = 0; i < w->seen_cap; i++)
 		w->seen[i].arena_off = UINT64_MAX;
-	cairn_txn_reset(w->rtxn);
-	return cairn_txn_renew(w->rtxn);
+renew:
+	rret = cairn_txn_renew(w->rtxn);
+	return ret ? ret : rret;
 }
 
 /* File streaming. */
