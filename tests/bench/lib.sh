@@ -1,0 +1,152 @@
+# shellcheck shell=bash
+# Shared helpers for cairn benchmarks. Source it: . "$(dirname "$0")/lib.sh"
+# Every function is prefixed bench_; nothing here runs at source time.
+
+# bench_log MSG...: progress line on stderr.
+bench_log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# bench_die MSG...: error line on stderr, exit 1.
+bench_die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# bench_now: wall clock seconds with nanoseconds.
+bench_now() { date +%s.%N; }
+
+# bench_time VAR CMD...: run CMD (stdout/stderr untouched), store elapsed seconds in VAR.
+# Returns CMD's exit status (VAR is set either way).
+bench_time() {
+	local __var=$1 __t0 __t1 __rc=0
+	shift
+	__t0=$(bench_now)
+	"$@" || __rc=$?
+	__t1=$(bench_now)
+	printf -v "$__var" '%s' "$(awk -v a="$__t0" -v b="$__t1" 'BEGIN { printf "%.3f", b - a }')"
+	return "$__rc"
+}
+
+# bench_median V...: median of numeric values; "n/a" values are ignored; prints n/a if none.
+bench_median() {
+	local v
+	for v in "$@"; do
+		[[ $v == n/a || -z $v ]] || printf '%s\n' "$v"
+	done | sort -g | awk '{ a[NR] = $1 }
+		END {
+			if (NR == 0) { print "n/a"; exit }
+			if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2
+			if (m == int(m)) printf "%d\n", m; else printf "%.3f\n", m
+		}'
+}
+
+# bench_du PATH...: disk usage in bytes (allocated blocks, hard links counted once).
+bench_du() { du -s -c --block-size=1 "$@" | tail -n 1 | cut -f 1; }
+
+# bench_tree_bytes DIR: logical bytes of regular file content, each inode once.
+bench_tree_bytes() {
+	find "$1" -xdev -type f -printf '%i %s\n' | sort -u -k1,1n | awk '{ s += $2 } END { printf "%d\n", s }'
+}
+
+# bench_tree_files DIR: number of filesystem objects (all types, the root included).
+bench_tree_files() { find "$1" -xdev -printf '.' | wc -c; }
+
+# bench_warm DIR: read every file once so timings are warm-cache for every tool.
+# (Piped through cat: GNU tar skips reading file data when its output is /dev/null.)
+bench_warm() { tar -C "$1" -cf - . | cat > /dev/null; }
+
+# bench_mbps BYTES SECONDS: MB/s (10^6 bytes), or n/a.
+bench_mbps() {
+	[[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo n/a; return; }
+	awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.1f\n", b / s / 1e6 }'
+}
+
+# bench_ratio A B: A / B with two decimals, or n/a.
+bench_ratio() {
+	[[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo n/a; return; }
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# bench_le A B: true if A <= B numerically (false if either is n/a).
+bench_le() {
+	[[ $1 == n/a || $2 == n/a ]] && return 1
+	awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'
+}
+
+# bench_sub A B: A - B, or n/a.
+bench_sub() {
+	[[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo n/a; return; }
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%d\n", a - b }'
+}
+
+# bench_human BYTES: e.g. 123.4 MiB; n/a passes through.
+bench_human() {
+	[[ $1 == n/a || -z $1 ]] && { echo n/a; return; }
+	awk -v b="$1" 'BEGIN {
+		split("B KiB MiB GiB TiB", u, " "); i = 1; neg = b < 0; if (neg) b = -b
+		while (b >= 1024 && i < 5) { b /= 1024; i++ }
+		printf "%s%s %s\n", neg ? "-" : "", (i == 1 ? sprintf("%d", b) : sprintf("%.1f", b)), u[i]
+	}'
+}
+
+# bench_json_int FIELD < JSON: first integer value of "FIELD" in a JSON text, or n/a.
+bench_json_int() {
+	local v
+	v=$(tr -d '\n' | grep -o "\"$1\"[[:space:]]*:[[:space:]]*[0-9][0-9]*" | head -n 1 | grep -o '[0-9]*$' || true)
+	echo "${v:-n/a}"
+}
+
+# bench_need_pkgs CMD:PKG...: apt-get install -y the packages whose command is missing.
+bench_need_pkgs() {
+	local spec missing=()
+	for spec in "$@"; do
+		command -v "${spec%%:*}" > /dev/null 2>&1 || missing+=("${spec#*:}")
+	done
+	((${#missing[@]})) || return 0
+	bench_log "installing ${missing[*]}"
+	[[ $(id -u) == 0 ]] || bench_die "need root to install ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" > /dev/null ||
+		{ apt-get update > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" > /dev/null; } ||
+		bench_die "apt-get install ${missing[*]} failed"
+}
+
+# bench_unmount_under DIR: unmount everything mounted at or below DIR, deepest first.
+bench_unmount_under() {
+	local dir m
+	dir=$(realpath -m "$1")
+	# /proc/self/mounts escapes spaces as \040; cache paths have none, so plain compare.
+	awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do
+			umount "$m" 2> /dev/null || umount -l "$m" || true
+		done
+}
+
+# bench_rm_tree DIR: unmount anything below DIR, then remove it without crossing filesystems.
+bench_rm_tree() {
+	[[ -e $1 ]] || return 0
+	bench_unmount_under "$1"
+	rm -rf --one-file-system "$1"
+}
+
+# Table output. bench_table_row CELL...: append a row to the pending table
+# (first row = header). bench_table_print: aligned text on stdout.
+# bench_table_md: GitHub markdown table on stdout. bench_table_reset: forget rows.
+BENCH_TABLE=()
+bench_table_reset() { BENCH_TABLE=(); }
+bench_table_row() {
+	local IFS=$'\t'
+	BENCH_TABLE+=("$*")
+}
+bench_table_print() {
+	printf '%s\n' "${BENCH_TABLE[@]}" | awk -F '\t' '
+		{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } if (NF > n) n = NF }
+		END {
+			for (r = 1; r <= NR; r++) {
+				line = ""
+				for (i = 1; i <= n; i++) line = line (i == 1 ? sprintf("%-" w[i] "s", c[r, i]) : sprintf("  %" w[i] "s", c[r, i]))
+				print line
+				if (r == 1) { line = ""; for (i = 1; i <= n; i++) { s = sprintf("%" w[i] "s", ""); gsub(/ /, "-", s); line = line (i == 1 ? s : "  " s) } print line }
+			}
+		}'
+}
+bench_table_md() {
+	printf '%s\n' "${BENCH_TABLE[@]}" | awk -F '\t' '
+		{ line = "|"; for (i = 1; i <= NF; i++) { c = $i; gsub(/\|/, "\\|", c); line = line " " c " |" } print line
+		  if (NR == 1) { line = "|"; for (i = 1; i <= NF; i++) line = line (i == 1 ? " --- |" : " ---: |"); print line } }'
+}
