@@ -16,9 +16,12 @@
 #include <xxhash.h>
 
 #include "chunk.h"
+#include "cpool.h"
 #include "image.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
+#define MAX_WORKERS 8
+#define PENDING (UINT64_MAX - 1)  /* arena_off of a chunk still being compressed */
 
 /* One record waiting in the batch arena. */
 struct pending_hdr {
@@ -47,6 +50,9 @@ struct cairn_writer {
 
 	struct cairn_buf arena; /* pending_hdr + value, repeated; chunks as pack entries */
 	struct cairn_buf index; /* chunk index records built during a flush */
+
+	struct cairn_cpool *pool; /* compresses new chunks */
+	struct cairn_cgroup *cur; /* new chunks not yet handed to the pool */
 
 	int pack_fd;            /* the pack this writer appends to, or -1 */
 	uint32_t pack_id;
@@ -141,6 +147,14 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 	ret = cairn_txn_begin(s, false, &w->rtxn);
 	if (ret)
 		goto err;
+	{
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned threads = n > 1 ? (unsigned)(n < MAX_WORKERS ? n : MAX_WORKERS) : 0;
+
+		ret = cairn_cpool_new(threads, w->level, flags & CAIRN_WRITER_UNTRUSTED, &w->pool);
+		if (ret)
+			goto err;
+	}
 	*out = w;
 	return 0;
 err:
@@ -152,6 +166,8 @@ void cairn_writer_free(struct cairn_writer *w)
 {
 	if (!w)
 		return;
+	cairn_cpool_free(w->pool);
+	cairn_cgroup_free(w->cur);
 	cairn_txn_abort(w->rtxn);
 	if (w->pack_fd >= 0)
 		close(w->pack_fd);
@@ -256,6 +272,54 @@ static int maybe_flush(struct cairn_writer *w)
 	return w->arena.len >= BATCH_BYTES ? cairn_writer_flush(w) : 0;
 }
 
+/* Files finished groups' pack entries into the batch. */
+static int integrate(struct cairn_writer *w, struct cairn_cgroup *list)
+{
+	struct cairn_cgroup *g, *next;
+	int ret = 0;
+
+	for (g = list; g; g = next) {
+		size_t pos = 0;
+
+		next = g->next;
+		if (!ret)
+			ret = g->ret;
+		for (size_t i = 0; !ret && i < g->n; i++) {
+			struct cairn_pack_entry h;
+			size_t elen;
+			uint64_t off;
+
+			memcpy(&h, g->out.data + pos, sizeof(h));
+			elen = sizeof(h) + CAIRN_GET(h.len);
+			ret = arena_add(w, CAIRN_DBI_CHUNKS, &g->items[i].id, g->out.data + pos, elen,
+					&off);
+			if (!ret)
+				seen_find(w, &g->items[i].id)->arena_off = off;
+			pos += elen;
+		}
+		cairn_cgroup_free(g);
+	}
+	return ret;
+}
+
+static int submit_cur(struct cairn_writer *w)
+{
+	if (!w->cur)
+		return 0;
+	cairn_cpool_submit(w->pool, w->cur);
+	w->cur = NULL;
+	return integrate(w, cairn_cpool_take(w->pool, false));
+}
+
+/* Waits for every chunk in flight to reach the batch. */
+static int drain(struct cairn_writer *w)
+{
+	int ret = submit_cur(w);
+	int ret2 = integrate(w, cairn_cpool_take(w->pool, true));
+
+	return ret ? ret : ret2;
+}
+
 /* Stores one chunk of file data (dedup first); returns its id. */
 static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, struct cairn_id *id)
 {
@@ -263,7 +327,6 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	struct seen_slot *s;
 	const void *val;
 	size_t vlen;
-	uint64_t off;
 	uint32_t raw_len;
 	uint8_t flags;
 	int ret;
@@ -274,6 +337,12 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	if (w->seen_cap && (s = seen_find(w, id))->used) {
 		if (s->raw_len != len)
 			return collision("chunk", id);
+		if (untrusted && s->arena_off == PENDING) {
+			ret = drain(w);
+			if (ret)
+				return ret;
+			s = seen_find(w, id);
+		}
 		if (untrusted) {
 			if (s->arena_off != UINT64_MAX) {
 				struct pending_hdr h;
@@ -310,18 +379,21 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	if (ret != -ENOENT)
 		return ret;
 
-	w->scratch.len = 0;
-	ret = cairn_chunk_encode(&w->z, w->level, untrusted, id, data, len, &w->scratch);
+	if (!w->cur && !(w->cur = cairn_cgroup_new()))
+		return -ENOMEM;
+	ret = cairn_cgroup_add(w->cur, id, data, len);
 	if (ret)
 		return ret;
-	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, w->scratch.data, w->scratch.len, &off);
-	if (ret)
-		return ret;
-	ret = seen_add(w, id, (uint32_t)len, off);
+	ret = seen_add(w, id, (uint32_t)len, PENDING);
 	if (ret)
 		return ret;
 	w->st.chunks_new++;
 	w->st.chunk_bytes_new += len;
+	if (w->cur->raw.len >= CAIRN_CGROUP_BYTES) {
+		ret = submit_cur(w);
+		if (ret)
+			return ret;
+	}
 	return maybe_flush(w);
 }
 
@@ -527,6 +599,9 @@ int cairn_writer_flush(struct cairn_writer *w)
 	uint8_t pack_key[4];
 	int ret, rret;
 
+	ret = drain(w);
+	if (ret)
+		return ret;
 	if (w->arena.len == 0)
 		return 0;
 	ret = flush_chunks(w);

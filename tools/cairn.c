@@ -64,9 +64,9 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (c)
-		fprintf(stderr, "usage: cairn %s %s\n", c->name, c->usage);
+		fprintf(stderr, " (usage: cairn %s %s)", c->name, c->usage);
+	fputc('\n', stderr);
 	return 2;
 }
 
@@ -260,6 +260,7 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -273,7 +274,8 @@ int main(int argc, char **argv)
 			printf("cairn %s\n", CAIRN_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			fprintf(stderr, "cairn: unknown option '%s'; see 'cairn --help'\n",
+				argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -295,6 +297,7 @@ int main(int argc, char **argv)
 	}
 	cli.store_dir = store;
 	cli.tty = isatty(STDERR_FILENO);
+	opterr = 0; /* commands report bad options in one line of their own */
 	if (cli_help(c->name, argc - optind, argv + optind))
 		return 0;
 	optind++;

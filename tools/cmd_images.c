@@ -125,7 +125,7 @@ int cmd_images(struct cli *cli, int argc, char **argv)
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'j')
-			return cli_usage("images", "bad option");
+			return cli_usage("images", "unknown option '%s'", argv[optind - 1]);
 		json = true;
 	}
 	if (optind != argc)

@@ -47,7 +47,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			break;
 		}
 		default:
-			return cli_usage("import", "bad option");
+			return cli_usage("import", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)

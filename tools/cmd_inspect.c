@@ -203,7 +203,7 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 			o.json = true;
 			break;
 		default:
-			return cli_usage("ls", "bad option");
+			return cli_usage("ls", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)
@@ -309,7 +309,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'j')
-			return cli_usage("stat", "bad option");
+			return cli_usage("stat", "unknown option '%s'", argv[optind - 1]);
 		json = true;
 	}
 	if (optind != argc - 1)

@@ -674,7 +674,8 @@ int import_dir(struct cairn_writer *w, const char *src, const char *store_dir, b
 	ret = scan(&wk, fd);
 	if (ret)
 		goto out;
-	qsort(wk.links, wk.nlinks, sizeof(*wk.links), link_cmp);
+	if (wk.nlinks)
+		qsort(wk.links, wk.nlinks, sizeof(*wk.links), link_cmp);
 	wk.done_entries = 1;
 	ret = build_dir(&wk, fd, &st, &res->root);
 	if (ret)
