@@ -1,0 +1,61 @@
+#!/bin/bash
+# run.sh - the project's one test command: installs what is missing,
+# configures, builds and runs every test suite (unit and integration).
+#
+#   tests/run.sh               build in build/, run all suites
+#   tests/run.sh --sanitize    the same in build-asan/ with ASan and UBSan
+#                              (also: CAIRN_SANITIZE=1 tests/run.sh)
+#   tests/run.sh [--sanitize] [--suite NAME] [TEST...]
+#                              extra arguments go to 'meson test'
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+sanitize=${CAIRN_SANITIZE:-0}
+args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--sanitize) sanitize=1 ;;
+	*) args+=("$1") ;;
+	esac
+	shift
+done
+
+./scripts/install-deps.sh
+
+builddir=build
+setup_opts=()
+if [ "$sanitize" = 1 ]; then
+	builddir=build-asan
+	setup_opts=(-Db_sanitize=address,undefined -Db_lundef=false)
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+
+if [ -f "$builddir/build.ninja" ]; then
+	meson setup --reconfigure "$builddir" "${setup_opts[@]}" ||
+		meson setup --wipe "$builddir" "${setup_opts[@]}"
+else
+	meson setup "$builddir" "${setup_opts[@]}" ||
+		meson setup --wipe "$builddir" "${setup_opts[@]}"
+fi
+meson compile -C "$builddir"
+
+rc=0
+meson test -C "$builddir" --print-errorlogs "${args[@]}" || rc=$?
+
+# one closing line that any reader understands
+python3 - "$builddir/meson-logs/testlog.json" <<'PY' || true
+import json, sys
+n = {"pass": 0, "fail": 0, "skip": 0}
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result", "")
+    if r in ("OK", "EXPECTEDFAIL"):
+        n["pass"] += 1
+    elif r == "SKIP":
+        n["skip"] += 1
+    else:
+        n["fail"] += 1
+print("tests: %d passed, %d failed, %d skipped" % (n["pass"], n["fail"], n["skip"]))
+PY
+exit "$rc"
