@@ -101,11 +101,13 @@ static _Thread_local char errmsg[1024];
 
 int cairn_err(int ret, const char *fmt, ...)
 {
+	char buf[sizeof(errmsg)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap); /* arguments may point into errmsg */
 	va_end(ap);
+	memcpy(errmsg, buf, sizeof(buf));
 	return ret;
 }
 

@@ -22,9 +22,12 @@ static const struct cli_command commands[] = {
 	{ "ls", cmd_ls, "IMAGE[:PATH] [-l] [-R] [--json]", "list a directory of an image" },
 	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout" },
 	{ "stat", cmd_stat, "IMAGE:PATH [--json]", "show one entry's metadata" },
-	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures" },
-	{ "export", cmd_export, "IMAGE [-o FILE]", "write an image as a pax tar" },
-	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store" },
+	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures",
+	  cmd_du_help },
+	{ "export", cmd_export, "IMAGE [-o FILE]", "write an image as a pax tar",
+	  cmd_export_help },
+	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
+	  cmd_fsck_help },
 };
 
 static const struct cli_command *find_command(const char *name)
@@ -80,6 +83,8 @@ bool cli_help(const char *cmd, int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			printf("usage: cairn [--store DIR] %s %s\n\n%s\n", c->name, c->usage,
 			       c->summary);
+			if (c->help)
+				printf("\n%s", c->help);
 			return true;
 		}
 	}

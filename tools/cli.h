@@ -26,6 +26,7 @@ struct cli_command {
 	int (*run)(struct cli *cli, int argc, char **argv);
 	const char *usage;   /* arguments, after the command name */
 	const char *summary; /* one line */
+	const char *help;    /* longer description for --help, or NULL */
 };
 
 /* Prints "cairn: " + formatted text + ": " + the library's message if any. */
@@ -58,5 +59,10 @@ int cmd_stat(struct cli *cli, int argc, char **argv);
 int cmd_du(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_fsck(struct cli *cli, int argc, char **argv);
+
+/* --help texts, defined beside their commands. */
+extern const char cmd_du_help[];
+extern const char cmd_export_help[];
+extern const char cmd_fsck_help[];
 
 #endif
