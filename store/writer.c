@@ -211,8 +211,7 @@ static int compare_decoded(struct cairn_writer *w, const struct cairn_id *id, lo
 
 	cairn_id_hex(id, hex);
 	if (n < 0)
-		return cairn_err(-EIO, "stored chunk %s is damaged (run 'cairn fsck'): %s", hex,
-				 cairn_errmsg());
+		return cairn_err(-EIO, "%s (run 'cairn fsck')", cairn_errmsg());
 	if ((size_t)n == len && memcmp(w->scratch.data, raw, len) == 0)
 		return 1;
 	cairn_hash(w->scratch.data, (size_t)n, &got);
@@ -245,8 +244,8 @@ static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const 
 	if (ret)
 		return ret;
 	return compare_decoded(w, id,
-			       cairn_chunk_read(w->rtxn, &w->z, NULL, val, vlen, w->scratch.data,
-						len),
+			       cairn_chunk_read_unverified(w->rtxn, &w->z, id, val, vlen,
+							   w->scratch.data, len),
 			       raw, len);
 }
 
