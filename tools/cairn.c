@@ -28,6 +28,21 @@ static const struct cli_command commands[] = {
 	  cmd_export_help },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },
+	{ "mount", cmd_mount,
+	  "IMAGE DIR [--ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
+	  "mount an image read-only through FUSE",
+	  "Returns once the mount is usable; a daemon then serves it and logs to syslog\n"
+	  "(-f: stay in the foreground, log to stderr). Defaults fit container roots:\n"
+	  "allow_other, default_permissions, setuid honoured (--nosuid to refuse), device\n"
+	  "nodes not honoured (--dev to allow). Keep mountpoints under a directory only\n"
+	  "root can enter, as container engines keep theirs. --cache-size sets the chunk\n"
+	  "cache (default 256M). SIGTERM or SIGINT to the daemon unmounts cleanly.\n" },
+	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
+	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
+	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"
+	  "(Transport endpoint is not connected) is cleaned up.\n" },
+	{ "mounts", cmd_mounts, "[--json]", "list running mounts: pid, image, source, mountpoint" },
+	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
 };
 
 static const struct cli_command *find_command(const char *name)

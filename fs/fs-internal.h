@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs-internal.h - what the daemon's files share: the per-mount struct, the
+ * inode table and the per-thread read state.
+ *
+ * Inode numbers are derived from identity, not handed out in order, so
+ * they are stable for the life of a mount even when the kernel forgets an
+ * inode and looks it up again: a directory is (parent, name); any other
+ * entry is (parent, name, node id); a hard-link group is its node id
+ * (which holds the group's key), so its members share one inode.
+ *
+ * Lock order: cfs.itable_lock, then a cache shard lock (inside cache.c).
+ */
+#ifndef CAIRN_FS_INTERNAL_H
+#define CAIRN_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+
+#include "cache.h"
+#include "chunk.h"
+#include "fs.h"
+#include "node.h"
+#include "read.h"
+#include "store.h"
+
+struct cfs_inode {
+	uint64_t ino;
+	uint64_t nlookup;         /* kernel references; itable_lock */
+	struct cfs_inode *next;   /* hash chain; itable_lock */
+	/* identity, immutable */
+	uint64_t parent;
+	uint64_t name_hash;
+	struct cairn_id node;
+	uint8_t type;
+	/* derived once from the node, immutable */
+	uint32_t dir_nlink;       /* 2 + subdirectories, for directories */
+	uint64_t blocks;          /* 512-byte units of data (holes excluded) */
+};
+
+/* Per thread: one read transaction (reset between requests) and zstd state. */
+struct cfs_thread {
+	struct cairn_txn *txn;
+	struct cairn_zctx z;
+};
+
+struct cfs {
+	const struct cfs_options *o;
+	struct cairn_store *store;
+	struct cairn_id root;     /* the image's flattened tree */
+	uint64_t image_nodes, image_size;
+	struct cfs_cache *cache;
+	struct fuse_session *se;
+	pthread_key_t thread_key;
+	double timeout;           /* entry and attribute validity, seconds */
+	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
+
+	pthread_mutex_t itable_lock;
+	struct cfs_inode **buckets; /* itable_lock */
+	size_t nbuckets, ninodes;   /* itable_lock */
+
+	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
+};
+
+#define CFS_MAX_READ (1u << 20)
+#define CFS_BLKSIZE 65536u
+
+static inline struct cfs *cfs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* inode.c */
+int cfs_itable_init(struct cfs *fs);
+void cfs_itable_release(struct cfs *fs);
+/* Adds the root (FUSE_ROOT_ID) for the directory node v of fs->root. */
+int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v);
+/* Finds the inode (no reference taken), or NULL. */
+struct cfs_inode *cfs_inode_find(struct cfs *fs, uint64_t ino);
+/*
+ * Finds or makes the inode for child (named name in parent) and takes one
+ * kernel reference. v is the child's parsed node.
+ */
+struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t parent,
+				const char *name, size_t len, const struct cairn_id *node,
+				const struct cairn_node_view *v);
+/* The number cfs_inode_ref() gives such an entry (short of a hash collision). */
+uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
+			  const struct cairn_id *node, const struct cairn_node_view *v);
+/* Drops n kernel references; frees the inode at zero. */
+void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops cfs_ops;
+/* This thread's state with its transaction renewed; NULL (and *err) on failure. */
+struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err);
+void cfs_thread_end(struct cfs_thread *t);
+void cfs_thread_free(void *p);
+void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, struct stat *st);
+void cfs_log(struct cfs *fs, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

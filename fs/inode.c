@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inode.c - the inode table: identity-derived inode numbers with kernel
+ * lookup counts.
+ *
+ * The table holds an inode while the kernel holds a reference (lookup,
+ * readdirplus entry, create); forget drops it. A number collision between
+ * two identities (a 64-bit hash) is resolved by probing to the next free
+ * number, so the table never serves one inode for two entries.
+ */
+#include <xxhash.h>
+
+#include "fs-internal.h"
+
+int cfs_itable_init(struct cfs *fs)
+{
+	pthread_mutex_init(&fs->itable_lock, NULL);
+	fs->nbuckets = 1u << 12;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	return fs->buckets ? 0 : -ENOMEM;
+}
+
+void cfs_itable_release(struct cfs *fs)
+{
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		struct cfs_inode *in = fs->buckets ? fs->buckets[i] : NULL;
+
+		while (in) {
+			struct cfs_inode *next = in->next;
+
+			free(in);
+			in = next;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = NULL;
+	pthread_mutex_destroy(&fs->itable_lock);
+}
+
+static size_t bucket_of(const struct cfs *fs, uint64_t ino)
+{
+	return (size_t)(ino * 0x9e3779b97f4a7c15ull >> 20) & (fs->nbuckets - 1);
+}
+
+static struct cfs_inode *find_locked(struct cfs *fs, uint64_t ino)
+{
+	struct cfs_inode *in;
+
+	for (in = fs->buckets[bucket_of(fs, ino)]; in; in = in->next)
+		if (in->ino == ino)
+			return in;
+	return NULL;
+}
+
+struct cfs_inode *cfs_inode_find(struct cfs *fs, uint64_t ino)
+{
+	struct cfs_inode *in;
+
+	pthread_mutex_lock(&fs->itable_lock);
+	in = find_locked(fs, ino);
+	pthread_mutex_unlock(&fs->itable_lock);
+	return in;
+}
+
+static void grow_locked(struct cfs *fs)
+{
+	size_t n = fs->nbuckets * 2;
+	struct cfs_inode **b = calloc(n, sizeof(*b));
+	size_t old_n = fs->nbuckets;
+	struct cfs_inode **old = fs->buckets;
+
+	if (!b)
+		return; /* longer chains, still correct */
+	fs->buckets = b;
+	fs->nbuckets = n;
+	for (size_t i = 0; i < old_n; i++) {
+		struct cfs_inode *in = old[i];
+
+		while (in) {
+			struct cfs_inode *next = in->next;
+			size_t k = bucket_of(fs, in->ino);
+
+			in->next = b[k];
+			b[k] = in;
+			in = next;
+		}
+	}
+	free(old);
+}
+
+/* What an entry is, hashed to its inode number. */
+static uint64_t identity_ino(uint64_t parent, uint64_t name_hash, const struct cairn_id *node,
+			     const struct cairn_node_view *v)
+{
+	uint8_t key[1 + 8 + 8 + CAIRN_ID_LEN];
+	size_t len;
+	uint64_t ino;
+
+	if (v->type != CAIRN_NODE_DIR && v->nlink > 1) {
+		key[0] = 'L';
+		memcpy(key + 1, node->b, CAIRN_ID_LEN);
+		len = 1 + CAIRN_ID_LEN;
+	} else {
+		key[0] = v->type == CAIRN_NODE_DIR ? 'D' : 'F';
+		memcpy(key + 1, &parent, 8);
+		memcpy(key + 9, &name_hash, 8);
+		len = 17;
+		if (v->type != CAIRN_NODE_DIR) {
+			memcpy(key + 17, node->b, CAIRN_ID_LEN);
+			len += CAIRN_ID_LEN;
+		}
+	}
+	ino = XXH3_64bits(key, len);
+	return ino > FUSE_ROOT_ID ? ino : ino + 2;
+}
+
+static bool same_identity(const struct cfs_inode *in, uint64_t parent, uint64_t name_hash,
+			  const struct cairn_id *node, const struct cairn_node_view *v)
+{
+	if (in->type != v->type)
+		return false;
+	if (v->type != CAIRN_NODE_DIR && v->nlink > 1)
+		return cairn_id_eq(&in->node, node);
+	if (in->parent != parent || in->name_hash != name_hash)
+		return false;
+	return v->type == CAIRN_NODE_DIR || cairn_id_eq(&in->node, node);
+}
+
+/* Directory link count and data blocks: computed once per inode. */
+static void derive(struct cfs_thread *t, struct cfs_inode *in, const struct cairn_node_view *v)
+{
+	if (v->type == CAIRN_NODE_DIR) {
+		struct cairn_dirent e;
+
+		in->dir_nlink = 2;
+		for (uint32_t i = 0; i < v->nentries; i++)
+			if (cairn_dir_entry(v, i, &e) == 0 && e.type == CAIRN_NODE_DIR)
+				in->dir_nlink++;
+		in->blocks = ((uint64_t)v->nentries * 32 + 4095) / 4096 * 8;
+	} else if (v->type == CAIRN_NODE_REG) {
+		struct cairn_content_view cv;
+		uint64_t data = 0;
+
+		if (v->content_kind == CAIRN_CONTENT_LIST &&
+		    cairn_file_content(t->txn, v, 0, &cv) == 0) {
+			for (uint32_t i = 0; i < cv.count; i++) {
+				struct cairn_extent e;
+
+				cairn_content_extent(&cv, i, &e);
+				if (!e.hole)
+					data += e.end - e.start;
+			}
+		} else {
+			data = v->size;
+		}
+		in->blocks = (data + 511) / 512;
+	}
+}
+
+uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
+			  const struct cairn_id *node, const struct cairn_node_view *v)
+{
+	return identity_ino(parent, XXH3_64bits(name, len), node, v);
+}
+
+/* The inode with this identity, probing past collisions; or NULL and where it would go. */
+static struct cfs_inode *find_identity_locked(struct cfs *fs, uint64_t *ino, uint64_t parent,
+					      uint64_t name_hash, const struct cairn_id *node,
+					      const struct cairn_node_view *v)
+{
+	for (;;) {
+		struct cfs_inode *in = find_locked(fs, *ino);
+
+		if (!in || same_identity(in, parent, name_hash, node, v))
+			return in;
+		*ino = *ino + 1 > FUSE_ROOT_ID ? *ino + 1 : 2; /* a collision: probe */
+	}
+}
+
+struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t parent,
+				const char *name, size_t len, const struct cairn_id *node,
+				const struct cairn_node_view *v)
+{
+	uint64_t name_hash = XXH3_64bits(name, len);
+	uint64_t ino = identity_ino(parent, name_hash, node, v);
+	struct cfs_inode *in, *fresh;
+
+	/* the common case, a repeat lookup, takes the lock once and allocates nothing */
+	pthread_mutex_lock(&fs->itable_lock);
+	in = find_identity_locked(fs, &ino, parent, name_hash, node, v);
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&fs->itable_lock);
+		return in;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	fresh->parent = parent;
+	fresh->name_hash = name_hash;
+	fresh->node = *node;
+	fresh->type = v->type;
+	derive(t, fresh, v);
+
+	pthread_mutex_lock(&fs->itable_lock);
+	ino = identity_ino(parent, name_hash, node, v);
+	in = find_identity_locked(fs, &ino, parent, name_hash, node, v);
+	if (in) {
+		/* another thread made it meanwhile */
+		in->nlookup++;
+		pthread_mutex_unlock(&fs->itable_lock);
+		free(fresh);
+		return in;
+	}
+	fresh->ino = ino;
+	fresh->nlookup = 1;
+	if (++fs->ninodes > fs->nbuckets)
+		grow_locked(fs);
+	{
+		size_t k = bucket_of(fs, ino);
+
+		fresh->next = fs->buckets[k];
+		fs->buckets[k] = fresh;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	return fresh;
+}
+
+void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
+{
+	struct cfs_inode **pp, *in;
+
+	if (ino == FUSE_ROOT_ID)
+		return; /* the root lives as long as the mount */
+	pthread_mutex_lock(&fs->itable_lock);
+	for (pp = &fs->buckets[bucket_of(fs, ino)]; (in = *pp); pp = &in->next)
+		if (in->ino == ino)
+			break;
+	if (!in) {
+		pthread_mutex_unlock(&fs->itable_lock);
+		cfs_log(fs, LOG_ERR, "forget of unknown inode %llu", (unsigned long long)ino);
+		return;
+	}
+	if (in->nlookup < n) {
+		/* the kernel never forgets more than it looked up: a bug here */
+		cfs_log(fs, LOG_CRIT, "inode %llu: forget %llu with %llu lookups",
+			(unsigned long long)ino, (unsigned long long)n,
+			(unsigned long long)in->nlookup);
+		abort();
+	}
+	in->nlookup -= n;
+	if (in->nlookup == 0) {
+		*pp = in->next;
+		fs->ninodes--;
+		free(in);
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+}
+
+int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)
+{
+	struct cfs_inode *root = calloc(1, sizeof(*root));
+
+	if (!root)
+		return -ENOMEM;
+	root->ino = FUSE_ROOT_ID;
+	root->nlookup = 1; /* never forgotten */
+	root->parent = FUSE_ROOT_ID;
+	root->node = fs->root;
+	root->type = CAIRN_NODE_DIR;
+	derive(NULL, root, v);
+	pthread_mutex_lock(&fs->itable_lock);
+	root->next = fs->buckets[bucket_of(fs, FUSE_ROOT_ID)];
+	fs->buckets[bucket_of(fs, FUSE_ROOT_ID)] = root;
+	fs->ninodes++;
+	pthread_mutex_unlock(&fs->itable_lock);
+	return 0;
+}

@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c - the FUSE request handlers of a read-only image mount.
+ *
+ * Every handler takes this thread's read transaction (renewed for the
+ * request, reset when it is done, so LMDB never holds an old snapshot
+ * between requests), reads nodes in place from the map, and replies once.
+ * Functions return 0 or -errno; a handler converts exactly once with
+ * fuse_reply_err(req, -ret).
+ *
+ * The image never changes under a mount, so entries and attributes are
+ * valid for a long time and the kernel's dentry, attribute, page and
+ * readdir caches answer repeats without a round trip. Open and opendir
+ * answer ENOSYS: the kernel then stops sending them (and flush and
+ * release) and keeps its caches across opens.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+
+#include "fs-internal.h"
+
+void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (fs->o->foreground)
+		fprintf(stderr, "cairn[%s]: %s\n", fs->o->mountpoint, msg);
+	else
+		syslog(prio, "%s: %s", fs->o->mountpoint, msg);
+}
+
+void cfs_thread_free(void *p)
+{
+	struct cfs_thread *t = p;
+
+	if (!t)
+		return;
+	cairn_txn_abort(t->txn);
+	cairn_zctx_release(&t->z);
+	free(t);
+}
+
+struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
+{
+	struct cfs_thread *t = pthread_getspecific(fs->thread_key);
+	int ret;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		ret = cairn_txn_begin(fs->store, false, &t->txn);
+		if (ret) {
+			free(t);
+			cfs_log(fs, LOG_ERR, "cannot begin a read transaction: %s", cairn_errmsg());
+			*err = -EIO;
+			return NULL;
+		}
+		pthread_setspecific(fs->thread_key, t);
+		return t;
+	}
+	ret = cairn_txn_renew(t->txn);
+	if (ret) {
+		cfs_log(fs, LOG_ERR, "cannot renew a read transaction: %s", cairn_errmsg());
+		*err = -EIO;
+		return NULL;
+	}
+	return t;
+}
+
+void cfs_thread_end(struct cfs_thread *t)
+{
+	cairn_txn_reset(t->txn);
+}
+
+/* A node the image names must be there: anything else is damage, so EIO. */
+static int node_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+		    struct cairn_node_view *v)
+{
+	int ret = cairn_node_get(t->txn, id, 0, v);
+
+	if (ret) {
+		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
+		atomic_fetch_add(&fs->eio, 1);
+		return -EIO;
+	}
+	return 0;
+}
+
+void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = cairn_node_st_mode(v);
+	st->st_nlink = v->type == CAIRN_NODE_DIR ? in->dir_nlink : v->nlink;
+	st->st_uid = v->uid;
+	st->st_gid = v->gid;
+	st->st_blksize = CFS_BLKSIZE;
+	st->st_blocks = (blkcnt_t)in->blocks;
+	switch (v->type) {
+	case CAIRN_NODE_REG:
+		st->st_size = (off_t)v->size;
+		break;
+	case CAIRN_NODE_LNK:
+		st->st_size = (off_t)v->target_len;
+		break;
+	case CAIRN_NODE_DIR:
+		st->st_size = (off_t)in->blocks * 512;
+		break;
+	case CAIRN_NODE_CHR:
+	case CAIRN_NODE_BLK:
+		st->st_rdev = makedev(v->major, v->minor);
+		break;
+	default:
+		break;
+	}
+	st->st_mtim.tv_sec = v->mtime_sec;
+	st->st_mtim.tv_nsec = v->mtime_nsec;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+static void cfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct cfs *fs = userdata;
+
+	/* the kernel keeps page and readdir caches with no open round trips */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL; /* ACLs in the image are enforced */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->max_readahead = 4u << 20;
+	conn->max_read = CFS_MAX_READ; /* must match the max_read mount option */
+	(void)fs;
+}
+
+static void reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,
+			const struct cairn_node_view *v)
+{
+	struct fuse_entry_param e = { 0 };
+
+	e.ino = in->ino;
+	e.attr_timeout = fs->timeout;
+	e.entry_timeout = fs->timeout;
+	cfs_fill_stat(in, v, &e.attr);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		cfs_inode_forget(fs, in->ino, 1); /* the request was interrupted */
+}
+
+/* Looks name up in directory parent; fills the child's id and node. */
+static int lookup_child(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *parent,
+			const char *name, size_t len, struct cairn_id *id, struct cairn_node_view *v)
+{
+	struct cairn_node_view pv;
+	struct cairn_dirent e;
+	int ret;
+
+	if (len > CAIRN_NAME_MAX)
+		return -ENAMETOOLONG;
+	ret = node_get(fs, t, &parent->node, &pv);
+	if (ret)
+		return ret;
+	if (pv.type != CAIRN_NODE_DIR)
+		return -ENOTDIR;
+	ret = cairn_dir_lookup(&pv, name, len, &e, NULL);
+	if (ret == -EUCLEAN) {
+		atomic_fetch_add(&fs->eio, 1);
+		return -EIO;
+	}
+	if (ret)
+		return ret;
+	*id = e.id;
+	return node_get(fs, t, id, v);
+}
+
+static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *p = cfs_inode_find(fs, parent), *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	struct cairn_id id;
+	size_t len = strlen(name);
+	int ret;
+
+	if (!p) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	t = cfs_thread_begin(fs, &ret);
+	if (!t) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = lookup_child(fs, t, p, name, len, &id, &v);
+	if (ret == -ENOENT) {
+		/* a negative entry the kernel may cache as long as a positive one */
+		struct fuse_entry_param e = { .entry_timeout = fs->timeout };
+
+		cfs_thread_end(t);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	in = cfs_inode_ref(fs, t, parent, name, len, &id, &v);
+	if (!in) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, fs, in, &v);
+	cfs_thread_end(t);
+}
+
+static void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	cfs_inode_forget(cfs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct cfs *fs = cfs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		cfs_inode_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* Begins a request on an inode: the inode, this thread, and its node. */
+static int begin(fuse_req_t req, fuse_ino_t ino, struct cfs_inode **in, struct cfs_thread **t,
+		 struct cairn_node_view *v)
+{
+	struct cfs *fs = cfs_of(req);
+	int ret;
+
+	*in = cfs_inode_find(fs, ino);
+	if (!*in)
+		return -ESTALE;
+	*t = cfs_thread_begin(fs, &ret);
+	if (!*t)
+		return ret;
+	ret = node_get(fs, *t, &(*in)->node, v);
+	if (ret) {
+		cfs_thread_end(*t);
+		*t = NULL;
+	}
+	return ret;
+}
+
+static void cfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	struct stat st;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	cfs_fill_stat(in, &v, &st);
+	cfs_thread_end(t);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void cfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	char target[CAIRN_SYMLINK_MAX + 1];
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (v.type != CAIRN_NODE_LNK) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(target, v.target, v.target_len);
+	target[v.target_len] = '\0';
+	cfs_thread_end(t);
+	fuse_reply_readlink(req, target);
+}
+
+/* ENOSYS makes the kernel stop sending opens: see the file comment. */
+static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void cfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+/*
+ * readdir and readdirplus. Offsets are positions: 1 after ".", 2 after
+ * "..", 2 + i + 1 after entry i. The directory never changes, so an offset
+ * stays valid forever, on directories of any size.
+ */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	char *buf, *p;
+	size_t rem;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (v.type != CAIRN_NODE_DIR) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (size > CFS_MAX_READ)
+		size = CFS_MAX_READ;
+	buf = malloc(size);
+	if (!buf) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	rem = size;
+	for (uint64_t pos = (uint64_t)off; pos < 2ull + v.nentries; pos++) {
+		struct fuse_entry_param e = { 0 };
+		struct cairn_node_view cv;
+		struct cfs_inode *child = NULL;
+		struct cairn_dirent de;
+		char name[CAIRN_NAME_MAX + 1];
+		size_t n;
+
+		if (pos < 2) {
+			strcpy(name, pos == 0 ? "." : "..");
+			e.attr.st_ino = pos == 0 ? in->ino : (in->ino == FUSE_ROOT_ID ? in->ino
+										: in->parent);
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			if (cairn_dir_entry(&v, (uint32_t)(pos - 2), &de)) {
+				ret = -EIO;
+				break;
+			}
+			memcpy(name, de.name, de.name_len);
+			name[de.name_len] = '\0';
+			if (plus) {
+				ret = node_get(fs, t, &de.id, &cv);
+				if (ret)
+					break;
+				child = cfs_inode_ref(fs, t, in->ino, de.name, de.name_len, &de.id,
+						      &cv);
+				if (!child) {
+					ret = -ENOMEM;
+					break;
+				}
+				e.ino = child->ino;
+				e.attr_timeout = e.entry_timeout = fs->timeout;
+				cfs_fill_stat(child, &cv, &e.attr);
+			} else {
+				/* an inode number without a reference: derived the same way */
+				ret = node_get(fs, t, &de.id, &cv);
+				if (ret)
+					break;
+				e.attr.st_ino = cfs_inode_number(in->ino, de.name, de.name_len,
+								 &de.id, &cv);
+				e.attr.st_mode = cairn_type_st_mode(de.type);
+			}
+		}
+		if (plus)
+			n = fuse_add_direntry_plus(req, p, rem, name, &e, (off_t)pos + 1);
+		else
+			n = fuse_add_direntry(req, p, rem, name, &e.attr, (off_t)pos + 1);
+		if (n > rem) {
+			if (child)
+				cfs_inode_forget(fs, child->ino, 1); /* not sent: no reference */
+			break;
+		}
+		p += n;
+		rem -= n;
+	}
+	cfs_thread_end(t);
+	if (ret && p == buf)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void cfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			    struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+/* A decoded, verified chunk from the cache, decoding it on a miss. */
+static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				   int *err)
+{
+	struct cfs_chunk *ch = cfs_cache_get(fs->cache, id);
+	struct cairn_chunk_ref ref;
+	const void *val;
+	size_t vlen;
+	uint8_t *data;
+	long n;
+	int ret;
+
+	if (ch)
+		return ch;
+	ret = cairn_get(t->txn, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
+	if (!ret && cairn_chunk_parse(val, vlen, &ref))
+		ret = -EUCLEAN;
+	if (ret) {
+		char hex[CAIRN_ID_HEX_LEN + 1];
+
+		cairn_id_hex(id, hex);
+		cfs_log(fs, LOG_ERR, "chunk %s: %s", hex,
+			ret == -ENOENT ? "missing from the store" : "index record damaged");
+		*err = -EIO;
+		atomic_fetch_add(&fs->eio, 1);
+		return NULL;
+	}
+	data = malloc(ref.raw_len);
+	if (!data) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	n = cairn_chunk_read(t->txn, &t->z, id, val, vlen, data, ref.raw_len);
+	if (n < 0) {
+		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
+		free(data);
+		*err = n == -ENOMEM ? -ENOMEM : -EIO;
+		atomic_fetch_add(&fs->eio, 1);
+		return NULL;
+	}
+	ch = cfs_cache_insert(fs->cache, id, data, (uint32_t)n);
+	if (!ch)
+		*err = -ENOMEM;
+	return ch;
+}
+
+#define READ_MAX_CHUNKS 64
+
+static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct cfs *fs = cfs_of(req);
+	struct cfs_chunk *held[READ_MAX_CHUNKS];
+	struct fuse_bufvec *bv = NULL;
+	struct cairn_content_view cv;
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	struct cairn_id next_id;
+	bool prefetch = false;
+	unsigned nheld = 0;
+	uint64_t pos, end;
+	uint32_t i;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (v.type != CAIRN_NODE_REG) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, v.type == CAIRN_NODE_DIR ? EISDIR : EINVAL);
+		return;
+	}
+	if (size > CFS_MAX_READ)
+		size = CFS_MAX_READ;
+	pos = (uint64_t)off;
+	end = pos + size < v.size ? pos + size : v.size;
+	if (pos >= end) {
+		cfs_thread_end(t);
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	ret = cairn_file_content(t->txn, &v, 0, &cv);
+	if (ret) {
+		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
+		cfs_thread_end(t);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	bv = calloc(1, sizeof(*bv) + READ_MAX_CHUNKS * sizeof(struct fuse_buf));
+	if (!bv) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	bv->count = 0;
+	for (i = cairn_content_find(&cv, pos); pos < end && i < cv.count; i++) {
+		struct fuse_buf *b = &bv->buf[bv->count];
+		struct cairn_extent e;
+		uint64_t n;
+
+		cairn_content_extent(&cv, i, &e);
+		if (e.end <= pos)
+			continue;
+		n = (e.end < end ? e.end : end) - pos;
+		if (bv->count == READ_MAX_CHUNKS)
+			break; /* a short read; the kernel asks again */
+		if (e.hole) {
+			b->mem = fs->zeros;
+		} else {
+			struct cfs_chunk *ch = chunk_get(fs, t, &e.id, &ret);
+
+			if (!ch)
+				break;
+			if ((uint64_t)ch->len != e.end - e.start) {
+				cfs_log(fs, LOG_ERR, "a chunk's length disagrees with its extent list");
+				cfs_chunk_unref(fs->cache, ch);
+				ret = -EIO;
+				break;
+			}
+			held[nheld++] = ch;
+			b->mem = ch->data + (pos - e.start);
+			/* reading into the last part of a chunk: the next one is likely next */
+			if (pos + n == e.end && e.end < v.size && i + 1 < cv.count) {
+				struct cairn_extent ne;
+
+				cairn_content_extent(&cv, i + 1, &ne);
+				if (!ne.hole && !cfs_cache_contains(fs->cache, &ne.id)) {
+					next_id = ne.id;
+					prefetch = true;
+				}
+			}
+		}
+		b->size = (size_t)n;
+		bv->count++;
+		pos += n;
+	}
+	if (bv->count == 0) {
+		fuse_reply_err(req, ret ? -ret : EIO);
+	} else {
+		/* what was gathered before an error is a short read; the next read reports it */
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+		atomic_fetch_add(&fs->reads, 1);
+	}
+	for (unsigned k = 0; k < nheld; k++)
+		cfs_chunk_unref(fs->cache, held[k]);
+	/* decode ahead after replying: the reader is already on its way */
+	if (prefetch && bv->count) {
+		struct cfs_chunk *ch = chunk_get(fs, t, &next_id, &ret);
+
+		if (ch) {
+			cfs_chunk_unref(fs->cache, ch);
+			atomic_fetch_add(&fs->prefetches, 1);
+		}
+	}
+	free(bv);
+	cfs_thread_end(t);
+}
+
+static void cfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	struct cairn_content_view cv;
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	uint64_t pos = (uint64_t)off;
+	off_t result = -1;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (v.type != CAIRN_NODE_REG || off < 0 || pos >= v.size) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	ret = cairn_file_content(t->txn, &v, 0, &cv);
+	if (ret) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	for (uint32_t i = cairn_content_find(&cv, pos); i < cv.count; i++) {
+		struct cairn_extent e;
+
+		cairn_content_extent(&cv, i, &e);
+		if (e.end <= pos)
+			continue;
+		if (whence == SEEK_DATA && !e.hole) {
+			result = (off_t)(e.start > pos ? e.start : pos);
+			break;
+		}
+		if (whence == SEEK_HOLE && e.hole) {
+			result = (off_t)(e.start > pos ? e.start : pos);
+			break;
+		}
+	}
+	if (result < 0 && whence == SEEK_HOLE)
+		result = (off_t)v.size; /* the implicit hole at the end */
+	cfs_thread_end(t);
+	if (result < 0)
+		fuse_reply_err(req, ENXIO);
+	else
+		fuse_reply_lseek(req, result);
+}
+
+static void cfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	struct cairn_xattr x;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = cairn_xattr_get(&v, name, &x);
+	if (ret) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ret == -ENODATA ? ENODATA : EIO);
+		return;
+	}
+	if (size == 0) {
+		cfs_thread_end(t);
+		fuse_reply_xattr(req, x.value_len);
+	} else if (size < x.value_len) {
+		cfs_thread_end(t);
+		fuse_reply_err(req, ERANGE);
+	} else {
+		/* the value points into the map: reply before the transaction ends */
+		fuse_reply_buf(req, x.value, x.value_len);
+		cfs_thread_end(t);
+	}
+}
+
+static void cfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct cfs_inode *in;
+	struct cfs_thread *t;
+	struct cairn_node_view v;
+	struct cairn_xattr x;
+	struct cairn_buf list = { 0 };
+	size_t off = 0;
+	int ret = begin(req, ino, &in, &t, &v);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	while ((ret = cairn_xattr_next(&v, &off, &x)) == 0) {
+		if (cairn_buf_append(&list, x.name, x.name_len) || cairn_buf_append(&list, "", 1)) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	cfs_thread_end(t);
+	if (ret != -ENOENT)
+		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
+	else if (size == 0)
+		fuse_reply_xattr(req, list.len);
+	else if (size < list.len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)list.data, list.len);
+	cairn_buf_release(&list);
+}
+
+static void cfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cfs *fs = cfs_of(req);
+	struct statvfs st = { 0 };
+
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_blocks = (fs->image_size + 4095) / 4096;
+	st.f_files = fs->image_nodes;
+	st.f_namemax = CAIRN_NAME_MAX;
+	fuse_reply_statfs(req, &st);
+}
+
+static void cfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	/* default_permissions: the kernel checks modes; a read-only mount refuses writes */
+	fuse_reply_err(req, mask & W_OK ? EROFS : 0);
+}
+
+const struct fuse_lowlevel_ops cfs_ops = {
+	.init = cfs_init,
+	.lookup = cfs_lookup,
+	.forget = cfs_forget,
+	.forget_multi = cfs_forget_multi,
+	.getattr = cfs_getattr,
+	.readlink = cfs_readlink,
+	.open = cfs_open,
+	.read = cfs_read,
+	.opendir = cfs_opendir,
+	.readdir = cfs_readdir,
+	.readdirplus = cfs_readdirplus,
+	.statfs = cfs_statfs,
+	.getxattr = cfs_getxattr,
+	.listxattr = cfs_listxattr,
+	.access = cfs_access,
+	.lseek = cfs_lseek,
+};

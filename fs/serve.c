@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * serve.c - one mount's life: open the store, mount, say so, register,
+ * serve on a multi-threaded loop, clean up.
+ *
+ * A running mount is visible to other cairn commands through two files in
+ * STORE/run: PID.json (what it serves, where) and PID.sock, a control
+ * socket answering "stats" with the mount's counters as JSON. Both go away
+ * when the daemon exits; a record whose process is gone is stale and
+ * readers remove it.
+ */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+
+#include "fs-internal.h"
+#include "image.h"
+
+int cfs_run_dir(const char *store_dir, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/run", store_dir);
+
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+struct control {
+	struct cfs *fs;
+	int sock;
+	pthread_t thread;
+	bool running;
+	char sock_path[108];
+	char record_path[4096];
+};
+
+static json_object *stats_json(struct cfs *fs)
+{
+	struct cfs_cache_stats cs;
+	json_object *o = json_object_new_object();
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	cfs_cache_stats(fs->cache, &cs);
+	cairn_id_hex(&fs->o->image, hex);
+	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
+	json_object_object_add(o, "image", json_object_new_string(hex));
+	json_object_object_add(o, "hits", json_object_new_int64((int64_t)cs.hits));
+	json_object_object_add(o, "misses", json_object_new_int64((int64_t)cs.misses));
+	json_object_object_add(o, "evictions", json_object_new_int64((int64_t)cs.evictions));
+	json_object_object_add(o, "inserts", json_object_new_int64((int64_t)cs.inserts));
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cs.bytes));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)cs.entries));
+	json_object_object_add(o, "max_bytes", json_object_new_int64((int64_t)cs.max_bytes));
+	json_object_object_add(o, "reads", json_object_new_int64((int64_t)atomic_load(&fs->reads)));
+	json_object_object_add(o, "prefetches",
+			       json_object_new_int64((int64_t)atomic_load(&fs->prefetches)));
+	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
+	pthread_mutex_lock(&fs->itable_lock);
+	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	pthread_mutex_unlock(&fs->itable_lock);
+	return o;
+}
+
+/* Answers one request per connection: "stats". */
+static void *control_main(void *arg)
+{
+	struct control *c = arg;
+
+	for (;;) {
+		char req[64];
+		ssize_t n;
+		int fd = accept4(c->sock, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break; /* the socket was shut down: we are exiting */
+		}
+		n = read(fd, req, sizeof(req) - 1);
+		if (n > 0) {
+			req[n] = '\0';
+			if (strncmp(req, "stats", 5) == 0) {
+				json_object *o = stats_json(c->fs);
+				const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+				if (write(fd, s, strlen(s)) < 0 || write(fd, "\n", 1) < 0)
+					cfs_log(c->fs, LOG_DEBUG, "a stats reader went away");
+				json_object_put(o);
+			} else {
+				static const char unknown[] = "{\"error\":\"unknown request\"}\n";
+
+				if (write(fd, unknown, sizeof(unknown) - 1) < 0)
+					cfs_log(c->fs, LOG_DEBUG, "a control client went away");
+			}
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static int write_record(struct control *c, const char *run)
+{
+	struct cfs *fs = c->fs;
+	json_object *o = json_object_new_object();
+	char hex[CAIRN_ID_HEX_LEN + 1], tmp[sizeof(c->record_path) + 8];
+	const char *s;
+	FILE *f;
+
+	cairn_id_hex(&fs->o->image, hex);
+	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
+	json_object_object_add(o, "source", json_object_new_string(fs->o->source));
+	json_object_object_add(o, "image", json_object_new_string(hex));
+	json_object_object_add(o, "socket", json_object_new_string(c->sock_path));
+	json_object_object_add(o, "started_ns", json_object_new_int64(cairn_now_ns()));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (snprintf(c->record_path, sizeof(c->record_path), "%s/%d.json", run, (int)getpid()) >=
+		    (int)sizeof(c->record_path) ||
+	    snprintf(tmp, sizeof(tmp), "%s.tmp", c->record_path) >= (int)sizeof(tmp)) {
+		json_object_put(o);
+		c->record_path[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0 || rename(tmp, c->record_path) < 0) {
+		json_object_put(o);
+		c->record_path[0] = '\0';
+		return -errno;
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int control_start(struct control *c, struct cfs *fs)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char run[4096];
+	int ret = cfs_run_dir(fs->o->store_dir, run, sizeof(run));
+
+	c->fs = fs;
+	c->sock = -1;
+	if (ret)
+		return ret;
+	if (snprintf(c->sock_path, sizeof(c->sock_path), "%s/%d.sock", run, (int)getpid()) >=
+	    (int)sizeof(c->sock_path)) {
+		/* a deep store path: the socket goes in the abstract namespace */
+		snprintf(c->sock_path, sizeof(c->sock_path), "@cairn-%d", (int)getpid());
+	}
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->sock < 0)
+		return -errno;
+	memcpy(addr.sun_path, c->sock_path, strlen(c->sock_path));
+	if (c->sock_path[0] == '@')
+		addr.sun_path[0] = '\0';
+	else
+		unlink(c->sock_path);
+	if (bind(c->sock, (struct sockaddr *)&addr,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(c->sock_path))) < 0 ||
+	    listen(c->sock, 16) < 0) {
+		ret = -errno;
+		close(c->sock);
+		c->sock = -1;
+		return ret;
+	}
+	if (pthread_create(&c->thread, NULL, control_main, c) == 0)
+		c->running = true;
+	return write_record(c, run);
+}
+
+static void control_stop(struct control *c)
+{
+	if (c->record_path[0])
+		unlink(c->record_path);
+	if (c->sock >= 0) {
+		shutdown(c->sock, SHUT_RDWR);
+		if (c->running)
+			pthread_join(c->thread, NULL);
+		close(c->sock);
+		if (c->sock_path[0] != '@')
+			unlink(c->sock_path);
+	}
+}
+
+static void ready(int *fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ready(int *fd, const char *fmt, ...)
+{
+	char line[1100];
+	va_list ap;
+	int n;
+
+	if (*fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(*fd, line, strlen(line)) < 0)
+		n = -1; /* the caller is gone; nothing else to tell */
+	close(*fd);
+	*fd = -1;
+}
+
+/* Opens the store and the image; the root inode. */
+static int setup(struct cfs *fs, const struct cfs_options *o)
+{
+	struct cairn_image img;
+	struct cairn_txn *t;
+	struct cairn_node_view v;
+	int ret;
+
+	fs->o = o;
+	fs->timeout = 86400.0;
+	ret = cairn_store_open(o->store_dir, CAIRN_STORE_RDONLY, NULL, &fs->store);
+	if (ret)
+		return cairn_err(ret, "cannot open store '%s': %s", o->store_dir, cairn_errmsg());
+	ret = cairn_txn_begin(fs->store, false, &t);
+	if (ret)
+		return ret;
+	ret = cairn_image_get(t, &o->image, &img);
+	if (!ret) {
+		fs->root = img.root;
+		fs->image_nodes = img.nodes;
+		fs->image_size = img.logical_size;
+		ret = cairn_node_get(t, &fs->root, 0, &v);
+		if (!ret && v.type != CAIRN_NODE_DIR)
+			ret = cairn_err(-EUCLEAN, "the image's root is not a directory");
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret == -ENOENT ? cairn_err(ret, "the image is not in the store") : ret;
+	}
+	ret = cfs_itable_init(fs);
+	if (!ret)
+		ret = cfs_cache_new(o->cache_bytes, 0, &fs->cache);
+	if (!ret && pthread_key_create(&fs->thread_key, cfs_thread_free))
+		ret = -EAGAIN;
+	fs->zeros = ret ? NULL : calloc(1, CFS_MAX_READ);
+	if (!ret && !fs->zeros)
+		ret = -ENOMEM;
+	if (!ret)
+		ret = cfs_inode_root(fs, &v);
+	cairn_txn_abort(t);
+	return ret;
+}
+
+int cfs_serve(const struct cfs_options *o, int ready_fd)
+{
+	struct cfs fs = { 0 };
+	struct control ctl = { .sock = -1 };
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	char opts[4096];
+	int ret;
+
+	if (!o->foreground)
+		openlog("cairn", LOG_PID, LOG_DAEMON);
+	ret = setup(&fs, o);
+	if (ret) {
+		ready(&ready_fd, "%s\n", cairn_errmsg());
+		goto out;
+	}
+	snprintf(opts, sizeof(opts),
+		 "fsname=cairn,subtype=cairn,ro,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
+		 CFS_MAX_READ,
+		 o->nosuid ? "nosuid" : "suid", o->dev ? "dev" : "nodev",
+		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
+		ret = -ENOMEM;
+		ready(&ready_fd, "out of memory\n");
+		goto out;
+	}
+	fs.se = fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), &fs);
+	if (!fs.se) {
+		ret = -EINVAL;
+		ready(&ready_fd, "bad mount options '%s'\n", opts);
+		goto out;
+	}
+	if (fuse_set_signal_handlers(fs.se) != 0) {
+		ret = -EIO;
+		ready(&ready_fd, "cannot set signal handlers\n");
+		goto out_session;
+	}
+	if (fuse_session_mount(fs.se, o->mountpoint) != 0) {
+		ret = -EIO;
+		ready(&ready_fd, "the kernel refused the mount (see the line above, or syslog)\n");
+		goto out_signals;
+	}
+	ret = control_start(&ctl, &fs);
+	if (ret)
+		cfs_log(&fs, LOG_WARNING, "no control socket or mount record: %s", strerror(-ret));
+	cfs_log(&fs, LOG_INFO, "serving %s", o->source);
+	ready(&ready_fd, "ok\n");
+
+	cfg = fuse_loop_cfg_create();
+	if (!cfg) {
+		ret = -ENOMEM;
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	ret = fuse_session_loop_mt(fs.se, cfg);
+	ret = ret < 0 ? ret : 0;
+	fuse_loop_cfg_destroy(cfg);
+	cfs_log(&fs, LOG_INFO, "unmounted");
+out_unmount:
+	control_stop(&ctl);
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+out:
+	fuse_opt_free_args(&args);
+	if (fs.buckets)
+		cfs_itable_release(&fs);
+	if (fs.cache) {
+		void *t = pthread_getspecific(fs.thread_key);
+
+		cfs_thread_free(t);
+		pthread_key_delete(fs.thread_key);
+		cfs_cache_free(fs.cache);
+	}
+	free(fs.zeros);
+	cairn_store_close(fs.store);
+	ready(&ready_fd, "%s\n", ret ? "failed" : "ok");
+	return ret;
+}

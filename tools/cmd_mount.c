@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_mount.c - cairn mount, umount, mounts, stats.
+ *
+ * mount checks what it can before forking (the image, the directory), then
+ * forks a daemon that opens the store itself (LMDB environments must not
+ * cross a fork), mounts, and reports back through a pipe: the command
+ * returns once the mount is usable, or prints the daemon's one error line.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "cli.h"
+#include "fs.h"
+
+/* Is path (canonical) a mount point right now? */
+static bool is_mountpoint(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX];
+
+		/* id parent major:minor root mountpoint ... ; octal escapes in paths */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		{
+			char un[PATH_MAX];
+			size_t j = 0;
+
+			for (size_t i = 0; mp[i] && j + 1 < sizeof(un); i++) {
+				if (mp[i] == '\\' && mp[i + 1] && mp[i + 2] && mp[i + 3]) {
+					un[j++] = (char)strtol((char[]){ mp[i + 1], mp[i + 2],
+									 mp[i + 3], 0 },
+							       NULL, 8);
+					i += 3;
+				} else {
+					un[j++] = mp[i];
+				}
+			}
+			un[j] = '\0';
+			found = strcmp(un, path) == 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int parse_bytes(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end || v < (1u << 20))
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
+}
+
+int cmd_mount(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ro", no_argument, NULL, 'r' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "options", required_argument, NULL, 'o' },
+		{ "cache-size", required_argument, NULL, 'c' },
+		{ "dev", no_argument, NULL, 'D' },
+		{ "nosuid", no_argument, NULL, 'S' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ 0 },
+	};
+	struct cfs_options o = { .store_dir = cli->store_dir, .cache_bytes = CFS_CACHE_DEFAULT };
+	char mp[PATH_MAX], line[1200];
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	struct cairn_image img;
+	struct stat st;
+	int opt, ret, pfd[2];
+	pid_t pid;
+	ssize_t n;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "rfo:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			break; /* every mount is read-only until the writable layer lands */
+		case 'f':
+			o.foreground = true;
+			break;
+		case 'o':
+			o.fuse_opts = optarg;
+			break;
+		case 'c':
+			if (parse_bytes(optarg, &o.cache_bytes))
+				return cli_usage("mount", "--cache-size must be at least 1M, not '%s'",
+						 optarg);
+			break;
+		case 'D':
+			o.dev = true;
+			break;
+		case 'S':
+			o.nosuid = true;
+			break;
+		case 'd':
+			o.debug = true;
+			o.foreground = true;
+			break;
+		default:
+			return cli_usage("mount", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 2)
+		return cli_usage("mount", "mount takes an image and a directory");
+	o.source = argv[optind];
+	if (!realpath(argv[optind + 1], mp) || stat(mp, &st) < 0)
+		return cli_fail(-errno, "cannot mount on '%s'", argv[optind + 1]);
+	if (!S_ISDIR(st.st_mode))
+		return cli_fail(0, "cannot mount on '%s': not a directory", argv[optind + 1]);
+	if (is_mountpoint(mp))
+		return cli_fail(0, "cannot mount on '%s': it is a mount point already (busy)",
+				argv[optind + 1]);
+	o.mountpoint = mp;
+
+	if (cli_open(cli, false, &s))
+		return 1;
+	ret = cairn_txn_begin(s, false, &t);
+	if (!ret) {
+		ret = cairn_image_resolve(t, o.source, &o.image);
+		if (!ret)
+			ret = cairn_image_get(t, &o.image, &img);
+		cairn_txn_abort(t);
+	}
+	cairn_store_close(s); /* the daemon opens its own, after the fork */
+	if (ret)
+		return cli_fail(ret, "cannot mount '%s'", o.source);
+
+	if (o.foreground)
+		return cfs_serve(&o, -1) ? cli_fail(0, "cannot mount '%s' on '%s': %s", o.source,
+						    mp, cairn_errmsg())
+					 : 0;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return cli_fail(-errno, "cannot mount '%s'", o.source);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return cli_fail(-errno, "cannot mount '%s'", o.source);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		close(pfd[0]);
+		setsid();
+		if (chdir("/") < 0)
+			_exit(1);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			close(null);
+		}
+		_exit(cfs_serve(&o, pfd[1]) ? 1 : 0);
+	}
+	close(pfd[1]);
+	n = read(pfd[0], line, sizeof(line) - 1);
+	close(pfd[0]);
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "ok") == 0)
+		return 0;
+	waitpid(pid, NULL, 0);
+	return cli_fail(0, "cannot mount '%s' on '%s': %s", o.source, argv[optind + 1],
+			*line ? line : "the daemon died");
+}
+
+/* Mount records: STORE/run/PID.json. */
+struct record {
+	int pid;
+	char *mountpoint, *source, *image, *socket;
+};
+
+static void record_free(struct record *r)
+{
+	free(r->mountpoint);
+	free(r->source);
+	free(r->image);
+	free(r->socket);
+}
+
+static char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? strdup(json_object_get_string(v))
+						    : strdup("");
+}
+
+/* Reads the live records (removing stale ones); returns how many. */
+static int load_records(const char *store, struct record **out)
+{
+	char run[4096], path[8192];
+	struct record *rs = NULL;
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	if (cfs_run_dir(store, run, sizeof(run)))
+		return 0;
+	d = opendir(run);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		json_object *o;
+		struct record r = { 0 };
+		int pid;
+		char tail;
+
+		if (sscanf(de->d_name, "%d.jso%c", &pid, &tail) != 2 || tail != 'n')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", run, de->d_name);
+		if (kill(pid, 0) < 0 && errno == ESRCH) {
+			unlink(path); /* the daemon is gone */
+			snprintf(path, sizeof(path), "%s/%d.sock", run, pid);
+			unlink(path);
+			continue;
+		}
+		o = json_object_from_file(path);
+		if (!o)
+			continue;
+		r.pid = pid;
+		r.mountpoint = jstr(o, "mountpoint");
+		r.source = jstr(o, "source");
+		r.image = jstr(o, "image");
+		r.socket = jstr(o, "socket");
+		json_object_put(o);
+		{
+			struct record *p = realloc(rs, (size_t)(n + 1) * sizeof(*p));
+
+			if (!p) {
+				record_free(&r);
+				break;
+			}
+			rs = p;
+			rs[n++] = r;
+		}
+	}
+	closedir(d);
+	*out = rs;
+	return n;
+}
+
+static void records_free(struct record *rs, int n)
+{
+	for (int i = 0; i < n; i++)
+		record_free(&rs[i]);
+	free(rs);
+}
+
+int cmd_mounts(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	struct record *rs = NULL;
+	bool json = false;
+	int opt, n;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return cli_usage("mounts", "unknown option '%s'", argv[optind - 1]);
+		json = true;
+	}
+	if (optind != argc)
+		return cli_usage("mounts", "mounts takes no arguments");
+	n = load_records(cli->store_dir, &rs);
+	if (json) {
+		json_object *arr = json_object_new_array();
+
+		for (int i = 0; i < n; i++) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "pid", json_object_new_int(rs[i].pid));
+			json_object_object_add(o, "mountpoint",
+					       json_object_new_string(rs[i].mountpoint));
+			json_object_object_add(o, "source", json_object_new_string(rs[i].source));
+			json_object_object_add(o, "image", json_object_new_string(rs[i].image));
+			json_object_array_add(arr, o);
+		}
+		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+	} else {
+		printf("%-8s %-14s %-20s %s\n", "PID", "IMAGE", "SOURCE", "MOUNTPOINT");
+		for (int i = 0; i < n; i++)
+			printf("%-8d %-14.12s %-20s %s\n", rs[i].pid, rs[i].image, rs[i].source,
+			       rs[i].mountpoint);
+	}
+	records_free(rs, n);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The record of the mount at dir (canonical), or -1. */
+static int find_record(struct record *rs, int n, const char *dir)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(rs[i].mountpoint, dir) == 0)
+			return i;
+	return -1;
+}
+
+/* Sends "stats" to a mount's control socket; the reply in buf. */
+static int control_request(const char *sock_path, const char *req, char *buf, size_t len)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t plen = strlen(sock_path), got = 0;
+	int fd, ret = 0;
+
+	if (plen >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, sock_path, plen);
+	if (sock_path[0] == '@')
+		addr.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen)) < 0 ||
+	    write(fd, req, strlen(req)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 5000) <= 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		r = read(fd, buf + got, len - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == len - 1)
+			break;
+	}
+	buf[got] = '\0';
+	close(fd);
+	return ret ? ret : got ? 0 : -EPROTO;
+}
+
+int cmd_stats(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	struct record *rs = NULL;
+	char dir[PATH_MAX], buf[4096];
+	bool json = false;
+	int opt, n, i, ret;
+	json_object *o;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return cli_usage("stats", "unknown option '%s'", argv[optind - 1]);
+		json = true;
+	}
+	if (optind != argc - 1)
+		return cli_usage("stats", "stats takes a mount directory");
+	if (!realpath(argv[optind], dir))
+		return cli_fail(-errno, "no stats for '%s'", argv[optind]);
+	n = load_records(cli->store_dir, &rs);
+	i = find_record(rs, n, dir);
+	if (i < 0) {
+		records_free(rs, n);
+		return cli_fail(0, "no stats for '%s': not a cairn mount of store '%s'",
+				argv[optind], cli->store_dir);
+	}
+	ret = control_request(rs[i].socket, "stats\n", buf, sizeof(buf));
+	records_free(rs, n);
+	if (ret)
+		return cli_fail(ret, "no stats for '%s': its daemon does not answer", argv[optind]);
+	if (json) {
+		fputs(buf, stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	o = json_tokener_parse(buf);
+	if (!o)
+		return cli_fail(0, "no stats for '%s': a garbled answer", argv[optind]);
+	json_object_object_foreach(o, key, val)
+		printf("%-12s %s\n", key, json_object_get_string(val));
+	json_object_put(o);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Names the processes using anything under dir (cwd, root, open files, maps). */
+static void holders(const char *dir, char *out, size_t len)
+{
+	size_t dl = strlen(dir), used = 0;
+	struct dirent *de;
+	DIR *proc = opendir("/proc");
+
+	out[0] = '\0';
+	if (!proc)
+		return;
+	while ((de = readdir(proc))) {
+		char path[PATH_MAX], target[PATH_MAX], comm[64] = "?";
+		const char *links[] = { "cwd", "root", "exe" };
+		bool holds = false;
+		int pid = atoi(de->d_name);
+		struct dirent *fde;
+		DIR *fds;
+		FILE *f;
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		for (size_t k = 0; k < ARRAY_SIZE(links) && !holds; k++) {
+			ssize_t n;
+
+			snprintf(path, sizeof(path), "/proc/%d/%s", pid, links[k]);
+			n = readlink(path, target, sizeof(target) - 1);
+			if (n > 0) {
+				target[n] = '\0';
+				holds = strncmp(target, dir, dl) == 0 &&
+					(target[dl] == '/' || target[dl] == '\0');
+			}
+		}
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = holds ? NULL : opendir(path);
+		while (fds && !holds && (fde = readdir(fds))) {
+			char fdp[PATH_MAX + 300];
+			ssize_t n;
+
+			if (snprintf(fdp, sizeof(fdp), "%s/%s", path, fde->d_name) >= (int)sizeof(fdp))
+				continue;
+			n = readlink(fdp, target, sizeof(target) - 1);
+			if (n > 0) {
+				target[n] = '\0';
+				holds = strncmp(target, dir, dl) == 0 &&
+					(target[dl] == '/' || target[dl] == '\0');
+			}
+		}
+		if (fds)
+			closedir(fds);
+		if (!holds)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		f = fopen(path, "re");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		used += (size_t)snprintf(out + used, len > used ? len - used : 0, "%s%d (%s)",
+					 used ? ", " : "", pid, comm);
+		if (used >= len)
+			break;
+	}
+	closedir(proc);
+}
+
+int cmd_umount(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "lazy", no_argument, NULL, 'l' }, { 0 } };
+	struct record *rs = NULL;
+	char dir[PATH_MAX], who[1024];
+	bool lazy = false;
+	int opt, n, i, pid = 0;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "l", opts, NULL)) != -1) {
+		if (opt != 'l')
+			return cli_usage("umount", "unknown option '%s'", argv[optind - 1]);
+		lazy = true;
+	}
+	if (optind != argc - 1)
+		return cli_usage("umount", "umount takes a mount directory");
+	/* a dead daemon's mount cannot be stat'ed: resolve its parent instead */
+	if (!realpath(argv[optind], dir)) {
+		cleanup_free char *copy = strdup(argv[optind]);
+		char *slash = copy ? strrchr(copy, '/') : NULL;
+		char parent[PATH_MAX];
+		const char *base;
+
+		if (errno != ENOTCONN || !copy)
+			return cli_fail(-errno, "cannot unmount '%s'", argv[optind]);
+		if (slash) {
+			*slash = '\0';
+			base = slash + 1;
+		} else {
+			base = copy;
+		}
+		if (!realpath(slash ? (*copy ? copy : "/") : ".", parent) ||
+		    snprintf(dir, sizeof(dir), "%s/%s", strcmp(parent, "/") ? parent : "",
+			     base) >= (int)sizeof(dir))
+			return cli_fail(-ENOTCONN, "cannot unmount '%s'", argv[optind]);
+	}
+	n = load_records(cli->store_dir, &rs);
+	i = find_record(rs, n, dir);
+	if (i >= 0)
+		pid = rs[i].pid;
+	records_free(rs, n);
+	if (!is_mountpoint(dir))
+		return cli_fail(0, "cannot unmount '%s': not mounted", argv[optind]);
+	if (umount2(dir, lazy ? MNT_DETACH : 0) < 0) {
+		int err = errno;
+
+		if (err == EBUSY) {
+			holders(dir, who, sizeof(who));
+			return cli_fail(0, "cannot unmount '%s': busy%s%s (or use --lazy)", argv[optind],
+					*who ? ", in use by " : "", who);
+		}
+		return cli_fail(-err, "cannot unmount '%s'", argv[optind]);
+	}
+	/* the daemon sees the unmount and exits; wait for it, bounded */
+	for (int k = 0; pid > 0 && k < 100 && kill(pid, 0) == 0; k++)
+		usleep(50000);
+	return 0;
+}
