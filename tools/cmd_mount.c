@@ -90,8 +90,8 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ 0 },
 	};
-	struct cfs_options o = { .store_dir = cli->store_dir, .cache_bytes = CFS_CACHE_DEFAULT };
-	char mp[PATH_MAX], line[1200];
+	struct cfs_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
+	char mp[PATH_MAX], store[PATH_MAX], line[1200];
 	struct cairn_store *s;
 	struct cairn_txn *t;
 	struct cairn_image img;
@@ -144,6 +144,12 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 
 	if (cli_open(cli, false, &s))
 		return 1;
+	/* the daemon runs in / : it needs the store's absolute path */
+	if (!realpath(cli->store_dir, store)) {
+		cairn_store_close(s);
+		return cli_fail(-errno, "cannot open store '%s'", cli->store_dir);
+	}
+	o.store_dir = store;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
 		ret = cairn_image_resolve(t, o.source, &o.image);
