@@ -482,13 +482,12 @@ static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const s
 	return ch;
 }
 
-#define READ_MAX_CHUNKS 64
 
 static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct cfs *fs = cfs_of(req);
-	struct cfs_chunk *held[READ_MAX_CHUNKS];
+	struct cfs_chunk **held = NULL;
 	struct fuse_bufvec *bv = NULL;
 	struct cairn_content_view cv;
 	struct cfs_inode *in;
@@ -498,7 +497,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bool prefetch = false;
 	unsigned nheld = 0;
 	uint64_t pos, end;
-	uint32_t i;
+	uint32_t i, first, pieces;
 	int ret = begin(req, ino, &in, &t, &v);
 
 	if (ret) {
@@ -526,14 +525,19 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	bv = calloc(1, sizeof(*bv) + READ_MAX_CHUNKS * sizeof(struct fuse_buf));
-	if (!bv) {
+	first = cairn_content_find(&cv, pos);
+	pieces = cairn_content_find(&cv, end - 1) - first + 1;
+	bv = calloc(1, sizeof(*bv) + pieces * sizeof(struct fuse_buf));
+	held = calloc(pieces, sizeof(*held));
+	if (!bv || !held) {
+		free(bv);
+		free(held);
 		cfs_thread_end(t);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	bv->count = 0;
-	for (i = cairn_content_find(&cv, pos); pos < end && i < cv.count; i++) {
+	for (i = first; pos < end && i < cv.count; i++) {
 		struct fuse_buf *b = &bv->buf[bv->count];
 		struct cairn_extent e;
 		uint64_t n;
@@ -542,8 +546,6 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (e.end <= pos)
 			continue;
 		n = (e.end < end ? e.end : end) - pos;
-		if (bv->count == READ_MAX_CHUNKS)
-			break; /* a short read; the kernel asks again */
 		if (e.hole) {
 			b->mem = fs->zeros;
 		} else {
@@ -574,10 +576,13 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		bv->count++;
 		pos += n;
 	}
-	if (bv->count == 0) {
+	if (ret || bv->count == 0) {
+		/*
+		 * Never a short read on an error: the kernel would take it for the
+		 * end of the file and shrink the file's size.
+		 */
 		fuse_reply_err(req, ret ? -ret : EIO);
 	} else {
-		/* what was gathered before an error is a short read; the next read reports it */
 		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 		atomic_fetch_add(&fs->reads, 1);
 	}
@@ -593,6 +598,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	free(bv);
+	free(held);
 	cfs_thread_end(t);
 }
 

@@ -198,6 +198,28 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			*line ? line : "the daemon died");
 }
 
+/* Is pid a live process (not gone, not a zombie)? */
+static bool alive(int pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
+}
+
 /* Mount records: STORE/run/PID.json. */
 struct record {
 	int pid;
@@ -243,7 +265,7 @@ static int load_records(const char *store, struct record **out)
 		if (sscanf(de->d_name, "%d.jso%c", &pid, &tail) != 2 || tail != 'n')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", run, de->d_name);
-		if (kill(pid, 0) < 0 && errno == ESRCH) {
+		if (!alive(pid)) {
 			unlink(path); /* the daemon is gone */
 			snprintf(path, sizeof(path), "%s/%d.sock", run, pid);
 			unlink(path);
