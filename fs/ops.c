@@ -436,11 +436,14 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	do_readdir(req, ino, size, off, true);
 }
 
-/* A decoded, verified chunk from the cache, decoding it on a miss. */
+/*
+ * A decoded, verified chunk from the cache, decoding it on a miss. ahead:
+ * a read-ahead the caller knows is not cached; it counts no miss.
+ */
 static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				   int *err)
+				   bool ahead, int *err)
 {
-	struct cfs_chunk *ch = cfs_cache_get(fs->cache, id);
+	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(fs->cache, id);
 	struct cairn_chunk_ref ref;
 	const void *val;
 	size_t vlen;
@@ -549,7 +552,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (e.hole) {
 			b->mem = fs->zeros;
 		} else {
-			struct cfs_chunk *ch = chunk_get(fs, t, &e.id, &ret);
+			struct cfs_chunk *ch = chunk_get(fs, t, &e.id, false, &ret);
 
 			if (!ch)
 				break;
@@ -590,7 +593,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		cfs_chunk_unref(fs->cache, held[k]);
 	/* decode ahead after replying: the reader is already on its way */
 	if (prefetch && bv->count) {
-		struct cfs_chunk *ch = chunk_get(fs, t, &next_id, &ret);
+		struct cfs_chunk *ch = chunk_get(fs, t, &next_id, true, &ret);
 
 		if (ch) {
 			cfs_chunk_unref(fs->cache, ch);

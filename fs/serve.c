@@ -207,6 +207,19 @@ static void ready(int *fd, const char *fmt, ...)
 	*fd = -1;
 }
 
+/*
+ * A shard keeps at least two of the largest chunks (4 MiB), or chunks
+ * that big would never stay cached; up to 16 shards spread the locks.
+ */
+static unsigned cache_shards(size_t bytes)
+{
+	unsigned n = 1;
+
+	while (n < 16 && bytes / (n * 2) >= 2 * CAIRN_CHUNK_MAX_LIMIT)
+		n *= 2;
+	return n;
+}
+
 /* Opens the store and the image; the root inode. */
 static int setup(struct cfs *fs, const struct cfs_options *o)
 {
@@ -238,7 +251,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 	}
 	ret = cfs_itable_init(fs);
 	if (!ret)
-		ret = cfs_cache_new(o->cache_bytes, 0, &fs->cache);
+		ret = cfs_cache_new(o->cache_bytes, cache_shards(o->cache_bytes), &fs->cache);
 	if (!ret && pthread_key_create(&fs->thread_key, cfs_thread_free))
 		ret = -EAGAIN;
 	fs->zeros = ret ? NULL : calloc(1, CFS_MAX_READ);
