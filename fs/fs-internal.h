@@ -41,6 +41,7 @@ struct cfs_inode {
 	/* derived once from the node, immutable */
 	uint32_t dir_nlink;       /* 2 + subdirectories, for directories */
 	uint64_t blocks;          /* 512-byte units of data (holes excluded) */
+	_Atomic uint64_t read_end; /* where the last read ended: sequential access detection */
 };
 
 /* Per thread: one read transaction (reset between requests) and zstd state. */
@@ -59,6 +60,14 @@ struct cfs {
 	pthread_key_t thread_key;
 	double timeout;           /* entry and attribute validity, seconds */
 	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
+
+	/* chunks being decoded now, so a second reader waits instead of decoding too */
+	pthread_mutex_t decoding_lock;
+	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
+	struct cairn_id decoding[64];    /* decoding_lock */
+	unsigned ndecoding;              /* decoding_lock */
+
+	atomic_bool readahead_set;       /* the bdi's read-ahead window was raised */
 
 	pthread_mutex_t itable_lock;
 	struct cfs_inode **buckets; /* itable_lock */

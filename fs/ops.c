@@ -14,6 +14,7 @@
  * answer ENOSYS: the kernel then stops sending them (and flush and
  * release) and keeps its caches across opens.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/sysmacros.h>
@@ -46,11 +47,16 @@ void cfs_thread_free(void *p)
 	free(t);
 }
 
+static void raise_readahead(struct cfs *fs);
+
 struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 {
 	struct cfs_thread *t = pthread_getspecific(fs->thread_key);
 	int ret;
 
+	/* any request but INIT comes after INIT's reply: the kernel has its window */
+	if (!atomic_load_explicit(&fs->readahead_set, memory_order_relaxed))
+		raise_readahead(fs);
 	if (!t) {
 		t = calloc(1, sizeof(*t));
 		if (!t) {
@@ -145,8 +151,6 @@ static void cfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL; /* ACLs in the image are enforced */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_readahead = 4u << 20;
 	conn->max_read = CFS_MAX_READ; /* must match the max_read mount option */
@@ -436,23 +440,18 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	do_readdir(req, ino, size, off, true);
 }
 
-/*
- * A decoded, verified chunk from the cache, decoding it on a miss. ahead:
- * a read-ahead the caller knows is not cached; it counts no miss.
- */
-static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				   bool ahead, int *err)
+/* Decodes and verifies a chunk into a new buffer and caches it. */
+static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
+				      const struct cairn_id *id, int *err)
 {
-	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(fs->cache, id);
 	struct cairn_chunk_ref ref;
+	struct cfs_chunk *ch;
 	const void *val;
 	size_t vlen;
 	uint8_t *data;
 	long n;
 	int ret;
 
-	if (ch)
-		return ch;
 	ret = cairn_get(t->txn, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
 	if (!ret && cairn_chunk_parse(val, vlen, &ref))
 		ret = -EUCLEAN;
@@ -485,19 +484,122 @@ static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const s
 	return ch;
 }
 
+/* Claims id for decoding; false when another thread decodes it (after waiting for it). */
+static bool decode_claim(struct cfs *fs, const struct cairn_id *id)
+{
+	bool waited = false;
+
+	pthread_mutex_lock(&fs->decoding_lock);
+	for (;;) {
+		unsigned i;
+
+		for (i = 0; i < fs->ndecoding; i++)
+			if (cairn_id_eq(&fs->decoding[i], id))
+				break;
+		if (i == fs->ndecoding)
+			break;
+		pthread_cond_wait(&fs->decoded, &fs->decoding_lock);
+		waited = true;
+	}
+	if (waited || fs->ndecoding == ARRAY_SIZE(fs->decoding)) {
+		/* it was decoded meanwhile (or the table is full): decode without a claim */
+		pthread_mutex_unlock(&fs->decoding_lock);
+		return false;
+	}
+	fs->decoding[fs->ndecoding++] = *id;
+	pthread_mutex_unlock(&fs->decoding_lock);
+	return true;
+}
+
+static void decode_release(struct cfs *fs, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&fs->decoding_lock);
+	for (unsigned i = 0; i < fs->ndecoding; i++) {
+		if (cairn_id_eq(&fs->decoding[i], id)) {
+			fs->decoding[i] = fs->decoding[--fs->ndecoding];
+			break;
+		}
+	}
+	pthread_cond_broadcast(&fs->decoded);
+	pthread_mutex_unlock(&fs->decoding_lock);
+}
+
+/*
+ * A decoded, verified chunk from the cache, decoding it on a miss; a chunk
+ * another thread is decoding right now is waited for, not decoded twice.
+ * ahead: a read-ahead the caller knows is not cached; it counts no miss.
+ */
+static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				   bool ahead, int *err)
+{
+	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(fs->cache, id);
+	bool claimed;
+
+	if (ch)
+		return ch;
+	claimed = decode_claim(fs, id);
+	if (!claimed) {
+		ch = cfs_cache_get(fs->cache, id);
+		if (ch)
+			return ch;
+	}
+	ch = chunk_decode(fs, t, id, err);
+	if (claimed)
+		decode_release(fs, id);
+	return ch;
+}
+
+/*
+ * The kernel's read-ahead window for a FUSE mount is the smaller of what
+ * the daemon asks at INIT and its 128 KiB default; as root the daemon
+ * raises the mount's bdi window itself, once INIT is done (before the
+ * first lookup, so files opened later get the larger window). Large sequential reads then arrive as 1 MiB requests, several in
+ * flight, decoded on several threads.
+ */
+static void raise_readahead(struct cfs *fs)
+{
+	char line[8192], dev[32] = "", path[96];
+	bool expected = false;
+	FILE *f;
+	int fd;
+
+	if (!atomic_compare_exchange_strong(&fs->readahead_set, &expected, true))
+		return;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char majmin[32], mp[4096];
+
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mp) == 2 &&
+		    strcmp(mp, fs->o->mountpoint) == 0)
+			strcpy(dev, majmin); /* the last one is ours */
+	}
+	fclose(f);
+	if (!*dev)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "4096", 4) != 4)
+		cfs_log(fs, LOG_INFO, "cannot raise the read-ahead window: %s", strerror(errno));
+	close(fd);
+}
 
 static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct cfs *fs = cfs_of(req);
 	struct cfs_chunk **held = NULL;
-	struct fuse_bufvec *bv = NULL;
+	struct iovec *iov = NULL;
+	int niov = 0;
 	struct cairn_content_view cv;
 	struct cfs_inode *in;
 	struct cfs_thread *t;
 	struct cairn_node_view v;
 	struct cairn_id next_id;
-	bool prefetch = false;
+	bool prefetch = false, sequential;
 	unsigned nheld = 0;
 	uint64_t pos, end;
 	uint32_t i, first, pieces;
@@ -516,6 +618,10 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size = CFS_MAX_READ;
 	pos = (uint64_t)off;
 	end = pos + size < v.size ? pos + size : v.size;
+	/* decode ahead only for sequential readers: random ones would waste it */
+	sequential = pos == 0 || atomic_exchange(&in->read_end, end) == pos;
+	if (pos == 0)
+		atomic_store(&in->read_end, end);
 	if (pos >= end) {
 		cfs_thread_end(t);
 		fuse_reply_buf(req, NULL, 0);
@@ -530,18 +636,17 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	first = cairn_content_find(&cv, pos);
 	pieces = cairn_content_find(&cv, end - 1) - first + 1;
-	bv = calloc(1, sizeof(*bv) + pieces * sizeof(struct fuse_buf));
+	iov = calloc(pieces, sizeof(*iov));
 	held = calloc(pieces, sizeof(*held));
-	if (!bv || !held) {
-		free(bv);
+	if (!iov || !held) {
+		free(iov);
 		free(held);
 		cfs_thread_end(t);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	bv->count = 0;
 	for (i = first; pos < end && i < cv.count; i++) {
-		struct fuse_buf *b = &bv->buf[bv->count];
+		struct iovec *b = &iov[niov];
 		struct cairn_extent e;
 		uint64_t n;
 
@@ -550,7 +655,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			continue;
 		n = (e.end < end ? e.end : end) - pos;
 		if (e.hole) {
-			b->mem = fs->zeros;
+			b->iov_base = fs->zeros;
 		} else {
 			struct cfs_chunk *ch = chunk_get(fs, t, &e.id, false, &ret);
 
@@ -563,9 +668,9 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				break;
 			}
 			held[nheld++] = ch;
-			b->mem = ch->data + (pos - e.start);
+			b->iov_base = ch->data + (pos - e.start);
 			/* reading into the last part of a chunk: the next one is likely next */
-			if (pos + n == e.end && e.end < v.size && i + 1 < cv.count) {
+			if (sequential && pos + n == e.end && e.end < v.size && i + 1 < cv.count) {
 				struct cairn_extent ne;
 
 				cairn_content_extent(&cv, i + 1, &ne);
@@ -575,24 +680,25 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				}
 			}
 		}
-		b->size = (size_t)n;
-		bv->count++;
+		b->iov_len = (size_t)n;
+		niov++;
 		pos += n;
 	}
-	if (ret || bv->count == 0) {
+	if (ret || niov == 0) {
 		/*
 		 * Never a short read on an error: the kernel would take it for the
 		 * end of the file and shrink the file's size.
 		 */
 		fuse_reply_err(req, ret ? -ret : EIO);
 	} else {
-		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+		/* one writev of the cached buffers: no copy on our side */
+		fuse_reply_iov(req, iov, niov);
 		atomic_fetch_add(&fs->reads, 1);
 	}
 	for (unsigned k = 0; k < nheld; k++)
 		cfs_chunk_unref(fs->cache, held[k]);
 	/* decode ahead after replying: the reader is already on its way */
-	if (prefetch && bv->count) {
+	if (prefetch && niov) {
 		struct cfs_chunk *ch = chunk_get(fs, t, &next_id, true, &ret);
 
 		if (ch) {
@@ -600,7 +706,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			atomic_fetch_add(&fs->prefetches, 1);
 		}
 	}
-	free(bv);
+	free(iov);
 	free(held);
 	cfs_thread_end(t);
 }

@@ -176,34 +176,22 @@ static long chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct c
 {
 	struct cairn_chunk_ref ref;
 	char hex[CAIRN_ID_HEX_LEN + 1] = "?";
+	const void *entry;
 	size_t need;
-	ssize_t got;
-	int fd, ret;
+	int ret = 0;
 
 	if (id)
 		cairn_id_hex(id, hex);
 	if (cairn_chunk_parse(val, vlen, &ref))
 		return cairn_err(-EIO, "chunk %s: its index record is damaged", hex);
 	need = sizeof(struct cairn_pack_entry) + ref.len;
-	ret = cairn_buf_reserve(&z->io, need);
-	if (ret)
-		return ret;
-	fd = cairn_store_pack_fd(cairn_txn_store(t), ref.pack);
-	if (fd < 0)
+	entry = cairn_store_pack_map(cairn_txn_store(t), ref.pack, ref.offset, need, &ret);
+	if (!entry)
 		return cairn_err(-EIO, "chunk %s: %s", hex, cairn_errmsg());
-	got = pread(fd, z->io.data, need, (off_t)ref.offset);
-	if (got < 0) {
-		char ebuf[128];
-
-		return cairn_err(-EIO, "chunk %s: cannot read pack %08x: %s", hex, ref.pack,
-				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
-	}
-	if ((size_t)got != need)
-		return cairn_err(-EIO, "chunk %s: pack %08x ends before the chunk", hex, ref.pack);
-	if (((const struct cairn_pack_entry *)z->io.data)->codec != ref.codec ||
-	    CAIRN_GET(((const struct cairn_pack_entry *)z->io.data)->raw_len) != ref.raw_len)
+	if (((const struct cairn_pack_entry *)entry)->codec != ref.codec ||
+	    CAIRN_GET(((const struct cairn_pack_entry *)entry)->raw_len) != ref.raw_len)
 		return cairn_err(-EIO, "chunk %s: its pack entry disagrees with its index", hex);
-	return decode_entry(z, id, verify, z->io.data, need, out, cap);
+	return decode_entry(z, id, verify, entry, need, out, cap);
 }
 
 long cairn_chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,

@@ -13,6 +13,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -37,9 +38,18 @@ struct cairn_store {
 	struct cairn_store_params params;
 	struct cairn_chunker chunker;
 
-	pthread_mutex_t pack_lock; /* protects pack_fds and npack_fds */
+	pthread_mutex_t pack_lock; /* protects the fields below */
 	int *pack_fds;             /* by pack id; -1 until opened */
+	struct pack_map *maps;     /* by pack id; addr NULL until mapped */
 	uint32_t npack_fds;
+	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
+};
+
+/* A read-only mapping of a pack file. */
+struct pack_map {
+	void *addr;
+	size_t len;
+	struct pack_map *next; /* on the retired list */
 };
 
 struct cairn_txn {
@@ -318,10 +328,21 @@ void cairn_store_close(struct cairn_store *s)
 	if (!s)
 		return;
 	mdb_env_close(s->env);
-	for (uint32_t i = 0; i < s->npack_fds; i++)
+	for (uint32_t i = 0; i < s->npack_fds; i++) {
 		if (s->pack_fds[i] >= 0)
 			close(s->pack_fds[i]);
+		if (s->maps[i].addr)
+			munmap(s->maps[i].addr, s->maps[i].len);
+	}
+	while (s->retired) {
+		struct pack_map *m = s->retired;
+
+		s->retired = m->next;
+		munmap(m->addr, m->len);
+		free(m);
+	}
 	free(s->pack_fds);
+	free(s->maps);
 	pthread_mutex_destroy(&s->pack_lock);
 	free(s->dir);
 	free(s);
@@ -332,40 +353,104 @@ void cairn_store_pack_path(const struct cairn_store *s, uint32_t pack, char *buf
 	snprintf(buf, len, "%s/packs/%08x.pack", s->dir, pack);
 }
 
-int cairn_store_pack_fd(struct cairn_store *s, uint32_t pack)
+/* The pack's fd, opening it on first use. Called with pack_lock held. */
+static int pack_fd_locked(struct cairn_store *s, uint32_t pack)
 {
 	char path[4096], ebuf[128];
 	int fd;
 
-	pthread_mutex_lock(&s->pack_lock);
-	if (pack < s->npack_fds && s->pack_fds[pack] >= 0) {
-		fd = s->pack_fds[pack];
-		pthread_mutex_unlock(&s->pack_lock);
-		return fd;
-	}
+	if (pack < s->npack_fds && s->pack_fds[pack] >= 0)
+		return s->pack_fds[pack];
 	if (pack >= s->npack_fds) {
 		uint32_t n = pack + 16;
 		int *p = realloc(s->pack_fds, n * sizeof(*p));
+		struct pack_map *m;
 
-		if (!p) {
-			pthread_mutex_unlock(&s->pack_lock);
+		if (!p)
 			return -ENOMEM;
-		}
-		for (uint32_t i = s->npack_fds; i < n; i++)
-			p[i] = -1;
 		s->pack_fds = p;
+		m = realloc(s->maps, n * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		s->maps = m;
+		for (uint32_t i = s->npack_fds; i < n; i++) {
+			p[i] = -1;
+			memset(&m[i], 0, sizeof(m[i]));
+		}
 		s->npack_fds = n;
 	}
 	cairn_store_pack_path(s, pack, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fd = cairn_err(-errno, "cannot open pack '%s': %s", path,
-			       cairn_strerror(errno, ebuf, sizeof(ebuf)));
-	} else {
-		s->pack_fds[pack] = fd;
-	}
+	if (fd < 0)
+		return cairn_err(-errno, "cannot open pack '%s': %s", path,
+				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	s->pack_fds[pack] = fd;
+	return fd;
+}
+
+int cairn_store_pack_fd(struct cairn_store *s, uint32_t pack)
+{
+	int fd;
+
+	pthread_mutex_lock(&s->pack_lock);
+	fd = pack_fd_locked(s, pack);
 	pthread_mutex_unlock(&s->pack_lock);
 	return fd;
+}
+
+const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t off, size_t len,
+				 int *err)
+{
+	struct pack_map *m;
+	struct stat st;
+	void *addr;
+	int fd;
+
+	pthread_mutex_lock(&s->pack_lock);
+	if (pack < s->npack_fds && s->maps[pack].addr && off + len <= s->maps[pack].len) {
+		addr = (uint8_t *)s->maps[pack].addr + off;
+		pthread_mutex_unlock(&s->pack_lock);
+		return addr;
+	}
+	fd = pack_fd_locked(s, pack);
+	if (fd < 0) {
+		*err = fd;
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		*err = -errno;
+		goto fail;
+	}
+	if (off + len > (uint64_t)st.st_size) {
+		*err = cairn_err(-EIO, "pack %08x ends before the chunk", pack);
+		goto fail;
+	}
+	/* packs only grow: a longer mapping replaces the old, which stays valid */
+	addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (addr == MAP_FAILED) {
+		*err = -errno;
+		goto fail;
+	}
+	m = &s->maps[pack];
+	if (m->addr) {
+		struct pack_map *old = malloc(sizeof(*old));
+
+		if (!old) {
+			munmap(addr, (size_t)st.st_size);
+			*err = -ENOMEM;
+			goto fail;
+		}
+		*old = *m;
+		old->next = s->retired;
+		s->retired = old;
+	}
+	m->addr = addr;
+	m->len = (size_t)st.st_size;
+	pthread_mutex_unlock(&s->pack_lock);
+	return (uint8_t *)addr + off;
+fail:
+	pthread_mutex_unlock(&s->pack_lock);
+	return NULL;
 }
 
 const char *cairn_store_dir(const struct cairn_store *s)

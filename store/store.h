@@ -78,6 +78,13 @@ void cairn_store_set_level(struct cairn_store *s, int level);
  * valid until cairn_store_close(). Returns the fd or -errno.
  */
 int cairn_store_pack_fd(struct cairn_store *s, uint32_t pack);
+/*
+ * Bytes [off, off + len) of a pack, read in place through a read-only
+ * mapping shared by every thread; valid until cairn_store_close(). NULL
+ * with *err set when the pack cannot be mapped or is too short.
+ */
+const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t off, size_t len,
+				 int *err);
 /* Writes "STORE/packs/%08x.pack" into buf. */
 void cairn_store_pack_path(const struct cairn_store *s, uint32_t pack, char *buf, size_t len);
 
