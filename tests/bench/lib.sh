@@ -150,3 +150,64 @@ bench_table_md() {
 		{ line = "|"; for (i = 1; i <= NF; i++) { c = $i; gsub(/\|/, "\\|", c); line = line " " c " |" } print line
 		  if (NR == 1) { line = "|"; for (i = 1; i <= NF; i++) line = line (i == 1 ? " --- |" : " ---: |"); print line } }'
 }
+
+# bench_host_uri REGEX: first apt source URI on this host matching REGEX (one-line and deb822
+# formats), or nothing.
+bench_host_uri() {
+	local f files=()
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] && files+=("$f")
+	done
+	((${#files[@]})) || return 0
+	awk '/^[[:space:]]*deb[[:space:]]/ || /^URIs:/ {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) print $i
+		}' "${files[@]}" | sed 's:/*$::' | grep -E "$1" | head -n 1 || true
+}
+
+# bench_is_mounted DIR: true if DIR (canonical path, no spaces) is a mount point now.
+bench_is_mounted() {
+	local d
+	d=$(realpath -m "$1")
+	awk -v d="$d" '$2 == d { f = 1 } END { exit !f }' /proc/self/mounts
+}
+
+# bench_force_unmount DIR: unmount DIR by every means, politest first (fusermount3 -u, umount,
+# then lazily: fusermount3 -uz, umount -l), each under timeout. Never fails.
+bench_force_unmount() {
+	local d=$1 cmd
+	for cmd in "fusermount3 -u" "umount" "fusermount3 -uz" "umount -l"; do
+		bench_is_mounted "$d" || return 0
+		# shellcheck disable=SC2086 # cmd is a command and its options
+		timeout 20 $cmd "$d" > /dev/null 2>&1 || true
+	done
+	return 0
+}
+
+# bench_drop_caches: write back dirty data, then drop the page, dentry and inode caches.
+bench_drop_caches() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+}
+
+# bench_pid_with_arg ARG: pid of the process (not this shell) whose argument list contains ARG
+# exactly, e.g. a FUSE daemon's mountpoint; nothing if none.
+bench_pid_with_arg() {
+	local p a
+	for p in /proc/[0-9]*; do
+		[[ ${p#/proc/} == "$$" || ${p#/proc/} == "$BASHPID" ]] && continue
+		while IFS= read -r -d '' a; do
+			if [[ $a == "$1" ]]; then
+				echo "${p#/proc/}"
+				return 0
+			fi
+		done < "$p/cmdline" 2> /dev/null
+	done
+	return 0
+}
+
+# bench_rss_anon PID: the process's RssAnon in bytes (from /proc/PID/status), or n/a.
+bench_rss_anon() {
+	local kb
+	kb=$(awk '$1 == "RssAnon:" { print $2 }' "/proc/$1/status" 2> /dev/null || true)
+	if [[ -n $kb ]]; then echo $((kb * 1024)); else echo n/a; fi
+}
