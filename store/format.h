@@ -286,10 +286,12 @@ struct cairn_image_disk {
 _Static_assert(sizeof(struct cairn_image_disk) == 52, "image layout");
 
 /*
- * Platform: name -> { u8 version, u8[3], u64 generation, u8 image[16] }.
- * History: key name || '\0' || generation (u64 big-endian, so a cursor walks
- * generations in order) -> { u8 version, u8 action, u16, u8 image[16],
- * i64 time_ns }.
+ * Platform: name -> struct cairn_platform_disk (current generation and
+ * image). History: key name || '\0' || generation (u64 big-endian, so a
+ * cursor walks a platform's generations in order) -> struct
+ * cairn_history_disk. Generations start at 1 and only grow; every upgrade
+ * or rollback appends one. A rollback records the generation it restored,
+ * so repeated rollbacks walk further back.
  */
 struct cairn_platform_disk {
 	uint8_t version;
@@ -306,11 +308,12 @@ enum cairn_action {
 
 struct cairn_history_disk {
 	uint8_t version;
-	uint8_t action;
+	uint8_t action;     /* enum cairn_action */
 	uint16_t reserved;
 	uint8_t image[CAIRN_ID_LEN];
 	int64_t time_ns;
+	uint64_t restored;  /* for a rollback: the generation whose image it restored */
 } __attribute__((packed));
-_Static_assert(sizeof(struct cairn_history_disk) == 28, "history layout");
+_Static_assert(sizeof(struct cairn_history_disk) == 36, "history layout");
 
 #endif

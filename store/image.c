@@ -5,7 +5,10 @@
 #include "image.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <xxhash.h>
+
+#include "platform.h"
 
 void cairn_image_id(const struct cairn_id *layers, uint32_t n, const struct cairn_id *root,
 		    struct cairn_id *out)
@@ -151,6 +154,28 @@ int cairn_image_resolve(struct cairn_txn *t, const char *spec, struct cairn_id *
 	size_t vl;
 	int ret;
 
+	const char *at = strrchr(spec, '@');
+	struct cairn_platform p;
+
+	if (at) {
+		/* PLATFORM@GEN */
+		struct cairn_generation g;
+		char name[130], *end;
+		unsigned long long gen;
+
+		gen = strtoull(at + 1, &end, 10);
+		if (at == spec || (size_t)(at - spec) >= sizeof(name) || !at[1] || *end || gen == 0)
+			return cairn_err(-ENOENT, "no image named '%s' (PLATFORM@GENERATION)", spec);
+		memcpy(name, spec, (size_t)(at - spec));
+		name[at - spec] = '\0';
+		ret = cairn_generation_get(t, name, gen, &g);
+		if (ret == -ENOENT)
+			return cairn_err(ret, "platform '%s' has no generation %llu", name, gen);
+		if (ret)
+			return ret;
+		*id = g.image;
+		return 0;
+	}
 	if (n == 0 || n > 128)
 		return cairn_err(-ENOENT, "no image named '%s'", spec);
 	ret = cairn_get(t, CAIRN_DBI_TAGS, spec, n, &v, &vl);
@@ -158,6 +183,13 @@ int cairn_image_resolve(struct cairn_txn *t, const char *spec, struct cairn_id *
 		if (vl != CAIRN_ID_LEN)
 			return cairn_err(-EUCLEAN, "tag '%s' is damaged", spec);
 		memcpy(id->b, v, CAIRN_ID_LEN);
+		return 0;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	ret = cairn_platform_get(t, spec, &p);
+	if (ret == 0) {
+		*id = p.image;
 		return 0;
 	}
 	if (ret != -ENOENT)

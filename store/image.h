@@ -3,8 +3,9 @@
  * image.h - image records, tags, and turning what a person typed into an
  * image id.
  *
- * An image is named by a tag, a unique prefix of its id (at least 4 hex
- * digits), or its full id. Later, also by a platform name or PLATFORM@GEN.
+ * An image is named by a tag, a platform (its current image), PLATFORM@GEN
+ * (the image of that generation), a unique prefix of its id (at least 4
+ * hex digits) or its full id, looked up in that order.
  */
 #ifndef CAIRN_IMAGE_H
 #define CAIRN_IMAGE_H
@@ -38,7 +39,7 @@ int cairn_image_parse(const void *val, size_t len, struct cairn_image *img);
 int cairn_image_get(struct cairn_txn *t, const struct cairn_id *id, struct cairn_image *img);
 
 /*
- * Resolves a name to an image id: a tag first, then an id prefix. Returns 0,
+ * Resolves a name to an image id (see above). Returns 0,
  * -ENOENT (with a message naming spec) or -EINVAL for an ambiguous prefix.
  */
 int cairn_image_resolve(struct cairn_txn *t, const char *spec, struct cairn_id *id);

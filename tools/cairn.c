@@ -18,6 +18,18 @@ static const struct cli_command commands[] = {
 	  "import a directory as a new image" },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
+	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",
+	  "point a platform at an image (creates it the first time)",
+	  "One synced transaction moves the pointer and appends a generation to the\n"
+	  "platform's history; after a crash at any moment the platform is on its old\n"
+	  "image or its new one. Upgrading to the current image changes nothing.\n" },
+	{ "rollback", cmd_rollback, "PLATFORM [--to GEN]",
+	  "point a platform back at an earlier generation's image",
+	  "Without --to: the generation before the one now shown, so repeated rollbacks\n"
+	  "walk further back. Each rollback appends a generation too.\n" },
+	{ "platforms", cmd_platforms, "[--json]", "list platforms with their generation and image" },
+	{ "history", cmd_history, "PLATFORM [--json]",
+	  "a platform's generations: time, action, image (* marks the current one)" },
 	{ "rmi", cmd_rmi, "IMAGE...", "remove image names (space returns with gc)" },
 	{ "ls", cmd_ls, "IMAGE[:PATH] [-l] [-R] [--json]", "list a directory of an image" },
 	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout" },
@@ -236,7 +248,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: cairn [--store DIR] COMMAND [ARGS...]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nAn IMAGE is a tag, a platform (its current image), PLATFORM@GEN, or an id\n"
+		   "(prefix of at least 4 hex digits).\n");
 	fprintf(f, "\nThe store is --store DIR, else $CAIRN_STORE, else /var/lib/cairn for root,\n"
 		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "platform.h"
 
 struct image_row {
 	struct cairn_id id;
@@ -271,7 +272,15 @@ int cmd_rmi(struct cli *cli, int argc, char **argv)
 			/* a tag: only the name goes */
 			ret = cairn_del(t, CAIRN_DBI_TAGS, argv[i], strlen(argv[i]));
 		} else {
+			char who[160];
+
 			ret = cairn_image_resolve(t, argv[i], &id);
+			if (!ret) {
+				ret = cairn_platform_uses(t, &id, who, sizeof(who));
+				if (ret > 0)
+					ret = cairn_err(-EBUSY, "platform generation %s uses it "
+								"(gc --keep prunes history)", who);
+			}
 			if (!ret)
 				ret = untag_all(t, &id);
 			if (!ret)

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_platform.c - cairn upgrade, rollback, platforms, history.
+ */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "platform.h"
+
+/* The tags naming id, comma-separated, into buf ("" when none). */
+static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, size_t len)
+{
+	struct cairn_cursor *c;
+	const void *k, *v;
+	size_t kl, vl, used = 0;
+	int ret;
+
+	buf[0] = '\0';
+	if (cairn_cursor_open(t, CAIRN_DBI_TAGS, &c))
+		return;
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
+	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
+		if (vl != CAIRN_ID_LEN || memcmp(v, id->b, CAIRN_ID_LEN))
+			continue;
+		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%.*s",
+					 used ? "," : "", (int)kl, (const char *)k);
+		if (used >= len)
+			break;
+	}
+	cairn_cursor_close(c);
+}
+
+/* "upgraded" line: platform, generation, image and its tags. */
+static void report(struct cairn_store *s, const char *verb, const char *name, uint64_t gen,
+		   const struct cairn_id *image)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1], tags[256] = "";
+	struct cairn_txn *t;
+
+	cairn_id_hex(image, hex);
+	if (cairn_txn_begin(s, false, &t) == 0) {
+		tags_of(t, image, tags, sizeof(tags));
+		cairn_txn_abort(t);
+	}
+	printf("%s %s to generation %llu: image %.12s%s%s%s\n", name, verb,
+	       (unsigned long long)gen, hex, *tags ? " (" : "", tags, *tags ? ")" : "");
+}
+
+int cmd_upgrade(struct cli *cli, int argc, char **argv)
+{
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	struct cairn_platform before = { 0 };
+	struct cairn_id image;
+	uint64_t gen;
+	int ret;
+
+	if (argc != 3)
+		return cli_usage("upgrade", "upgrade takes a platform and an image");
+	if (cairn_platform_check(argv[1]))
+		return cli_usage("upgrade", "'%s' is not a valid platform name (letters, digits, "
+					    "'.', '_', '-'; at most 128)", argv[1]);
+	if (cli_open(cli, true, &s))
+		return 1;
+	ret = cairn_txn_begin(s, false, &t);
+	if (!ret) {
+		ret = cli_resolve(t, argv[2], &image, NULL);
+		if (!ret && cairn_platform_get(t, argv[1], &before))
+			before.generation = 0;
+		cairn_txn_abort(t);
+	}
+	if (!ret)
+		ret = cairn_platform_upgrade(s, argv[1], &image, &gen);
+	if (ret) {
+		cairn_store_close(s);
+		return cli_fail(ret, "cannot upgrade '%s' to '%s'", argv[1], argv[2]);
+	}
+	if (before.generation == gen)
+		printf("%s is already on that image (generation %llu)\n", argv[1],
+		       (unsigned long long)gen);
+	else
+		report(s, before.generation ? "upgraded" : "created", argv[1], gen, &image);
+	cairn_store_close(s);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cmd_rollback(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "to", required_argument, NULL, 't' }, { 0 } };
+	struct cairn_store *s;
+	struct cairn_id image;
+	uint64_t to = 0, gen;
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+
+		if (opt != 't')
+			return cli_usage("rollback", "unknown option '%s'", argv[optind - 1]);
+		to = strtoull(optarg, &end, 10);
+		if (*end || to == 0)
+			return cli_usage("rollback", "--to takes a generation number, not '%s'",
+					 optarg);
+	}
+	if (optind != argc - 1)
+		return cli_usage("rollback", "rollback takes a platform");
+	if (cli_open(cli, true, &s))
+		return 1;
+	ret = cairn_platform_rollback(s, argv[optind], to, &gen, &image);
+	if (ret) {
+		cairn_store_close(s);
+		return cli_fail(ret, "cannot roll '%s' back", argv[optind]);
+	}
+	report(s, "rolled back", argv[optind], gen, &image);
+	cairn_store_close(s);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cmd_platforms(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	struct cairn_cursor *c = NULL;
+	json_object *arr = NULL;
+	const void *k, *v;
+	size_t kl, vl;
+	bool json = false;
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return cli_usage("platforms", "unknown option '%s'", argv[optind - 1]);
+		json = true;
+	}
+	if (optind != argc)
+		return cli_usage("platforms", "platforms takes no arguments");
+	if (cli_open(cli, false, &s))
+		return 1;
+	ret = cairn_txn_begin(s, false, &t);
+	if (!ret)
+		ret = cairn_cursor_open(t, CAIRN_DBI_PLATFORMS, &c);
+	if (ret) {
+		cairn_store_close(s);
+		return cli_fail(ret, "cannot list platforms");
+	}
+	if (json)
+		arr = json_object_new_array();
+	else
+		printf("%-20s %5s  %-14s %s\n", "PLATFORM", "GEN", "IMAGE", "TAGS");
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
+	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
+		char name[130], hex[CAIRN_ID_HEX_LEN + 1], tags[256];
+		struct cairn_platform p;
+
+		if (kl >= sizeof(name))
+			continue;
+		memcpy(name, k, kl);
+		name[kl] = '\0';
+		if (cairn_platform_get(t, name, &p))
+			continue; /* fsck reports it */
+		cairn_id_hex(&p.image, hex);
+		tags_of(t, &p.image, tags, sizeof(tags));
+		if (json) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "platform", json_object_new_string(name));
+			json_object_object_add(o, "generation",
+					       json_object_new_int64((int64_t)p.generation));
+			json_object_object_add(o, "image", json_object_new_string(hex));
+			json_object_object_add(o, "tags", json_object_new_string(tags));
+			json_object_array_add(arr, o);
+		} else {
+			printf("%-20s %5llu  %-14.12s %s\n", name, (unsigned long long)p.generation,
+			       hex, tags);
+		}
+	}
+	cairn_cursor_close(c);
+	cairn_txn_abort(t);
+	cairn_store_close(s);
+	if (json) {
+		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+	}
+	if (ret != -ENOENT)
+		return cli_fail(ret, "cannot list platforms");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+struct history_ctx {
+	struct cairn_txn *t;
+	json_object *arr;
+	uint64_t current;
+};
+
+static int history_row(const struct cairn_generation *g, void *arg)
+{
+	struct history_ctx *h = arg;
+	char hex[CAIRN_ID_HEX_LEN + 1], tags[256], when[64], action[48];
+
+	cairn_id_hex(&g->image, hex);
+	tags_of(h->t, &g->image, tags, sizeof(tags));
+	cli_time(when, sizeof(when), g->time_ns);
+	if (g->action == CAIRN_ACTION_ROLLBACK)
+		snprintf(action, sizeof(action), "rollback to %llu", (unsigned long long)g->restored);
+	else
+		snprintf(action, sizeof(action), "upgrade");
+	if (h->arr) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "generation", json_object_new_int64((int64_t)g->generation));
+		json_object_object_add(o, "time", json_object_new_string(when));
+		json_object_object_add(o, "action", json_object_new_string(
+				g->action == CAIRN_ACTION_ROLLBACK ? "rollback" : "upgrade"));
+		if (g->action == CAIRN_ACTION_ROLLBACK)
+			json_object_object_add(o, "restored",
+					       json_object_new_int64((int64_t)g->restored));
+		json_object_object_add(o, "image", json_object_new_string(hex));
+		json_object_object_add(o, "tags", json_object_new_string(tags));
+		json_object_object_add(o, "current",
+				       json_object_new_boolean(g->generation == h->current));
+		json_object_array_add(h->arr, o);
+	} else {
+		printf("%c%4llu  %-20s  %-16s %-14.12s %s\n", g->generation == h->current ? '*' : ' ',
+		       (unsigned long long)g->generation, when, action, hex, tags);
+	}
+	return 0;
+}
+
+int cmd_history(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	struct history_ctx h = { 0 };
+	struct cairn_platform p;
+	struct cairn_store *s;
+	bool json = false;
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return cli_usage("history", "unknown option '%s'", argv[optind - 1]);
+		json = true;
+	}
+	if (optind != argc - 1)
+		return cli_usage("history", "history takes a platform");
+	if (cli_open(cli, false, &s))
+		return 1;
+	ret = cairn_txn_begin(s, false, &h.t);
+	if (ret) {
+		cairn_store_close(s);
+		return cli_fail(ret, "cannot read the history of '%s'", argv[optind]);
+	}
+	ret = cairn_platform_get(h.t, argv[optind], &p);
+	if (ret == -ENOENT)
+		ret = cairn_err(ret, "there is no such platform");
+	if (!ret) {
+		h.current = p.generation;
+		if (json)
+			h.arr = json_object_new_array();
+		else
+			printf(" %4s  %-20s  %-16s %-14s %s\n", "GEN", "TIME", "ACTION", "IMAGE",
+			       "TAGS");
+		ret = cairn_history_walk(h.t, argv[optind], history_row, &h);
+	}
+	cairn_txn_abort(h.t);
+	cairn_store_close(s);
+	if (ret) {
+		json_object_put(h.arr);
+		return cli_fail(ret, "cannot read the history of '%s'", argv[optind]);
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(h.arr, JSON_C_TO_STRING_PRETTY |
+								     JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(h.arr);
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
