@@ -10,6 +10,7 @@
  * references lead there.
  */
 #include "fsck.h"
+#include "platform.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -700,6 +701,50 @@ static int check_platform(struct fsck *f, const void *k, size_t kl, const void *
 	cairn_id_hex(&id, hex);
 	if (!ok)
 		problem_name(f, "platform", q, "its current image %s is missing", hex);
+	{
+		/* the current generation must be in the history, with the same image */
+		struct cairn_generation g;
+		char name[257];
+
+		memcpy(name, k, kl < 256 ? kl : 256);
+		name[kl < 256 ? kl : 256] = '\0';
+		ret = cairn_generation_get(f->t, name, CAIRN_GET(p.generation), &g);
+		if (ret == -ENOENT || (!ret && !cairn_id_eq(&g.image, &id)))
+			problem_name(f, "platform", q, "its current generation %llu is not in its "
+				     "history with its image", (unsigned long long)CAIRN_GET(p.generation));
+		else if (ret && ret != -EUCLEAN)
+			return ret;
+		cairn_err_clear();
+	}
+	return 0;
+}
+
+static int check_history(struct fsck *f, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct cairn_history_disk h;
+	char q[4 * 256 + 8], hex[CAIRN_ID_HEX_LEN + 1];
+	struct cairn_id id;
+	bool ok;
+	int ret;
+
+	quote(q, sizeof(q), k, kl > 9 && kl - 9 < 256 ? kl - 9 : 0);
+	if (kl < 10 || vl != sizeof(h)) {
+		problem_name(f, "history of platform", q, "malformed record");
+		return 0;
+	}
+	memcpy(&h, v, sizeof(h));
+	if (h.version != CAIRN_FORMAT_VERSION ||
+	    (h.action != CAIRN_ACTION_UPGRADE && h.action != CAIRN_ACTION_ROLLBACK)) {
+		problem_name(f, "history of platform", q, "malformed record");
+		return 0;
+	}
+	ret = image_exists(f, h.image, &ok);
+	if (ret)
+		return ret;
+	memcpy(id.b, h.image, CAIRN_ID_LEN);
+	cairn_id_hex(&id, hex);
+	if (!ok)
+		problem_name(f, "history of platform", q, "a generation's image %s is missing", hex);
 	return 0;
 }
 
@@ -755,6 +800,7 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 		{ CAIRN_DBI_IMAGES, "images", check_image },
 		{ CAIRN_DBI_TAGS, "tags", check_tag },
 		{ CAIRN_DBI_PLATFORMS, "platforms", check_platform },
+		{ CAIRN_DBI_HISTORY, "history", check_history },
 	};
 	struct fsck f = { .t = t, .o = opts ? opts : &none, .st = stats };
 	int ret = 0;
