@@ -33,9 +33,15 @@ struct cfs_inode {
 	uint64_t ino;
 	uint64_t nlookup;         /* kernel references; itable_lock */
 	struct cfs_inode *next;   /* hash chain; itable_lock */
-	/* identity, immutable */
+	/* identity, immutable (node: see below) */
 	uint64_t parent;
 	uint64_t name_hash;
+	char *name;               /* NUL-terminated; NULL for the root */
+	/*
+	 * The node served. Fixed for a non-directory; a directory is re-bound
+	 * to the new tree by a live switch (under switch_lock held for writing,
+	 * so handlers, which hold it for reading, see one or the other).
+	 */
 	struct cairn_id node;
 	uint8_t type;
 	/* derived once from the node, immutable */
@@ -46,6 +52,7 @@ struct cfs_inode {
 
 /* Per thread: one read transaction (reset between requests) and zstd state. */
 struct cfs_thread {
+	struct cfs *fs;
 	struct cairn_txn *txn;
 	struct cairn_zctx z;
 };
@@ -53,7 +60,14 @@ struct cfs_thread {
 struct cfs {
 	const struct cfs_options *o;
 	struct cairn_store *store;
-	struct cairn_id root;     /* the image's flattened tree */
+	/*
+	 * Held for reading by every request that reads nodes or inodes (and by
+	 * forget), for writing by a live switch while it re-binds directories.
+	 */
+	pthread_rwlock_t switch_lock;
+	struct cairn_id image;    /* the image served now; switch_lock */
+	uint64_t generation;      /* of the platform followed, 0 when pinned; switch_lock */
+	struct cairn_id root;     /* the image's flattened tree; switch_lock */
 	uint64_t image_nodes, image_size;
 	struct cfs_cache *cache;
 	struct fuse_session *se;
@@ -103,6 +117,26 @@ uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
 			  const struct cairn_id *node, const struct cairn_node_view *v);
 /* Drops n kernel references; frees the inode at zero. */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
+
+/*
+ * Re-binds a directory inode to node (whose parsed view is v): its link
+ * count and size are derived again. Called with switch_lock held for writing.
+ */
+void cfs_inode_rebind(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *in,
+		      const struct cairn_id *node, const struct cairn_node_view *v);
+/*
+ * Calls fn on every directory inode. Called with switch_lock held for
+ * writing (so the table cannot change).
+ */
+void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg);
+
+/* switch.c */
+/*
+ * Follows the platform: re-reads its pointer and, if it moved, re-binds
+ * every directory the kernel holds to the new tree and tells the kernel
+ * what changed. Writes a one-line answer into reply. Returns 0 or -errno.
+ */
+int cfs_switch(struct cfs *fs, char *reply, size_t len);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops cfs_ops;

@@ -20,6 +20,7 @@
 struct cfs_options {
 	const char *store_dir;
 	const char *source;      /* what the user named (a tag, an id), for listings */
+	const char *platform;    /* the platform followed live, or NULL for a pinned image */
 	struct cairn_id image;   /* the image served */
 	const char *mountpoint;  /* absolute path */
 	const char *fuse_opts;   /* extra -o options, or NULL */

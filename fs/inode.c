@@ -28,6 +28,7 @@ void cfs_itable_release(struct cfs *fs)
 		while (in) {
 			struct cfs_inode *next = in->next;
 
+			free(in->name);
 			free(in);
 			in = next;
 		}
@@ -200,6 +201,11 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 		return NULL;
 	fresh->parent = parent;
 	fresh->name_hash = name_hash;
+	fresh->name = strndup(name, len);
+	if (!fresh->name) {
+		free(fresh);
+		return NULL;
+	}
 	fresh->node = *node;
 	fresh->type = v->type;
 	derive(t, fresh, v);
@@ -211,6 +217,7 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 		/* another thread made it meanwhile */
 		in->nlookup++;
 		pthread_mutex_unlock(&fs->itable_lock);
+		free(fresh->name);
 		free(fresh);
 		return in;
 	}
@@ -254,6 +261,7 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 	if (in->nlookup == 0) {
 		*pp = in->next;
 		fs->ninodes--;
+		free(in->name);
 		free(in);
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
@@ -277,4 +285,21 @@ int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)
 	fs->ninodes++;
 	pthread_mutex_unlock(&fs->itable_lock);
 	return 0;
+}
+
+void cfs_inode_rebind(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *in,
+		      const struct cairn_id *node, const struct cairn_node_view *v)
+{
+	in->node = *node;
+	derive(t, in, v);
+}
+
+void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg)
+{
+	pthread_mutex_lock(&fs->itable_lock);
+	for (size_t i = 0; i < fs->nbuckets; i++)
+		for (struct cfs_inode *in = fs->buckets[i]; in; in = in->next)
+			if (in->type == CAIRN_NODE_DIR)
+				fn(in, arg);
+	pthread_mutex_unlock(&fs->itable_lock);
 }

@@ -57,6 +57,7 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 	/* any request but INIT comes after INIT's reply: the kernel has its window */
 	if (!atomic_load_explicit(&fs->readahead_set, memory_order_relaxed))
 		raise_readahead(fs);
+	pthread_rwlock_rdlock(&fs->switch_lock);
 	if (!t) {
 		t = calloc(1, sizeof(*t));
 		if (!t) {
@@ -65,16 +66,19 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 		}
 		ret = cairn_txn_begin(fs->store, false, &t->txn);
 		if (ret) {
+			pthread_rwlock_unlock(&fs->switch_lock);
 			free(t);
 			cfs_log(fs, LOG_ERR, "cannot begin a read transaction: %s", cairn_errmsg());
 			*err = -EIO;
 			return NULL;
 		}
+		t->fs = fs;
 		pthread_setspecific(fs->thread_key, t);
 		return t;
 	}
 	ret = cairn_txn_renew(t->txn);
 	if (ret) {
+		pthread_rwlock_unlock(&fs->switch_lock);
 		cfs_log(fs, LOG_ERR, "cannot renew a read transaction: %s", cairn_errmsg());
 		*err = -EIO;
 		return NULL;
@@ -85,6 +89,7 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 void cfs_thread_end(struct cfs_thread *t)
 {
 	cairn_txn_reset(t->txn);
+	pthread_rwlock_unlock(&t->fs->switch_lock);
 }
 
 /* A node the image names must be there: anything else is damage, so EIO. */
@@ -149,6 +154,8 @@ static void cfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_EXPIRE_ONLY)
+		conn->want |= FUSE_CAP_EXPIRE_ONLY; /* a live switch expires, never d_invalidates */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL; /* ACLs in the image are enforced */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -241,7 +248,12 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	cfs_inode_forget(cfs_of(req), ino, nlookup);
+	struct cfs *fs = cfs_of(req);
+
+	/* a switch walks the table: it must not lose an inode under it */
+	pthread_rwlock_rdlock(&fs->switch_lock);
+	cfs_inode_forget(fs, ino, nlookup);
+	pthread_rwlock_unlock(&fs->switch_lock);
 	fuse_reply_none(req);
 }
 
@@ -249,8 +261,10 @@ static void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 {
 	struct cfs *fs = cfs_of(req);
 
+	pthread_rwlock_rdlock(&fs->switch_lock);
 	for (size_t i = 0; i < count; i++)
 		cfs_inode_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	pthread_rwlock_unlock(&fs->switch_lock);
 	fuse_reply_none(req);
 }
 

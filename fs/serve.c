@@ -48,7 +48,10 @@ static json_object *stats_json(struct cfs *fs)
 	char hex[CAIRN_ID_HEX_LEN + 1];
 
 	cfs_cache_stats(fs->cache, &cs);
-	cairn_id_hex(&fs->o->image, hex);
+	pthread_rwlock_rdlock(&fs->switch_lock);
+	cairn_id_hex(&fs->image, hex);
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
+	pthread_rwlock_unlock(&fs->switch_lock);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
 	json_object_object_add(o, "image", json_object_new_string(hex));
@@ -69,7 +72,9 @@ static json_object *stats_json(struct cfs *fs)
 	return o;
 }
 
-/* Answers one request per connection: "stats". */
+static int write_record(struct control *c, const char *run);
+
+/* Answers one request per connection: "stats" or "switch". */
 static void *control_main(void *arg)
 {
 	struct control *c = arg;
@@ -87,7 +92,17 @@ static void *control_main(void *arg)
 		n = read(fd, req, sizeof(req) - 1);
 		if (n > 0) {
 			req[n] = '\0';
-			if (strncmp(req, "stats", 5) == 0) {
+			if (strncmp(req, "switch", 6) == 0) {
+				char reply[512];
+				char run[4096];
+
+				cfs_switch(c->fs, reply, sizeof(reply));
+				if (strncmp(reply, "switched", 8) == 0 &&
+				    cfs_run_dir(c->fs->o->store_dir, run, sizeof(run)) == 0)
+					write_record(c, run);
+				if (write(fd, reply, strlen(reply)) < 0)
+					cfs_log(c->fs, LOG_DEBUG, "a switch requester went away");
+			} else if (strncmp(req, "stats", 5) == 0) {
 				json_object *o = stats_json(c->fs);
 				const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 
@@ -114,11 +129,14 @@ static int write_record(struct control *c, const char *run)
 	const char *s;
 	FILE *f;
 
-	cairn_id_hex(&fs->o->image, hex);
+	cairn_id_hex(&fs->image, hex);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
 	json_object_object_add(o, "source", json_object_new_string(fs->o->source));
 	json_object_object_add(o, "image", json_object_new_string(hex));
+	json_object_object_add(o, "platform", json_object_new_string(fs->o->platform ?
+								       fs->o->platform : ""));
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
 	json_object_object_add(o, "socket", json_object_new_string(c->sock_path));
 	json_object_object_add(o, "started_ns", json_object_new_int64(cairn_now_ns()));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -231,6 +249,16 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 
 	fs->o = o;
 	fs->timeout = 86400.0;
+	fs->image = o->image;
+	{
+		pthread_rwlockattr_t a;
+
+		/* a switch must not starve behind a steady stream of reads */
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&fs->switch_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	ret = cairn_store_open(o->store_dir, CAIRN_STORE_RDONLY, NULL, &fs->store);
 	if (ret)
 		return cairn_err(ret, "cannot open store '%s': %s", o->store_dir, cairn_errmsg());
@@ -322,6 +350,18 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 	ret = control_start(&ctl, &fs);
 	if (ret)
 		cfs_log(&fs, LOG_WARNING, "no control socket or mount record: %s", strerror(-ret));
+	if (o->platform) {
+		/*
+		 * Registered first, then read the pointer: an upgrade that slipped
+		 * in since the image was resolved is caught here, and any later
+		 * one finds the record and tells us.
+		 */
+		char reply[256], run[4096];
+
+		cfs_switch(&fs, reply, sizeof(reply));
+		if (cfs_run_dir(o->store_dir, run, sizeof(run)) == 0 && ctl.record_path[0])
+			write_record(&ctl, run);
+	}
 	cfs_log(&fs, LOG_INFO, "serving %s", o->source);
 	ready(&ready_fd, "ok\n");
 
@@ -358,6 +398,7 @@ out:
 	free(fs.zeros);
 	pthread_cond_destroy(&fs.decoded);
 	pthread_mutex_destroy(&fs.decoding_lock);
+	pthread_rwlock_destroy(&fs.switch_lock);
 	cairn_store_close(fs.store);
 	ready(&ready_fd, "%s\n", ret ? "failed" : "ok");
 	return ret;

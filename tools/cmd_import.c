@@ -1,13 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_import.c - cairn import: a source becomes an image, published in one
- * synced commit or not at all.
+ * cmd_import.c - cairn import: a source (a directory, or a tar archive in a
+ * file or on stdin) becomes an image, published in one synced commit or not
+ * at all.
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "import.h"
+
+/* "N", "NK", "NM", "NG" or "NT" (powers of 1024). */
+static int parse_max_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
 
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
@@ -15,6 +44,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		{ "tag", required_argument, NULL, 't' },
 		{ "message", required_argument, NULL, 'm' },
 		{ "level", required_argument, NULL, 'l' },
+		{ "max-bytes", required_argument, NULL, 'b' },
 		{ 0 },
 	};
 	const char *tag = NULL, *msg = NULL, *src;
@@ -26,7 +56,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct stat st;
 	int opt, ret, level = 0;
-	bool have_level = false;
+	bool have_level = false, tar, have_max = false;
+	uint64_t max_bytes = IMPORT_TAR_MAX_BYTES;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "t:m:", opts, NULL)) != -1) {
@@ -46,6 +77,12 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			have_level = true;
 			break;
 		}
+		case 'b':
+			if (parse_max_bytes(optarg, &max_bytes))
+				return cli_usage("import", "--max-bytes takes a byte count (with K, "
+							   "M, G or T), not '%s'", optarg);
+			have_max = true;
+			break;
 		default:
 			return cli_usage("import", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -56,22 +93,34 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (tag && cairn_tag_check(tag))
 		return cli_usage("import", "'%s' is not a valid tag (letters, digits, '.', '_', "
 					   "'-'; at most 128)", tag);
-	if (stat(src, &st) < 0)
-		return cli_fail(-errno, "cannot import '%s'", src);
-	if (!S_ISDIR(st.st_mode))
-		return cli_fail(0, "cannot import '%s': not a directory", src);
+	if (strcmp(src, "-") == 0) {
+		tar = true;
+	} else {
+		if (stat(src, &st) < 0)
+			return cli_fail(-errno, "cannot import '%s'", src);
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+			return cli_fail(0, "cannot import '%s': not a directory or a tar archive",
+					src);
+		tar = !S_ISDIR(st.st_mode);
+	}
+	if (have_max && !tar)
+		return cli_usage("import", "--max-bytes is for tar archives, not directories");
 
 	if (cli_open(cli, true, &s))
 		return 1;
 	if (have_level)
 		cairn_store_set_level(s, level);
-	ret = cairn_writer_new(s, 0, &w);
+	/* tar input is untrusted: dedup hits on its chunks are byte-compared */
+	ret = cairn_writer_new(s, tar ? CAIRN_WRITER_UNTRUSTED : 0, &w);
 	if (ret)
 		goto fail;
-	ret = import_dir(w, src, cairn_store_dir(s), cli->tty, &res);
+	if (tar)
+		ret = import_tar(w, src, max_bytes, cli->tty, &res);
+	else
+		ret = import_dir(w, src, cairn_store_dir(s), cli->tty, &res);
 	if (ret)
 		goto fail;
-	pub.source = CAIRN_LAYER_DIR;
+	pub.source = tar ? CAIRN_LAYER_TAR : CAIRN_LAYER_DIR;
 	pub.layer_root = res.root;
 	pub.root = res.root;
 	pub.logical_size = res.logical_size;

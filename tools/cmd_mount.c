@@ -23,6 +23,8 @@
 
 #include "cli.h"
 #include "fs.h"
+#include "mounts.h"
+#include "platform.h"
 
 /* Is path (canonical) a mount point right now? */
 static bool is_mountpoint(const char *path)
@@ -152,9 +154,18 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	o.store_dir = store;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
+		struct cairn_platform p;
+		const void *v;
+		size_t vl;
+
 		ret = cairn_image_resolve(t, o.source, &o.image);
 		if (!ret)
 			ret = cairn_image_get(t, &o.image, &img);
+		/* a platform's name (not a tag, not NAME@GEN): the mount follows it */
+		if (!ret && cairn_platform_get(t, o.source, &p) == 0 &&
+		    cairn_get(t, CAIRN_DBI_TAGS, o.source, strlen(o.source), &v, &vl) == -ENOENT)
+			o.platform = o.source;
+		cairn_err_clear();
 		cairn_txn_abort(t);
 	}
 	cairn_store_close(s); /* the daemon opens its own, after the fork */
@@ -220,18 +231,13 @@ static bool alive(int pid)
 	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
 }
 
-/* Mount records: STORE/run/PID.json. */
-struct record {
-	int pid;
-	char *mountpoint, *source, *image, *socket;
-};
-
 static void record_free(struct record *r)
 {
 	free(r->mountpoint);
 	free(r->source);
 	free(r->image);
 	free(r->socket);
+	free(r->platform);
 }
 
 static char *jstr(json_object *o, const char *key)
@@ -242,8 +248,7 @@ static char *jstr(json_object *o, const char *key)
 						    : strdup("");
 }
 
-/* Reads the live records (removing stale ones); returns how many. */
-static int load_records(const char *store, struct record **out)
+int load_records(const char *store, struct record **out)
 {
 	char run[4096], path[8192];
 	struct record *rs = NULL;
@@ -279,6 +284,14 @@ static int load_records(const char *store, struct record **out)
 		r.source = jstr(o, "source");
 		r.image = jstr(o, "image");
 		r.socket = jstr(o, "socket");
+		r.platform = jstr(o, "platform");
+		{
+			json_object *g;
+
+			r.generation = json_object_object_get_ex(o, "generation", &g)
+					       ? (uint64_t)json_object_get_int64(g)
+					       : 0;
+		}
 		json_object_put(o);
 		{
 			struct record *p = realloc(rs, (size_t)(n + 1) * sizeof(*p));
@@ -296,7 +309,7 @@ static int load_records(const char *store, struct record **out)
 	return n;
 }
 
-static void records_free(struct record *rs, int n)
+void records_free(struct record *rs, int n)
 {
 	for (int i = 0; i < n; i++)
 		record_free(&rs[i]);
@@ -330,16 +343,24 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 					       json_object_new_string(rs[i].mountpoint));
 			json_object_object_add(o, "source", json_object_new_string(rs[i].source));
 			json_object_object_add(o, "image", json_object_new_string(rs[i].image));
+			json_object_object_add(o, "platform", json_object_new_string(rs[i].platform));
+			json_object_object_add(o, "generation",
+					       json_object_new_int64((int64_t)rs[i].generation));
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
 								   JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(arr);
 	} else {
-		printf("%-8s %-14s %-20s %s\n", "PID", "IMAGE", "SOURCE", "MOUNTPOINT");
-		for (int i = 0; i < n; i++)
-			printf("%-8d %-14.12s %-20s %s\n", rs[i].pid, rs[i].image, rs[i].source,
-			       rs[i].mountpoint);
+		printf("%-8s %-14s %-20s %5s  %s\n", "PID", "IMAGE", "SOURCE", "GEN", "MOUNTPOINT");
+		for (int i = 0; i < n; i++) {
+			char gen[24] = "-";
+
+			if (*rs[i].platform)
+				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)rs[i].generation);
+			printf("%-8d %-14.12s %-20s %5s  %s\n", rs[i].pid, rs[i].image, rs[i].source,
+			       gen, rs[i].mountpoint);
+		}
 	}
 	records_free(rs, n);
 	return fflush(stdout) == 0 ? 0 : 1;
@@ -354,8 +375,7 @@ static int find_record(struct record *rs, int n, const char *dir)
 	return -1;
 }
 
-/* Sends "stats" to a mount's control socket; the reply in buf. */
-static int control_request(const char *sock_path, const char *req, char *buf, size_t len)
+int control_request(const char *sock_path, const char *req, char *buf, size_t len)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	size_t plen = strlen(sock_path), got = 0;

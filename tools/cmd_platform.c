@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "mounts.h"
 #include "platform.h"
 
 /* The tags naming id, comma-separated, into buf ("" when none). */
@@ -30,6 +31,32 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 			break;
 	}
 	cairn_cursor_close(c);
+}
+
+/*
+ * Tells every running mount of the platform to switch and reports each one's
+ * answer. A mount that does not answer in time does not fail the command:
+ * the pointer has moved; it follows on its next switch or remount.
+ */
+static void notify_mounts(struct cli *cli, const char *name)
+{
+	struct record *rs = NULL;
+	int n = load_records(cli->store_dir, &rs);
+
+	for (int i = 0; i < n; i++) {
+		char reply[512];
+		int ret;
+
+		if (strcmp(rs[i].platform, name) != 0)
+			continue;
+		ret = control_request(rs[i].socket, "switch\n", reply, sizeof(reply));
+		reply[strcspn(reply, "\n")] = '\0';
+		if (ret)
+			printf("  mount %s (pid %d): not answering\n", rs[i].mountpoint, rs[i].pid);
+		else
+			printf("  mount %s (pid %d): %s\n", rs[i].mountpoint, rs[i].pid, reply);
+	}
+	records_free(rs, n);
 }
 
 /* "upgraded" line: platform, generation, image and its tags. */
@@ -83,6 +110,10 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 	else
 		report(s, before.generation ? "upgraded" : "created", argv[1], gen, &image);
 	cairn_store_close(s);
+	if (before.generation != gen) {
+		fflush(stdout);
+		notify_mounts(cli, argv[1]);
+	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -116,6 +147,8 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 	}
 	report(s, "rolled back", argv[optind], gen, &image);
 	cairn_store_close(s);
+	fflush(stdout);
+	notify_mounts(cli, argv[optind]);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

@@ -24,4 +24,20 @@ struct import_result {
 int import_dir(struct cairn_writer *w, const char *src, const char *store_dir, bool show,
 	       struct import_result *res);
 
+/* The default of --max-bytes: logical file bytes (holes included) one tar may hold. */
+#define IMPORT_TAR_MAX_BYTES (64ull << 30)
+
+/*
+ * Imports a tar archive (ustar, GNU or pax; plain, gzip or zstd) from the
+ * file src, or from stdin when src is "-", through w, which should have
+ * been made with CAIRN_WRITER_UNTRUSTED. The archive is one layer without
+ * whiteouts; an entry named .wh.* is refused. Bad input (absolute or '..'
+ * paths, entries through symlinks, dangling hard links, truncated or
+ * garbled streams, more than max_bytes of file data) fails the whole import
+ * with a message naming the entry. show: progress on stderr. Returns 0 or
+ * -errno with a message.
+ */
+int import_tar(struct cairn_writer *w, const char *src, uint64_t max_bytes, bool show,
+	       struct import_result *res);
+
 #endif

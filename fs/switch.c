@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * switch.c - following a platform live: when its pointer moves, a mount
+ * serves the new image to new lookups and opens, without a remount.
+ *
+ * The idea: inode numbers already say what may change. A directory is
+ * (parent, name), so it keeps its number and is re-bound to the node at
+ * the same path in the new tree; open directories, working directories
+ * and mounts inside the tree stay where they are. Any other entry is
+ * (parent, name, node), so a file whose content changed gets a new number
+ * on its next lookup, while the old number keeps serving the old bytes to
+ * whoever holds it (open files, mmaps, running binaries).
+ *
+ * The kernel is then told what changed, directory by directory: its
+ * attributes and cached listing (inval_inode), and each name that was
+ * added, removed or changed (expire_entry with FUSE_LL_EXPIRE_ONLY, which
+ * marks the dentry for revalidation; plain invalidation would go through
+ * d_invalidate and detach any mount on or below it). Negative entries
+ * cached for names the new tree adds are expired the same way.
+ */
+#include <stdio.h>
+
+#include "fs-internal.h"
+#include "image.h"
+#include "platform.h"
+
+struct rebind {
+	struct cfs_inode *in;
+	struct cairn_id old, new;
+	int state; /* 0: not resolved yet, 1: in the new tree, 2: gone from it */
+};
+
+struct dirset {
+	struct rebind *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void collect(struct cfs_inode *in, void *arg)
+{
+	struct dirset *d = arg;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct rebind *p = realloc(d->v, cap * sizeof(*p));
+
+		if (!p) {
+			d->nomem = true;
+			return;
+		}
+		d->v = p;
+		d->cap = cap;
+	}
+	d->v[d->n++] = (struct rebind){ .in = in, .old = in->node };
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct rebind *x = a, *y = b;
+
+	return x->in->ino < y->in->ino ? -1 : x->in->ino > y->in->ino;
+}
+
+static struct rebind *find(struct dirset *d, uint64_t ino)
+{
+	struct cfs_inode key = { .ino = ino };
+	struct rebind k = { .in = &key };
+
+	return bsearch(&k, d->v, d->n, sizeof(*d->v), by_ino);
+}
+
+/* Where directory r sits in the new tree, from its parent's place there. */
+static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, struct rebind *r,
+		    const struct cairn_id *root, unsigned depth)
+{
+	struct cairn_node_view pv;
+	struct cairn_dirent e;
+	struct rebind *p;
+
+	if (r->state)
+		return;
+	r->state = 2;
+	if (r->in->ino == FUSE_ROOT_ID) {
+		r->new = *root;
+		r->state = 1;
+		return;
+	}
+	p = find(d, r->in->parent);
+	if (!p || depth > 4096)
+		return;
+	resolve(fs, t, d, p, root, depth + 1);
+	if (p->state != 1 || cairn_node_get(t->txn, &p->new, 0, &pv) ||
+	    cairn_dir_lookup(&pv, r->in->name, strlen(r->in->name), &e, NULL) ||
+	    e.type != CAIRN_NODE_DIR)
+		return; /* gone: it keeps serving what it was (an open cwd still works) */
+	r->new = e.id;
+	r->state = 1;
+}
+
+/* Expires every name whose entry differs between two versions of a directory. */
+static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
+			   const struct cairn_id *old, const struct cairn_id *new, unsigned *expired)
+{
+	struct cairn_node_view a, b;
+	struct cairn_dirent ea, eb;
+	uint32_t i = 0, j = 0;
+
+	if (cairn_node_get(t->txn, old, 0, &a) || cairn_node_get(t->txn, new, 0, &b))
+		return;
+	while (i < a.nentries || j < b.nentries) {
+		bool ha = i < a.nentries && cairn_dir_entry(&a, i, &ea) == 0;
+		bool hb = j < b.nentries && cairn_dir_entry(&b, j, &eb) == 0;
+		int c;
+
+		if (!ha && !hb)
+			break;
+		if (!hb) {
+			c = -1;
+		} else if (!ha) {
+			c = 1;
+		} else {
+			size_t n = ea.name_len < eb.name_len ? ea.name_len : eb.name_len;
+
+			c = memcmp(ea.name, eb.name, n);
+			if (!c)
+				c = ea.name_len < eb.name_len ? -1 : ea.name_len > eb.name_len;
+		}
+		if (c < 0) { /* removed */
+			fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
+							  FUSE_LL_EXPIRE_ONLY);
+			(*expired)++;
+			i++;
+		} else if (c > 0) { /* added: drops a cached negative entry */
+			fuse_lowlevel_notify_expire_entry(fs->se, ino, eb.name, eb.name_len,
+							  FUSE_LL_EXPIRE_ONLY);
+			(*expired)++;
+			j++;
+		} else {
+			/* a directory that stays one keeps its dentry: it is re-bound itself */
+			if (!cairn_id_eq(&ea.id, &eb.id) &&
+			    !(ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)) {
+				fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
+								  FUSE_LL_EXPIRE_ONLY);
+				(*expired)++;
+			}
+			i++;
+			j++;
+		}
+	}
+}
+
+int cfs_switch(struct cfs *fs, char *reply, size_t len)
+{
+	struct cairn_platform p;
+	struct cairn_image img;
+	struct dirset d = { 0 };
+	struct cfs_thread t = { .fs = fs };
+	struct cairn_node_view v;
+	uint64_t from;
+	unsigned rebound = 0, expired = 0;
+	int ret;
+
+	if (!fs->o->platform) {
+		snprintf(reply, len, "pinned\n");
+		return 0;
+	}
+	ret = cairn_txn_begin(fs->store, false, &t.txn);
+	if (ret) {
+		snprintf(reply, len, "error %s\n", cairn_errmsg());
+		return ret;
+	}
+	ret = cairn_platform_get(t.txn, fs->o->platform, &p);
+	if (!ret)
+		ret = cairn_image_get(t.txn, &p.image, &img);
+	if (ret) {
+		snprintf(reply, len, "error cannot read platform '%s': %s\n", fs->o->platform,
+			 ret == -ENOENT ? "gone" : cairn_errmsg());
+		cairn_txn_abort(t.txn);
+		return ret;
+	}
+
+	pthread_rwlock_wrlock(&fs->switch_lock);
+	from = fs->generation;
+	if (p.generation == fs->generation && cairn_id_eq(&p.image, &fs->image)) {
+		pthread_rwlock_unlock(&fs->switch_lock);
+		cairn_txn_abort(t.txn);
+		snprintf(reply, len, "unchanged %llu\n", (unsigned long long)p.generation);
+		return 0;
+	}
+	cfs_itable_each_dir(fs, collect, &d);
+	if (d.nomem) {
+		pthread_rwlock_unlock(&fs->switch_lock);
+		cairn_txn_abort(t.txn);
+		free(d.v);
+		snprintf(reply, len, "error out of memory\n");
+		return -ENOMEM;
+	}
+	qsort(d.v, d.n, sizeof(*d.v), by_ino);
+	for (size_t i = 0; i < d.n; i++)
+		resolve(fs, &t, &d, &d.v[i], &img.root, 0);
+	for (size_t i = 0; i < d.n; i++) {
+		struct rebind *r = &d.v[i];
+
+		if (r->state != 1 || cairn_id_eq(&r->old, &r->new) ||
+		    cairn_node_get(t.txn, &r->new, 0, &v))
+			continue;
+		cfs_inode_rebind(fs, &t, r->in, &r->new, &v);
+		rebound++;
+	}
+	fs->image = p.image;
+	fs->root = img.root;
+	fs->generation = p.generation;
+	fs->image_nodes = img.nodes;
+	fs->image_size = img.logical_size;
+	pthread_rwlock_unlock(&fs->switch_lock);
+
+	/* tell the kernel, outside the lock: requests may run again meanwhile */
+	for (size_t i = 0; i < d.n; i++) {
+		struct rebind *r = &d.v[i];
+
+		if (r->state != 1 || cairn_id_eq(&r->old, &r->new))
+			continue;
+		fuse_lowlevel_notify_inval_inode(fs->se, r->in->ino, 0, 0);
+		expire_changes(fs, &t, r->in->ino, &r->old, &r->new, &expired);
+	}
+	cairn_txn_abort(t.txn);
+	free(d.v);
+	cfs_log(fs, LOG_INFO, "switched %s from generation %llu to %llu: %u directories re-bound, "
+			      "%u entries expired",
+		fs->o->platform, (unsigned long long)from, (unsigned long long)p.generation,
+		rebound, expired);
+	snprintf(reply, len, "switched %llu\n", (unsigned long long)p.generation);
+	return 0;
+}
