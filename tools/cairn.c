@@ -14,8 +14,16 @@
 #include "cli.h"
 
 static const struct cli_command commands[] = {
-	{ "import", cmd_import, "SRC [--tag NAME] [-m MSG] [--level N]",
-	  "import a directory as a new image" },
+	{ "import", cmd_import, "SRC [--tag NAME] [-m MSG] [--level N] [--max-bytes N]",
+	  "import a directory or a tar stream as a new image",
+	  "SRC is a directory, a tar file (.tar, .tar.gz, .tar.zst: pax, GNU or ustar,\n"
+	  "read through libarchive), or '-' for a tar on stdin. Prints the image id.\n"
+	  "Tar input is untrusted: paths with '..' or a leading '/', entries written\n"
+	  "through a symlink planted earlier, hard links to missing entries, garbled or\n"
+	  "truncated streams are refused with one error, and nothing is published;\n"
+	  "dedup hits against its chunks are byte-compared. --max-bytes bounds the\n"
+	  "logical bytes a tar may unpack to (default 64G). Whiteouts (.wh.) need --on,\n"
+	  "which is not there yet.\n" },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",

@@ -403,8 +403,8 @@ struct comp {
 /*
  * Splits an archive path into its components: "./" prefixes and "."
  * components dropped, trailing slashes allowed. Zero components is the
- * root. what: "entry" or "hard link target", for messages. Returns 0 or
- * -EINVAL with a message; *comps is malloc'ed.
+ * root. link: the path is a hard link's target (messages say so). Returns
+ * 0 or -errno with a message; *comps is malloc'ed.
  */
 static int split_path(struct tar_import *t, const char *path, bool link, struct comp **comps,
 		      size_t *ncomp)
@@ -848,6 +848,11 @@ static int entry_xattrs(struct tar_import *t, struct archive_entry *e, struct in
 				goto out;
 			}
 			continue;
+		}
+		if (!strcmp(xl.x[i].name, "system.posix_acl_default") &&
+		    ino->type != CAIRN_NODE_DIR) {
+			ret = entry_err(t, -EINVAL, "a default ACL on a non-directory");
+			goto out;
 		}
 		xl.x[n++] = xl.x[i];
 	}
