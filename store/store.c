@@ -680,3 +680,93 @@ int cairn_cursor_del(struct cairn_cursor *c)
 {
 	return lmdb_err(mdb_cursor_del(c->cur, 0), "cannot delete from the store");
 }
+
+static int count_other_readers(const char *msg, void *ctx)
+{
+	int *n = ctx;
+	int pid;
+
+	/* lines: "    pid     thread     txnid" after a header */
+	if (sscanf(msg, " %d", &pid) == 1 && pid != getpid())
+		(*n)++;
+	return 0;
+}
+
+int cairn_store_compact(struct cairn_store *s)
+{
+	char tmp[4096], data[4096];
+	int others = 0, dead, rc, ret = 0;
+
+	mdb_reader_check(s->env, &dead);
+	mdb_reader_list(s->env, count_other_readers, &others);
+	if (others) {
+		cairn_store_close(s);
+		return cairn_err(-EBUSY, "%d other process%s the store open (running mounts?); "
+					 "compaction needs it to itself", others,
+				 others == 1 ? " has" : "es have");
+	}
+	snprintf(tmp, sizeof(tmp), "%s/compact.tmp", s->dir);
+	snprintf(data, sizeof(data), "%s/data.mdb", s->dir);
+	mkdir(tmp, 0700);
+	{
+		char f[4200];
+
+		snprintf(f, sizeof(f), "%s/data.mdb", tmp);
+		unlink(f);
+		rc = mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT);
+		if (rc) {
+			ret = lmdb_err(rc, "cannot write a compacted copy");
+		} else {
+			int fd = open(f, O_RDONLY | O_CLOEXEC);
+
+			if (fd < 0 || fsync(fd) < 0)
+				ret = cairn_err(-errno, "cannot sync the compacted copy");
+			if (fd >= 0)
+				close(fd);
+		}
+		cairn_store_close(s);
+		if (!ret && rename(f, data) < 0)
+			ret = cairn_err(-errno, "cannot put the compacted copy in place");
+		unlink(f);
+		rmdir(tmp);
+	}
+	return ret;
+}
+
+struct old_readers {
+	size_t last;
+	int old;
+};
+
+static int find_old_reader(const char *msg, void *ctx)
+{
+	struct old_readers *o = ctx;
+	unsigned long long txnid;
+	int pid;
+	char thread[64];
+
+	/* "    pid     thread     txnid"; an idle slot shows '-' for its txnid */
+	if (sscanf(msg, " %d %63s %llu", &pid, thread, &txnid) == 3 && txnid < o->last)
+		o->old++;
+	return 0;
+}
+
+int cairn_store_wait_readers(struct cairn_store *s, int timeout_ms)
+{
+	MDB_envinfo info;
+	int dead;
+
+	if (mdb_env_info(s->env, &info))
+		return 0;
+	for (int waited = 0;; waited += 10) {
+		struct old_readers o = { .last = info.me_last_txnid };
+
+		mdb_reader_check(s->env, &dead);
+		mdb_reader_list(s->env, find_old_reader, &o);
+		if (!o.old)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
+}

@@ -88,6 +88,21 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 /* Writes "STORE/packs/%08x.pack" into buf. */
 void cairn_store_pack_path(const struct cairn_store *s, uint32_t pack, char *buf, size_t len);
 
+/*
+ * Waits (at most timeout_ms) until no read transaction of any process is
+ * older than the last commit, so nothing can still follow an index record
+ * that commit replaced. Returns 0, or -ETIMEDOUT.
+ */
+int cairn_store_wait_readers(struct cairn_store *s, int timeout_ms);
+
+/*
+ * Rewrites data.mdb without free pages (mdb_env_copy2 with MDB_CP_COMPACT)
+ * and puts it in place. Refused (-EBUSY) while another process has the
+ * store open (a reader slot in use by another pid). The store must be
+ * reopened afterwards: s is closed by this call either way.
+ */
+int cairn_store_compact(struct cairn_store *s);
+
 /* Flushes everything committed so far to disk (mdb_env_sync(force)). */
 int cairn_store_sync(struct cairn_store *s);
 

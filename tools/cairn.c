@@ -48,6 +48,15 @@ static const struct cli_command commands[] = {
 	  cmd_export_help },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },
+	{ "gc", cmd_gc, "[--keep N] [--compact]", "drop old history, unnamed images and what nothing reaches",
+	  "Drops each platform's history beyond its newest N generations (never the\n"
+	  "current one), then images with neither a tag nor a generation, then every node,\n"
+	  "content list and chunk no kept image reaches, in bounded transactions. Images\n"
+	  "running mounts serve, or served to files still open, are kept. Pack files that\n"
+	  "are mostly dead are rewritten and the old ones unlinked, so the space returns\n"
+	  "to the filesystem. Refuses to run beside an import. --compact also rewrites\n"
+	  "every pack with any dead bytes and data.mdb without its free pages (only when\n"
+	  "no other process has the store open).\n" },
 	{ "mount", cmd_mount,
 	  "IMAGE DIR [--ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
 	  "mount an image read-only through FUSE",

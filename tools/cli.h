@@ -67,6 +67,7 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv);
 int cmd_rollback(struct cli *cli, int argc, char **argv);
 int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
+int cmd_gc(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
 extern const char cmd_du_help[];

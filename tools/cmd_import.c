@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gc.h"
 #include "import.h"
 
 /* "N", "NK", "NM", "NG" or "NT" (powers of 1024). */
@@ -40,6 +41,7 @@ static int parse_max_bytes(const char *s, uint64_t *out)
 
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
+	int lock = -1;
 	static const struct option opts[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "message", required_argument, NULL, 'm' },
@@ -108,6 +110,12 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 
 	if (cli_open(cli, true, &s))
 		return 1;
+	/* held until the image is published: gc must not sweep what we dedup against */
+	lock = cairn_gc_lock(s, false);
+	if (lock < 0) {
+		ret = lock;
+		goto fail;
+	}
 	if (have_level)
 		cairn_store_set_level(s, level);
 	/* tar input is untrusted: dedup hits on its chunks are byte-compared */
@@ -143,11 +151,14 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			(unsigned long long)st2->chunks_dup, (unsigned long long)st2->nodes_new);
 	}
 	cairn_writer_free(w);
+	close(lock);
 	cairn_store_close(s);
 	return fflush(stdout) == 0 ? 0 : 1;
 fail:
 	cli_fail(ret, "cannot import '%s'", src);
 	cairn_writer_free(w);
+	if (lock >= 0)
+		close(lock);
 	cairn_store_close(s);
 	return 1;
 }

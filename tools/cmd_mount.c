@@ -238,6 +238,7 @@ static void record_free(struct record *r)
 	free(r->image);
 	free(r->socket);
 	free(r->platform);
+	free(r->leases);
 }
 
 static char *jstr(json_object *o, const char *key)
@@ -285,6 +286,24 @@ int load_records(const char *store, struct record **out)
 		r.image = jstr(o, "image");
 		r.socket = jstr(o, "socket");
 		r.platform = jstr(o, "platform");
+		{
+			json_object *l;
+
+			if (json_object_object_get_ex(o, "leases", &l) &&
+			    json_object_is_type(l, json_type_array)) {
+				size_t nl = json_object_array_length(l);
+
+				r.leases = calloc(nl ? nl : 1, sizeof(*r.leases));
+				for (size_t j = 0; r.leases && j < nl; j++) {
+					const char *h = json_object_get_string(
+						json_object_array_get_idx(l, j));
+
+					if (h && cairn_id_parse_prefix(h, &r.leases[r.nleases]) ==
+							 CAIRN_ID_HEX_LEN)
+						r.nleases++;
+				}
+			}
+		}
 		{
 			json_object *g;
 

@@ -9,11 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct record {
 	int pid;
 	char *mountpoint, *source, *image, *socket;
 	char *platform;       /* "" for a pinned image */
 	uint64_t generation;  /* of the platform, when it follows one */
+	struct cairn_id *leases; /* images it may still read (gc keeps them) */
+	size_t nleases;
 };
 
 /* The records of live mounts (stale ones are removed); returns how many. */

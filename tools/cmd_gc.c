@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_gc.c - cairn gc: prune history, drop what nothing keeps, give the
+ * space back.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "gc.h"
+#include "mounts.h"
+
+int cmd_gc(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keep", required_argument, NULL, 'k' },
+		{ "compact", no_argument, NULL, 'c' },
+		{ 0 },
+	};
+	bool compact = false;
+	struct cairn_gc_opts o = { .keep = -1, .repack_below = 0.75 };
+	struct cairn_gc_stats st;
+	struct cairn_store_space before, after;
+	struct cairn_id *leases = NULL;
+	struct record *rs = NULL;
+	struct cairn_store *s;
+	char a[32], b[32], c[32], d[32];
+	int opt, n, lock, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+
+		if (opt == 'c') {
+			compact = true;
+			continue;
+		}
+		if (opt != 'k')
+			return cli_usage("gc", "unknown option '%s'", argv[optind - 1]);
+		o.keep = strtoll(optarg, &end, 10);
+		if (*end || o.keep < 1)
+			return cli_usage("gc", "--keep takes a number of generations >= 1, not '%s'",
+					 optarg);
+	}
+	if (optind != argc)
+		return cli_usage("gc", "gc takes no arguments");
+	if (cli_open(cli, true, &s))
+		return 1;
+	lock = cairn_gc_lock(s, true);
+	if (lock < 0) {
+		cairn_store_close(s);
+		return cli_fail(lock, "cannot collect garbage");
+	}
+	/* what running mounts serve, or served to files still open, stays */
+	n = load_records(cli->store_dir, &rs);
+	for (int i = 0; i < n; i++) {
+		struct cairn_id *p = realloc(leases, (o.nleases + rs[i].nleases) * sizeof(*p) + 1);
+
+		if (!p)
+			break;
+		leases = p;
+		memcpy(leases + o.nleases, rs[i].leases, rs[i].nleases * sizeof(*p));
+		o.nleases += rs[i].nleases;
+	}
+	records_free(rs, n);
+	o.leases = leases;
+	if (compact)
+		o.repack_below = 1.0; /* every pack with a dead byte is rewritten */
+	cairn_store_space(s, &before);
+	ret = cairn_gc(s, &o, &st);
+	cairn_store_space(s, &after);
+	free(leases);
+	if (!ret && compact) {
+		ret = cairn_store_compact(s); /* closes s */
+		s = NULL;
+		if (ret == -EBUSY) {
+			/* the packs are rewritten already; only data.mdb keeps its size */
+			printf("data.mdb not compacted: %s\n", cairn_errmsg());
+			cairn_err_clear();
+			compact = false;
+			ret = 0;
+		}
+		if (!ret && cli_open(cli, false, &s) == 0)
+			cairn_store_space(s, &after);
+	}
+	close(lock);
+	cairn_store_close(s);
+	if (ret)
+		return cli_fail(ret, "cannot collect garbage");
+	printf("removed %llu generations, %llu images, %llu layers, %llu nodes, %llu content lists, "
+	       "%llu chunks\n",
+	       (unsigned long long)st.generations, (unsigned long long)st.images,
+	       (unsigned long long)st.layers, (unsigned long long)st.nodes,
+	       (unsigned long long)st.contents, (unsigned long long)st.chunks);
+	printf("packs: %llu rewritten, %llu removed: %s -> %s\n",
+	       (unsigned long long)st.packs_rewritten, (unsigned long long)st.packs_removed,
+	       cli_bytes(a, sizeof(a), st.pack_bytes_before),
+	       cli_bytes(b, sizeof(b), st.pack_bytes_after));
+	printf("LMDB used: %s -> %s; data.mdb: %s -> %s%s\n",
+	       cli_bytes(c, sizeof(c), before.used_bytes), cli_bytes(d, sizeof(d), after.used_bytes),
+	       cli_bytes(a, sizeof(a), before.file_bytes), cli_bytes(b, sizeof(b), after.file_bytes),
+	       compact ? "" : " (freed pages are reused; --compact shrinks the file)");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
