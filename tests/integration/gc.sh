@@ -78,6 +78,26 @@ fsck_clean "gc --compact"
 cairn_in "$STORE" cat demo:usr/share/doc/blob | cmp -s - "$WORK/r2/usr/share/doc/blob" ||
 	fail "demo's blob does not read back after gc --compact"
 
+say "kill -9 at random points of gc: fsck clean each time, demo intact"
+for round in $(seq 1 8); do
+	mkdir -p "$WORK/junk$round"
+	head -c $((4 << 20)) /dev/urandom >"$WORK/junk$round/a"
+	cairn_in "$STORE" import "$WORK/junk$round" --tag junk >/dev/null || fail "junk import"
+	cairn_in "$STORE" rmi junk || fail "rmi junk"
+	"$CAIRN" --store "$STORE" gc --compact >/dev/null 2>&1 &
+	pid=$!
+	sleep "0.0$((RANDOM % 9))"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	fsck_clean "gc killed in round $round"
+done
+tcairn "$STORE" gc --compact >/dev/null || fail "a gc after the killed ones failed"
+fsck_clean "the final gc"
+[ "$(cairn_in "$STORE" images --json | grep -c '"id"')" -eq 1 ] || fail "junk images survived gc"
+cairn_in "$STORE" cat demo:usr/share/doc/blob | cmp -s - "$WORK/r2/usr/share/doc/blob" ||
+	fail "demo's blob does not read back after killed gcs"
+info "8 kill rounds: fsck clean each time"
+
 say "gc refuses to run beside an import"
 flock -s "$STORE/gc.lock" sleep 5 &
 track_holder $!
