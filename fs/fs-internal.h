@@ -67,6 +67,12 @@ struct cfs {
 	pthread_rwlock_t switch_lock;
 	struct cairn_id image;    /* the image served now; switch_lock */
 	uint64_t generation;      /* of the platform followed, 0 when pinned; switch_lock */
+	/*
+	 * Images served before a switch: files opened then may still read
+	 * them, so gc must keep them (the mount record lists them as leases).
+	 */
+	struct cairn_id served[64]; /* switch_lock */
+	unsigned nserved;           /* switch_lock */
 	struct cairn_id root;     /* the image's flattened tree; switch_lock */
 	uint64_t image_nodes, image_size;
 	struct cfs_cache *cache;

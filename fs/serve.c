@@ -138,6 +138,20 @@ static int write_record(struct control *c, const char *run)
 								       fs->o->platform : ""));
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
 	json_object_object_add(o, "socket", json_object_new_string(c->sock_path));
+	{
+		json_object *leases = json_object_new_array();
+
+		json_object_array_add(leases, json_object_new_string(hex));
+		pthread_rwlock_rdlock(&fs->switch_lock);
+		for (unsigned i = 0; i < fs->nserved; i++) {
+			char h2[CAIRN_ID_HEX_LEN + 1];
+
+			cairn_id_hex(&fs->served[i], h2);
+			json_object_array_add(leases, json_object_new_string(h2));
+		}
+		pthread_rwlock_unlock(&fs->switch_lock);
+		json_object_object_add(o, "leases", leases);
+	}
 	json_object_object_add(o, "started_ns", json_object_new_int64(cairn_now_ns()));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (snprintf(c->record_path, sizeof(c->record_path), "%s/%d.json", run, (int)getpid()) >=

@@ -207,6 +207,15 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		cfs_inode_rebind(fs, &t, r->in, &r->new, &v);
 		rebound++;
 	}
+	/* the image left behind may still be read through files opened on it */
+	if (fs->nserved < ARRAY_SIZE(fs->served) && !cairn_id_eq(&fs->image, &p.image)) {
+		bool known = false;
+
+		for (unsigned i = 0; i < fs->nserved; i++)
+			known |= cairn_id_eq(&fs->served[i], &fs->image);
+		if (!known)
+			fs->served[fs->nserved++] = fs->image;
+	}
 	fs->image = p.image;
 	fs->root = img.root;
 	fs->generation = p.generation;

@@ -268,7 +268,9 @@ int load_records(const char *store, struct record **out)
 		int pid;
 		char tail;
 
-		if (sscanf(de->d_name, "%d.jso%c", &pid, &tail) != 2 || tail != 'n')
+		/* exactly PID.json: not a PID.json.tmp being written */
+		if (sscanf(de->d_name, "%d.jso%c", &pid, &tail) != 2 || tail != 'n' ||
+		    strcmp(strchr(de->d_name, '.'), ".json") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", run, de->d_name);
 		if (!alive(pid)) {

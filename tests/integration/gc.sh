@@ -36,6 +36,9 @@ tcairn "$STORE" upgrade demo v2 >/dev/null || fail "upgrade demo v2"
 cairn_in "$STORE" rmi v1 v2 || fail "rmi of the tags"
 
 say "gc --keep 1 while the mount is read: v1 stays (the open file's lease)"
+tcairn "$STORE" mounts --json >"$WORK/mounts.json"
+show_file "$WORK/mounts.json" 40
+cat "$STORE"/run/*.json 2>/dev/null | cut -c1-400
 (
 	for _ in $(seq 1 40); do
 		cmp -s "$M/usr/share/doc/blob" "$WORK/r2/usr/share/doc/blob" || { echo BAD; exit 1; }
