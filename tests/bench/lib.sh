@@ -211,3 +211,25 @@ bench_rss_anon() {
 	kb=$(awk '$1 == "RssAnon:" { print $2 }' "/proc/$1/status" 2> /dev/null || true)
 	if [[ -n $kb ]]; then echo $((kb * 1024)); else echo n/a; fi
 }
+
+# bench_pct P V...: P-th percentile (nearest rank) of numeric values; n/a values are ignored;
+# prints n/a if none. bench_pct 50 is the lower median for an even count.
+bench_pct() {
+	local p=$1 v
+	shift
+	for v in "$@"; do
+		[[ $v == n/a || -z $v ]] || printf '%s\n' "$v"
+	done | sort -g | awk -v p="$p" '{ a[NR] = $1 }
+		END {
+			if (NR == 0) { print "n/a"; exit }
+			r = p / 100 * NR; k = int(r); if (k < r) k++; if (k < 1) k = 1
+			print a[k]
+		}'
+}
+
+# bench_ms_since T0: milliseconds (3 decimals) from T0 (an $EPOCHREALTIME value) to now.
+# Uses bash's EPOCHREALTIME, so timing a command costs no extra fork.
+bench_ms_since() {
+	local t1=$EPOCHREALTIME
+	awk -v a="$1" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
+}
