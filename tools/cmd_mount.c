@@ -396,11 +396,11 @@ static int find_record(struct record *rs, int n, const char *dir)
 	return -1;
 }
 
-int control_request(const char *sock_path, const char *req, char *buf, size_t len)
+int control_send(const char *sock_path, const char *req)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t plen = strlen(sock_path), got = 0;
-	int fd, ret = 0;
+	size_t plen = strlen(sock_path);
+	int fd, ret;
 
 	if (plen >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
@@ -417,24 +417,72 @@ int control_request(const char *sock_path, const char *req, char *buf, size_t le
 		close(fd);
 		return ret;
 	}
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
+	return fd;
+}
 
-		if (poll(&p, 1, 5000) <= 0) {
-			ret = -ETIMEDOUT;
-			break;
-		}
-		r = read(fd, buf + got, len - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (got == len - 1)
-			break;
+int control_collect(int *fds, char **bufs, size_t len, int n, int timeout_ms)
+{
+	int64_t deadline = cairn_now_ns() + (int64_t)timeout_ms * 1000000;
+	size_t *got = calloc((size_t)(n ? n : 1), sizeof(*got));
+	struct pollfd *p = calloc((size_t)(n ? n : 1), sizeof(*p));
+	int open = 0;
+
+	if (!got || !p) {
+		free(got);
+		free(p);
+		return -ENOMEM;
 	}
-	buf[got] = '\0';
-	close(fd);
-	return ret ? ret : got ? 0 : -EPROTO;
+	for (int i = 0; i < n; i++) {
+		bufs[i][0] = '\0';
+		open += fds[i] >= 0;
+	}
+	while (open > 0) {
+		int left = (int)((deadline - cairn_now_ns()) / 1000000), k;
+
+		if (left <= 0)
+			break;
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		k = poll(p, (nfds_t)n, left);
+		if (k <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			ssize_t r;
+
+			if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			r = read(fds[i], bufs[i] + got[i], len - 1 - got[i]);
+			if (r > 0)
+				got[i] += (size_t)r;
+			bufs[i][got[i]] = '\0';
+			if (r <= 0 || got[i] == len - 1 || memchr(bufs[i], '\n', got[i])) {
+				close(fds[i]);
+				fds[i] = -1; /* answered (or gone) */
+				open--;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -2; /* no answer in time */
+		}
+	}
+	free(got);
+	free(p);
+	return 0;
+}
+
+int control_request(const char *sock_path, const char *req, char *buf, size_t len)
+{
+	int fd = control_send(sock_path, req);
+
+	if (fd < 0)
+		return fd;
+	control_collect(&fd, &buf, len, 1, 5000);
+	if (fd == -2)
+		return -ETIMEDOUT;
+	return *buf ? 0 : -EPROTO;
 }
 
 int cmd_stats(struct cli *cli, int argc, char **argv)

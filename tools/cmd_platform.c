@@ -41,21 +41,50 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 static void notify_mounts(struct cli *cli, const char *name)
 {
 	struct record *rs = NULL;
-	int n = load_records(cli->store_dir, &rs);
+	int n = load_records(cli->store_dir, &rs), m = 0;
+	int *fds = calloc((size_t)(n ? n : 1), sizeof(*fds));
+	int *which = calloc((size_t)(n ? n : 1), sizeof(*which));
+	char **bufs = calloc((size_t)(n ? n : 1), sizeof(*bufs));
+	char *space = calloc((size_t)(n ? n : 1), 512);
 
+	if (!fds || !which || !bufs || !space)
+		goto out;
+	/* ask them all at once, then wait for the answers together: 5 s in all */
 	for (int i = 0; i < n; i++) {
-		char reply[512];
-		int ret;
-
 		if (strcmp(rs[i].platform, name) != 0)
 			continue;
-		ret = control_request(rs[i].socket, "switch\n", reply, sizeof(reply));
-		reply[strcspn(reply, "\n")] = '\0';
-		if (ret)
-			printf("  mount %s (pid %d): not answering\n", rs[i].mountpoint, rs[i].pid);
-		else
-			printf("  mount %s (pid %d): %s\n", rs[i].mountpoint, rs[i].pid, reply);
+		which[m] = i;
+		bufs[m] = space + (size_t)m * 512;
+		fds[m] = control_send(rs[i].socket, "switch\n");
+		m++;
 	}
+	for (int j = 0; j < m; j++)
+		if (fds[j] < 0)
+			fds[j] = -3; /* could not even connect */
+	{
+		int *live = calloc((size_t)(m ? m : 1), sizeof(*live));
+
+		if (!live)
+			goto out;
+		for (int j = 0; j < m; j++)
+			live[j] = fds[j] == -3 ? -1 : fds[j];
+		control_collect(live, bufs, 512, m, 5000);
+		for (int j = 0; j < m; j++) {
+			struct record *r = &rs[which[j]];
+
+			bufs[j][strcspn(bufs[j], "\n")] = '\0';
+			if (fds[j] == -3 || live[j] == -2 || !*bufs[j])
+				printf("  mount %s (pid %d): not answering\n", r->mountpoint, r->pid);
+			else
+				printf("  mount %s (pid %d): %s\n", r->mountpoint, r->pid, bufs[j]);
+		}
+		free(live);
+	}
+out:
+	free(fds);
+	free(which);
+	free(bufs);
+	free(space);
 	records_free(rs, n);
 }
 
