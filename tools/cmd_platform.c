@@ -41,7 +41,8 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 static void notify_mounts(struct cli *cli, const char *name)
 {
 	struct record *rs = NULL;
-	int n = load_records(cli->store_dir, &rs), m = 0;
+	int n = load_records(cli->store_dir, &rs);
+	unsigned m = 0;
 	int *fds = calloc((size_t)(n ? n : 1), sizeof(*fds));
 	int *which = calloc((size_t)(n ? n : 1), sizeof(*which));
 	char **bufs = calloc((size_t)(n ? n : 1), sizeof(*bufs));
@@ -58,18 +59,18 @@ static void notify_mounts(struct cli *cli, const char *name)
 		fds[m] = control_send(rs[i].socket, "switch\n");
 		m++;
 	}
-	for (int j = 0; j < m; j++)
+	for (unsigned j = 0; j < m; j++)
 		if (fds[j] < 0)
 			fds[j] = -3; /* could not even connect */
 	{
-		int *live = calloc((size_t)(m ? m : 1), sizeof(*live));
+		int *live = calloc(m ? m : 1u, sizeof(*live));
 
 		if (!live)
 			goto out;
-		for (int j = 0; j < m; j++)
+		for (unsigned j = 0; j < m; j++)
 			live[j] = fds[j] == -3 ? -1 : fds[j];
-		control_collect(live, bufs, 512, m, 5000);
-		for (int j = 0; j < m; j++) {
+		control_collect(live, bufs, 512, (int)m, 5000);
+		for (unsigned j = 0; j < m; j++) {
 			struct record *r = &rs[which[j]];
 
 			bufs[j][strcspn(bufs[j], "\n")] = '\0';
