@@ -4,6 +4,7 @@
  * and the helpers every command shares.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ static const struct cli_command commands[] = {
 	  "truncated streams are refused with one error, and nothing is published;\n"
 	  "dedup hits against its chunks are byte-compared. --max-bytes bounds the\n"
 	  "logical bytes a tar may unpack to (default 64G). Whiteouts (.wh.) need --on,\n"
-	  "which is not there yet.\n" },
+	  "which is not there yet.\n", true },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",
@@ -45,7 +46,7 @@ static const struct cli_command commands[] = {
 	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures",
 	  cmd_du_help },
 	{ "export", cmd_export, "IMAGE [-o FILE]", "write an image as a pax tar",
-	  cmd_export_help },
+	  cmd_export_help, true },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },
 	{ "gc", cmd_gc, "[--keep N] [--compact]", "drop old history, unnamed images and what nothing reaches",
@@ -272,6 +273,21 @@ static void usage(FILE *f)
 		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
 }
 
+int cli_exec_archive(struct cli *cli)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	char *slash;
+
+	if (n <= 0)
+		return cli_fail(-errno, "cannot find cairn-archive");
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "cairn-archive");
+	execv(path, cli->argv);
+	return cli_fail(-errno, "cannot run '%s' (installed beside cairn)", path);
+}
+
 static char *default_store(void)
 {
 	const char *env = getenv("CAIRN_STORE");
@@ -348,6 +364,9 @@ int main(int argc, char **argv)
 	}
 	cli.store_dir = store;
 	cli.tty = isatty(STDERR_FILENO);
+	cli.argv = argv;
+	if (c->archive && !cli_has_archive())
+		return cli_exec_archive(&cli); /* --help included: it is that program's */
 	opterr = 0; /* commands report bad options in one line of their own */
 	if (cli_help(c->name, argc - optind, argv + optind))
 		return 0;

@@ -19,6 +19,7 @@
 struct cli {
 	const char *store_dir; /* --store, $CAIRN_STORE, or the default */
 	bool tty;              /* stderr is a terminal: show progress */
+	char **argv;           /* the whole command line, for cli_exec_archive() */
 };
 
 struct cli_command {
@@ -27,7 +28,13 @@ struct cli_command {
 	const char *usage;   /* arguments, after the command name */
 	const char *summary; /* one line */
 	const char *help;    /* longer description for --help, or NULL */
+	bool archive;        /* needs libarchive: runs in cairn-archive */
 };
+
+/* Is this the build that links libarchive (cairn-archive)? */
+bool cli_has_archive(void);
+/* Runs the same command line in cairn-archive, beside this program. Returns only on failure. */
+int cli_exec_archive(struct cli *cli);
 
 /* Prints "cairn: " + formatted text + ": " + the library's message if any. */
 int cli_fail(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
