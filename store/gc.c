@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "chunk.h"
+#include "pack.h"
 #include "image.h"
 #include "platform.h"
 #include "walk.h"
@@ -335,72 +336,26 @@ static struct pack_live *pack_find(struct pack_live *p, size_t n, uint32_t pack)
 	return bsearch(&key, p, n, sizeof(*p), pack_cmp);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static uint32_t packs_max(struct cairn_store *s)
-{
-	char path[4096];
-	struct dirent *de;
-	uint32_t max = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/packs", cairn_store_dir(s));
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		unsigned id;
-		char tail;
-
-		if (sscanf(de->d_name, "%8x.pac%c", &id, &tail) == 2 && tail == 'k' && id > max)
-			max = id;
-	}
-	closedir(d);
-	return max;
-}
-
 /* Copies the live chunks of one pack into a new pack and re-indexes them in one txn. */
 static int rewrite_pack(struct cairn_store *s, struct pack_live *pl, uint64_t *new_size,
 			uint32_t *new_id)
 {
-	struct cairn_pack_header h = { .version = CAIRN_FORMAT_VERSION };
 	struct cairn_pack_disk rec = { .version = CAIRN_FORMAT_VERSION };
 	struct keys moved = { .klen = CAIRN_ID_LEN + sizeof(struct cairn_chunk_disk) };
 	struct cairn_cursor *c = NULL;
 	struct cairn_txn *t = NULL;
 	char path[4096];
-	uint64_t end = sizeof(h);
-	uint32_t id = packs_max(s);
+	uint64_t end = sizeof(struct cairn_pack_header);
+	uint32_t id = 0;
 	uint8_t key[4];
 	const void *k, *v;
 	size_t kl, vl;
 	int fd = -1, ret;
 
-	do {
-		cairn_store_pack_path(s, ++id, path, sizeof(path));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	} while (fd < 0 && errno == EEXIST);
+	fd = cairn_pack_create(s, &id);
 	if (fd < 0)
-		return cairn_err(-errno, "cannot create pack '%s': %s", path, strerror(errno));
-	memcpy(h.magic, CAIRN_PACK_MAGIC, sizeof(h.magic));
-	CAIRN_SET(h.pack, id);
-	ret = write_all(fd, (const uint8_t *)&h, sizeof(h), 0);
-	if (!ret)
-		ret = cairn_txn_begin(s, false, &t);
+		return fd;
+	ret = cairn_txn_begin(s, false, &t);
 	if (!ret)
 		ret = cairn_cursor_open(t, CAIRN_DBI_CHUNKS, &c);
 	for (ret = ret ? ret : cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
@@ -417,7 +372,7 @@ static int rewrite_pack(struct cairn_store *s, struct pack_live *pl, uint64_t *n
 		entry = cairn_store_pack_map(s, ref.pack, ref.offset, elen, &ret);
 		if (!entry)
 			break;
-		ret = write_all(fd, entry, elen, end);
+		ret = cairn_pack_write(fd, entry, elen, end);
 		if (ret)
 			break;
 		cairn_chunk_index(entry, id, end, &nrec);

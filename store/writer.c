@@ -10,13 +10,13 @@
  */
 #include "writer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <xxhash.h>
 
 #include "chunk.h"
 #include "cpool.h"
+#include "pack.h"
 #include "image.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
@@ -436,89 +436,20 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	return maybe_flush(w);
 }
 
-/* Highest pack id with a file in STORE/packs (committed or not), or 0. */
-static uint32_t packs_max(struct cairn_writer *w)
-{
-	char path[4096];
-	struct dirent *de;
-	uint32_t max = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/packs", cairn_store_dir(w->s));
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		unsigned id;
-		char tail;
-
-		if (sscanf(de->d_name, "%8x.pac%c", &id, &tail) == 2 && tail == 'k' && id > max)
-			max = id;
-	}
-	closedir(d);
-	return max;
-}
-
-/* Creates a new pack file for this writer; durable before anything points into it. */
+/* Starts a new pack for this writer; durable before anything points into it. */
 static int pack_start(struct cairn_writer *w)
 {
-	struct cairn_pack_header h = { .version = CAIRN_FORMAT_VERSION };
-	char path[4096], ebuf[128];
-	uint32_t id = packs_max(w);
-	int fd, dfd;
+	int fd;
 
 	if (w->pack_fd >= 0) {
 		close(w->pack_fd);
 		w->pack_fd = -1;
 	}
-	for (;;) {
-		if (++id == 0 || id == UINT32_MAX)
-			return cairn_err(-ENOSPC, "no pack ids left");
-		cairn_store_pack_path(w->s, id, path, sizeof(path));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			break;
-		if (errno != EEXIST) /* a concurrent writer took it: try the next */
-			return cairn_err(-errno, "cannot create pack '%s': %s", path,
-					 cairn_strerror(errno, ebuf, sizeof(ebuf)));
-	}
-	memcpy(h.magic, CAIRN_PACK_MAGIC, sizeof(h.magic));
-	CAIRN_SET(h.pack, id);
-	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fsync(fd) < 0) {
-		int err = errno ? errno : EIO;
-
-		close(fd);
-		unlink(path);
-		return cairn_err(-err, "cannot write pack '%s': %s", path,
-				 cairn_strerror(err, ebuf, sizeof(ebuf)));
-	}
-	snprintf(path, sizeof(path), "%s/packs", cairn_store_dir(w->s));
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	fd = cairn_pack_create(w->s, &w->pack_id);
+	if (fd < 0)
+		return fd;
 	w->pack_fd = fd;
-	w->pack_id = id;
-	w->pack_end = sizeof(h);
-	return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
+	w->pack_end = sizeof(struct cairn_pack_header);
 	return 0;
 }
 
@@ -549,7 +480,7 @@ static int flush_chunks(struct cairn_writer *w)
 			if (ret)
 				return ret;
 		}
-		ret = write_all(w->pack_fd, val, h.vlen, w->pack_end);
+		ret = cairn_pack_write(w->pack_fd, val, h.vlen, w->pack_end);
 		if (ret)
 			return cairn_err(ret, "cannot write to pack %08x: %s", w->pack_id,
 					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
