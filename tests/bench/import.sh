@@ -54,21 +54,9 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Source trees (cached)
 
-# host_uri REGEX: first apt source URI on this host matching REGEX (one-line and deb822 formats).
-host_uri() {
-	local f files=()
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-		[[ -f $f ]] && files+=("$f")
-	done
-	((${#files[@]})) || return 0
-	awk '/^[[:space:]]*deb[[:space:]]/ || /^URIs:/ {
-			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) print $i
-		}' "${files[@]}" | sed 's:/*$::' | grep -E "$1" | head -n 1 || true
-}
-
-MIRROR=${BENCH_MIRROR:-$(host_uri '/debian$')}
+MIRROR=${BENCH_MIRROR:-$(bench_host_uri '/debian$')}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECURITY_MIRROR=${BENCH_SECURITY_MIRROR:-$(host_uri '/debian-security$')}
+SECURITY_MIRROR=${BENCH_SECURITY_MIRROR:-$(bench_host_uri '/debian-security$')}
 SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 v1_stamp_text() { printf 'debootstrap --variant=minbase %s %s apt-caches=cleaned\n' "$SUITE" "$MIRROR"; }

@@ -16,25 +16,9 @@ say "a store with one image"
 import_ok "$STORE" "$SRC" --tag v1
 V1=$ID
 info "v1 = $V1"
-run_capture images0 cairn_in "$STORE" images --json
-[ "$RC" -eq 0 ] || fail "images --json exited $RC"
-cp "$WORK/images0.out" "$WORK/images.before"
+remember_store "$STORE"
 
-# unchanged: images are the same and fsck is clean
-unchanged() {
-	local what=$1
-	run_capture images1 cairn_in "$STORE" images --json
-	if [ "$RC" -ne 0 ] || ! cmp -s "$WORK/images.before" "$WORK/images1.out"; then
-		soft_fail "$what: the images changed"
-		diff "$WORK/images.before" "$WORK/images1.out" | head -n 20 >&2 || true
-	fi
-	run_capture fsck cairn_in "$STORE" fsck
-	if [ "$RC" -ne 0 ]; then
-		soft_fail "$what: fsck exited $RC"
-		show_file "$WORK/fsck.out" >&2
-		show_file "$WORK/fsck.err" >&2
-	fi
-}
+unchanged() { store_unchanged "$STORE" "$1"; }
 
 say "import of a missing directory"
 expect_error "import missing dir" cairn_in "$STORE" import "$WORK/no-such-dir" --tag bad

@@ -143,24 +143,9 @@ rm -rf "$WORK/out-g" "$WORK/gnu.tar"
 say "hostile archives: one error each, the store unchanged"
 HC=$WORK/corpus
 /usr/bin/python3 "$MKHOSTILE" "$HC"
-run_capture images0 cairn_in "$STORE" images --json
-[ "$RC" -eq 0 ] || fail "images --json exited $RC"
-cp "$WORK/images0.out" "$WORK/images.before"
+remember_store "$STORE"
 
-# unchanged WHAT: the images are the same and fsck is clean
-unchanged() {
-	local what=$1
-	run_capture images1 cairn_in "$STORE" images --json
-	if [ "$RC" -ne 0 ] || ! cmp -s "$WORK/images.before" "$WORK/images1.out"; then
-		soft_fail "$what: the images changed"
-		diff "$WORK/images.before" "$WORK/images1.out" | head -n 20 >&2 || true
-	fi
-	run_capture fsck cairn_in "$STORE" fsck
-	if [ "$RC" -ne 0 ]; then
-		soft_fail "$what: fsck exited $RC"
-		show_file "$WORK/fsck.out" >&2
-	fi
-}
+unchanged() { store_unchanged "$STORE" "$1"; }
 
 # expect_msg FILE TEXT: the error of the last expect_error holds TEXT.
 expect_msg() {

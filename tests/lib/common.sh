@@ -242,3 +242,26 @@ json_get() {
 j = json.load(open(sys.argv[1]))
 print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# remember_store STORE: records the store's images, for store_unchanged.
+remember_store() {
+	run_capture images0 cairn_in "$1" images --json
+	[ "$RC" -eq 0 ] || fail "images --json exited $RC"
+	cp "$WORK/images0.out" "$WORK/images.before"
+}
+
+# store_unchanged STORE WHAT: the images are those remember_store saw and fsck is clean.
+store_unchanged() {
+	local store=$1 what=$2
+	run_capture images1 cairn_in "$store" images --json
+	if [ "$RC" -ne 0 ] || ! cmp -s "$WORK/images.before" "$WORK/images1.out"; then
+		soft_fail "$what: the images changed"
+		diff "$WORK/images.before" "$WORK/images1.out" | head -n 20 >&2 || true
+	fi
+	run_capture fsck cairn_in "$store" fsck
+	if [ "$RC" -ne 0 ]; then
+		soft_fail "$what: fsck exited $RC"
+		show_file "$WORK/fsck.out" >&2
+		show_file "$WORK/fsck.err" >&2
+	fi
+}
