@@ -185,6 +185,8 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len);
 extern const struct fuse_lowlevel_ops cfs_ops;
 /* rw.c: the handlers of a mount with an upper directory */
 extern const struct fuse_lowlevel_ops cfs_rw_ops;
+/* A new upper's tree/ takes the image root's owner, mode, xattrs and times (rw.c). */
+int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 /* The root's writable state (rw.c). */
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */

@@ -945,6 +945,23 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 	return 0;
 }
 
+int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v)
+{
+	struct timespec ts[2];
+	char path[32];
+	int fd = fs->upper->tree_fd;
+
+	cfs_fdpath(fd, path);
+	if (fchownat(fd, "", v->uid, v->gid, AT_EMPTY_PATH) < 0 ||
+	    chmod(path, cairn_node_st_mode(v) & 07777) < 0)
+		return -errno;
+	if (copy_xattrs(v, path))
+		return -EIO;
+	ts[0].tv_sec = ts[1].tv_sec = v->mtime_sec;
+	ts[0].tv_nsec = ts[1].tv_nsec = v->mtime_nsec;
+	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+}
+
 /* ---- creating entries ---- */
 
 /* The owner a new entry gets: the caller, or a set-gid directory's group. */

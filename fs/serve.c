@@ -337,6 +337,13 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		umask(0);
 		raise_nofile();
 	}
+	if (fs->upper && fs->upper->fresh) {
+		ret = cfs_rw_root_attrs(fs, &v);
+		if (ret) {
+			cairn_txn_abort(t);
+			return cairn_err(ret, "cannot set up %s/tree: %s", o->upper_dir, strerror(-ret));
+		}
+	}
 	ret = cfs_itable_init(fs);
 	if (!ret)
 		ret = cfs_cache_new(o->cache_bytes, cache_shards(o->cache_bytes), &fs->cache);

@@ -255,6 +255,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 			u->image = *image;
 			snprintf(u->platform, sizeof(u->platform), "%s", platform ? platform : "");
 			ret = write_json(u);
+			u->fresh = true;
 		} else if (!ret) {
 			char want[CAIRN_ID_HEX_LEN + 1];
 
@@ -291,7 +292,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 	return 0;
 }
 
-int cfs_upper_open_read(const char *dir, struct cfs_upper **out)
+int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out)
 {
 	struct cfs_upper *u = upper_new(dir);
 	int ret;
@@ -299,7 +300,7 @@ int cfs_upper_open_read(const char *dir, struct cfs_upper **out)
 	if (!u)
 		return -ENOMEM;
 	ret = open_layout(u, false);
-	if (!ret)
+	if (!ret && refuse_mounted)
 		ret = take_lock(u, false);
 	if (!ret) {
 		ret = read_json(u);

@@ -50,6 +50,7 @@ struct cfs_upper {
 	char path[4096];
 	atomic_uint seq; /* names of scratch entries in work/ */
 	bool rename_whiteout; /* RENAME_WHITEOUT works on this filesystem */
+	bool fresh;           /* made by this open: tree/ takes the image root's attributes */
 	/* from upper.json */
 	struct cairn_id image; /* the image it was made on (the latest one, for a platform) */
 	char platform[256];    /* empty when made on a pinned image */
@@ -68,9 +69,10 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 
 /*
  * Opens an upper directory to read it (commit, changes): no lock taken;
- * -EBUSY with a message when a mount holds it. Returns 0 or -errno.
+ * with refuse_mounted, -EBUSY with a message when a mount holds it.
+ * Returns 0 or -errno.
  */
-int cfs_upper_open_read(const char *dir, struct cfs_upper **out);
+int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out);
 
 void cfs_upper_close(struct cfs_upper *u);
 

@@ -71,6 +71,16 @@ static const struct cli_command commands[] = {
 	  "mountpoints under a directory only root can enter, as container engines keep\n"
 	  "theirs. --cache-size sets the chunk cache (default 256M). SIGTERM or SIGINT to\n"
 	  "the daemon unmounts cleanly.\n" },
+	{ "commit", cmd_commit, "UPPERDIR [--on IMAGE] [--tag NAME] [-m MSG]",
+	  "turn an upper directory into a layer and a new image",
+	  "The upper's changes (whiteouts become deletions) are stacked as a new layer on\n"
+	  "IMAGE (default: the image the upper was made on, from UPPERDIR/upper.json).\n"
+	  "Chunks already in the store are not stored again. An upper that a mount is\n"
+	  "writing is refused: unmount it first. Prints the new image id.\n", true },
+	{ "changes", cmd_changes, "UPPERDIR [--json]",
+	  "list what a container changed: A added, C changed, D deleted",
+	  "Compares an upper directory with the image it was made on, like docker diff.\n"
+	  "A renamed directory shows as D at its old path and A at its new one.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
 	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"
