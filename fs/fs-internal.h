@@ -67,9 +67,10 @@ struct cfs_rw {
 	_Atomic int ufd;          /* O_PATH fd of the upper object, -1 while there is none */
 	_Atomic int dfd;          /* O_RDWR fd of an upper regular file's data, -1 until opened */
 	uint8_t lower;            /* enum cfs_lower */
-	bool metacopy;            /* the upper file has metadata only: data is node's */
+	atomic_bool metacopy;     /* the upper file has metadata only: data is node's */
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
+	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
 	uint64_t key;             /* identity in the key map (see rw.c) */
 	struct cfs_inode *knext;  /* key map chain; itable_lock */
 	uint64_t upper_ino;       /* st_ino of the upper object */

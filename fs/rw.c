@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -43,6 +44,10 @@
 #include "fs-internal.h"
 
 #define XNAME_BUF (XATTR_NAME_MAX + 1 + 16)
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452 /* Linux 6.6, one number on every architecture; Debian 12's headers predate it */
+#endif
 
 /* ---- key map ---- */
 
@@ -215,6 +220,7 @@ static int lower_at(struct rq *r, struct cfs_inode *p, const char *name, size_t 
 
 /* Reads cairn's markers of the upper object fd (an O_PATH fd). */
 struct marks {
+	bool none; /* no xattrs but markers */
 	bool opaque, metacopy, has_origin, has_redirect;
 	struct cairn_id origin, redirect;
 };
@@ -226,9 +232,21 @@ static int read_marks(int fd, struct marks *m)
 
 	memset(m, 0, sizeof(*m));
 	if (n < 0) {
-		if (errno == ENOTSUP || errno == ERANGE)
-			return 0; /* no xattrs at all, or more than markers: read each below */
-		return -errno;
+		if (errno == ENOTSUP) {
+			m->none = true;
+			return 0;
+		}
+		if (errno != ERANGE)
+			return -errno;
+		n = sizeof(list); /* more than fits: read each marker below */
+	} else {
+		bool other = false;
+
+		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1)
+			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
+			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
+				other = true;
+		m->none = !other;
 	}
 	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
 		return 0;
@@ -260,7 +278,7 @@ struct entry {
 	struct cairn_id node;  /* the node served below the upper (or alone) */
 	uint8_t kind;          /* enum cfs_lower */
 	uint8_t type;          /* CAIRN_NODE_* */
-	bool metacopy, opaque;
+	bool metacopy, opaque, no_xattrs;
 	struct cairn_node_view v; /* node's view when kind != NONE */
 };
 
@@ -322,6 +340,7 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 			return -ENOENT;
 		}
 		e->type = st_type(e->st.st_mode);
+		e->no_xattrs = m.none;
 		if (e->type == CAIRN_NODE_DIR) {
 			e->opaque = m.opaque;
 			if (m.has_redirect) {
@@ -390,6 +409,7 @@ static struct cfs_inode *entry_ref(struct rq *r, struct cfs_inode *p, const char
 			e->ufd = -1;
 			old->rw->upper_ino = e->st.st_ino;
 			old->rw->metacopy = e->metacopy;
+			old->rw->no_xattrs = e->no_xattrs;
 			key_add_locked(fs, old, key);
 		}
 	}
@@ -420,6 +440,7 @@ static struct cfs_inode *entry_ref(struct rq *r, struct cfs_inode *p, const char
 	in->rw->lower = e->kind;
 	in->rw->metacopy = e->metacopy;
 	in->rw->opaque = e->opaque;
+	in->rw->no_xattrs = e->ufd >= 0 ? e->no_xattrs : e->v.nxattr == 0;
 	in->rw->upper_ino = e->ufd >= 0 ? e->st.st_ino : 0;
 	e->ufd = -1;
 	if (e->kind != CFS_LOWER_NONE)
@@ -662,8 +683,12 @@ static int make_copy(struct rq *r, const struct cairn_id *node, const struct cai
 	ts[0].tv_nsec = ts[1].tv_nsec = v->mtime_nsec;
 	if (!ret && utimensat(u->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
-	if (!ret && fd >= 0 && fsync(fd) < 0)
-		ret = -errno;
+	/*
+	 * No fsync: the copy holds no data yet (a metacopy file reads the
+	 * image's), and the journal of ext4 or xfs commits these changes no
+	 * later than the rename that shows them. Data is fsync'd before its
+	 * metacopy mark goes (copy_up_data).
+	 */
 	if (fd >= 0)
 		close(fd);
 	if (!ret) {
@@ -869,6 +894,7 @@ static int copy_up(struct rq *r, struct cfs_inode *in)
 	if (fd < 0)
 		return fd;
 	adopt(r, in, fd);
+	in->rw->no_xattrs = v.nxattr == 0;
 	if (v.type != CAIRN_NODE_DIR) {
 		in->rw->lower = v.type == CAIRN_NODE_REG ? CFS_LOWER_PINNED : CFS_LOWER_NONE;
 		in->rw->metacopy = v.type == CAIRN_NODE_REG;
@@ -974,7 +1000,8 @@ static void new_owner(fuse_req_t req, struct rq *r, struct cfs_inode *p, uid_t *
 	*uid = c->uid;
 	*gid = c->gid;
 	*setgid = false;
-	if (inode_stat(r, p, &pst) == 0 && (pst.st_mode & S_ISGID)) {
+	(void)r;
+	if (fstat(p->rw->ufd, &pst) == 0 && (pst.st_mode & S_ISGID)) {
 		*gid = pst.st_gid;
 		*setgid = true;
 	}
@@ -1005,20 +1032,61 @@ static int place(struct rq *r, struct cfs_inode *p, const char *tmp, const char 
 }
 
 /*
+ * Makes an object of the given kind at name in dirfd, owned by uid:gid;
+ * with opaque, marked so. Returns 0 or -errno; *fd is the open file of a
+ * regular one.
+ */
+static int new_at(int dirfd, const char *name, mode_t mode, dev_t rdev, const char *target,
+		  uid_t uid, gid_t gid, bool setgid, bool opaque, int *fd)
+{
+	mode_t perm = (mode & 07777) | (S_ISDIR(mode) && setgid ? S_ISGID : 0);
+	char xpath[300];
+	int ret = 0;
+
+	*fd = -1;
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		ret = mkdirat(dirfd, name, perm) < 0 ? -errno : 0;
+		break;
+	case S_IFREG:
+		*fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+		ret = *fd < 0 ? -errno : 0;
+		break;
+	case S_IFLNK:
+		ret = symlinkat(target, dirfd, name) < 0 ? -errno : 0;
+		break;
+	default:
+		ret = mknodat(dirfd, name, mode, rdev) < 0 ? -errno : 0;
+		break;
+	}
+	if (ret)
+		return ret;
+	if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	/* a chown drops set-id bits: the mode again if it has any */
+	if ((perm & 07000) && !S_ISLNK(mode) && fchmodat(dirfd, name, perm, 0) < 0)
+		return -errno;
+	snprintf(xpath, sizeof(xpath), "/proc/self/fd/%d/%s", dirfd, name);
+	if (opaque && lsetxattr(xpath, CFS_XATTR_OPAQUE, "y", 1, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
  * Creates an entry of the given kind at name in p, as the caller; returns
- * its inode (referenced) or NULL with *err. *dfd receives an open data fd
- * for a regular file.
+ * its inode (referenced) or NULL with *err. A regular file's inode gets
+ * the open file as its data fd.
  */
 static struct cfs_inode *make_entry(fuse_req_t req, struct rq *r, struct cfs_inode *p,
 				    const char *name, mode_t mode, dev_t rdev, const char *target,
 				    int *err)
 {
 	struct cfs_upper *u = r->fs->upper;
+	struct cfs_inode *in;
 	struct entry e;
-	char tmp[32], xpath[80];
 	uid_t uid;
 	gid_t gid;
-	bool setgid, opaque = false;
+	bool setgid, opaque;
 	int ret, fd = -1;
 
 	ret = resolve(r, p, name, &e);
@@ -1037,71 +1105,58 @@ static struct cfs_inode *make_entry(fuse_req_t req, struct rq *r, struct cfs_ino
 		return NULL;
 	}
 	new_owner(req, r, p, &uid, &gid, &setgid);
-	cfs_upper_tmpname(u, tmp);
-	snprintf(xpath, sizeof(xpath), "/proc/self/fd/%d/%s", u->work_fd, tmp);
-	switch (mode & S_IFMT) {
-	case S_IFDIR:
-		if (mkdirat(u->work_fd, tmp, mode & 07777) < 0)
-			ret = -errno;
-		/* where the image has something, the new directory shows none of it */
-		opaque = e.below;
-		break;
-	case S_IFREG:
-		fd = openat(u->work_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
-		if (fd < 0)
-			ret = -errno;
-		break;
-	case S_IFLNK:
-		if (symlinkat(target, u->work_fd, tmp) < 0)
-			ret = -errno;
-		break;
-	default:
-		if (mknodat(u->work_fd, tmp, mode, rdev) < 0)
-			ret = -errno;
-		break;
-	}
-	if (!ret && fchownat(u->work_fd, tmp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		ret = -errno;
-	/* the mode again after chown (which drops set-id bits), with a set-gid parent's bit */
-	if (!ret && !S_ISLNK(mode) &&
-	    fchmodat(u->work_fd, tmp, (mode & 07777) | (S_ISDIR(mode) && setgid ? S_ISGID : 0),
-		     0) < 0)
-		ret = -errno;
-	if (!ret && opaque && lsetxattr(xpath, CFS_XATTR_OPAQUE, "y", 1, 0) < 0)
-		ret = -errno;
-	if (!ret)
-		ret = place(r, p, tmp, name, S_ISDIR(mode));
-	if (ret) {
-		if (fd >= 0)
-			close(fd);
-		cfs_remove_tree(u->work_fd, tmp);
-		*err = ret;
-		return NULL;
-	}
-	ret = resolve(r, p, name, &e);
-	if (ret) {
-		if (fd >= 0)
-			close(fd);
-		*err = ret;
-		return NULL;
-	}
-	{
-		struct cfs_inode *in = entry_ref(r, p, name, &e);
+	/* where the image has something, a new directory shows none of it */
+	opaque = S_ISDIR(mode) && e.below;
+	if (!e.whiteout && !opaque) {
+		/* nothing to replace, nothing to mark: made in place, atomically by O_EXCL */
+		ret = new_at(p->rw->ufd, name, mode, rdev, target, uid, gid, setgid, false, &fd);
+		if (ret && ret != -EEXIST)
+			unlinkat(p->rw->ufd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+	} else {
+		/* over a whiteout, or marked: made aside, then swapped in */
+		char tmp[32];
 
-		if (!in) {
-			if (fd >= 0)
-				close(fd);
-			*err = -ENOMEM;
-			return NULL;
-		}
-		if (fd >= 0) {
-			if (in->rw->dfd < 0)
-				in->rw->dfd = fd;
-			else
-				close(fd);
-		}
-		return in;
+		cfs_upper_tmpname(u, tmp);
+		ret = new_at(u->work_fd, tmp, mode, rdev, target, uid, gid, setgid, opaque, &fd);
+		if (!ret)
+			ret = place(r, p, tmp, name, S_ISDIR(mode));
+		if (ret)
+			cfs_remove_tree(u->work_fd, tmp);
 	}
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		*err = ret;
+		return NULL;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ufd = openat(p->rw->ufd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (e.ufd < 0 || fstat(e.ufd, &e.st) < 0) {
+		*err = -errno;
+		if (e.ufd >= 0)
+			close(e.ufd);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	e.type = st_type(e.st.st_mode);
+	e.kind = CFS_LOWER_NONE;
+	e.opaque = opaque;
+	e.no_xattrs = true;
+	in = entry_ref(r, p, name, &e);
+	if (!in) {
+		if (fd >= 0)
+			close(fd);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (fd >= 0) {
+		if (in->rw->dfd < 0)
+			in->rw->dfd = fd;
+		else
+			close(fd);
+	}
+	return in;
 }
 
 static void rw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -1630,6 +1685,20 @@ out:
 
 /* ---- attributes and xattrs ---- */
 
+/* chmod of an upper object: through its data fd, fchmodat2, or /proc. */
+static int set_mode(struct cfs_inode *in, mode_t mode)
+{
+	char path[32];
+
+	if (in->rw->dfd >= 0)
+		return fchmod(in->rw->dfd, mode);
+	if (syscall(SYS_fchmodat2, (int)in->rw->ufd, "", mode, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	return chmod(cfs_fdpath(in->rw->ufd, path), mode);
+}
+
 static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -1672,7 +1741,7 @@ static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		}
 	}
 	if ((to_set & FUSE_SET_ATTR_MODE) && in->type != CAIRN_NODE_LNK &&
-	    chmod(path, attr->st_mode & 07777) < 0) {
+	    set_mode(in, attr->st_mode & 07777) < 0) {
 		ret = -errno;
 		goto out;
 	}
@@ -1687,7 +1756,8 @@ static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
-		if (utimensat(AT_FDCWD, path, ts, 0) < 0) {
+		if (utimensat(in->rw->ufd, "", ts, AT_EMPTY_PATH) < 0 &&
+		    (errno != EINVAL || utimensat(AT_FDCWD, path, ts, 0) < 0)) {
 			ret = -errno;
 			goto out;
 		}
@@ -1766,6 +1836,12 @@ static void rw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, in ? ENODATA : ESTALE);
 		return;
 	}
+	if (in->rw->ufd >= 0 && in->rw->no_xattrs) {
+		/* asked on every write (security.capability): answered without a syscall */
+		rq_end(&r);
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	if (in->rw->ufd >= 0) {
 		char *buf = malloc(XATTR_SIZE_MAX);
 		ssize_t n = buf ? getxattr(cfs_fdpath(in->rw->ufd, path), un, buf, XATTR_SIZE_MAX)
@@ -1811,6 +1887,8 @@ static void rw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	in = inode_of(r.fs, ino);
 	if (!in) {
 		ret = -ESTALE;
+	} else if (in->rw->ufd >= 0 && in->rw->no_xattrs) {
+		ret = 0;
 	} else if (in->rw->ufd >= 0) {
 		char *raw = malloc(XATTR_LIST_MAX);
 		ssize_t n = raw ? listxattr(cfs_fdpath(in->rw->ufd, path), raw, XATTR_LIST_MAX) : -1;
@@ -1863,6 +1941,8 @@ static void rw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	ret = !in ? -ESTALE : !un ? -ERANGE : copy_up(&r, in);
 	if (!ret && setxattr(cfs_fdpath(in->rw->ufd, path), un, value, size, flags) < 0)
 		ret = -errno;
+	if (!ret)
+		in->rw->no_xattrs = false;
 	rq_end(&r);
 	fuse_reply_err(req, -ret);
 }
@@ -1935,6 +2015,10 @@ static int upper_data(struct cfs *fs, fuse_ino_t ino)
 
 	if (!in)
 		return -ESTALE;
+	fd = in->rw->dfd;
+	if (fd >= 0 && !in->rw->metacopy)
+		return fd; /* set once, never changed while the inode lives */
+	fd = -1;
 	pthread_mutex_lock(&fs->ns_lock);
 	if (in->rw->ufd >= 0 && !in->rw->metacopy)
 		fd = in->rw->dfd >= 0 ? in->rw->dfd : data_fd(in);
@@ -2335,8 +2419,7 @@ static void rw_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_READDIRPLUS_AUTO);
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want |= FUSE_CAP_SPLICE_READ;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
 		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_write = CFS_MAX_READ;
