@@ -1169,6 +1169,12 @@ static void rw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	if (S_ISCHR(mode) && rdev == 0) {
+		/* the upper's whiteout: a container cannot make one by hand */
+		rq_end(&r);
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	p = inode_of(r.fs, parent);
 	in = p ? make_entry(req, &r, p, name, mode, rdev, NULL, &ret) : NULL;
 	if (!p)
