@@ -1042,6 +1042,11 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 		if (ftruncate(fd, 0) < 0)
 			return -errno;
 	} else {
+		struct stat before;
+
+		/* copying the data is no write of the container's: its times stay */
+		if (fstat(fd, &before) < 0)
+			return -errno;
 		ret = node_get(r, &in->node, &v);
 		if (!ret)
 			ret = cairn_file_content(r->t->txn, &v, 0, &cv);
@@ -1060,8 +1065,12 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 				ret = -EIO;
 			cfs_chunk_unref(r->fs->cache, ch);
 		}
-		if (!ret && fdatasync(fd) < 0)
-			ret = -errno;
+		if (!ret) {
+			struct timespec ts[2] = { before.st_atim, before.st_mtim };
+
+			if (futimens(fd, ts) < 0 || fdatasync(fd) < 0)
+				ret = -errno;
+		}
 		if (ret)
 			return ret;
 	}
