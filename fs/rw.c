@@ -943,8 +943,9 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 			    !strcmp(de->d_name, ".."))
 				continue;
 			if (has_lower &&
-			    cairn_dir_lookup(&dv, de->d_name, strlen(de->d_name), &d, NULL) == 0)
-				continue; /* visited above */
+			    cairn_dir_lookup(&dv, de->d_name, strlen(de->d_name), &d, NULL) == 0 &&
+			    d.type == CAIRN_NODE_DIR)
+				continue; /* visited above (an image file it replaced was not) */
 			cfd = openat(dirfd(dir), de->d_name, O_PATH | O_NOFOLLOW | O_DIRECTORY |
 								O_CLOEXEC);
 			if (cfd < 0)
