@@ -208,6 +208,10 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err);
 void cfs_thread_end(struct cfs_thread *t);
 void cfs_thread_free(void *p);
 void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, struct stat *st);
+/* Does the calling process hold CAP_SYS_ADMIN (which trusted.* xattrs need)? */
+bool cfs_caller_sys_admin(fuse_req_t req);
+/* Drops trusted.* names from a NUL-separated listing unless the caller may see them; new length. */
+size_t cfs_list_hide_trusted(fuse_req_t req, char *list, size_t len);
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -811,6 +811,52 @@ static void cfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	}
 }
 
+bool cfs_caller_sys_admin(fuse_req_t req)
+{
+	char path[64], line[256];
+	bool admin = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)fuse_req_ctx(req)->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long caps;
+
+		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+			admin = caps & (1ull << 21); /* CAP_SYS_ADMIN */
+			break;
+		}
+	}
+	fclose(f);
+	return admin;
+}
+
+/* Takes trusted.* names out of a listing: a caller without CAP_SYS_ADMIN does not see them. */
+size_t cfs_list_hide_trusted(fuse_req_t req, char *list, size_t len)
+{
+	size_t out = 0;
+	int admin = -1;
+
+	for (size_t off = 0; off < len;) {
+		size_t n = strnlen(list + off, len - off) + 1;
+
+		if (strncmp(list + off, "trusted.", 8) == 0) {
+			if (admin < 0)
+				admin = cfs_caller_sys_admin(req);
+			if (!admin) {
+				off += n;
+				continue;
+			}
+		}
+		memmove(list + out, list + off, n);
+		out += n;
+		off += n;
+	}
+	return out;
+}
+
 static void cfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct cfs_inode *in;
@@ -832,6 +878,8 @@ static void cfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		}
 	}
 	cfs_thread_end(t);
+	if (ret == -ENOENT)
+		list.len = cfs_list_hide_trusted(req, (char *)list.data, list.len);
 	if (ret != -ENOENT)
 		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
 	else if (size == 0)

@@ -2119,6 +2119,8 @@ static void rw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			ret = 0;
 	}
 	rq_end(&r);
+	if (!ret && list.len)
+		list.len = cfs_list_hide_trusted(req, (char *)list.data, list.len);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
