@@ -53,7 +53,15 @@ const char cmd_export_help[] =
 	"and sockets, which tar cannot hold (each one skipped is named in a warning\n"
 	"on stderr).\n"
 	"\n"
-	"Extract with: bsdtar -xpf FILE --acls --xattrs --numeric-owner -C DIR\n";
+	"Extract with: bsdtar -xpf FILE --acls --xattrs --numeric-owner -C DIR\n"
+	"\n"
+	"--oci DIR[:REF] adds the image to the OCI image layout in DIR (made if\n"
+	"missing) as one layer holding this tar, with the root's attributes as a '.'\n"
+	"entry, gzip compressed (--uncompressed: plain), a config (rootfs.diff_ids,\n"
+	"this machine's architecture) and a manifest that index.json names REF\n"
+	"(default: IMAGE as typed). A manifest of that name is replaced, the others\n"
+	"kept. Blobs and index.json are renamed into place once complete and synced.\n"
+	"Read it with 'umoci unpack --image DIR:REF' or 'skopeo copy oci:DIR:REF ...'.\n";
 
 /*
  * Where the archive goes. Once the export has failed, the sink refuses
