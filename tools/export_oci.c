@@ -39,6 +39,7 @@ struct blob {
 
 struct oci_export {
 	const char *dir;
+	unsigned seq;        /* names temporary blobs */
 	bool created;        /* the layout is new: a failure removes it */
 	int dirfd, blobfd;
 	struct blob layer;
@@ -55,11 +56,9 @@ static int sys_err(int e, const char *what, const char *name)
 
 static int blob_begin(struct oci_export *x, struct blob *b)
 {
-	static unsigned seq;
-
 	b->dirfd = x->blobfd;
 	for (int tries = 0; tries < 100; tries++) {
-		snprintf(b->tmp, sizeof(b->tmp), ".cairn-tmp-%d-%u", (int)getpid(), seq++);
+		snprintf(b->tmp, sizeof(b->tmp), ".cairn-tmp-%d-%u", (int)getpid(), x->seq++);
 		b->fd = openat(b->dirfd, b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (b->fd >= 0 || errno != EEXIST)
 			break;
@@ -206,7 +205,8 @@ static int write_layer(struct oci_export *x, struct cairn_txn *t, const struct c
 
 /* --- documents ---------------------------------------------------------- */
 
-static const char *go_arch(void)
+/* The machine's architecture as OCI (Go) names it, into u->machine's storage. */
+static const char *go_arch(struct utsname *u)
 {
 	static const struct {
 		const char *uname, *go;
@@ -215,14 +215,12 @@ static const char *go_arch(void)
 		{ "i386", "386" }, { "armv7l", "arm" }, { "ppc64le", "ppc64le" },
 		{ "s390x", "s390x" }, { "riscv64", "riscv64" }, { "mips64", "mips64" },
 	};
-	static struct utsname u;
-
-	if (uname(&u) < 0)
+	if (uname(u) < 0)
 		return "unknown";
 	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-		if (!strcmp(u.machine, map[i].uname))
+		if (!strcmp(u->machine, map[i].uname))
 			return map[i].go;
-	return u.machine;
+	return u->machine;
 }
 
 static struct json_object *desc_new(const char *media_type, const struct blob *b)
@@ -249,6 +247,7 @@ static int write_config(struct oci_export *x, const struct cairn_image *img, con
 	struct json_object *c = json_object_new_object(), *rootfs = json_object_new_object();
 	struct json_object *diffs = json_object_new_array(), *hist = json_object_new_array();
 	struct json_object *h = json_object_new_object();
+	struct utsname u;
 	char created[40];
 	time_t sec = (time_t)(img->created_ns / 1000000000);
 	struct tm tm;
@@ -265,7 +264,7 @@ static int write_config(struct oci_export *x, const struct cairn_image *img, con
 	gmtime_r(&sec, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	json_object_object_add(c, "created", json_object_new_string(created));
-	json_object_object_add(c, "architecture", json_object_new_string(go_arch()));
+	json_object_object_add(c, "architecture", json_object_new_string(go_arch(&u)));
 	json_object_object_add(c, "os", json_object_new_string("linux"));
 	json_object_object_add(c, "config", json_object_new_object());
 	json_object_array_add(diffs, json_object_new_string(diff_id));

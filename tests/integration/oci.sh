@@ -21,7 +21,7 @@
 source "$(dirname "$0")/../lib/common.sh"
 setup
 require_root
-require_cmd umoci skopeo busybox
+require_cmd umoci skopeo busybox zstd
 
 STORE=$WORK/store
 OCIMUT=$TESTLIB/ocimut.py
@@ -114,6 +114,15 @@ print([i["id"] for i in json.load(sys.stdin) if "v2" in i["tags"]][0])')
 import_ok "$STORE" "oci:$L:v2" --tag v2-again
 [ "$ID" = "$V2" ] || soft_fail "importing oci:$L:v2 again gave another image"
 
+say "the same layers zstd'd, uncompressed, or with Docker's media types: the same trees"
+while read -r c _; do
+	python3 "$OCIMUT" "$L" "$WORK/$c" "$c" v2
+	import_ok "$STORE" "oci:$WORK/$c:v2" --tag "$c"
+	[ "$(root_node "$STORE" "$c")" = "$(root_node "$STORE" v2)" ] ||
+		soft_fail "$c: another tree than v2's"
+	rm -rf "${WORK:?}/$c"
+done < <(python3 "$OCIMUT" --list-ok)
+
 say "cairn diff v1 v2"
 if "$CAIRN" diff --help >/dev/null 2>&1; then
 	run_capture diff cairn_in "$STORE" diff v1 v2
@@ -175,6 +184,9 @@ umoci unpack --image "$L:from-cairn" "$WORK/uc" >"$WORK/umoci.out" 2>&1 ||
 	{ show_file "$WORK/umoci.out"; soft_fail "umoci cannot unpack the uncompressed export"; }
 dump "$WORK/uc/rootfs" "$WORK/uc.dump"
 same_dump "$WORK/u2.dump" "$WORK/uc.dump" "the replaced name holds v2"
+import_ok "$STORE" "oci:$L:from-cairn" --tag from-cairn
+[ "$(root_node "$STORE" from-cairn)" = "$(root_node "$STORE" v2)" ] ||
+	soft_fail "the uncompressed export imports to another root"
 
 say "export --oci refuses what it cannot do, and leaves nothing"
 mkdir -p "$WORK/notalayout" && echo x >"$WORK/notalayout/file"

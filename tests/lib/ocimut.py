@@ -7,6 +7,10 @@ store as it was. Where the break is inside a document, the digests above it
 (manifest, index.json) are recomputed, so the case tests what it names and
 not a digest mismatch further up. REF (default: the first manifest) picks
 the manifest to break. `ocimut.py --list` prints the cases.
+
+The ok-* cases change a layout in ways that must not change what it holds
+(another compression, Docker's media types): it must import to the same tree.
+`ocimut.py --list-ok` prints them.
 """
 
 import gzip
@@ -15,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 
@@ -260,13 +265,41 @@ def c_no_layers(L):
     L.save_config()
 
 
+def ok_zstd(L):
+    """every layer recompressed with zstd (+zstd media type)"""
+    for i, l in enumerate(L.manifest["layers"]):
+        raw = gzip.decompress(L.layer_bytes(i))
+        z = subprocess.run(["zstd", "-q", "-c", "-3"], input=raw, stdout=subprocess.PIPE,
+                           check=True).stdout
+        L.set_layer(i, z, "application/vnd.oci.image.layer.v1.tar+zstd", diff=raw)
+
+
+def ok_uncompressed(L):
+    """every layer uncompressed (plain tar media type)"""
+    for i, l in enumerate(L.manifest["layers"]):
+        raw = gzip.decompress(L.layer_bytes(i))
+        L.set_layer(i, raw, "application/vnd.oci.image.layer.v1.tar")
+
+
+def ok_docker_types(L):
+    """Docker's media types for the manifest, the config and gzip layers"""
+    for l in L.manifest["layers"]:
+        l["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    L.manifest["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
+    L.mdesc["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
+    L.manifest["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json"
+    L.save_manifest()
+
+
 CASES = {k[2:].replace("_", "-"): v for k, v in sorted(globals().items())
          if k.startswith("c_")}
+OK_CASES = {"ok-" + k[3:].replace("_", "-"): v for k, v in sorted(globals().items())
+            if k.startswith("ok_")}
 
 
 def main():
-    if sys.argv[1:] == ["--list"]:
-        for k, v in CASES.items():
+    if sys.argv[1:] in (["--list"], ["--list-ok"]):
+        for k, v in (CASES if sys.argv[1] == "--list" else OK_CASES).items():
             print("%-20s %s" % (k, v.__doc__))
         return
     if len(sys.argv) not in (4, 5):
@@ -274,7 +307,7 @@ def main():
     src, dst, case = sys.argv[1:4]
     ref = sys.argv[4] if len(sys.argv) == 5 else None
     shutil.copytree(src, dst, symlinks=True)
-    CASES[case](Layout(dst, ref))
+    CASES.get(case, OK_CASES.get(case))(Layout(dst, ref))
 
 
 if __name__ == "__main__":
