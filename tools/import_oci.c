@@ -81,7 +81,6 @@ struct stacked {
 struct oci_import {
 	struct cairn_writer *w;
 	const struct oci_import_opts *o;
-	const char *dir;
 	int dirfd;
 	struct json_object *index;
 	struct image *images;
@@ -496,7 +495,9 @@ static ssize_t layer_stream(void *ctx, const void **buf)
 
 	if (r->eof)
 		return 0;
-	rc = archive_read_data_block(r->raw, &p, &len, &off);
+	do /* an empty block is not the end */
+		rc = archive_read_data_block(r->raw, &p, &len, &off);
+	while (rc == ARCHIVE_OK && len == 0);
 	if (rc == ARCHIVE_EOF) {
 		r->eof = true;
 		return 0;
@@ -691,7 +692,7 @@ static int publish(struct oci_import *x, struct image *img)
 int import_oci(struct cairn_writer *w, const char *dir, const char *ref,
 	       const struct oci_import_opts *o)
 {
-	struct oci_import x = { .w = w, .o = o, .dir = dir, .dirfd = -1 };
+	struct oci_import x = { .w = w, .o = o, .dirfd = -1 };
 	char eb[128], what[WHAT_MAX + 64];
 	int ret;
 
