@@ -28,6 +28,7 @@
 #include "node.h"
 #include "read.h"
 #include "store.h"
+#include "upper.h"
 
 struct cfs_inode {
 	uint64_t ino;
@@ -48,6 +49,31 @@ struct cfs_inode {
 	uint32_t dir_nlink;       /* 2 + subdirectories, for directories */
 	uint64_t blocks;          /* 512-byte units of data (holes excluded) */
 	_Atomic uint64_t read_end; /* where the last read ended: sequential access detection */
+	struct cfs_rw *rw;        /* writable mounts only (rw.c); NULL on a read-only one */
+};
+
+/*
+ * What a writable mount knows of an inode beyond its image node (rw.c).
+ * Guarded by cfs.ns_lock, except the fds, which are set once and read
+ * without it.
+ */
+enum cfs_lower {
+	CFS_LOWER_NONE,   /* no image entry below (new, or hidden by an opaque directory) */
+	CFS_LOWER_PATH,   /* node is the image entry at this path; a live switch re-binds it */
+	CFS_LOWER_PINNED, /* node is fixed: a renamed directory's redirect, a file's origin */
+};
+
+struct cfs_rw {
+	_Atomic int ufd;          /* O_PATH fd of the upper object, -1 while there is none */
+	_Atomic int dfd;          /* O_RDWR fd of an upper regular file's data, -1 until opened */
+	uint8_t lower;            /* enum cfs_lower */
+	atomic_bool metacopy;     /* the upper file has metadata only: data is node's */
+	bool opaque;              /* directory: nothing of the image shows through */
+	bool unlinked;            /* no name leads here any more */
+	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
+	uint64_t key;             /* identity in the key map (see rw.c) */
+	struct cfs_inode *knext;  /* key map chain; itable_lock */
+	uint64_t upper_ino;       /* st_ino of the upper object */
 };
 
 /* Per thread: one read transaction (reset between requests) and zstd state. */
@@ -94,6 +120,12 @@ struct cfs {
 	size_t nbuckets, ninodes;   /* itable_lock */
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
+
+	/* writable mounts (rw.c, upper.c) */
+	struct cfs_upper *upper;    /* NULL on a read-only mount */
+	pthread_mutex_t ns_lock;    /* every change to the upper and to rw inode state */
+	struct cfs_inode **kbuckets; /* key map; itable_lock */
+	size_t nkbuckets;
 };
 
 #define CFS_MAX_READ (1u << 20)
@@ -121,6 +153,12 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 /* The number cfs_inode_ref() gives such an entry (short of a hash collision). */
 uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
 			  const struct cairn_id *node, const struct cairn_node_view *v);
+/* Link count and blocks of in, from its node v. */
+void cfs_inode_derive(struct cfs_thread *t, struct cfs_inode *in, const struct cairn_node_view *v);
+/* The table without its lock (itable_lock held). */
+struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino);
+/* Adds in under ino, or the next free number after it (itable_lock held). */
+void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino);
 /* Drops n kernel references; frees the inode at zero. */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 
@@ -146,6 +184,23 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops cfs_ops;
+/* rw.c: the handlers of a mount with an upper directory */
+extern const struct fuse_lowlevel_ops cfs_rw_ops;
+/* A new upper's tree/ takes the image root's owner, mode, xattrs and times (rw.c). */
+int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
+/* The root's writable state (rw.c). */
+struct cfs_rw *cfs_rw_root(struct cfs *fs);
+/* Frees what a writable mount keeps for an inode (itable_lock held). */
+void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/* A decoded, verified chunk (a reference: cfs_chunk_unref() it). */
+struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				bool ahead, int *err);
+/* Read-side handlers a writable mount uses for what lies in the image. */
+void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void cfs_lseek_image(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi);
+void cfs_init(void *userdata, struct fuse_conn_info *conn);
 /* This thread's state with its transaction renewed; NULL (and *err) on failure. */
 struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err);
 void cfs_thread_end(struct cfs_thread *t);

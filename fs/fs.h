@@ -24,6 +24,7 @@ struct cfs_options {
 	struct cairn_id image;   /* the image served */
 	const char *mountpoint;  /* absolute path */
 	const char *fuse_opts;   /* extra -o options, or NULL */
+	const char *upper_dir;   /* writable: the upper directory (absolute), or NULL */
 	size_t cache_bytes;      /* chunk cache budget */
 	bool foreground;         /* log to stderr instead of syslog */
 	bool dev;                /* honour device nodes */

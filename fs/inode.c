@@ -28,6 +28,8 @@ void cfs_itable_release(struct cfs *fs)
 		while (in) {
 			struct cfs_inode *next = in->next;
 
+			if (in->rw)
+				cfs_rw_inode_free(fs, in);
 			free(in->name);
 			free(in);
 			in = next;
@@ -128,7 +130,7 @@ static bool same_identity(const struct cfs_inode *in, uint64_t parent, uint64_t 
 }
 
 /* Directory link count and data blocks: computed once per inode. */
-static void derive(struct cfs_thread *t, struct cfs_inode *in, const struct cairn_node_view *v)
+void cfs_inode_derive(struct cfs_thread *t, struct cfs_inode *in, const struct cairn_node_view *v)
 {
 	if (v->type == CAIRN_NODE_DIR) {
 		struct cairn_dirent e;
@@ -208,7 +210,7 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 	}
 	fresh->node = *node;
 	fresh->type = v->type;
-	derive(t, fresh, v);
+	cfs_inode_derive(t, fresh, v);
 
 	pthread_mutex_lock(&fs->itable_lock);
 	ino = identity_ino(parent, name_hash, node, v);
@@ -261,10 +263,33 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 	if (in->nlookup == 0) {
 		*pp = in->next;
 		fs->ninodes--;
+		if (in->rw)
+			cfs_rw_inode_free(fs, in);
 		free(in->name);
 		free(in);
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
+}
+
+struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino)
+{
+	return find_locked(fs, ino);
+}
+
+void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino)
+{
+	size_t k;
+
+	if (ino <= FUSE_ROOT_ID)
+		ino += 2;
+	while (find_locked(fs, ino))
+		ino = ino + 1 > FUSE_ROOT_ID ? ino + 1 : 2; /* taken: probe */
+	in->ino = ino;
+	if (++fs->ninodes > fs->nbuckets)
+		grow_locked(fs);
+	k = bucket_of(fs, ino);
+	in->next = fs->buckets[k];
+	fs->buckets[k] = in;
 }
 
 int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)
@@ -278,7 +303,12 @@ int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)
 	root->parent = FUSE_ROOT_ID;
 	root->node = fs->root;
 	root->type = CAIRN_NODE_DIR;
-	derive(NULL, root, v);
+	root->rw = fs->upper ? cfs_rw_root(fs) : NULL;
+	if (fs->upper && !root->rw) {
+		free(root);
+		return -ENOMEM;
+	}
+	cfs_inode_derive(NULL, root, v);
 	pthread_mutex_lock(&fs->itable_lock);
 	root->next = fs->buckets[bucket_of(fs, FUSE_ROOT_ID)];
 	fs->buckets[bucket_of(fs, FUSE_ROOT_ID)] = root;
@@ -291,7 +321,7 @@ void cfs_inode_rebind(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *in
 		      const struct cairn_id *node, const struct cairn_node_view *v)
 {
 	in->node = *node;
-	derive(t, in, v);
+	cfs_inode_derive(t, in, v);
 }
 
 void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg)

@@ -139,7 +139,7 @@ void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, 
 	st->st_ctim = st->st_mtim;
 }
 
-static void cfs_init(void *userdata, struct fuse_conn_info *conn)
+void cfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct cfs *fs = userdata;
 
@@ -543,8 +543,8 @@ static void decode_release(struct cfs *fs, const struct cairn_id *id)
  * another thread is decoding right now is waited for, not decoded twice.
  * ahead: a read-ahead the caller knows is not cached; it counts no miss.
  */
-static struct cfs_chunk *chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				   bool ahead, int *err)
+struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				bool ahead, int *err)
 {
 	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(fs->cache, id);
 	bool claimed;
@@ -601,8 +601,8 @@ static void raise_readahead(struct cfs *fs)
 	close(fd);
 }
 
-static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
 {
 	struct cfs *fs = cfs_of(req);
 	struct cfs_chunk **held = NULL;
@@ -671,7 +671,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (e.hole) {
 			b->iov_base = fs->zeros;
 		} else {
-			struct cfs_chunk *ch = chunk_get(fs, t, &e.id, false, &ret);
+			struct cfs_chunk *ch = cfs_chunk_get(fs, t, &e.id, false, &ret);
 
 			if (!ch)
 				break;
@@ -713,7 +713,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		cfs_chunk_unref(fs->cache, held[k]);
 	/* decode ahead after replying: the reader is already on its way */
 	if (prefetch && niov) {
-		struct cfs_chunk *ch = chunk_get(fs, t, &next_id, true, &ret);
+		struct cfs_chunk *ch = cfs_chunk_get(fs, t, &next_id, true, &ret);
 
 		if (ch) {
 			cfs_chunk_unref(fs->cache, ch);
@@ -725,8 +725,8 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	cfs_thread_end(t);
 }
 
-static void cfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		      struct fuse_file_info *fi)
+void cfs_lseek_image(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
 {
 	struct cairn_content_view cv;
 	struct cfs_inode *in;
@@ -870,7 +870,7 @@ const struct fuse_lowlevel_ops cfs_ops = {
 	.getattr = cfs_getattr,
 	.readlink = cfs_readlink,
 	.open = cfs_open,
-	.read = cfs_read,
+	.read = cfs_read_image,
 	.opendir = cfs_opendir,
 	.readdir = cfs_readdir,
 	.readdirplus = cfs_readdirplus,
@@ -878,5 +878,5 @@ const struct fuse_lowlevel_ops cfs_ops = {
 	.getxattr = cfs_getxattr,
 	.listxattr = cfs_listxattr,
 	.access = cfs_access,
-	.lseek = cfs_lseek,
+	.lseek = cfs_lseek_image,
 };

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -138,6 +139,8 @@ static int write_record(struct control *c, const char *run)
 								       fs->o->platform : ""));
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
 	json_object_object_add(o, "socket", json_object_new_string(c->sock_path));
+	json_object_object_add(o, "upper", fs->o->upper_dir ?
+				   json_object_new_string(fs->o->upper_dir) : NULL);
 	{
 		json_object *leases = json_object_new_array();
 
@@ -253,6 +256,29 @@ static unsigned cache_shards(size_t bytes)
 	return n;
 }
 
+/*
+ * A writable mount holds an O_PATH fd per inode with an upper object: as
+ * many as the kernel keeps inodes. Root may raise its limit to the
+ * system's.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	unsigned long max = 1u << 20;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &max) != 1)
+			max = 1u << 20;
+		fclose(f);
+	}
+	rl.rlim_cur = rl.rlim_max = max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* Opens the store and the image; the root inode. */
 static int setup(struct cfs *fs, const struct cfs_options *o)
 {
@@ -294,6 +320,30 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 	}
 	pthread_mutex_init(&fs->decoding_lock, NULL);
 	pthread_cond_init(&fs->decoded, NULL);
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	if (o->upper_dir) {
+		ret = cfs_upper_open(o->upper_dir, &o->image, o->platform, &fs->upper);
+		if (ret) {
+			cairn_txn_abort(t);
+			return ret;
+		}
+		fs->nkbuckets = 1u << 16;
+		fs->kbuckets = calloc(fs->nkbuckets, sizeof(*fs->kbuckets));
+		if (!fs->kbuckets) {
+			cairn_txn_abort(t);
+			return -ENOMEM;
+		}
+		/* the mode a caller asks for is the mode it gets: the kernel applied its umask */
+		umask(0);
+		raise_nofile();
+	}
+	if (fs->upper && fs->upper->fresh) {
+		ret = cfs_rw_root_attrs(fs, &v);
+		if (ret) {
+			cairn_txn_abort(t);
+			return cairn_err(ret, "cannot set up %s/tree: %s", o->upper_dir, strerror(-ret));
+		}
+	}
 	ret = cfs_itable_init(fs);
 	if (!ret)
 		ret = cfs_cache_new(o->cache_bytes, cache_shards(o->cache_bytes), &fs->cache);
@@ -335,8 +385,8 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 		goto out;
 	}
 	snprintf(opts, sizeof(opts),
-		 "fsname=cairn,subtype=cairn,ro,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
-		 CFS_MAX_READ,
+		 "fsname=cairn,subtype=cairn,%s,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
+		 o->upper_dir ? "rw" : "ro", CFS_MAX_READ,
 		 o->nosuid ? "nosuid" : "suid", o->dev ? "dev" : "nodev",
 		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
@@ -345,7 +395,8 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 		ready(&ready_fd, "out of memory\n");
 		goto out;
 	}
-	fs.se = fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), &fs);
+	fs.se = o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), &fs)
+			     : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), &fs);
 	if (!fs.se) {
 		ret = -EINVAL;
 		ready(&ready_fd, "bad mount options '%s'\n", opts);
@@ -410,6 +461,9 @@ out:
 		cfs_cache_free(fs.cache);
 	}
 	free(fs.zeros);
+	free(fs.kbuckets);
+	cfs_upper_close(fs.upper);
+	pthread_mutex_destroy(&fs.ns_lock);
 	pthread_cond_destroy(&fs.decoded);
 	pthread_mutex_destroy(&fs.decoding_lock);
 	pthread_rwlock_destroy(&fs.switch_lock);

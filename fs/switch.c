@@ -40,6 +40,9 @@ static void collect(struct cfs_inode *in, void *arg)
 {
 	struct dirset *d = arg;
 
+	/* a writable mount's directory follows the image only where bound by path */
+	if (in->rw && in->rw->lower != CFS_LOWER_PATH)
+		return;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		struct rebind *p = realloc(d->v, cap * sizeof(*p));
@@ -221,6 +224,8 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 	fs->generation = p.generation;
 	fs->image_nodes = img.nodes;
 	fs->image_size = img.logical_size;
+	if (fs->upper && cfs_upper_set_image(fs->upper, &p.image))
+		cfs_log(fs, LOG_WARNING, "%s", cairn_errmsg());
 	pthread_rwlock_unlock(&fs->switch_lock);
 
 	/* tell the kernel, outside the lock: requests may run again meanwhile */

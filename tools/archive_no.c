@@ -22,3 +22,8 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 }
 
 const char cmd_export_help[] = "";
+
+int cmd_commit(struct cli *cli, int argc, char **argv)
+{
+	return cli_exec_archive(cli);
+}

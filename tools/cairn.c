@@ -67,14 +67,28 @@ static const struct cli_command commands[] = {
 	  "every pack with any dead bytes and data.mdb without its free pages (only when\n"
 	  "no other process has the store open).\n" },
 	{ "mount", cmd_mount,
-	  "IMAGE DIR [--ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
-	  "mount an image read-only through FUSE",
+	  "IMAGE DIR [--upper UPPERDIR | --ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
+	  "mount an image through FUSE, read-only or with a writable upper directory",
 	  "Returns once the mount is usable; a daemon then serves it and logs to syslog\n"
-	  "(-f: stay in the foreground, log to stderr). Defaults fit container roots:\n"
-	  "allow_other, default_permissions, setuid honoured (--nosuid to refuse), device\n"
-	  "nodes not honoured (--dev to allow). Keep mountpoints under a directory only\n"
-	  "root can enter, as container engines keep theirs. --cache-size sets the chunk\n"
-	  "cache (default 256M). SIGTERM or SIGINT to the daemon unmounts cleanly.\n" },
+	  "(-f: stay in the foreground, log to stderr). IMAGE may be a platform: the mount\n"
+	  "then follows its upgrades and rollbacks live. --upper UPPERDIR (created when\n"
+	  "absent) makes the mount writable: changes land in UPPERDIR/tree, the image never\n"
+	  "changes; 'cairn commit' turns them into an image. One mount per upper at a time.\n"
+	  "Defaults fit container roots: allow_other, default_permissions, setuid honoured\n"
+	  "(--nosuid to refuse), device nodes not honoured (--dev to allow). Keep\n"
+	  "mountpoints under a directory only root can enter, as container engines keep\n"
+	  "theirs. --cache-size sets the chunk cache (default 256M). SIGTERM or SIGINT to\n"
+	  "the daemon unmounts cleanly.\n" },
+	{ "commit", cmd_commit, "UPPERDIR [--on IMAGE] [--tag NAME] [-m MSG]",
+	  "turn an upper directory into a layer and a new image",
+	  "The upper's changes (whiteouts become deletions) are stacked as a new layer on\n"
+	  "IMAGE (default: the image the upper was made on, from UPPERDIR/upper.json).\n"
+	  "Chunks already in the store are not stored again. An upper that a mount is\n"
+	  "writing is refused: unmount it first. Prints the new image id.\n", true },
+	{ "changes", cmd_changes, "UPPERDIR [--json]",
+	  "list what a container changed: A added, C changed, D deleted",
+	  "Compares an upper directory with the image it was made on, like docker diff.\n"
+	  "A renamed directory shows as D at its old path and A at its new one.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
 	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"

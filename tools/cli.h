@@ -56,6 +56,8 @@ const char *cli_bytes(char *buf, size_t len, unsigned long long n);
 /* Formats nanoseconds since the epoch as an ISO 8601 UTC time. */
 const char *cli_time(char *buf, size_t len, long long ns);
 
+int cmd_commit(struct cli *cli, int argc, char **argv);
+int cmd_changes(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_images(struct cli *cli, int argc, char **argv);
 int cmd_tag(struct cli *cli, int argc, char **argv);

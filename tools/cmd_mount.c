@@ -84,6 +84,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ro", no_argument, NULL, 'r' },
+		{ "upper", required_argument, NULL, 'u' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "options", required_argument, NULL, 'o' },
 		{ "cache-size", required_argument, NULL, 'c' },
@@ -93,7 +94,8 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	struct cfs_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
-	char mp[PATH_MAX], store[PATH_MAX], line[1200];
+	char mp[PATH_MAX], store[PATH_MAX], line[1200], upper[PATH_MAX];
+	bool ro = false;
 	struct cairn_store *s;
 	struct cairn_txn *t;
 	struct cairn_image img;
@@ -106,7 +108,11 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "rfo:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
-			break; /* every mount is read-only until the writable layer lands */
+			ro = true;
+			break;
+		case 'u':
+			o.upper_dir = optarg;
+			break;
 		case 'f':
 			o.foreground = true;
 			break;
@@ -143,6 +149,20 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		return cli_fail(0, "cannot mount on '%s': it is a mount point already (busy)",
 				argv[optind + 1]);
 	o.mountpoint = mp;
+	if (o.upper_dir) {
+		size_t mlen = strlen(mp);
+
+		if (ro)
+			return cli_usage("mount", "--ro and --upper exclude each other");
+		if (mkdir(o.upper_dir, 0755) < 0 && errno != EEXIST)
+			return cli_fail(-errno, "cannot create upper directory '%s'", o.upper_dir);
+		if (!realpath(o.upper_dir, upper))
+			return cli_fail(-errno, "cannot use upper directory '%s'", o.upper_dir);
+		if (strncmp(upper, mp, mlen) == 0 && (upper[mlen] == '/' || upper[mlen] == '\0'))
+			return cli_fail(0, "the upper directory '%s' lies inside the mount point",
+					o.upper_dir);
+		o.upper_dir = upper;
+	}
 
 	if (cli_open(cli, false, &s))
 		return 1;
@@ -238,6 +258,7 @@ static void record_free(struct record *r)
 	free(r->image);
 	free(r->socket);
 	free(r->platform);
+	free(r->upper);
 	free(r->leases);
 }
 
@@ -245,8 +266,9 @@ static char *jstr(json_object *o, const char *key)
 {
 	json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) ? strdup(json_object_get_string(v))
-						    : strdup("");
+	return json_object_object_get_ex(o, key, &v) && json_object_get_string(v)
+		       ? strdup(json_object_get_string(v))
+		       : strdup("");
 }
 
 int load_records(const char *store, struct record **out)
@@ -288,6 +310,7 @@ int load_records(const char *store, struct record **out)
 		r.image = jstr(o, "image");
 		r.socket = jstr(o, "socket");
 		r.platform = jstr(o, "platform");
+		r.upper = jstr(o, "upper");
 		{
 			json_object *l;
 
@@ -367,6 +390,8 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "platform", json_object_new_string(rs[i].platform));
 			json_object_object_add(o, "generation",
 					       json_object_new_int64((int64_t)rs[i].generation));
+			json_object_object_add(o, "upper", *rs[i].upper ?
+					       json_object_new_string(rs[i].upper) : NULL);
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
@@ -379,8 +404,9 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 
 			if (*rs[i].platform)
 				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)rs[i].generation);
-			printf("%-8d %-14.12s %-20s %5s  %s\n", rs[i].pid, rs[i].image, rs[i].source,
-			       gen, rs[i].mountpoint);
+			printf("%-8d %-14.12s %-20s %5s  %s%s%s\n", rs[i].pid, rs[i].image,
+			       rs[i].source, gen, rs[i].mountpoint, *rs[i].upper ? "  upper=" : "",
+			       rs[i].upper);
 		}
 	}
 	records_free(rs, n);

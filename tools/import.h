@@ -25,6 +25,17 @@ struct import_result {
 int import_dir(struct cairn_writer *w, const char *src, const char *store_dir, bool show,
 	       struct import_result *res);
 
+/*
+ * Imports an upper directory's tree (UPPER/tree, see fs/upper.h) as a layer:
+ * whiteouts become WHITEOUT nodes, opaque directories OPAQUE, a metacopy
+ * file takes its content from its origin node (no data read), a renamed
+ * directory becomes an opaque one holding its image part with the changes
+ * under it stacked on; cairn's markers are dropped and escaped xattrs
+ * restored. Returns 0 or -errno with a message.
+ */
+int import_upper(struct cairn_writer *w, struct cairn_store *s, const char *src, bool show,
+		 struct import_result *res);
+
 /* The default of --max-bytes: logical file bytes (holes included) one tar may hold. */
 #define IMPORT_TAR_MAX_BYTES (64ull << 30)
 

@@ -25,6 +25,9 @@
 #include <xxhash.h>
 
 #include "import.h"
+#include "read.h"
+#include "stack.h"
+#include "upper.h"
 
 #define READ_BUF (1u << 20)
 
@@ -53,6 +56,17 @@ struct walk {
 
 	uint8_t *buf;
 	struct cairn_buf path; /* relative path of the current entry, NUL-terminated */
+
+	/* an upper directory (import_upper): markers read, whiteouts kept */
+	struct cairn_store *store;
+	bool upper;
+};
+
+/* cairn's markers on an upper object (upper.h), read off its xattrs. */
+struct upper_marks {
+	bool opaque, metacopy, has_origin, has_redirect;
+	struct cairn_id origin, redirect;
+	struct cairn_buf names; /* unescaped xattr names */
 };
 
 static int link_cmp(const void *a, const void *b)
@@ -465,6 +479,151 @@ static int read_file(struct walk *wk, int fd, const struct stat *st, struct cair
 
 static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct cairn_id *out);
 
+static bool marker_id(const struct cairn_xattr *x, struct cairn_id *id)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	if (x->value_len != CAIRN_ID_HEX_LEN)
+		return false;
+	memcpy(hex, x->value, CAIRN_ID_HEX_LEN);
+	hex[CAIRN_ID_HEX_LEN] = '\0';
+	return cairn_id_parse_prefix(hex, id) == CAIRN_ID_HEX_LEN;
+}
+
+/*
+ * An upper object's xattrs as the container set them: cairn's markers
+ * taken out (into m), escaped names restored, sorted again.
+ */
+static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *m)
+{
+	size_t out = 0, esc = strlen(CFS_XATTR_ESCAPE), pre = strlen(CFS_XATTR_PREFIX);
+	int ret;
+
+	for (size_t i = 0; i < *nx; i++) {
+		struct cairn_xattr *x = &xs[i];
+
+		if (strncmp(x->name, CFS_XATTR_PREFIX, pre) != 0) {
+			xs[out++] = *x;
+			continue;
+		}
+		if (strncmp(x->name, CFS_XATTR_ESCAPE, esc) == 0) {
+			/* offsets for now: names.data may still move */
+			size_t at = m->names.len, rest = strlen(x->name + esc);
+
+			ret = cairn_buf_append(&m->names, CFS_XATTR_PREFIX, pre);
+			if (!ret)
+				ret = cairn_buf_append(&m->names, x->name + esc, rest + 1);
+			if (ret)
+				return ret;
+			xs[out] = *x;
+			xs[out].name = (const char *)(uintptr_t)(at + 1);
+			xs[out].name_len = pre + rest;
+			out++;
+			continue;
+		}
+		if (!strcmp(x->name, CFS_XATTR_OPAQUE))
+			m->opaque = true;
+		else if (!strcmp(x->name, CFS_XATTR_METACOPY))
+			m->metacopy = true;
+		else if (!strcmp(x->name, CFS_XATTR_ORIGIN))
+			m->has_origin = marker_id(x, &m->origin);
+		else if (!strcmp(x->name, CFS_XATTR_REDIRECT))
+			m->has_redirect = marker_id(x, &m->redirect);
+	}
+	for (size_t i = 0; i < out; i++) {
+		uintptr_t at = (uintptr_t)xs[i].name;
+
+		/* restored names were marked by offset + 1 (never a real pointer that small) */
+		if (at && at <= m->names.len)
+			xs[i].name = (const char *)m->names.data + at - 1;
+	}
+	*nx = out;
+	qsort(xs, out, sizeof(*xs), xattr_cmp);
+	m->metacopy &= m->has_origin;
+	return 0;
+}
+
+/* A metacopy file's content is its origin's: taken over, no data read. */
+static int origin_content(struct walk *wk, const struct cairn_id *origin,
+			  struct cairn_node_build *n)
+{
+	struct cairn_txn *t;
+	struct cairn_node_view v;
+	int ret = cairn_txn_begin(wk->store, false, &t);
+
+	if (ret)
+		return ret;
+	ret = cairn_node_get(t, origin, 0, &v);
+	if (!ret && v.type != CAIRN_NODE_REG)
+		ret = -EUCLEAN;
+	if (!ret) {
+		n->size = v.size;
+		n->content_kind = v.content_kind;
+		n->content = v.content;
+	}
+	cairn_txn_abort(t);
+	if (ret)
+		return cairn_err(ret, "'%s/%s' was copied up from a node the store no longer has "
+				      "(was its image collected?)", wk->src, path_show(wk));
+	return 0;
+}
+
+/*
+ * A renamed directory of the image: its image part (the redirect node)
+ * with the changes under it stacked on, as an opaque directory, since at
+ * its new place nothing else of the image may show through.
+ */
+static int redirect_dir(struct walk *wk, const struct cairn_id *redirect, struct cairn_id *id)
+{
+	struct cairn_stack_result res;
+	struct cairn_node_build n = { 0 };
+	struct cairn_node_view v;
+	struct cairn_dirent *ents = NULL;
+	struct cairn_xattr *xs = NULL;
+	struct cairn_txn *t;
+	size_t off = 0;
+	int ret = cairn_writer_flush(wk->w);
+
+	if (!ret)
+		ret = cairn_stack(wk->w, redirect, id, &res);
+	if (!ret)
+		ret = cairn_writer_flush(wk->w);
+	if (ret)
+		return ret;
+	ret = cairn_txn_begin(wk->store, false, &t);
+	if (ret)
+		return ret;
+	ret = cairn_node_get(t, &res.root, 0, &v);
+	if (!ret) {
+		ents = calloc(v.nentries ? v.nentries : 1, sizeof(*ents));
+		xs = calloc(v.nxattr ? v.nxattr : 1, sizeof(*xs));
+		if (!ents || !xs)
+			ret = -ENOMEM;
+	}
+	for (uint32_t i = 0; !ret && i < v.nentries; i++)
+		ret = cairn_dir_entry(&v, i, &ents[i]);
+	for (uint32_t i = 0; !ret && i < v.nxattr; i++)
+		ret = cairn_xattr_next(&v, &off, &xs[i]);
+	if (!ret) {
+		n.type = CAIRN_NODE_DIR;
+		n.flags = CAIRN_NODE_OPAQUE;
+		n.mode = v.mode;
+		n.uid = v.uid;
+		n.gid = v.gid;
+		n.mtime_sec = v.mtime_sec;
+		n.mtime_nsec = v.mtime_nsec;
+		n.entries = ents;
+		n.nentries = v.nentries;
+		n.xattrs = xs;
+		n.nxattr = v.nxattr;
+		ret = cairn_writer_put_node(wk->w, &n, id);
+	}
+	cairn_txn_abort(t);
+	free(ents);
+	free(xs);
+	return ret;
+}
+
 /* Builds the node of one directory entry. */
 static int build_entry(struct walk *wk, int dirfd, const char *name, struct cairn_dirent *e)
 {
@@ -472,6 +631,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	struct cairn_xattr *xs = NULL;
 	size_t nx = 0;
 	struct cairn_buf xstore = { 0 };
+	struct upper_marks marks = { 0 };
 	struct stat st, st2;
 	cleanup_fd int fd = -1;
 	char target[CAIRN_SYMLINK_MAX + 2];
@@ -486,6 +646,15 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	wk->done_entries++;
 	fill_common(&n, &st);
 
+	if (wk->upper && cfs_is_whiteout(&st)) {
+		n.type = CAIRN_NODE_WHITEOUT;
+		n.mode = 0;
+		n.uid = n.gid = 0;
+		n.mtime_sec = 0;
+		n.mtime_nsec = 0;
+		e->type = n.type;
+		return cairn_writer_put_node(wk->w, &n, &e->id);
+	}
 	if (S_ISDIR(st.st_mode)) {
 		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
@@ -509,14 +678,26 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 		if (!same_file(&st, &st2))
 			goto changed;
 		n.type = CAIRN_NODE_REG;
-		ret = read_file(wk, fd, &st, &n);
-		if (ret)
-			return ret;
-		if (fstat(fd, &st2) < 0)
-			return fail_errno(wk, errno, "stat");
-		if (!same_file(&st, &st2))
-			goto changed;
 		ret = read_xattrs(wk, fd, NULL, &xs, &nx, &xstore);
+		if (!ret && wk->upper)
+			ret = upper_xattrs(xs, &nx, &marks);
+		if (ret)
+			goto out;
+		if (marks.metacopy)
+			ret = origin_content(wk, &marks.origin, &n);
+		else
+			ret = read_file(wk, fd, &st, &n);
+		if (ret)
+			goto out;
+		if (fstat(fd, &st2) < 0) {
+			ret = fail_errno(wk, errno, "stat");
+			goto out;
+		}
+		if (!same_file(&st, &st2)) {
+			ret = cairn_err(-EAGAIN, "'%s/%s' changed during the import; nothing was "
+						 "published", wk->src, path_show(wk));
+			goto out;
+		}
 	} else {
 		snprintf(procpath, sizeof(procpath), "/proc/self/fd/%d/", dirfd);
 		if (S_ISLNK(st.st_mode)) {
@@ -548,6 +729,8 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 			if (asprintf(&p, "%s%s", procpath, name) < 0)
 				return -ENOMEM;
 			ret = read_xattrs(wk, -1, p, &xs, &nx, &xstore);
+			if (!ret && wk->upper)
+				ret = upper_xattrs(xs, &nx, &marks);
 		}
 	}
 	if (ret)
@@ -583,6 +766,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 out:
 	free(xs); /* names and values live in xstore */
 	cairn_buf_release(&xstore);
+	cairn_buf_release(&marks.names);
 	return ret;
 
 changed:
@@ -596,6 +780,7 @@ static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct 
 	struct cairn_dirent *ents = NULL;
 	struct cairn_xattr *xs = NULL;
 	struct cairn_buf xstore = { 0 };
+	struct upper_marks marks = { 0 };
 	char **names = NULL;
 	size_t count = 0, nx = 0, old;
 	int ret;
@@ -625,28 +810,52 @@ static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct 
 		path_pop(wk, old);
 	}
 	ret = read_xattrs(wk, dirfd, NULL, &xs, &nx, &xstore);
+	if (!ret && wk->upper)
+		ret = upper_xattrs(xs, &nx, &marks);
 	if (ret)
 		goto out;
 	fill_common(&n, dst);
 	n.type = CAIRN_NODE_DIR;
+	n.flags = marks.opaque && !marks.has_redirect ? CAIRN_NODE_OPAQUE : 0;
 	n.nlink = 0;
 	n.xattrs = xs;
 	n.nxattr = nx;
 	n.entries = ents;
 	n.nentries = count;
 	ret = cairn_writer_put_node(wk->w, &n, out);
+	if (!ret && marks.has_redirect)
+		ret = redirect_dir(wk, &marks.redirect, out);
 out:
 	free(xs); /* names and values live in xstore */
 	cairn_buf_release(&xstore);
+	cairn_buf_release(&marks.names);
 	free(ents);
 	free_names(names, count);
 	return ret;
 }
 
+static int import_tree(struct walk *wk_in, const char *store_dir, struct import_result *res);
+
 int import_dir(struct cairn_writer *w, const char *src, const char *store_dir, bool show,
 	       struct import_result *res)
 {
 	struct walk wk = { .w = w, .src = src, .progress = show };
+
+	return import_tree(&wk, store_dir, res);
+}
+
+int import_upper(struct cairn_writer *w, struct cairn_store *s, const char *src, bool show,
+		 struct import_result *res)
+{
+	struct walk wk = { .w = w, .src = src, .progress = show, .store = s, .upper = true };
+
+	return import_tree(&wk, cairn_store_dir(s), res);
+}
+
+static int import_tree(struct walk *wk_in, const char *store_dir, struct import_result *res)
+{
+	struct walk wk = *wk_in;
+	const char *src = wk.src;
 	cleanup_fd int fd = -1;
 	struct stat st, sst;
 	int ret;

@@ -15,6 +15,7 @@ struct record {
 	int pid;
 	char *mountpoint, *source, *image, *socket;
 	char *platform;       /* "" for a pinned image */
+	char *upper;          /* "" for a read-only mount */
 	uint64_t generation;  /* of the platform, when it follows one */
 	struct cairn_id *leases; /* images it may still read (gc keeps them) */
 	size_t nleases;

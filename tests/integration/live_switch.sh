@@ -5,7 +5,8 @@
 # negative lookup, a changed file gets a new inode number while directories
 # keep theirs, a bind mount and a working directory inside the mount
 # survive with /proc/self/mountinfo unchanged, a pinned mount (IMAGE or
-# PLATFORM@GEN) does not move, and a stopped daemon does not fail upgrade.
+# PLATFORM@GEN) does not move, a stopped daemon does not fail upgrade, and
+# with an upper directory the container's writes stay on top across both.
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -103,4 +104,28 @@ kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 umount_ok "$STORE" "$M"
 umount_ok "$STORE" "$P"
+
+say "with an upper directory: what the container wrote stays on top of each image"
+W=$WORK/w
+mkdir -p "$W"
+tcairn "$STORE" rollback demo --to 1 >/dev/null || fail "rollback to generation 1"
+mount_ok "$STORE" demo "$W" --upper "$WORK/upper"
+echo "written before the upgrade" >"$W/etc/mine" || fail "cannot write into the writable mount"
+echo "appended" >>"$W/etc/hostname" || fail "cannot append to an image file"
+rm "$W/etc/group" || fail "cannot remove an image file"
+exec 4<"$W/etc/os-release"
+tcairn "$STORE" upgrade demo v2 >"$WORK/up3.out" || fail "upgrade under a writable mount failed"
+grep -q "mount $W (pid [0-9]*): switched" "$WORK/up3.out" || fail "the writable mount did not switch"
+[ "$(version "$W/etc/os-release")" = 2 ] || fail "the writable mount does not read v2 after the upgrade"
+[ "$(version /dev/stdin <&4)" = 1 ] || fail "a file opened on the writable mount before the upgrade does not read v1"
+[ -x "$W/usr/bin/hello" ] || fail "v2's usr/bin/hello does not appear in the writable mount"
+[ "$(cat "$W/etc/mine")" = "written before the upgrade" ] || fail "a file written before the upgrade is gone after it"
+tail -n1 "$W/etc/hostname" | grep -qx appended || fail "an appended image file lost its change across the upgrade"
+[ -e "$W/etc/group" ] && fail "a file deleted before the upgrade came back after it"
+tcairn "$STORE" rollback demo >/dev/null || fail "rollback under a writable mount failed"
+[ "$(version "$W/etc/os-release")" = 1 ] || fail "the writable mount does not read v1 after rollback"
+[ "$(cat "$W/etc/mine")" = "written before the upgrade" ] || fail "a file written before is gone after rollback"
+stat "$W/usr/bin/hello" >/dev/null 2>&1 && fail "usr/bin/hello is still in the writable mount after rollback"
+exec 4<&-
+umount_ok "$STORE" "$W"
 finish

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upper.h - the upper directory of a writable mount: its layout on the
+ * host, its markers, and the rules both the daemon and `commit` read it by.
+ *
+ *   UPPER/tree/        the changes, shaped like the merged tree
+ *   UPPER/work/        scratch on the same filesystem: copy-ups and new
+ *                      entries are made here and renamed into tree/
+ *   UPPER/upper.json   format version, the image it was made on, the platform
+ *   UPPER/lock         flock()ed by the daemon serving it
+ *
+ * In tree/: a character device 0/0 is a whiteout (the image's entry of that
+ * name is deleted). cairn's markers are trusted.cairn.* xattrs:
+ *   opaque    "y" on a directory: nothing of the image's directory shows through
+ *   redirect  32 hex digits on a directory: it was renamed, and its image
+ *             part is that directory node (nodes are immutable, so no path)
+ *   origin    32 hex digits on a non-directory: the image node it was copied
+ *             up from
+ *   metacopy  "y" next to origin: only metadata was copied; the data is
+ *             still the origin node's (a sparse file of the right size)
+ * A container's own xattr trusted.cairn.NAME is stored as
+ * trusted.cairn.x.NAME, so no xattr set through the mount can forge a marker.
+ */
+#ifndef CAIRN_FS_UPPER_H
+#define CAIRN_FS_UPPER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+#define CFS_UPPER_FORMAT 1
+
+#define CFS_XATTR_PREFIX "trusted.cairn."
+#define CFS_XATTR_OPAQUE "trusted.cairn.opaque"
+#define CFS_XATTR_REDIRECT "trusted.cairn.redirect"
+#define CFS_XATTR_ORIGIN "trusted.cairn.origin"
+#define CFS_XATTR_METACOPY "trusted.cairn.metacopy"
+#define CFS_XATTR_ESCAPE "trusted.cairn.x."
+
+struct cfs_upper {
+	int dir_fd;    /* UPPER itself */
+	int tree_fd;   /* UPPER/tree (O_PATH) */
+	int work_fd;   /* UPPER/work (O_PATH) */
+	int lock_fd;   /* UPPER/lock, flock()ed while mounted; -1 when only read */
+	char path[4096];
+	atomic_uint seq; /* names of scratch entries in work/ */
+	bool rename_whiteout; /* RENAME_WHITEOUT works on this filesystem */
+	bool fresh;           /* made by this open: tree/ takes the image root's attributes */
+	/* from upper.json */
+	struct cairn_id image; /* the image it was made on (the latest one, for a platform) */
+	char platform[256];    /* empty when made on a pinned image */
+};
+
+/*
+ * Opens (creating when absent) the upper directory dir for a mount and
+ * locks it: -EBUSY with a message when another mount holds it. A new
+ * upper records image and platform; an existing one must have been made
+ * on the same platform, or on the same image when pinned (-EINVAL with a
+ * message otherwise). Leftovers of an interrupted copy-up in work/ are
+ * removed. Returns 0 or -errno with a message.
+ */
+int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *platform,
+		   struct cfs_upper **out);
+
+/*
+ * Opens an upper directory to read it (commit, changes): no lock taken;
+ * with refuse_mounted, -EBUSY with a message when a mount holds it.
+ * Returns 0 or -errno.
+ */
+int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out);
+
+void cfs_upper_close(struct cfs_upper *u);
+
+/* Records the image now served under the upper (after a live switch). */
+int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image);
+
+/* A fresh scratch name in work/. */
+void cfs_upper_tmpname(struct cfs_upper *u, char name[32]);
+
+/* Is st a whiteout? */
+static inline bool cfs_is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+/*
+ * Xattr names between the container's view and the upper: to_upper
+ * escapes trusted.cairn.*; from_upper unescapes, and returns NULL for
+ * cairn's own markers (which the container never sees). buf holds at
+ * least XATTR_NAME_MAX + 1 + 2 bytes.
+ */
+const char *cfs_xattr_to_upper(const char *name, char *buf, size_t len);
+const char *cfs_xattr_from_upper(const char *name, char *buf, size_t len);
+
+/* "/proc/self/fd/N": reaches exactly the object fd holds (an O_PATH fd too). */
+static inline const char *cfs_fdpath(int fd, char buf[32])
+{
+	snprintf(buf, 32, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+/* Removes the entry name of dirfd and, for a directory, all below it; never follows symlinks. */
+int cfs_remove_tree(int dirfd, const char *name);
+
+#endif
