@@ -74,6 +74,7 @@ struct cfs_rw {
 	uint64_t key;             /* identity in the key map (see rw.c) */
 	struct cfs_inode *knext;  /* key map chain; itable_lock */
 	uint64_t upper_ino;       /* st_ino of the upper object */
+	unsigned seen_gen;        /* cfs.upper_gen when its upper was last looked for */
 };
 
 /* Per thread: one read transaction (reset between requests) and zstd state. */
@@ -124,6 +125,7 @@ struct cfs {
 	/* writable mounts (rw.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
 	pthread_mutex_t ns_lock;    /* every change to the upper and to rw inode state */
+	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
 };

@@ -165,6 +165,8 @@ struct rq {
 	struct cfs_thread *t;
 };
 
+static void refresh_upper(struct rq *r, struct cfs_inode *p, unsigned depth);
+
 static int rq_begin(fuse_req_t req, struct rq *r)
 {
 	int ret;
@@ -317,6 +319,7 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 		return -ENAMETOOLONG;
 	if (p->type != CAIRN_NODE_DIR)
 		return -ENOTDIR;
+	refresh_upper(r, p, 0);
 	ret = lower_at(r, p, name, len, &e->lower);
 	if (ret && ret != -ENOENT)
 		return ret;
@@ -709,9 +712,18 @@ static int make_copy(struct rq *r, const struct cairn_id *node, const struct cai
  * an upper object already there (made since, by another name of a hard
  * link group) is adopted. Returns an O_PATH fd to it, or -errno.
  */
+/* A copy-up is no change of its directory: its times are put back. */
+static void keep_times(int dirfd, const struct stat *before)
+{
+	struct timespec ts[2] = { before->st_atim, before->st_mtim };
+
+	utimensat(dirfd, "", ts, AT_EMPTY_PATH);
+}
+
 static int copy_up_at(struct rq *r, int dirfd, const char *name, const struct cairn_id *node,
 		      const struct cairn_node_view *v)
 {
+	struct stat before;
 	char tmp[32];
 	int fd;
 
@@ -719,7 +731,8 @@ static int copy_up_at(struct rq *r, int dirfd, const char *name, const struct ca
 	fd = make_copy(r, node, v, tmp);
 	if (fd < 0)
 		return fd;
-	if (renameat2(r->fs->upper->work_fd, tmp, dirfd, name, RENAME_NOREPLACE) < 0) {
+	if (fstat(dirfd, &before) < 0 ||
+	    renameat2(r->fs->upper->work_fd, tmp, dirfd, name, RENAME_NOREPLACE) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -729,6 +742,7 @@ static int copy_up_at(struct rq *r, int dirfd, const char *name, const struct ca
 		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		return fd < 0 ? -errno : fd;
 	}
+	keep_times(dirfd, &before);
 	return fd;
 }
 
@@ -749,26 +763,62 @@ static void adopt(struct rq *r, struct cfs_inode *in, int fd)
 /*
  * A hard-link group of the image copied up together: every path of the
  * image whose entry is this node, where the merged view still shows the
- * image's entry, becomes a link to one upper file.
+ * image's entry, becomes a link to one upper file. Directories on the way
+ * to a member are copied up when a member is found below them, not before.
  */
+struct gframe {
+	int fd;               /* the directory in the upper, or -1 until made */
+	long parent;          /* frame index, or -1 for the root */
+	struct cairn_id id;   /* the image directory */
+	char name[CAIRN_NAME_MAX + 1];
+};
+
 struct group_walk {
 	struct rq *r;
 	const struct cairn_id *node;
 	const struct cairn_node_view *v;
+	struct gframe *f;
+	size_t nf, cap;
 	int first;      /* the upper file made for the first member, or -1 */
+	bool made_dirs; /* directories inodes do not know of were copied up */
 	int err;
 };
 
-static void group_dir(struct group_walk *g, const struct cairn_id *dir, int ufd, unsigned depth)
+/* The upper directory of frame k, made (with its parents) if need be. */
+static int group_ensure(struct group_walk *g, long k)
+{
+	struct gframe *f = &g->f[k];
+	struct cairn_node_view dv;
+	int fd;
+
+	if (f->fd >= 0)
+		return f->fd;
+	if (f->parent < 0)
+		return -EIO;
+	fd = group_ensure(g, f->parent);
+	if (fd < 0)
+		return fd;
+	if (cairn_node_get(g->r->t->txn, &f->id, 0, &dv))
+		return -EIO;
+	fd = copy_up_at(g->r, g->f[f->parent].fd, f->name, &f->id, &dv);
+	if (fd >= 0) {
+		g->f[k].fd = fd;
+		g->made_dirs = true;
+	}
+	return fd;
+}
+
+static void group_dir(struct group_walk *g, long k, unsigned depth)
 {
 	struct cairn_node_view dv;
 
-	if (depth > 4096 || g->err || cairn_node_get(g->r->t->txn, dir, 0, &dv))
+	if (depth > 4096 || g->err || cairn_node_get(g->r->t->txn, &g->f[k].id, 0, &dv))
 		return;
 	for (uint32_t i = 0; i < dv.nentries && !g->err; i++) {
 		struct cairn_dirent d;
 		char name[CAIRN_NAME_MAX + 1];
 		struct stat st;
+		int ufd = g->f[k].fd, fd;
 		bool in_upper;
 
 		if (cairn_dir_entry(&dv, i, &d))
@@ -792,36 +842,50 @@ static void group_dir(struct group_walk *g, const struct cairn_id *dir, int ufd,
 						close(cfd);
 					continue;
 				}
-			} else if (ufd < 0) {
-				continue; /* the parent itself is not in the upper: cannot be, see below */
 			}
-			if (cfd < 0) {
-				/* descend only where a member may be: made lazily below */
-				struct cairn_node_view sv;
+			if (g->nf == g->cap) {
+				size_t cap = g->cap ? g->cap * 2 : 32;
+				struct gframe *nfr = realloc(g->f, cap * sizeof(*nfr));
 
-				if (cairn_node_get(g->r->t->txn, &d.id, 0, &sv))
-					continue;
-				cfd = copy_up_at(g->r, ufd, name, &d.id, &sv);
-				if (cfd < 0) {
-					g->err = cfd;
+				if (!nfr) {
+					if (cfd >= 0)
+						close(cfd);
+					g->err = -ENOMEM;
 					return;
 				}
+				g->f = nfr;
+				g->cap = cap;
 			}
-			group_dir(g, &d.id, cfd, depth + 1);
-			close(cfd);
+			g->f[g->nf] = (struct gframe){ .fd = cfd, .parent = k, .id = d.id };
+			memcpy(g->f[g->nf].name, name, d.name_len + 1);
+			g->nf++;
+			group_dir(g, (long)g->nf - 1, depth + 1);
+			g->nf--;
+			if (g->f[g->nf].fd >= 0)
+				close(g->f[g->nf].fd);
 			continue;
 		}
 		if (in_upper)
 			continue; /* changed, deleted or already linked */
+		fd = group_ensure(g, k);
+		if (fd < 0) {
+			g->err = fd;
+			return;
+		}
 		if (g->first < 0) {
-			int fd = copy_up_at(g->r, ufd, name, g->node, g->v);
-
+			fd = copy_up_at(g->r, fd, name, g->node, g->v);
 			if (fd < 0)
 				g->err = fd;
 			else
 				g->first = fd;
-		} else if (linkat(g->first, "", ufd, name, AT_EMPTY_PATH) < 0 && errno != EEXIST) {
-			g->err = -errno;
+		} else {
+			struct stat before;
+			bool kept = fstat(fd, &before) == 0;
+
+			if (linkat(g->first, "", fd, name, AT_EMPTY_PATH) < 0 && errno != EEXIST)
+				g->err = -errno;
+			else if (kept)
+				keep_times(fd, &before);
 		}
 	}
 }
@@ -831,14 +895,25 @@ static int copy_up_group(struct rq *r, struct cfs_inode *in, const struct cairn_
 	struct cfs_inode *root = inode_of(r->fs, FUSE_ROOT_ID);
 	struct group_walk g = { .r = r, .node = &in->node, .v = v, .first = -1 };
 
-	/*
-	 * Walking the image copies up directories only on the way to members;
-	 * a group is found by its node id, so this costs one walk of the tree
-	 * per group, once.
-	 */
+	/* a group is found by its node id: one walk of the image per group, once */
 	if (!root)
 		return -ESTALE;
-	group_dir(&g, &r->fs->root, root->rw->ufd, 0);
+	g.f = calloc(32, sizeof(*g.f));
+	if (!g.f)
+		return -ENOMEM;
+	g.cap = 32;
+	g.f[0] = (struct gframe){ .fd = fcntl(root->rw->ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
+				  .id = r->fs->root };
+	g.nf = 1;
+	if (g.f[0].fd < 0)
+		g.err = -errno;
+	else
+		group_dir(&g, 0, 0);
+	if (g.f[0].fd >= 0)
+		close(g.f[0].fd);
+	free(g.f);
+	if (g.made_dirs)
+		r->fs->upper_gen++; /* inodes of those directories find them again */
 	if (g.err) {
 		if (g.first >= 0)
 			close(g.first);
@@ -852,6 +927,30 @@ static int copy_up_group(struct rq *r, struct cfs_inode *in, const struct cairn_
 	return 0;
 }
 
+/*
+ * A directory inode made when the directory was only the image's, whose
+ * upper copy a group copy-up made since: found by its parent's.
+ */
+static void refresh_upper(struct rq *r, struct cfs_inode *p, unsigned depth)
+{
+	struct cfs_inode *pp;
+	int fd;
+
+	if (p->rw->ufd >= 0 || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
+	    p->rw->unlinked || p->ino == FUSE_ROOT_ID || depth > 4096)
+		return;
+	p->rw->seen_gen = r->fs->upper_gen;
+	pp = inode_of(r->fs, p->parent);
+	if (!pp)
+		return;
+	refresh_upper(r, pp, depth + 1);
+	if (pp->rw->ufd < 0)
+		return;
+	fd = openat(pp->rw->ufd, p->name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		adopt(r, p, fd);
+}
+
 /* Gives in an upper object (metadata only for a file). */
 static int copy_up(struct rq *r, struct cfs_inode *in)
 {
@@ -859,6 +958,7 @@ static int copy_up(struct rq *r, struct cfs_inode *in)
 	struct cfs_inode *p;
 	int ret, fd;
 
+	refresh_upper(r, in, 0);
 	if (in->rw->ufd >= 0)
 		return 0;
 	if (in->rw->lower == CFS_LOWER_NONE)
