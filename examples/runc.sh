@@ -89,6 +89,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# shellcheck disable=SC2016 # the container's shell expands these
 # container_version: the VERSION_ID a new 'runtime exec' reads in the container
 container_version() { rt exec "$id" /bin/sh -c '. /etc/os-release && echo "$VERSION_ID"'; }
 # wait_loop_reads V: the container's loop has appended V (5 s at most)
@@ -181,6 +182,7 @@ run rt exec "$id" cat /etc/os-release
 [ "$(container_version)" = 2 ] || die "a new runc exec does not read v2"
 run rt exec "$id" /usr/bin/hello
 [ "$(rt exec "$id" /usr/bin/hello)" = "hello from version 2" ] || die "v2's /usr/bin/hello does not run"
+# shellcheck disable=SC2016 # the container's shell expands it
 rt exec "$id" /bin/sh -c 'test -c /dev/null && test -r /proc/1/status && test "$(cat /tmp/scratch)" = scratch && test -s /var/log/versions' ||
 	die "/dev, /proc, /tmp or /var/log lost across the upgrade"
 [ -z "$UPPER" ] || [ "$(rt exec "$id" cat /root/made-in-container)" = written ] ||
