@@ -63,9 +63,9 @@ rootfs=$bundle/rootfs
 state=$work/runtime-state # the runtime's --root: this run's containers only
 hostlog=$work/log         # bind-mounted at /var/log in the container
 id=cairn-demo-$$
-# The writable layer: once 'cairn mount --upper' exists, set UPPER=$work/upper
-# here; the mount, config.json (root.readonly) and the write checks follow it.
-UPPER=
+# The writable layer: the container writes into $work/upper (UPPER= in the environment
+# runs it read-only); the mount, config.json (root.readonly) and the write checks follow it.
+UPPER=${UPPER-$work/upper}
 
 cairn() { "$CAIRN" --store "$store" "$@"; }
 rt() { timeout 60 "$RUNTIME" --root "$state" "$@"; }

@@ -34,6 +34,8 @@ for rt in "${runtimes[@]}"; do
 	grep -q '^same container (pid [0-9]*), same mounts$' "$out" ||
 		soft_fail "$rt: the container did not keep its pid and mounts"
 	grep -qx 'hello from version 2' "$out" || soft_fail "$rt: v2's /usr/bin/hello did not run in the container"
+	grep -q '^the write landed in the upper directory: .*/tree/root/made-in-container$' "$out" ||
+		soft_fail "$rt: the container's write did not land in the upper directory"
 	# the loop's reads, consecutive repeats folded: v1, then v2 after the upgrade, then v1 again
 	grep -qx 'versions the loop read, in order: 1 2 1' "$out" ||
 		soft_fail "$rt: the running loop did not read 1, 2, 1 ($(grep 'versions the loop' "$out"))"
