@@ -769,6 +769,7 @@ static void adopt(struct rq *r, struct cfs_inode *in, int fd)
 struct gframe {
 	int fd;               /* the directory in the upper, or -1 until made */
 	long parent;          /* frame index, or -1 for the root */
+	bool has_lower;       /* the image shows through it: id is that directory */
 	struct cairn_id id;   /* the image directory */
 	char name[CAIRN_NAME_MAX + 1];
 };
@@ -808,13 +809,65 @@ static int group_ensure(struct group_walk *g, long k)
 	return fd;
 }
 
+/* Pushes a frame for a directory below frame k; returns its index or -1. */
+static long group_push(struct group_walk *g, long k, int fd, const struct cairn_id *lower,
+		       const char *name)
+{
+	struct gframe *f;
+
+	if (g->nf == g->cap) {
+		size_t cap = g->cap * 2;
+		struct gframe *nfr = realloc(g->f, cap * sizeof(*nfr));
+
+		if (!nfr) {
+			g->err = -ENOMEM;
+			return -1;
+		}
+		g->f = nfr;
+		g->cap = cap;
+	}
+	f = &g->f[g->nf];
+	*f = (struct gframe){ .fd = fd, .parent = k, .has_lower = lower != NULL };
+	if (lower)
+		f->id = *lower;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	return (long)g->nf++;
+}
+
+static void group_dir(struct group_walk *g, long k, unsigned depth);
+
+/* Visits the directory name of frame k: an upper one (cfd) and/or the image's lower. */
+static void group_visit(struct group_walk *g, long k, int cfd, const struct cairn_id *lower,
+			const char *name, unsigned depth)
+{
+	long c = group_push(g, k, cfd, lower, name);
+
+	if (c < 0) {
+		if (cfd >= 0)
+			close(cfd);
+		return;
+	}
+	group_dir(g, c, depth + 1);
+	g->nf--;
+	if (g->f[g->nf].fd >= 0)
+		close(g->f[g->nf].fd);
+}
+
+/*
+ * Walks the merged view below frame k: the image's directory (where it
+ * shows through) and the upper one, so members inside renamed directories
+ * (redirects) are found where they are now.
+ */
 static void group_dir(struct group_walk *g, long k, unsigned depth)
 {
 	struct cairn_node_view dv;
+	bool has_lower = g->f[k].has_lower;
 
-	if (depth > 4096 || g->err || cairn_node_get(g->r->t->txn, &g->f[k].id, 0, &dv))
+	if (depth > 4096 || g->err)
 		return;
-	for (uint32_t i = 0; i < dv.nentries && !g->err; i++) {
+	if (has_lower && cairn_node_get(g->r->t->txn, &g->f[k].id, 0, &dv))
+		has_lower = false;
+	for (uint32_t i = 0; has_lower && i < dv.nentries && !g->err; i++) {
 		struct cairn_dirent d;
 		char name[CAIRN_NAME_MAX + 1];
 		struct stat st;
@@ -829,40 +882,23 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		name[d.name_len] = '\0';
 		in_upper = ufd >= 0 && fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 		if (d.type == CAIRN_NODE_DIR) {
-			int cfd = -1;
 			struct marks m;
+			int cfd = -1;
 
 			if (in_upper) {
-				/* the image shows through only a plain copied-up directory */
 				if (!S_ISDIR(st.st_mode))
 					continue;
 				cfd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-				if (cfd < 0 || read_marks(cfd, &m) || m.opaque || m.has_redirect) {
+				if (cfd < 0 || read_marks(cfd, &m)) {
 					if (cfd >= 0)
 						close(cfd);
 					continue;
 				}
+				group_visit(g, k, cfd, m.has_redirect ? &m.redirect
+							   : m.opaque ? NULL : &d.id, name, depth);
+			} else {
+				group_visit(g, k, -1, &d.id, name, depth);
 			}
-			if (g->nf == g->cap) {
-				size_t cap = g->cap ? g->cap * 2 : 32;
-				struct gframe *nfr = realloc(g->f, cap * sizeof(*nfr));
-
-				if (!nfr) {
-					if (cfd >= 0)
-						close(cfd);
-					g->err = -ENOMEM;
-					return;
-				}
-				g->f = nfr;
-				g->cap = cap;
-			}
-			g->f[g->nf] = (struct gframe){ .fd = cfd, .parent = k, .id = d.id };
-			memcpy(g->f[g->nf].name, name, d.name_len + 1);
-			g->nf++;
-			group_dir(g, (long)g->nf - 1, depth + 1);
-			g->nf--;
-			if (g->f[g->nf].fd >= 0)
-				close(g->f[g->nf].fd);
 			continue;
 		}
 		if (in_upper)
@@ -888,6 +924,40 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 				keep_times(fd, &before);
 		}
 	}
+	if (g->f[k].fd >= 0 && !g->err) {
+		/* directories only the upper has: made there, or renamed there */
+		int dfd = openat(g->f[k].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+		if (!dir) {
+			if (dfd >= 0)
+				close(dfd);
+			return;
+		}
+		for (struct dirent *de; !g->err && (de = readdir(dir));) {
+			struct cairn_dirent d;
+			struct marks m;
+			int cfd;
+
+			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
+				continue;
+			if (has_lower &&
+			    cairn_dir_lookup(&dv, de->d_name, strlen(de->d_name), &d, NULL) == 0 &&
+			    d.type == CAIRN_NODE_DIR)
+				continue; /* visited above (an image file it replaced was not) */
+			cfd = openat(dirfd(dir), de->d_name, O_PATH | O_NOFOLLOW | O_DIRECTORY |
+								O_CLOEXEC);
+			if (cfd < 0)
+				continue;
+			if (read_marks(cfd, &m)) {
+				close(cfd);
+				continue;
+			}
+			group_visit(g, k, cfd, m.has_redirect ? &m.redirect : NULL, de->d_name, depth);
+		}
+		closedir(dir);
+	}
 }
 
 static int copy_up_group(struct rq *r, struct cfs_inode *in, const struct cairn_node_view *v)
@@ -903,7 +973,7 @@ static int copy_up_group(struct rq *r, struct cfs_inode *in, const struct cairn_
 		return -ENOMEM;
 	g.cap = 32;
 	g.f[0] = (struct gframe){ .fd = fcntl(root->rw->ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
-				  .id = r->fs->root };
+				  .has_lower = true, .id = r->fs->root };
 	g.nf = 1;
 	if (g.f[0].fd < 0)
 		g.err = -errno;
@@ -1042,6 +1112,11 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 		if (ftruncate(fd, 0) < 0)
 			return -errno;
 	} else {
+		struct stat before;
+
+		/* copying the data is no write of the container's: its times stay */
+		if (fstat(fd, &before) < 0)
+			return -errno;
 		ret = node_get(r, &in->node, &v);
 		if (!ret)
 			ret = cairn_file_content(r->t->txn, &v, 0, &cv);
@@ -1060,8 +1135,12 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 				ret = -EIO;
 			cfs_chunk_unref(r->fs->cache, ch);
 		}
-		if (!ret && fdatasync(fd) < 0)
-			ret = -errno;
+		if (!ret) {
+			struct timespec ts[2] = { before.st_atim, before.st_mtim };
+
+			if (futimens(fd, ts) < 0 || fdatasync(fd) < 0)
+				ret = -errno;
+		}
 		if (ret)
 			return ret;
 	}
@@ -1914,6 +1993,17 @@ static void rw_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, target);
 }
 
+/* A name in a namespace Linux knows; any other is EOPNOTSUPP, as on a local filesystem. */
+static bool xattr_known(const char *name)
+{
+	static const char *const ns[] = { "user.", "trusted.", "security.", "system." };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ns); i++)
+		if (strncmp(name, ns[i], strlen(ns[i])) == 0)
+			return true;
+	return false;
+}
+
 static void reply_xattr_buf(fuse_req_t req, const void *buf, size_t len, size_t size)
 {
 	if (size == 0)
@@ -1930,7 +2020,13 @@ static void rw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct cfs_inode *in;
 	char xb[XNAME_BUF], path[32];
 	const char *un = cfs_xattr_to_upper(name, xb, sizeof(xb));
-	int ret = rq_begin(req, &r);
+	int ret;
+
+	if (!xattr_known(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	ret = rq_begin(req, &r);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -2037,7 +2133,13 @@ static void rw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct cfs_inode *in;
 	char xb[XNAME_BUF], path[32];
 	const char *un = cfs_xattr_to_upper(name, xb, sizeof(xb));
-	int ret = rq_begin(req, &r);
+	int ret;
+
+	if (!xattr_known(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	ret = rq_begin(req, &r);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -2059,7 +2161,13 @@ static void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct cfs_inode *in;
 	char xb[XNAME_BUF], path[32];
 	const char *un = cfs_xattr_to_upper(name, xb, sizeof(xb));
-	int ret = rq_begin(req, &r);
+	int ret;
+
+	if (!xattr_known(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	ret = rq_begin(req, &r);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
