@@ -30,12 +30,16 @@ const char cmd_diff_help[] =
 	"               what: [...], type[, old_type]} (type letters as ls -l shows)\n"
 	"  --expand     list everything below added and removed directories\n"
 	"  --exit-code  exit 1 when the images differ, 0 when not, 2 on an error\n"
+	"  --ignore WHAT[,WHAT...]\n"
+	"               leave these attributes out (e.g. --ignore mtime): a path that\n"
+	"               differs only in them is not listed\n"
 	"  --stats      print on stderr the nodes read and entries visited\n"
 	"\n"
 	"Exits 0 whether or not the images differ, unless --exit-code.\n";
 
 struct diff_out {
 	bool json;
+	unsigned ignore; /* enum cairn_diff_what bits left out */
 	json_object *arr;
 	unsigned long long count;
 };
@@ -56,37 +60,40 @@ static int print_change(void *ctx, const struct cairn_diff_change *c)
 {
 	struct diff_out *o = ctx;
 	const struct cairn_node_view *now = c->new ? c->new : c->old;
+	unsigned what = c->what & ~o->ignore;
 
+	if (c->kind == CAIRN_DIFF_MODIFIED && !what)
+		return 0; /* only ignored attributes: what is below still counts */
 	o->count++;
 	if (o->json) {
-		json_object *e = json_object_new_object(), *what = json_object_new_array();
+		json_object *e = json_object_new_object(), *list = json_object_new_array();
 
-		if (!e || !what) {
+		if (!e || !list) {
 			json_object_put(e);
-			json_object_put(what);
+			json_object_put(list);
 			return -ENOMEM;
 		}
 		json_object_object_add(e, "path",
 				       json_object_new_string_len(c->path, (int)c->path_len));
 		json_object_object_add(e, "change", json_object_new_string(change_name(c->kind)));
 		for (unsigned i = 0; i < CAIRN_DIFF_WHAT_COUNT; i++)
-			if (c->what & (1u << i))
-				json_object_array_add(what, json_object_new_string(
+			if (what & (1u << i))
+				json_object_array_add(list, json_object_new_string(
 								    cairn_diff_what_name(1u << i)));
-		json_object_object_add(e, "what", what);
+		json_object_object_add(e, "what", list);
 		json_object_object_add(e, "type", type_json(now));
-		if (c->what & CAIRN_DIFF_TYPE)
+		if (what & CAIRN_DIFF_TYPE)
 			json_object_object_add(e, "old_type", type_json(c->old));
 		return json_object_array_add(o->arr, e) ? -ENOMEM : 0;
 	}
 	putchar(c->kind == CAIRN_DIFF_ADDED ? 'A' : c->kind == CAIRN_DIFF_REMOVED ? 'D' : 'M');
 	putchar(' ');
 	cli_print_escaped(stdout, c->path, c->path_len);
-	if (c->what) {
+	if (what) {
 		const char *sep = " (";
 
 		for (unsigned i = 0; i < CAIRN_DIFF_WHAT_COUNT; i++) {
-			if (c->what & (1u << i)) {
+			if (what & (1u << i)) {
 				printf("%s%s", sep, cairn_diff_what_name(1u << i));
 				sep = ", ";
 			}
@@ -95,6 +102,31 @@ static int print_change(void *ctx, const struct cairn_diff_change *c)
 	}
 	putchar('\n');
 	return ferror(stdout) ? -EIO : 0;
+}
+
+/* "mtime,owner" -> bits; -EINVAL (with a message) on an unknown name. */
+static int parse_what(const char *list, unsigned *bits)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		unsigned i;
+
+		for (i = 0; i < CAIRN_DIFF_WHAT_COUNT; i++) {
+			const char *name = cairn_diff_what_name(1u << i);
+
+			if (strlen(name) == len && strncmp(name, p, len) == 0)
+				break;
+		}
+		if (i == CAIRN_DIFF_WHAT_COUNT)
+			return -EINVAL;
+		*bits |= 1u << i;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
 }
 
 /* Resolves an IMAGE argument to its flattened root. Prints the error. */
@@ -119,6 +151,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 		{ "expand", no_argument, NULL, 'e' },
 		{ "exit-code", no_argument, NULL, 'x' },
 		{ "stats", no_argument, NULL, 's' },
+		{ "ignore", required_argument, NULL, 'i' },
 		{ 0 },
 	};
 	struct diff_out o = { 0 };
@@ -144,6 +177,12 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 			break;
 		case 's':
 			stats = true;
+			break;
+		case 'i':
+			if (parse_what(optarg, &o.ignore))
+				return cli_usage("diff", "--ignore takes names from: type, content, "
+							 "mode, owner, mtime, xattrs, target, device, "
+							 "links, opaque");
 			break;
 		default:
 			return cli_usage("diff", "unknown option '%s'", argv[optind - 1]);

@@ -4,8 +4,8 @@
 # file replaced by a directory, a symlink's target, a device number, an
 # mtime, a hard link added, a subtree removed, files and a directory added,
 # a name with a newline. Checks the exact lines (both directions), --json,
-# --expand, --exit-code, names (tag, id prefix, PLATFORM@GEN), that an
-# image against itself or a faithful copy is empty, and the errors.
+# --expand, --ignore, --exit-code, names (tag, id prefix, PLATFORM@GEN),
+# that an image against itself or a faithful copy is empty, and the errors.
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 require_root
@@ -176,6 +176,15 @@ done
 	soft_fail "--expand printed $(wc -l <"$WORK/expand.out") lines"
 grep -vE '^(D /dirs/a/|A /files/one-byte/|A /newdir/)' "$WORK/expand.out" | cmp -s - "$WORK/want" ||
 	soft_fail "--expand changed the other lines"
+
+say "--ignore leaves attributes out, and paths that differ only in them"
+run_capture ignore cairn_in "$STORE" diff a b --ignore mode,owner
+grep -vE '^M /(files/text|modes/f0755|files/no-eol) ' "$WORK/want" >"$WORK/want.ignore"
+diff -u "$WORK/want.ignore" "$WORK/ignore.out" || soft_fail "diff --ignore mode,owner printed other lines"
+run_capture ignore2 cairn_in "$STORE" diff a b --ignore type --json
+[ "$(json_get "$WORK/ignore2.out" '[o["what"] for o in j if o["path"] == "/files/one-byte"]')" = "[]" ] ||
+	soft_fail "--ignore type still lists /files/one-byte"
+expect_error "--ignore with an unknown name" cairn_in "$STORE" diff a b --ignore mtime,colour
 
 say "--exit-code: 1 when they differ, 0 when not, 2 on an error"
 run_capture x1 cairn_in "$STORE" diff --exit-code a b
