@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "cli.h"
 #include "diff.h"
@@ -33,7 +34,8 @@ const char cmd_diff_help[] =
 	"  --ignore WHAT[,WHAT...]\n"
 	"               leave these attributes out (e.g. --ignore mtime): a path that\n"
 	"               differs only in them is not listed\n"
-	"  --stats      print on stderr the nodes read and entries visited\n"
+	"  --stats      print on stderr the nodes read, entries visited and the time\n"
+	"               the diff itself took (store open and output not included)\n"
 	"\n"
 	"Exits 0 whether or not the images differ, unless --exit-code.\n";
 
@@ -159,6 +161,7 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 	struct cairn_store *s;
 	struct cairn_txn *t;
 	struct cairn_id a, b;
+	struct timespec t0, t1;
 	unsigned flags = 0;
 	bool exit_code = false, stats = false;
 	int opt, ret, err;
@@ -206,7 +209,9 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 		cli_fail(-ENOMEM, "cannot diff");
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = cairn_diff_trees(t, &a, &b, flags, print_change, &o, &st);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret) {
 		cli_fail(ret, "cannot diff '%s' and '%s'", argv[optind], argv[optind + 1]);
 		ret = err;
@@ -221,9 +226,11 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	if (stats)
-		fprintf(stderr, "cairn: diff read %llu nodes, visited %llu entries, %llu changes\n",
+		fprintf(stderr,
+			"cairn: diff read %llu nodes, visited %llu entries, %llu changes in %lld us\n",
 			(unsigned long long)st.nodes_read, (unsigned long long)st.entries_visited,
-			(unsigned long long)st.changes);
+			(unsigned long long)st.changes,
+			(long long)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
 	ret = exit_code && o.count ? 1 : 0;
 out:
 	json_object_put(o.arr);
