@@ -113,16 +113,24 @@ done
 
 # Timing, interleaved: each round times every tool at every size, so load from other processes
 # on the machine falls on all sizes alike, and the store holds every size's images throughout.
+# Each timed run follows an untimed one of the same command, so it is warm even when something
+# else on the machine dropped the page cache in between.
 declare -A MS
 bench_log "timing: $RUNS rounds over sizes $SIZES"
 for ((r = 0; r < RUNS; r++)); do
 	for n in $SIZES; do
+		cairn diff "a-$n" "b-$n" > /dev/null
 		t0=$EPOCHREALTIME
 		cairn diff --stats "a-$n" "b-$n" > /dev/null 2> "$WORK/stats" || bench_die "cairn diff failed"
 		MS[cairn $n]+=" $(bench_ms_since "$t0")"
 		MS[engine $n]+=" $(sed -n 's/^cairn: diff read .* in \([0-9]*\) us$/\1/p' "$WORK/stats")"
+		time_once cairn diff "a-$n" "a-$n" > /dev/null
 		MS[same $n]+=" $(time_once cairn diff "a-$n" "a-$n")"
-		((have_ostree)) && MS[ostree $n]+=" $(time_once ostree --repo="$OREPO" diff "a-$n" "b-$n")"
+		if ((have_ostree)); then
+			time_once ostree --repo="$OREPO" diff "a-$n" "b-$n" > /dev/null
+			MS[ostree $n]+=" $(time_once ostree --repo="$OREPO" diff "a-$n" "b-$n")"
+		fi
+		time_once diff -rq "$WORK/a-$n" "$WORK/b-$n" > /dev/null
 		MS[diff $n]+=" $(time_once diff -rq "$WORK/a-$n" "$WORK/b-$n")"
 	done
 done
