@@ -50,6 +50,8 @@ static const struct cli_command commands[] = {
 	{ "ls", cmd_ls, "IMAGE[:PATH] [-l] [-R] [--json]", "list a directory of an image" },
 	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout" },
 	{ "stat", cmd_stat, "IMAGE:PATH [--json]", "show one entry's metadata" },
+	{ "diff", cmd_diff, "IMAGE IMAGE [--json] [--expand] [--ignore WHAT,...] [--exit-code] [--stats]",
+	  "list the paths two images differ in, and what changed", cmd_diff_help },
 	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures",
 	  cmd_du_help },
 	{ "export", cmd_export, "IMAGE [-o FILE | --oci DIR[:REF] [--uncompressed]]",
