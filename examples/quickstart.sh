@@ -18,49 +18,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-repo=$PWD
-if [ -t 1 ]; then
-	step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-else
-	step() { printf '\n==> %s\n' "$*"; }
-fi
-# run CMD...: print it (shell-quoted where needed, cairn's path shortened), then run it
-run() {
-	local a shown=""
-	for a; do
-		[ "$a" = "${cairn:-}" ] && a=cairn
-		case $a in
-		'' | *[[:space:]\;\$\'\"\|\&\<\>\(\)\*]*) a="'${a//\'/\'\\\'\'}'" ;;
-		esac
-		shown+=" $a"
-	done
-	printf '$%s\n' "$shown"
-	"$@"
-}
-die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
-# is_mounted DIR: from the mount table, without touching DIR (a dead
-# daemon's mount cannot be stat'ed)
-is_mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+# shellcheck source=examples/lib.sh
+. examples/lib.sh
 
 [ "$(id -u)" -eq 0 ] || die "run as root (FUSE mounts with allow_other, chroot)"
-
-if [ -n "${CAIRN:-}" ]; then
-	cairn=$CAIRN
-	[ -x "$cairn" ] || die "CAIRN='$cairn' is not an executable"
-	step "using $cairn (CAIRN is set: not installing or building)"
-else
-	step "installing dependencies (only what is missing)"
-	./scripts/install-deps.sh
-
-	step "building"
-	if [ -f build/build.ninja ]; then
-		meson setup --reconfigure build >/dev/null
-	else
-		meson setup build >/dev/null
-	fi
-	meson compile -C build >/dev/null
-	cairn=$repo/build/tools/cairn
-fi
+cairn_ready
 export CAIRN_STORE=${CAIRN_STORE:-/var/lib/cairn}
 echo "cairn: $cairn; store: $CAIRN_STORE"
 
