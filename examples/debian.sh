@@ -89,7 +89,8 @@ else
 		command -v debootstrap >/dev/null || run apt-get install -y -q --no-install-recommends debootstrap
 		rm -rf --one-file-system "$rootfs" "$rootfs.tmp" "$rootfs.stamp"
 		echo "(once: a few minutes, the log is $cache/debootstrap.log)"
-		run debootstrap --variant=minbase "$suite" "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+		show debootstrap --variant=minbase "$suite" "$rootfs.tmp" "$mirror"
+		debootstrap --variant=minbase "$suite" "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
 			{ tail -n 20 "$cache/debootstrap.log"; die "debootstrap failed"; }
 		# apt's downloaded .debs and package lists are caches, not the system
 		find "$rootfs.tmp/var/cache/apt" "$rootfs.tmp/var/lib/apt/lists" -xdev -type f ! -name lock -delete
