@@ -74,6 +74,7 @@ run "$cairn" mount demo "$mnt" --upper "$upper"
 run "$cairn" mounts
 
 step "running commands inside it (chroot): the changes land in $upper/tree"
+# shellcheck disable=SC2016 # expanded by the shell inside
 run chroot "$mnt" /bin/sh -c '. /etc/os-release; echo "inside: $PRETTY_NAME"; ls /bin | wc -l'
 run chroot "$mnt" /bin/sh -c 'echo "written inside the container" > /root/note;
 	echo quickstart > /etc/hostname; rm /bin/wget; mkdir -p /var/lib/app; echo 1 > /var/lib/app/state'

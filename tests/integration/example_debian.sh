@@ -135,7 +135,10 @@ track_holder "$qpid"
 n=0
 until grep -q '^\$ mount --bind /dev' "$WORK/run3.out"; do
 	n=$((n + 1))
-	[ "$n" -lt 3000 ] && pid_alive "$qpid" || { tail -n 20 "$WORK/run3.out"; fail "run 3 never mounted /dev"; }
+	if [ "$n" -ge 3000 ] || ! pid_alive "$qpid"; then
+		tail -n 20 "$WORK/run3.out"
+		fail "run 3 never mounted /dev"
+	fi
 	sleep 0.1
 done
 kill -TERM "$qpid"

@@ -127,7 +127,10 @@ track_holder "$qpid"
 n=0
 until grep -q "the shell sees" "$WORK/run3.out"; do
 	n=$((n + 1))
-	[ "$n" -lt 1200 ] && pid_alive "$qpid" || { tail -n 20 "$WORK/run3.out"; fail "run 3 never started its shell"; }
+	if [ "$n" -ge 1200 ] || ! pid_alive "$qpid"; then
+		tail -n 20 "$WORK/run3.out"
+		fail "run 3 never started its shell"
+	fi
 	sleep 0.1
 done
 [ -n "$(in_root_procs)" ] || soft_fail "run 3: no process runs inside the mount"
