@@ -3,8 +3,9 @@
 # a debootstrap --variant=minbase tree is imported and put on a platform,
 # mounted with a writable upper directory, and a package is installed
 # inside it with dpkg (chroot, /proc and /dev mounted inside the cairn
-# mount) next to apt-get commands that need no network; the upper is
-# committed as a new image, the platform upgraded to it and rolled back.
+# mount) and one removed with apt-get, next to apt-get commands that need
+# no network; the upper is committed as a new image, the platform upgraded
+# to it and rolled back.
 #
 # Run as root on Debian 12. Network is needed only the first time, for
 # debootstrap (the tree is cached), and for 'apt-get download hello' (when
@@ -144,6 +145,7 @@ fi
 run "$cairn" mount debian "$mnt" --upper "$upper"
 run mount -t proc proc "$mnt/proc"
 run mount --bind /dev "$mnt/dev"
+run mount --bind /dev/pts "$mnt/dev/pts"
 
 step "installing $pkg with dpkg inside it, and apt-get commands that need no network"
 echo "(each command runs inside with a clean environment: env -i PATH HOME LC_ALL=C DEBIAN_FRONTEND=noninteractive)"
@@ -154,15 +156,18 @@ in_debian dpkg -l "$pkg"
 in_debian apt-cache policy "$pkg"
 in_debian apt-get check
 in_debian apt-get remove --simulate "$pkg"
+echo "(and a removal: tzdata's files, which are the image's, become whiteouts in the upper)"
+in_debian apt-get purge -y -o Dpkg::Use-Pty=0 tzdata
 in_debian apt-get clean
 in_debian rm "/tmp/$(basename "$deb")"
 
 step "unmounting, and what the container changed"
+run umount "$mnt/dev/pts"
 run umount "$mnt/dev"
 run umount "$mnt/proc"
 run "$cairn" umount "$mnt"
 "$cairn" changes "$upper" >"$work/changes"
-echo "\$ cairn changes $upper   ($(wc -l <"$work/changes") lines; outside /usr/share:)"
+echo "\$ cairn changes $upper   ($(awk '{ n[$1]++ } END { printf "%d added, %d changed, %d deleted", n["A"], n["C"], n["D"] }' "$work/changes"); outside /usr/share:)"
 grep -v ' /usr/share/.' "$work/changes" || true
 echo "the upper directory holds $(du -sh "$upper" | cut -f1)"
 
@@ -171,15 +176,17 @@ run "$cairn" commit "$upper" --tag "debian-$pkg" -m "debian-minbase with $pkg in
 run "$cairn" upgrade debian "debian-$pkg"
 run "$cairn" du "debian-$pkg"
 
-step "the platform mounted read-only: $pkg is installed"
+step "the platform mounted read-only: $pkg is installed, tzdata is not"
 run "$cairn" mount debian "$mnt"
 in_debian dpkg -s "$pkg"
 in_debian "$pkg"
+in_debian dpkg-query -W tzdata || echo "(dpkg-query exited $?: tzdata is not installed)"
 
-step "rolling back, live: the same mount no longer has $pkg"
+step "rolling back, live: the same mount no longer has $pkg, and has tzdata again"
 run "$cairn" rollback debian
 in_debian dpkg -s "$pkg" || echo "(dpkg -s exited $?: not installed)"
 in_debian /bin/sh -c "command -v $pkg" || echo "(no $pkg in PATH)"
+in_debian dpkg-query -W tzdata
 run "$cairn" history debian
 run "$cairn" umount "$mnt"
 

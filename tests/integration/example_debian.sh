@@ -1,9 +1,9 @@
 #!/bin/bash
 # example_debian.sh - examples/debian.sh run for real against a temporary
-# store: a Debian minbase tree, a package installed with dpkg in a writable
-# mount, committed, the platform upgraded to the commit (the package is
-# installed there) and rolled back (it is gone), with the commit storing
-# about the package only. A second run without a package download (apt-get
+# store: a Debian minbase tree, a package installed with dpkg and tzdata
+# purged with apt-get in a writable mount, committed, the platform upgraded
+# to the commit (the package is there, tzdata is not) and rolled back (the
+# other way round), with the commit storing about the package only. A second run without a package download (apt-get
 # fails on the host) installs a package made with dpkg-deb; a run
 # interrupted while /proc and /dev are mounted inside leaves nothing behind.
 #
@@ -94,6 +94,17 @@ check_run() {
 
 	installed_in "debian-$pkg" "$pkg" || soft_fail "run $name: debian-$pkg's dpkg status has no $pkg installed"
 	installed_in debian-minbase "$pkg" && soft_fail "run $name: debian-minbase has $pkg installed"
+	# tzdata, purged: its files are gone from the commit, not from the image below
+	installed_in "debian-$pkg" tzdata && soft_fail "run $name: debian-$pkg still has tzdata installed"
+	installed_in debian-minbase tzdata || soft_fail "run $name: debian-minbase lost tzdata"
+	cairn_in "$STORE" stat "debian-$pkg:usr/share/zoneinfo" >/dev/null 2>&1 &&
+		soft_fail "run $name: debian-$pkg still has usr/share/zoneinfo"
+	cairn_in "$STORE" stat "debian-$pkg:etc/timezone" >/dev/null 2>&1 &&
+		soft_fail "run $name: debian-$pkg still has etc/timezone"
+	cairn_in "$STORE" stat debian-minbase:usr/share/zoneinfo/UTC >/dev/null ||
+		soft_fail "run $name: debian-minbase lost usr/share/zoneinfo/UTC"
+	has "$name" "dpkg-query: no packages found matching tzdata"
+	grep -q "^tzdata	" "$WORK/$name.out" || soft_fail "run $name: tzdata is not back after the rollback"
 	cairn_in "$STORE" stat "debian-$pkg:var/lib/dpkg/info/$pkg.list" >/dev/null ||
 		soft_fail "run $name: debian-$pkg has no var/lib/dpkg/info/$pkg.list"
 	cairn_in "$STORE" stat "debian-$pkg:tmp/$(basename "$(sed -n 's/^\$ cp \([^ ]*\) .*/\1/p' "$WORK/$name.out")")" \
