@@ -66,6 +66,7 @@ int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_cat(struct cli *cli, int argc, char **argv);
 int cmd_stat(struct cli *cli, int argc, char **argv);
 int cmd_du(struct cli *cli, int argc, char **argv);
+int cmd_diff(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_fsck(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
@@ -79,6 +80,7 @@ int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
+extern const char cmd_diff_help[];
 extern const char cmd_du_help[];
 extern const char cmd_export_help[];
 extern const char cmd_fsck_help[];

@@ -80,6 +80,28 @@ static int parse_bytes(const char *s, size_t *out)
 	return 0;
 }
 
+/* mkdir -p: missing parents 0700 (uppers hold containers' files), the directory itself 0755. */
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 int cmd_mount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -154,7 +176,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 
 		if (ro)
 			return cli_usage("mount", "--ro and --upper exclude each other");
-		if (mkdir(o.upper_dir, 0755) < 0 && errno != EEXIST)
+		if (mkdir_parents(o.upper_dir) < 0)
 			return cli_fail(-errno, "cannot create upper directory '%s'", o.upper_dir);
 		if (!realpath(o.upper_dir, upper))
 			return cli_fail(-errno, "cannot use upper directory '%s'", o.upper_dir);

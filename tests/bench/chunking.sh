@@ -48,5 +48,21 @@ for sizes in $SIZES; do
 		printf '%-16s %5s  %9.2f  %14.1f  %12.1f  %7s\n' "$sizes" "$level" \
 			"$(bench_median "${times[@]}")" "$(echo "$du2 / 1048576" | bc -l)" \
 			"$(echo "($du2 - $du1) / 1048576" | bc -l)" "$chunks"
+		printf '%s %s %s %s\n' "$sizes" "$level" "$(bench_median "${times[@]}")" \
+			"$(awk -v b="$du2" 'BEGIN { printf "%.1f", b / 1048576 }')" >> "$WORK/sweep"
 	done
 done
+
+# summary rows for tests/bench/run.sh (BENCH_RESULTS): the defaults against the best setting
+# of the sweep, each way (no target: this is how the defaults were chosen)
+DEFAULT="16K:64K:256K 3" # the store's defaults (README: Choosing chunk sizes)
+def=$(awk -v d="$DEFAULT" '$1 " " $2 == d' "$WORK/sweep")
+if [[ -n $def ]]; then
+	read -r _ _ def_t def_du <<< "$def"
+	read -r bs bl bt _ < <(sort -g -k3 "$WORK/sweep" | head -n 1)
+	bench_result chunking "v1 import s, defaults ($DEFAULT)" "$def_t" "fastest: $bs zstd $bl $bt" \
+		"$(bench_ratio "$def_t" "$bt")" - -
+	read -r bs bl _ bd < <(sort -g -k4 "$WORK/sweep" | head -n 1)
+	bench_result chunking "store du v1+v2 MiB, defaults ($DEFAULT)" "$def_du" "smallest: $bs zstd $bl $bd" \
+		"$(bench_ratio "$def_du" "$bd")" - -
+fi

@@ -327,6 +327,22 @@ report() { # text|md
 	return 0
 }
 
+# summary rows for tests/bench/run.sh (BENCH_RESULTS)
+peers_of() { # METRIC CONVERT PEER...: "peer value; ..." for the peers that ran
+	local m=$1 conv=$2 p out=
+	shift 2
+	for p in "$@"; do
+		[[ " $TOOLS " == *" $p "* ]] && out+="${out:+; }$p $("$conv" "$(m_or_na "$p.$m")")"
+	done
+	echo "${out:--}"
+}
+r=$(bench_ratio "$(m_or_na cairn.t1)" "$(m_or_na casync.t1)")
+bench_result import "import v1 time s (debootstrap minbase, warm)" "$(m_or_na cairn.t1)" \
+	"$(peers_of t1 echo casync ostree tar)" "$r" "<= 0.5 x casync" "$(bench_verdict "$r" "<=" 0.5)"
+r=$(bench_ratio "$(m_or_na cairn.du2)" "$(m_or_na ostree.du2)")
+bench_result import "store du after v1+v2 MiB" "$(mib "$(m_or_na cairn.du2)")" \
+	"$(peers_of du2 mib ostree casync tar)" "$r" "<= 0.9 x ostree" "$(bench_verdict "$r" "<=" 0.9)"
+
 echo
 report text
 if [[ -n ${BENCH_MD:-} ]]; then

@@ -233,3 +233,26 @@ bench_ms_since() {
 	local t1=$EPOCHREALTIME
 	awk -v a="$1" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
 }
+
+# Summary rows for tests/bench/run.sh. A benchmark that compares against a target calls
+# bench_result once per target; nothing happens unless BENCH_RESULTS names a file.
+# bench_result BENCH METRIC CAIRN PEERS RATIO TARGET VERDICT: one tab-separated row appended
+# to $BENCH_RESULTS. PEERS is free text ("casync 3.413; ostree 14.124"), the peer the ratio
+# is taken against first; "-" where a cell does not apply.
+bench_result() {
+	[[ -n ${BENCH_RESULTS:-} ]] || return 0
+	local IFS=$'\t'
+	printf '%s\n' "$*" >> "$BENCH_RESULTS"
+}
+
+# bench_verdict VALUE OP TARGET: met, MISSED, or n/a when VALUE is not a number.
+# OP is one of < <= > >=.
+bench_verdict() {
+	[[ $1 == n/a || -z $1 ]] && { echo n/a; return; }
+	if awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+			exit !((op == "<" && a < b) || (op == "<=" && a <= b) || (op == ">" && a > b) || (op == ">=" && a >= b)) }'; then
+		echo met
+	else
+		echo MISSED
+	fi
+}

@@ -114,7 +114,7 @@ done
 
 bench_table_reset
 bench_table_row files mounts "upgrade median ms" "upgrade p90 ms" "rollback median ms" "rollback p90 ms"
-declare -A MED0
+declare -A MED0 MEDS
 fail=0
 for n in $SIZES; do
 	for m in $MOUNTS; do
@@ -145,6 +145,7 @@ for n in $SIZES; do
 		grep -c switched "$WORK/out" > /dev/null || ((m == 0)) || { cat "$WORK/out" >&2; bench_log "no 'switched' answer"; fail=1; }
 		umed=$(bench_median "${up[@]}") rmed=$(bench_median "${rb[@]}")
 		((m == 0)) && MED0[$n]="$umed $rmed"
+		MEDS[$n.$m]="$umed $rmed"
 		bench_table_row "$n" "$m" "$(printf '%.2f' "$umed")" "$(printf '%.2f' "$(bench_pct 90 "${up[@]}")")" \
 			"$(printf '%.2f' "$rmed")" "$(printf '%.2f' "$(bench_pct 90 "${rb[@]}")")"
 		umount_all
@@ -187,6 +188,7 @@ churn_bytes=$(bench_tree_bytes "$WORK/churn")
 bench_table_reset
 bench_table_row round "import s (${VERSIONS} versions)" "import median s" "gc s" "du after gc MiB" "du after gc bytes"
 ver=0
+CHURN_DU=() CHURN_T=()
 for ((round = 1; round <= ROUNDS; round++)); do
 	times=()
 	tags=()
@@ -212,6 +214,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		"$(awk -v m="$gc_ms" 'BEGIN { printf "%.2f", m / 1000 }')" \
 		"$(awk -v b="$du" 'BEGIN { printf "%.1f", b / 1048576 }')" "$du"
 	bench_log "churn round $round: imports ${total}s, du $(bench_human "$du")"
+	CHURN_DU+=("$(awk -v b="$du" 'BEGIN { printf "%.1f", b / 1048576 }')")
+	CHURN_T+=("$(awk -v m="$(bench_median "${times[@]}")" 'BEGIN { printf "%.3f", m / 1000 }')")
 done
 churn_txt=$(bench_table_print)
 churn_md=$(bench_table_md)
@@ -227,6 +231,30 @@ notes=(
 	"$cpus CPUs, kernel $kernel"
 	"target: median <= $TARGET_MS ms with no mount, flat in tree size: $verdict"
 )
+# summary rows for tests/bench/run.sh (BENCH_RESULTS): no peer switches a platform
+for n in $SIZES; do
+	for m in $MOUNTS; do
+		[[ -n ${MEDS[$n.$m]:-} ]] || continue
+		read -r umed rmed <<< "${MEDS[$n.$m]}"
+		for what in upgrade rollback; do
+			v=$umed
+			[[ $what == rollback ]] && v=$rmed
+			if ((m == 0)); then
+				bench_result switch "$what median ms, $n files, no mount" "$(printf '%.2f' "$v")" - - \
+					"<= $TARGET_MS ms" "$(bench_verdict "$v" "<=" "$TARGET_MS")"
+			elif [[ $what == upgrade ]]; then
+				bench_result switch "upgrade median ms, $n files, $m mount(s)" "$(printf '%.2f' "$v")" - - - -
+			fi
+		done
+	done
+done
+if ((${#CHURN_DU[@]} > 1)); then
+	bench_result switch "churn: store du after gc MiB, round 1 -> $ROUNDS" "${CHURN_DU[0]} -> ${CHURN_DU[-1]}" - \
+		"$(bench_ratio "${CHURN_DU[-1]}" "${CHURN_DU[0]}")" flat -
+	bench_result switch "churn: import median s, round 1 -> $ROUNDS" "${CHURN_T[0]} -> ${CHURN_T[-1]}" - \
+		"$(bench_ratio "${CHURN_T[-1]}" "${CHURN_T[0]}")" flat -
+fi
+
 {
 	echo "Switch latency"
 	echo "$switch_txt"
