@@ -2448,7 +2448,8 @@ static int snapshot(struct rq *r, struct cfs_inode *in, struct dirsnap **out)
 		}
 		if (d)
 			closedir(d);
-		qsort(upper, nupper, sizeof(*upper), by_name);
+		if (nupper)
+			qsort(upper, nupper, sizeof(*upper), by_name);
 	}
 	if (!ret && in->rw->lower != CFS_LOWER_NONE) {
 		struct cairn_node_view v;

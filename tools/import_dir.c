@@ -538,7 +538,8 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 			xs[i].name = (const char *)m->names.data + at - 1;
 	}
 	*nx = out;
-	qsort(xs, out, sizeof(*xs), xattr_cmp);
+	if (out)
+		qsort(xs, out, sizeof(*xs), xattr_cmp);
 	m->metacopy &= m->has_origin;
 	return 0;
 }
