@@ -1789,6 +1789,16 @@ static void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		ret = -ESTALE; /* the kernel looked it up before renaming */
 		goto out_de;
 	}
+	if (dst && de.ufd < 0 && de.type != CAIRN_NODE_DIR && de.v.nlink > 1 &&
+	    !(flags & RENAME_EXCHANGE)) {
+		/* replacing a member of an image hard-link group: the others must see the count drop */
+		entry_release(&de);
+		ret = copy_up(&r, dst);
+		if (!ret)
+			ret = resolve(&r, np, newname, &de);
+		if (ret)
+			goto out_se;
+	}
 	ret = copy_up(&r, p);
 	if (!ret)
 		ret = copy_up(&r, np);
