@@ -7,7 +7,8 @@
 #
 #   UPPER_SUT=cairn            cairn mount IMAGE DIR --upper UPPERDIR (default)
 #   UPPER_SUT=overlayfs        mount -t overlay, lowerdir = the image's source
-#                              directory, index=on,redirect_dir=on,metacopy=on
+#                              directory, options $UPPER_OVL_OPTS
+#                              (index=on,redirect_dir=on,metacopy=on)
 #   UPPER_SUT=fuse-overlayfs   fuse-overlayfs, the same directories
 #
 # An upper directory UPPER has cairn's layout for every SUT: UPPER/tree is
@@ -37,6 +38,9 @@
 #   sut_is NAME...              true when UPPER_SUT is one of NAME...
 
 UPPER_SUT=${UPPER_SUT:-cairn}
+# kernel overlayfs options: the features cairn has (no EXDEV on directory
+# renames, hard links kept together on copy-up, metadata-only copy-up)
+UPPER_OVL_OPTS=${UPPER_OVL_OPTS:-index=on,redirect_dir=on,metacopy=on}
 STORE=${STORE:-}
 declare -A _U_LOWER=()
 _U_PEERMNTS=()
@@ -119,14 +123,14 @@ upper_mount_try() {
 		;;
 	overlayfs)
 		local low=${_U_LOWER[$name]:?upper_base $name first}
-		mkdir -p "$upper/tree" "$upper/work"
+		_peer_upper "$low" "$upper"
 		_U_PEERMNTS+=("$dir")
 		run_capture umnt timeout -k 5 "$MOUNT_T" mount -t overlay overlay \
-			-o "lowerdir=$low,upperdir=$upper/tree,workdir=$upper/work,index=on,redirect_dir=on,metacopy=on" "$dir"
+			-o "lowerdir=$low,upperdir=$upper/tree,workdir=$upper/work,$UPPER_OVL_OPTS" "$dir"
 		;;
 	fuse-overlayfs)
 		local low=${_U_LOWER[$name]:?upper_base $name first}
-		mkdir -p "$upper/tree" "$upper/work"
+		_peer_upper "$low" "$upper"
 		_track_mount "$dir" "$STORE"
 		run_capture umnt timeout -k 5 "$MOUNT_T" fuse-overlayfs \
 			-o "lowerdir=$low,upperdir=$upper/tree,workdir=$upper/work,allow_other" "$dir"
@@ -134,6 +138,20 @@ upper_mount_try() {
 		for p in $(fuse_daemons_for "$dir"); do _track_daemon "$p"; done
 		;;
 	esac
+}
+
+# _peer_upper LOWER UPPER: a new upper tree's root starts with the image
+# root's owner, mode and mtime: overlayfs shows the upper root's own (cairn
+# shows the image's until the container changes them)
+_peer_upper() {
+	local low=$1 upper=$2
+	[ -d "$upper/tree" ] || {
+		mkdir -p "$upper/tree"
+		chown --reference="$low" "$upper/tree"
+		chmod --reference="$low" "$upper/tree"
+		touch -r "$low" "$upper/tree"
+	}
+	mkdir -p "$upper/work"
 }
 
 upper_mount() {
