@@ -1289,6 +1289,60 @@ def data_verify(a):
     return 0
 
 
+def upper_view(tree, priv, escp):
+    """{rel: info} of an upper tree as the container sees its entries:
+    whiteouts left out, private xattrs dropped, escaped ones unescaped"""
+    out = {}
+    for rel, path, st in walk(os.fsencode(tree)):
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            out[rel] = {"whiteout": True}
+            continue
+        d = info(path, content=True)
+        d.pop("nlink", None)  # an index or work-dir link may count
+        xs = []
+        if any(n == priv + "metacopy" for n, _ in d["xattrs"]):
+            d["metacopy"] = True
+        for n, v in d["xattrs"]:
+            if n.startswith(escp):
+                xs.append((priv + n[len(escp):], v))
+            elif not n.startswith(priv):
+                xs.append((n, v))
+        d["xattrs"] = tuple(sorted(xs))
+        out[rel] = d
+    return out
+
+
+def upper_check(a):
+    """every entry the upper holds (but whiteouts) looks as in the reference"""
+    view = upper_view(a.upper, a.priv, a.esc)
+    ref = os.fsencode(a.ref)
+    bad, n = [], 0
+    for rel, d in sorted(view.items()):
+        if d.get("whiteout") or not rel:
+            continue
+        n += 1
+        r = info(ref + b"/" + rel, content=True)
+        r.pop("nlink", None)
+        if d.pop("metacopy", False):  # metadata only: its bytes are the image's
+            for k in ("data", "size"):
+                r.pop(k, None)
+                d.pop(k, None)
+        x = diff_info(r, d, a.t0)
+        if x:
+            bad.append("%s: %s" % (esc(rel), x))
+    need = [os.fsencode(x) for x in a.need]
+    for rel in need:
+        if rel not in view:
+            bad.append("%s: not in the upper" % esc(rel))
+    for b in bad[:30]:
+        print("   " + b)
+    if bad:
+        print("FAIL: %d entries of the upper differ from the reference" % len(bad))
+        return 1
+    print("   ok: %d entries in the upper look as in the reference" % n)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1317,7 +1371,16 @@ def main():
     v = sub.add_parser("verify")
     v.add_argument("--sut", required=True)
     v.add_argument("--state", required=True)
+    u = sub.add_parser("upper", help="the upper's entries (whiteouts aside) look as in --ref")
+    u.add_argument("--upper", required=True, help="UPPERDIR/tree")
+    u.add_argument("--ref", required=True)
+    u.add_argument("--priv", required=True)
+    u.add_argument("--esc", required=True)
+    u.add_argument("--t0", type=int, default=0)
+    u.add_argument("--need", action="append", default=[], help="a path the upper must hold")
     a = ap.parse_args()
+    if a.cmd == "upper":
+        return upper_check(a)
     if a.cmd == "mkimage":
         mkimage(a.dir)
         return 0
