@@ -663,6 +663,7 @@ class Runner:
         self.user = a.user
         self.t0 = a.t0 if a.t0 is not None else time.time_ns() - 2 * 10**9
         self.verbose = a.verbose
+        self.keep_going = a.keep_going
         self.history = []
         self.handles = {}  # handle -> (rel at open, flags)
         self.next_h = 1
@@ -972,6 +973,8 @@ class Runner:
                 pre = b"/".join(parts[:n])
                 ta, tb = lexists_type(self.ref.p(pre)), lexists_type(self.sut.p(pre))
                 if ta != tb:
+                    if self.keep_going:
+                        return False
                     raise Divergence("before %s: %s is %s in the reference, %s in the SUT"
                                      % (fmt_op(op), esc(pre), ta, tb))
                 if ta != "dir":
@@ -1056,6 +1059,22 @@ class Runner:
                 os.close(fd)
             s.fds.clear()
         self.handles.clear()
+
+    def run_on(self, nops):
+        """--keep-going: every operation runs whatever the outcomes; the
+        divergences are only counted (for tests that need the operations,
+        not the verdict)"""
+        diverged = 0
+        for i in range(1, nops + 1):
+            try:
+                self.step(i)
+            except Divergence as e:
+                diverged += 1
+                if diverged <= 3:
+                    print("   (divergence at %d: %s: %s)" % (i, self.history[-1].strip(), str(e).split("\n")[0]))
+        self.close_all()
+        print("   seed %d: %d operations, %d diverged from the model" % (self.seed, nops, diverged))
+        return 0
 
     def run(self, nops, every):
         i = 0
@@ -1359,6 +1378,7 @@ def main():
         x.add_argument("--user", type=int, default=1000)
         x.add_argument("--check-every", type=int, default=500)
         x.add_argument("--verbose", action="store_true")
+        x.add_argument("--keep-going", action="store_true", help="run every operation; count divergences")
         x.add_argument("--lax", default="", help="known differences to tolerate: " +
                        ", ".join(sorted(LAX_NAMES)))
     d = sub.add_parser("data")
@@ -1404,6 +1424,8 @@ def main():
             return 1
         print("   ok: trees equal (%d entries)" % n)
         return 0
+    if a.keep_going:
+        return Runner(a).run_on(a.ops)
     return Runner(a).run(a.ops, a.check_every)
 
 
