@@ -33,6 +33,7 @@ cairn) LAX=${UPPER_MODEL_LAX-} ;;
 # model runs it with metacopy=off
 overlayfs)
 	LAX=${UPPER_MODEL_LAX-dirmtime,unlinked-nlink}
+	# shellcheck disable=SC2034 # read by upper_mount
 	UPPER_OVL_OPTS=index=on,redirect_dir=on,metacopy=off
 	;;
 fuse-overlayfs) LAX=${UPPER_MODEL_LAX-dirmtime,unlinked-nlink} ;;

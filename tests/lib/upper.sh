@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # U_*, FSMODEL: for the tests that source this
 # upper.sh - sourced after common.sh and mount.sh by the upper_* tests.
 #
 # The writable layer under test is pluggable, so the same tests run today
