@@ -748,7 +748,9 @@ class Runner:
                               self.priv + "zz", self.priv + "opaque", "user." + "q" * 250, "bogus.ns"])
 
     def xattr_value(self):
-        return self.r.choice([b"", b"v", b"y", self.r.randbytes(self.r.randrange(1, 300))])
+        # small: one inode's xattrs must fit one 4 KiB block on the
+        # reference, with room for the SUT's own markers beside them
+        return self.r.choice([b"", b"v", b"y", self.r.randbytes(self.r.randrange(1, 160))])
 
     def handle(self):
         if not self.handles:
