@@ -15,9 +15,15 @@ replays the same operations.
       make the base tree (deterministic: every kind of entry and attribute)
   fsmodel.py run --ref DIR --sut DIR [--seed N] [--ops N] [--priv PREFIX]
                  [--user UID] [--check-every N] [--t0 NS] [--verbose]
-      the random operations (python3 stdlib only; runs as root)
-  fsmodel.py compare --ref DIR --sut DIR [--t0 NS]
+                 [--lax NAME,...] [--keep-going]
+      the random operations (python3 stdlib only; runs as root). --priv is
+      the SUT's private xattr prefix: the container sets xattrs named so
+      too. --lax tolerates a peer's known differences (see LAX_NAMES);
+      --keep-going runs every operation and only counts divergences
+  fsmodel.py compare --ref DIR --sut DIR [--t0 NS] [--lax NAME,...]
       compare two trees as the run does at its checkpoints
+  fsmodel.py upper --upper UPPERDIR/tree --ref DIR --priv P --esc E [--need PATH]
+      every entry the upper holds (whiteouts aside) looks as in --ref
   fsmodel.py data --orig DIR --sut DIR [--seed N] [--ops N] --state FILE
       data integrity: random pread/pwrite/truncate/fallocate and mmap writes
       on files that start in the image (every hard-link group, sparse and
