@@ -152,12 +152,15 @@ print("   ok: %d fsync'd files, %d replaced files, %d fdatasync'd appends there;
       % (files, len(current), len(appends), n))
 EOF
 
-# kill_daemon: SIGKILL the daemon; the mount is dead; clean it up
+# kill_daemon WRITER: SIGKILL the daemon; the writer stops (its calls fail
+# on the dead mount); then the dead mount is cleaned up
 kill_daemon() {
-	local pid=$MPID
+	local pid=$MPID wpid=$1
 	[ -n "$pid" ] || fail "no daemon pid for $MNT"
 	kill -9 "$pid"
 	wait_gone "$pid" 10 || fail "the daemon $pid survived SIGKILL"
+	wait_gone "$wpid" 30 || { soft_fail "the writer still runs 30 s after the kill"; kill -9 "$wpid"; }
+	wait "$wpid" 2>/dev/null || true
 	if sut_is cairn; then
 		# 'cairn umount' cleans up a mount whose daemon died
 		run_capture deadumount tcairn "$STORE" umount "$MNT"
@@ -180,10 +183,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	sleep "$(printf '0.%03d' $((ms % 1000)))"
 	sleep $((ms / 1000))
 	pid_alive "$wpid" || soft_fail "the writer stopped before the kill"
-	kill_daemon
+	kill_daemon "$wpid"
 	info "killed after $ms ms; $(grep -c '' "$WORK/log") log lines"
-	timeout 30 tail --pid="$wpid" -f /dev/null || kill -9 "$wpid"
-	wait "$wpid" 2>/dev/null || true
 	tail -n 1 "$WORK/log" | sed 's/^/   writer: /'
 
 	say "round $round: mounted again, the fsync'd data is there"
