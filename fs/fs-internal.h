@@ -67,7 +67,8 @@ struct cfs_rw {
 	_Atomic int ufd;          /* O_PATH fd of the upper object, -1 while there is none */
 	_Atomic int dfd;          /* O_RDWR fd of an upper regular file's data, -1 until opened */
 	uint8_t lower;            /* enum cfs_lower */
-	atomic_bool metacopy;     /* the upper file has metadata only: data is node's */
+	atomic_bool metacopy;     /* bytes below lower_len are node's, the rest the upper file's */
+	uint64_t lower_len;       /* with metacopy; ns_lock */
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
 	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */

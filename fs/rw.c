@@ -224,6 +224,7 @@ static int lower_at(struct rq *r, struct cfs_inode *p, const char *name, size_t 
 struct marks {
 	bool none; /* no xattrs but markers */
 	bool opaque, metacopy, has_origin, has_redirect;
+	uint64_t lower_len; /* with metacopy: UINT64_MAX for "y" (all of the origin) */
 	struct cairn_id origin, redirect;
 };
 
@@ -254,8 +255,19 @@ static int read_marks(int fd, struct marks *m)
 		return 0;
 	if (getxattr(path, CFS_XATTR_OPAQUE, val, sizeof(val)) > 0)
 		m->opaque = true;
-	if (getxattr(path, CFS_XATTR_METACOPY, val, sizeof(val)) > 0)
+	n = getxattr(path, CFS_XATTR_METACOPY, val, sizeof(val) - 1);
+	if (n > 0) {
+		char *end;
+
+		val[n] = '\0';
 		m->metacopy = true;
+		m->lower_len = UINT64_MAX;
+		if (strcmp(val, "y") != 0) {
+			errno = 0;
+			m->lower_len = strtoull(val, &end, 10);
+			m->metacopy = !errno && *end == '\0' && val[0] >= '0' && val[0] <= '9';
+		}
+	}
 	n = getxattr(path, CFS_XATTR_ORIGIN, val, sizeof(val) - 1);
 	if (n == CAIRN_ID_HEX_LEN) {
 		val[n] = '\0';
@@ -281,6 +293,7 @@ struct entry {
 	uint8_t kind;          /* enum cfs_lower */
 	uint8_t type;          /* CAIRN_NODE_* */
 	bool metacopy, opaque, no_xattrs;
+	uint64_t lower_len;    /* with metacopy */
 	struct cairn_node_view v; /* node's view when kind != NONE */
 };
 
@@ -357,6 +370,7 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 			e->kind = CFS_LOWER_PINNED;
 			e->node = m.origin;
 			e->metacopy = m.metacopy;
+			e->lower_len = m.lower_len;
 		}
 	} else if (e->below) {
 		e->kind = CFS_LOWER_PATH;
@@ -375,6 +389,8 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 			e->kind = CFS_LOWER_NONE; /* a marker that does not fit: ignore it */
 			e->metacopy = false;
 		}
+		if (e->metacopy && e->lower_len > e->v.size)
+			e->lower_len = e->v.size;
 	}
 	return 0;
 }
@@ -412,6 +428,7 @@ static struct cfs_inode *entry_ref(struct rq *r, struct cfs_inode *p, const char
 			e->ufd = -1;
 			old->rw->upper_ino = e->st.st_ino;
 			old->rw->metacopy = e->metacopy;
+			old->rw->lower_len = e->lower_len;
 			old->rw->no_xattrs = e->no_xattrs;
 			key_add_locked(fs, old, key);
 		}
@@ -442,6 +459,7 @@ static struct cfs_inode *entry_ref(struct rq *r, struct cfs_inode *p, const char
 	in->rw->dfd = -1;
 	in->rw->lower = e->kind;
 	in->rw->metacopy = e->metacopy;
+	in->rw->lower_len = e->lower_len;
 	in->rw->opaque = e->opaque;
 	in->rw->no_xattrs = e->ufd >= 0 ? e->no_xattrs : e->v.nxattr == 0;
 	in->rw->upper_ino = e->ufd >= 0 ? e->st.st_ino : 0;
@@ -993,6 +1011,7 @@ static int copy_up_group(struct rq *r, struct cfs_inode *in, const struct cairn_
 		return -ENOENT; /* no member is visible any more */
 	adopt(r, in, g.first);
 	in->rw->lower = CFS_LOWER_PINNED;
+	in->rw->lower_len = v->size;
 	in->rw->metacopy = v->type == CAIRN_NODE_REG;
 	return 0;
 }
@@ -1049,6 +1068,7 @@ static int copy_up(struct rq *r, struct cfs_inode *in)
 		unlinkat(r->fs->upper->work_fd, tmp, 0);
 		in->rw->ufd = fd;
 		in->rw->lower = CFS_LOWER_PINNED;
+		in->rw->lower_len = v.size;
 		in->rw->metacopy = true;
 		return 0;
 	}
@@ -1067,6 +1087,7 @@ static int copy_up(struct rq *r, struct cfs_inode *in)
 	in->rw->no_xattrs = v.nxattr == 0;
 	if (v.type != CAIRN_NODE_DIR) {
 		in->rw->lower = v.type == CAIRN_NODE_REG ? CFS_LOWER_PINNED : CFS_LOWER_NONE;
+		in->rw->lower_len = v.size;
 		in->rw->metacopy = v.type == CAIRN_NODE_REG;
 	}
 	return 0;
@@ -1125,14 +1146,21 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 			struct cfs_chunk *ch;
 
 			cairn_content_extent(&cv, i, &e);
+			if (e.start >= in->rw->lower_len)
+				break; /* the rest is the file's own already */
 			if (e.hole)
 				continue; /* the copy is sparse already */
 			ch = cfs_chunk_get(r->fs, r->t, &e.id, false, &ret);
 			if (!ch)
 				break;
-			if ((uint64_t)ch->len != e.end - e.start ||
-			    pwrite(fd, ch->data, ch->len, (off_t)e.start) != (ssize_t)ch->len)
-				ret = -EIO;
+			{
+				uint64_t n = (e.end < in->rw->lower_len ? e.end : in->rw->lower_len) -
+					     e.start;
+
+				if ((uint64_t)ch->len != e.end - e.start ||
+				    pwrite(fd, ch->data, n, (off_t)e.start) != (ssize_t)n)
+					ret = -EIO;
+			}
 			cfs_chunk_unref(r->fs->cache, ch);
 		}
 		if (!ret) {
@@ -1147,6 +1175,20 @@ static int copy_up_data(struct rq *r, struct cfs_inode *in, bool truncate)
 	if (removexattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY) < 0 && errno != ENODATA)
 		return -errno;
 	in->rw->metacopy = false;
+	return 0;
+}
+
+/* A metacopy file keeps only its first n bytes from the image from now on. */
+static int set_lower_len(struct cfs_inode *in, uint64_t n)
+{
+	char path[32], val[24];
+
+	if (n >= in->rw->lower_len)
+		return 0;
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)n);
+	if (setxattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY, val, strlen(val), 0) < 0)
+		return -errno;
+	in->rw->lower_len = n;
 	return 0;
 }
 
@@ -1917,7 +1959,16 @@ static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			ret = in->type == CAIRN_NODE_DIR ? -EISDIR : -EINVAL;
 			goto out;
 		}
-		ret = copy_up_data(&r, in, attr->st_size == 0);
+		if (attr->st_size == 0) {
+			ret = copy_up_data(&r, in, true);
+		} else {
+			/* a metacopy file keeps its image part: only what is cut goes */
+			ret = copy_up(&r, in);
+			if (!ret && data_fd(in) < 0)
+				ret = -EIO;
+			if (!ret && in->rw->metacopy)
+				ret = set_lower_len(in, (uint64_t)attr->st_size);
+		}
 		if (!ret && ftruncate(in->rw->dfd, attr->st_size) < 0)
 			ret = -errno;
 	} else {
@@ -2206,6 +2257,46 @@ static void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- files ---- */
 
+/* Reads len bytes at off of node into buf (below its size; holes are zeros). */
+static int read_lower(struct rq *r, const struct cairn_id *node, uint64_t off, size_t len,
+		      uint8_t *buf)
+{
+	struct cairn_content_view cv;
+	struct cairn_node_view v;
+	uint64_t end = off + len;
+	int ret = node_get(r, node, &v);
+
+	if (!ret)
+		ret = cairn_file_content(r->t->txn, &v, 0, &cv);
+	if (ret)
+		return -EIO;
+	memset(buf, 0, len);
+	for (uint32_t i = cairn_content_find(&cv, off); i < cv.count; i++) {
+		struct cairn_extent e;
+		struct cfs_chunk *ch;
+		uint64_t a, b;
+
+		cairn_content_extent(&cv, i, &e);
+		if (e.start >= end)
+			break;
+		if (e.end <= off || e.hole)
+			continue;
+		ch = cfs_chunk_get(r->fs, r->t, &e.id, false, &ret);
+		if (!ch)
+			return ret ? ret : -EIO;
+		a = e.start > off ? e.start : off;
+		b = e.end < end ? e.end : end;
+		if ((uint64_t)ch->len == e.end - e.start)
+			memcpy(buf + (a - off), ch->data + (a - e.start), b - a);
+		else
+			ret = -EIO;
+		cfs_chunk_unref(r->fs->cache, ch);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rq r;
@@ -2219,9 +2310,11 @@ static void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	in = inode_of(r.fs, ino);
 	if (!in)
 		ret = -ESTALE;
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY && (fi->flags & O_TRUNC))
+		ret = copy_up_data(&r, in, true);
 	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		ret = copy_up_data(&r, in, (fi->flags & O_TRUNC) != 0);
-	else if (in->rw->ufd >= 0 && !in->rw->metacopy && in->type == CAIRN_NODE_REG)
+		ret = copy_up(&r, in); /* the data waits for a write that needs it */
+	if (!ret && in->rw->ufd >= 0 && in->type == CAIRN_NODE_REG)
 		ret = data_fd(in) < 0 ? -EIO : 0;
 	rq_end(&r);
 	if (ret) {
@@ -2252,12 +2345,71 @@ static int upper_data(struct cfs *fs, fuse_ino_t ino)
 	return fd;
 }
 
+/*
+ * A read of a metacopy file reaching past its image part: the image's
+ * bytes below lower_len, the file's own above. 1 when it replied, 0 when
+ * the image alone answers.
+ */
+static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct rq r;
+	struct cfs_inode *in;
+	uint8_t *buf = NULL;
+	uint64_t lower_len;
+	ssize_t got = 0;
+	int ret = rq_begin(req, &r), fd;
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return 1;
+	}
+	in = inode_of(r.fs, ino);
+	if (!in || !in->rw->metacopy || in->rw->ufd < 0) {
+		rq_end(&r);
+		return 0; /* copied up since: the caller looks again */
+	}
+	lower_len = in->rw->lower_len;
+	if ((uint64_t)off + size <= lower_len) {
+		rq_end(&r);
+		return 0;
+	}
+	fd = data_fd(in);
+	buf = malloc(size);
+	if (fd < 0 || !buf) {
+		ret = fd < 0 ? fd : -ENOMEM;
+	} else {
+		size_t below = (uint64_t)off < lower_len ? (size_t)(lower_len - (uint64_t)off) : 0;
+
+		if (below)
+			ret = read_lower(&r, &in->node, (uint64_t)off, below, buf);
+		if (!ret) {
+			got = pread(fd, buf + below, size - below, off + (off_t)below);
+			if (got < 0)
+				ret = -errno;
+			else
+				got += (ssize_t)below;
+		}
+	}
+	rq_end(&r);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, (const char *)buf, (size_t)got);
+	free(buf);
+	return 1;
+}
+
 static void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int fd = upper_data(cfs_of(req), ino);
 
+	if (fd == -1) {
+		if (read_split(req, ino, size, off))
+			return;
+		fd = upper_data(cfs_of(req), ino);
+	}
 	if (fd == -1) {
 		cfs_read_image(req, ino, size, off, fi);
 		return;
@@ -2281,8 +2433,40 @@ static void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	ssize_t n;
 
 	if (fd == -1) {
-		/* opened for writing, so copied up at open: cannot be */
-		fuse_reply_err(req, EBADF);
+		/*
+		 * A metacopy file: a write past its image part (an append) goes
+		 * into the file as it is; one below needs the image's data first.
+		 */
+		struct rq r;
+		struct cfs_inode *in;
+		int ret = rq_begin(req, &r);
+
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		in = inode_of(fs, ino);
+		if (!in)
+			ret = -ESTALE;
+		else if (in->rw->metacopy && (uint64_t)off >= in->rw->lower_len)
+			ret = copy_up(&r, in);
+		else
+			ret = copy_up_data(&r, in, false);
+		fd = ret ? ret : data_fd(in);
+		if (fd >= 0) {
+			/* under the lock: a truncation must not move lower_len meanwhile */
+			out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			out.buf[0].fd = fd;
+			out.buf[0].pos = off;
+			n = fuse_buf_copy(&out, in_buf, 0);
+		}
+		rq_end(&r);
+		if (fd < 0)
+			fuse_reply_err(req, -fd);
+		else if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_write(req, (size_t)n);
 		return;
 	}
 	if (fd < 0) {
@@ -2311,11 +2495,12 @@ static void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void rw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = upper_data(cfs_of(req), ino), ret = 0;
+	struct cfs_inode *in = inode_of(cfs_of(req), ino);
+	int fd = in ? in->rw->dfd : -1, ret = 0;
 
 	if (fd >= 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		ret = errno;
-	fuse_reply_err(req, fd < -1 ? -fd : ret);
+	fuse_reply_err(req, in ? ret : ESTALE);
 }
 
 static void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
@@ -2343,6 +2528,27 @@ static void rw_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int fd = upper_data(cfs_of(req), ino);
 	off_t res;
 
+	if (fd == -1) {
+		struct cfs_inode *in = inode_of(cfs_of(req), ino);
+		struct stat st;
+
+		/* a file with its own bytes past the image part: its own data first */
+		if (in && in->rw->metacopy && in->rw->dfd >= 0 && fstat(in->rw->dfd, &st) == 0 &&
+		    (uint64_t)st.st_size != in->rw->lower_len) {
+			struct rq r;
+			int ret = rq_begin(req, &r);
+
+			if (!ret) {
+				ret = copy_up_data(&r, in, false);
+				rq_end(&r);
+			}
+			if (ret) {
+				fuse_reply_err(req, -ret);
+				return;
+			}
+			fd = upper_data(cfs_of(req), ino);
+		}
+	}
 	if (fd == -1) {
 		cfs_lseek_image(req, ino, off, whence, fi);
 		return;

@@ -17,7 +17,10 @@
  *   origin    32 hex digits on a non-directory: the image node it was copied
  *             up from
  *   metacopy  "y" next to origin: only metadata was copied; the data is
- *             still the origin node's (a sparse file of the right size)
+ *             still the origin node's (a sparse file of the right size).
+ *             Or a decimal byte count N: the first N bytes are the origin's,
+ *             the rest the file's own (an append or a truncation needed no
+ *             copy of the data)
  * A container's own xattr trusted.cairn.NAME is stored as
  * trusted.cairn.x.NAME, so no xattr set through the mount can forge a marker.
  */

@@ -65,6 +65,7 @@ struct walk {
 /* cairn's markers on an upper object (upper.h), read off its xattrs. */
 struct upper_marks {
 	bool opaque, metacopy, has_origin, has_redirect;
+	uint64_t lower_len; /* with metacopy: bytes that are the origin's (UINT64_MAX: all) */
 	struct cairn_id origin, redirect;
 	struct cairn_buf names; /* unescaped xattr names */
 };
@@ -490,6 +491,24 @@ static bool marker_id(const struct cairn_xattr *x, struct cairn_id *id)
 	return cairn_id_parse_prefix(hex, id) == CAIRN_ID_HEX_LEN;
 }
 
+/* The metacopy marker: "y" (all of the origin) or how many bytes are the origin's. */
+static bool metacopy_len(const struct cairn_xattr *x, uint64_t *len)
+{
+	char v[24], *end;
+
+	if (x->value_len == 1 && *(const char *)x->value == 'y') {
+		*len = UINT64_MAX;
+		return true;
+	}
+	if (x->value_len == 0 || x->value_len >= sizeof(v))
+		return false;
+	memcpy(v, x->value, x->value_len);
+	v[x->value_len] = '\0';
+	errno = 0;
+	*len = strtoull(v, &end, 10);
+	return !errno && *end == '\0' && v[0] >= '0' && v[0] <= '9';
+}
+
 /*
  * An upper object's xattrs as the container set them: cairn's markers
  * taken out (into m), escaped names restored, sorted again.
@@ -524,7 +543,7 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 		if (!strcmp(x->name, CFS_XATTR_OPAQUE))
 			m->opaque = true;
 		else if (!strcmp(x->name, CFS_XATTR_METACOPY))
-			m->metacopy = true;
+			m->metacopy = metacopy_len(x, &m->lower_len);
 		else if (!strcmp(x->name, CFS_XATTR_ORIGIN))
 			m->has_origin = marker_id(x, &m->origin);
 		else if (!strcmp(x->name, CFS_XATTR_REDIRECT))
@@ -544,9 +563,13 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 	return 0;
 }
 
-/* A metacopy file's content is its origin's: taken over, no data read. */
-static int origin_content(struct walk *wk, const struct cairn_id *origin,
-			  struct cairn_node_build *n)
+/*
+ * A metacopy file's content: its origin's, taken over with no data read;
+ * or, when the container appended or cut it, the origin's first lower_len
+ * bytes followed by the file's own.
+ */
+static int origin_content(struct walk *wk, const struct upper_marks *m, int fd,
+			  const struct stat *st, struct cairn_node_build *n)
 {
 	struct cairn_txn *t;
 	struct cairn_node_view v;
@@ -554,13 +577,49 @@ static int origin_content(struct walk *wk, const struct cairn_id *origin,
 
 	if (ret)
 		return ret;
-	ret = cairn_node_get(t, origin, 0, &v);
+	ret = cairn_node_get(t, &m->origin, 0, &v);
 	if (!ret && v.type != CAIRN_NODE_REG)
 		ret = -EUCLEAN;
-	if (!ret) {
+	if (!ret && m->lower_len >= v.size && (uint64_t)st->st_size == v.size) {
 		n->size = v.size;
 		n->content_kind = v.content_kind;
 		n->content = v.content;
+	} else if (!ret) {
+		uint64_t size = (uint64_t)st->st_size, lower = m->lower_len < v.size ? m->lower_len
+										 : v.size;
+		struct cairn_content_view cv;
+		struct cairn_reader rd;
+
+		if (lower > size)
+			lower = size;
+		ret = cairn_file_content(t, &v, 0, &cv);
+		if (!ret)
+			ret = cairn_reader_init(&rd, t);
+		if (!ret) {
+			cairn_writer_file_begin(wk->w);
+			for (uint64_t pos = 0; !ret && pos < size;) {
+				size_t want = size - pos < READ_BUF ? (size_t)(size - pos) : READ_BUF;
+				ssize_t got;
+
+				if (pos < lower) {
+					if (want > lower - pos)
+						want = (size_t)(lower - pos);
+					got = cairn_reader_pread(&rd, &cv, wk->buf, want, pos);
+				} else {
+					got = pread(fd, wk->buf, want, (off_t)pos);
+					if (got < 0)
+						got = -errno;
+				}
+				if (got <= 0)
+					ret = got < 0 ? (int)got : -EIO;
+				else
+					ret = cairn_writer_file_data(wk->w, wk->buf, (size_t)got);
+				pos += got > 0 ? (uint64_t)got : 0;
+			}
+			if (!ret)
+				ret = cairn_writer_file_end(wk->w, n);
+			cairn_reader_release(&rd);
+		}
 	}
 	cairn_txn_abort(t);
 	if (ret)
@@ -685,7 +744,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 		if (ret)
 			goto out;
 		if (marks.metacopy)
-			ret = origin_content(wk, &marks.origin, &n);
+			ret = origin_content(wk, &marks, fd, &st, &n);
 		else
 			ret = read_file(wk, fd, &st, &n);
 		if (ret)
