@@ -328,6 +328,7 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 	case CAIRN_NODE_DIR: {
 		struct cairn_dir_disk d;
 		struct cairn_dirent e, prev;
+		uint32_t names = 0;
 
 		if (rest < sizeof(d))
 			return -EUCLEAN;
@@ -341,15 +342,22 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 		v->names = v->dirents + (size_t)v->nentries * sizeof(struct cairn_dirent_disk);
 		if (!strict)
 			return 0;
+		/* canonical: names packed in entry order, no spare bytes, reserved zero */
 		for (uint32_t i = 0; i < v->nentries; i++) {
+			struct cairn_dirent_disk dd;
+
+			memcpy(&dd, v->dirents + (size_t)i * sizeof(dd), sizeof(dd));
+			if (CAIRN_GET(dd.name_off) != names || dd.reserved)
+				return -EUCLEAN;
 			if (cairn_dir_entry(v, i, &e) || !valid_entry_name(e.name, e.name_len) ||
 			    !valid_type(e.type))
 				return -EUCLEAN;
 			if (i && name_cmp(prev.name, prev.name_len, e.name, e.name_len) >= 0)
 				return -EUCLEAN;
 			prev = e;
+			names += (uint32_t)e.name_len;
 		}
-		return 0;
+		return names == v->names_len ? 0 : -EUCLEAN;
 	}
 	default:
 		return rest == 0 ? 0 : -EUCLEAN;
