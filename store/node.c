@@ -426,7 +426,8 @@ int cairn_content_parse(const void *val, size_t len, unsigned flags,
 	memcpy(&h, val, sizeof(h));
 	v->count = CAIRN_GET(h.count);
 	v->size = CAIRN_GET(h.size);
-	if (h.version != CAIRN_FORMAT_VERSION || v->count == 0 ||
+	if (h.version != CAIRN_FORMAT_VERSION || h.reserved[0] || h.reserved[1] || h.reserved[2] ||
+	    v->count == 0 ||
 	    (uint64_t)v->count * sizeof(struct cairn_extent_disk) != len - sizeof(h))
 		return -EUCLEAN;
 	v->extents = (const uint8_t *)val + sizeof(h);

@@ -363,6 +363,13 @@ Test(content, round_trip_and_find)
 	/* truncations */
 	for (size_t len = 0; len < b.len; len++)
 		cr_assert_eq(cairn_content_parse(b.data, len, 0, &v), -EUCLEAN);
+	/* a reserved byte (found by fuzz/fuzz_values) */
+	CAIRN_SET(ext[0].end, 4096);
+	b.len = 0;
+	cr_assert_eq(cairn_content_encode(ext, 1, 4096, &b), 0);
+	cr_assert_eq(cairn_content_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), 0);
+	b.data[3] = 1;
+	cr_assert_eq(cairn_content_parse(b.data, b.len, 0, &v), -EUCLEAN);
 	cairn_buf_release(&b);
 }
 
@@ -386,6 +393,8 @@ Test(image, id_and_record)
 	cr_assert(cairn_id_eq(&img.root, &root));
 	for (size_t len = 0; len < rec.len; len++)
 		cr_assert_eq(cairn_image_parse(rec.data, len, &img), -EUCLEAN);
+	rec.data[2] = 1; /* a reserved byte: not what the encoder writes */
+	cr_assert_eq(cairn_image_parse(rec.data, rec.len, &img), -EUCLEAN);
 	cairn_buf_release(&rec);
 }
 
