@@ -8,7 +8,7 @@ set -eu
 BUILD_DEPS="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libxxhash-dev
 liblmdb-dev lmdb-utils libzstd-dev libcriterion-dev libarchive-dev libjson-c-dev"
 TEST_DEPS="python3 python3-lmdb libarchive-tools attr acl libcap2-bin
-busybox-static e2fsprogs util-linux"
+busybox-static e2fsprogs util-linux clang libclang-rt-dev"
 
 missing=""
 for pkg in $BUILD_DEPS $TEST_DEPS; do
