@@ -6,9 +6,11 @@
 set -eu
 
 BUILD_DEPS="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libxxhash-dev
-liblmdb-dev lmdb-utils libzstd-dev libcriterion-dev libarchive-dev libjson-c-dev"
+liblmdb-dev lmdb-utils libzstd-dev libcriterion-dev libarchive-dev libjson-c-dev
+nettle-dev"
 TEST_DEPS="python3 python3-lmdb libarchive-tools attr acl libcap2-bin
-busybox-static e2fsprogs util-linux clang libclang-rt-dev"
+busybox-static e2fsprogs util-linux umoci skopeo
+clang libclang-rt-dev"
 
 missing=""
 for pkg in $BUILD_DEPS $TEST_DEPS; do

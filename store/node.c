@@ -6,14 +6,32 @@
 #include "node.h"
 
 #include <sys/stat.h>
+#include <xxhash.h>
 
-static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+int cairn_name_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
 	int c = memcmp(a, b, al < bl ? al : bl);
 
 	if (c)
 		return c;
 	return al < bl ? -1 : al > bl;
+}
+
+int cairn_link_key(const char *path, size_t len, struct cairn_id *out)
+{
+	static const char prefix[] = "cairn-link";
+	XXH3_state_t *st = XXH3_createState();
+	XXH128_canonical_t c;
+
+	if (!st)
+		return -ENOMEM;
+	XXH3_128bits_reset(st);
+	XXH3_128bits_update(st, prefix, sizeof(prefix) - 1);
+	XXH3_128bits_update(st, path, len);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	XXH3_freeState(st);
+	memcpy(out->b, c.digest, CAIRN_ID_LEN);
+	return 0;
 }
 
 static bool valid_entry_name(const char *n, size_t len)
@@ -65,7 +83,7 @@ int cairn_node_encode(const struct cairn_node_build *n, struct cairn_buf *out)
 		if (x->name_len == 0 || x->name_len > CAIRN_XATTR_NAME_MAX ||
 		    memchr(x->name, '\0', x->name_len) || x->value_len > CAIRN_XATTR_VALUE_MAX)
 			return -EINVAL;
-		if (i && name_cmp(n->xattrs[i - 1].name, n->xattrs[i - 1].name_len, x->name,
+		if (i && cairn_name_cmp(n->xattrs[i - 1].name, n->xattrs[i - 1].name_len, x->name,
 				  x->name_len) >= 0)
 			return -EINVAL;
 		cairn_put16(tmp, (uint16_t)x->name_len);
@@ -108,7 +126,7 @@ int cairn_node_encode(const struct cairn_node_build *n, struct cairn_buf *out)
 
 			if (!valid_entry_name(e->name, e->name_len) || !valid_type(e->type))
 				return -EINVAL;
-			if (i && name_cmp(n->entries[i - 1].name, n->entries[i - 1].name_len,
+			if (i && cairn_name_cmp(n->entries[i - 1].name, n->entries[i - 1].name_len,
 					  e->name, e->name_len) >= 0)
 				return -EINVAL;
 			names += e->name_len;
@@ -172,7 +190,7 @@ int cairn_dir_lookup(const struct cairn_node_view *v, const char *name, size_t l
 		ret = cairn_dir_entry(v, mid, &e);
 		if (ret)
 			return ret;
-		c = name_cmp(name, len, e.name, e.name_len);
+		c = cairn_name_cmp(name, len, e.name, e.name_len);
 		if (c == 0) {
 			if (out)
 				*out = e;
@@ -240,7 +258,7 @@ static int xattrs_measure(struct cairn_node_view *v, const uint8_t *p, size_t le
 		if (strict && (x.name_len == 0 || x.name_len > CAIRN_XATTR_NAME_MAX ||
 			       memchr(x.name, '\0', x.name_len) ||
 			       x.value_len > CAIRN_XATTR_VALUE_MAX ||
-			       (i && name_cmp(prev.name, prev.name_len, x.name, x.name_len) >= 0)))
+			       (i && cairn_name_cmp(prev.name, prev.name_len, x.name, x.name_len) >= 0)))
 			return -EUCLEAN;
 		prev = x;
 	}
@@ -352,7 +370,7 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 			if (cairn_dir_entry(v, i, &e) || !valid_entry_name(e.name, e.name_len) ||
 			    !valid_type(e.type))
 				return -EUCLEAN;
-			if (i && name_cmp(prev.name, prev.name_len, e.name, e.name_len) >= 0)
+			if (i && cairn_name_cmp(prev.name, prev.name_len, e.name, e.name_len) >= 0)
 				return -EUCLEAN;
 			prev = e;
 			names += (uint32_t)e.name_len;
@@ -362,6 +380,47 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 	default:
 		return rest == 0 ? 0 : -EUCLEAN;
 	}
+}
+
+int cairn_node_view_build(const struct cairn_node_view *v, struct cairn_node_build *n,
+			  struct cairn_xattr **xattrs)
+{
+	struct cairn_xattr *xa = NULL;
+	size_t off = 0;
+
+	*xattrs = NULL;
+	memset(n, 0, sizeof(*n));
+	if (v->nxattr) {
+		xa = calloc(v->nxattr, sizeof(*xa));
+		if (!xa)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < v->nxattr; i++) {
+			if (cairn_xattr_next(v, &off, &xa[i])) {
+				free(xa);
+				return -EUCLEAN;
+			}
+		}
+	}
+	n->type = v->type;
+	n->flags = v->flags;
+	n->mode = v->mode;
+	n->uid = v->uid;
+	n->gid = v->gid;
+	n->mtime_sec = v->mtime_sec;
+	n->mtime_nsec = v->mtime_nsec;
+	n->nlink = v->nlink;
+	n->link_key = v->link_key;
+	n->xattrs = xa;
+	n->nxattr = v->nxattr;
+	n->size = v->size;
+	n->content_kind = v->content_kind;
+	n->content = v->content;
+	n->target = v->target;
+	n->target_len = v->target_len;
+	n->major = v->major;
+	n->minor = v->minor;
+	*xattrs = xa;
+	return 0;
 }
 
 uint32_t cairn_type_st_mode(uint8_t type)

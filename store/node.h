@@ -66,6 +66,16 @@ struct cairn_node_build {
 /* Appends the canonical encoding of n to out. -EINVAL if n breaks a rule. */
 int cairn_node_encode(const struct cairn_node_build *n, struct cairn_buf *out);
 
+/* The order of directory entries and xattrs: bytes, then length (memcmp order). */
+int cairn_name_cmp(const char *a, size_t al, const char *b, size_t bl);
+
+/*
+ * The key of a hard-link group whose first member (depth first, names in
+ * order) is at path ("a/b", relative, no leading slash): XXH3-128 of
+ * "cairn-link" || path. See format.h. Returns 0 or -ENOMEM.
+ */
+int cairn_link_key(const char *path, size_t len, struct cairn_id *out);
+
 /* A parsed node: header fields decoded, variable parts located. */
 struct cairn_node_view {
 	uint8_t type, flags;
@@ -98,6 +108,15 @@ enum cairn_parse_flags {
 };
 
 int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_node_view *v);
+
+/*
+ * Fills n with everything v holds except directory entries (n->entries is
+ * NULL), so a node can be re-encoded with a field changed. *xattrs is a
+ * malloc'ed array the caller frees (NULL when there are none); it and n
+ * point into v's value. Returns 0, -ENOMEM, or -EUCLEAN for damaged xattrs.
+ */
+int cairn_node_view_build(const struct cairn_node_view *v, struct cairn_node_build *n,
+			  struct cairn_xattr **xattrs);
 
 /* The i-th directory entry; -EUCLEAN if its name lies outside the blob. */
 int cairn_dir_entry(const struct cairn_node_view *v, uint32_t i, struct cairn_dirent *out);

@@ -189,6 +189,11 @@ const struct cairn_writer_stats *cairn_writer_stats(const struct cairn_writer *w
 	return &w->st;
 }
 
+struct cairn_store *cairn_writer_store(const struct cairn_writer *w)
+{
+	return w->s;
+}
+
 static int collision(const char *what, const struct cairn_id *id)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
@@ -859,15 +864,17 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 				 p->msg, &rec);
 	if (ret)
 		goto out;
-	memcpy(layer.root, p->layer_root.b, CAIRN_ID_LEN);
 
 	ret = cairn_txn_begin(w->s, true, &t);
 	if (ret)
 		goto out;
-	ret = cairn_put(t, CAIRN_DBI_LAYERS, p->layer_root.b, CAIRN_ID_LEN, &layer, sizeof(layer),
-			CAIRN_PUT_NOOVERWRITE, NULL, NULL);
-	if (ret && ret != -EEXIST)
-		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(layer.root, layers[i].b, CAIRN_ID_LEN);
+		ret = cairn_put(t, CAIRN_DBI_LAYERS, layers[i].b, CAIRN_ID_LEN, &layer,
+				sizeof(layer), CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+		if (ret && ret != -EEXIST)
+			goto out;
+	}
 	ret = cairn_put(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, rec.data, rec.len,
 			CAIRN_PUT_NOOVERWRITE, NULL, NULL);
 	if (ret && ret != -EEXIST)

@@ -49,6 +49,8 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 /* Frees the writer; records not yet flushed are dropped. */
 void cairn_writer_free(struct cairn_writer *w);
 const struct cairn_writer_stats *cairn_writer_stats(const struct cairn_writer *w);
+/* The store the writer writes to. */
+struct cairn_store *cairn_writer_store(const struct cairn_writer *w);
 
 /*
  * A regular file's content, streamed: begin, then data and holes in file
@@ -84,7 +86,10 @@ struct cairn_publish {
 /*
  * Flushes, syncs, and publishes the layer, the image and its tag in one
  * synced transaction. An image that exists already keeps its record; the
- * tag moves to it. Returns the image id.
+ * tag moves to it. Returns the image id. The image's layers are
+ * base_layers, then layer_root; a base layer without a record gets one
+ * (source: p->source), so an importer of several layers at once (OCI)
+ * passes all but the top one as base_layers.
  */
 int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 			 struct cairn_id *image);

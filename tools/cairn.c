@@ -15,16 +15,23 @@
 #include "cli.h"
 
 static const struct cli_command commands[] = {
-	{ "import", cmd_import, "SRC [--tag NAME] [-m MSG] [--level N] [--max-bytes N]",
-	  "import a directory or a tar stream as a new image",
+	{ "import", cmd_import,
+	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N]",
+	  "import a directory, a tar stream or an OCI layout as a new image",
 	  "SRC is a directory, a tar file (.tar, .tar.gz, .tar.zst: pax, GNU or ustar,\n"
-	  "read through libarchive), or '-' for a tar on stdin. Prints the image id.\n"
-	  "Tar input is untrusted: paths with '..' or a leading '/', entries written\n"
-	  "through a symlink planted earlier, hard links to missing entries, garbled or\n"
-	  "truncated streams are refused with one error, and nothing is published;\n"
-	  "dedup hits against its chunks are byte-compared. --max-bytes bounds the\n"
-	  "logical bytes a tar may unpack to (default 64G). Whiteouts (.wh.) need --on,\n"
-	  "which is not there yet.\n", true },
+	  "read through libarchive), '-' for a tar on stdin, or oci:DIR[:REF] for an OCI\n"
+	  "image layout (the manifest index.json names REF, or every manifest, each an\n"
+	  "image tagged by its name unless --tag). Prints each image id.\n"
+	  "--on IMAGE makes SRC a layer over IMAGE: OCI whiteouts apply ('.wh.NAME'\n"
+	  "deletes NAME below, '.wh..wh..opq' hides a directory's contents below), and\n"
+	  "the new image's layers are IMAGE's and this one. Without --on a whiteout is\n"
+	  "refused.\n"
+	  "Tar and OCI input is untrusted: paths with '..' or a leading '/', entries\n"
+	  "written through a symlink planted earlier, hard links to missing entries,\n"
+	  "garbled or truncated streams, blobs that do not match their digests are\n"
+	  "refused with one error, and nothing is published; dedup hits against its\n"
+	  "chunks are byte-compared. --max-bytes bounds the logical bytes a tar (each\n"
+	  "OCI layer) may unpack to (default 64G).\n", true },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",
@@ -45,7 +52,8 @@ static const struct cli_command commands[] = {
 	{ "stat", cmd_stat, "IMAGE:PATH [--json]", "show one entry's metadata" },
 	{ "du", cmd_du, "[IMAGE] [--json]", "logical and stored sizes, dedup figures",
 	  cmd_du_help },
-	{ "export", cmd_export, "IMAGE [-o FILE]", "write an image as a pax tar",
+	{ "export", cmd_export, "IMAGE [-o FILE | --oci DIR[:REF] [--uncompressed]]",
+	  "write an image as a pax tar or into an OCI layout",
 	  cmd_export_help, true },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },

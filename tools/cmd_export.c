@@ -25,6 +25,8 @@
 #include <sys/sysmacros.h>
 
 #include "cli.h"
+#include "export.h"
+#include "oci.h"
 #include "read.h"
 #include "walk.h"
 
@@ -51,7 +53,15 @@ const char cmd_export_help[] =
 	"and sockets, which tar cannot hold (each one skipped is named in a warning\n"
 	"on stderr).\n"
 	"\n"
-	"Extract with: bsdtar -xpf FILE --acls --xattrs --numeric-owner -C DIR\n";
+	"Extract with: bsdtar -xpf FILE --acls --xattrs --numeric-owner -C DIR\n"
+	"\n"
+	"--oci DIR[:REF] adds the image to the OCI image layout in DIR (made if\n"
+	"missing) as one layer holding this tar, with the root's attributes as a '.'\n"
+	"entry, gzip compressed (--uncompressed: plain), a config (rootfs.diff_ids,\n"
+	"this machine's architecture) and a manifest that index.json names REF\n"
+	"(default: IMAGE as typed). A manifest of that name is replaced, the others\n"
+	"kept. Blobs and index.json are renamed into place once complete and synced.\n"
+	"Read it with 'umoci unpack --image DIR:REF' or 'skopeo copy oci:DIR:REF ...'.\n";
 
 /*
  * Where the archive goes. Once the export has failed, the sink refuses
@@ -61,6 +71,8 @@ const char cmd_export_help[] =
  */
 struct sink {
 	int fd;
+	export_write_fn fn; /* instead of fd, when set */
+	void *ctx;
 	bool failed;
 };
 
@@ -428,6 +440,15 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 		archive_set_error(a, ECANCELED, "the export failed");
 		return -1;
 	}
+	if (k->fn) {
+		int ret = k->fn(k->ctx, buf, len);
+
+		if (ret) {
+			archive_set_error(a, -ret, "%s", cairn_errmsg());
+			return -1;
+		}
+		return (la_ssize_t)len;
+	}
 	while (done < len) {
 		ssize_t n = write(k->fd, (const char *)buf + done, len - done);
 
@@ -528,7 +549,8 @@ static void output_abort(struct output *o)
 
 /* --- the command -------------------------------------------------------- */
 
-static int export_tree(struct export *x, const struct cairn_id *root, int fd)
+/* root_entry: the root's own attributes as a "." entry first. */
+static int export_tree(struct export *x, const struct cairn_id *root, int fd, bool root_entry)
 {
 	struct cairn_node_view v;
 	struct cairn_id id;
@@ -557,6 +579,14 @@ static int export_tree(struct export *x, const struct cairn_id *root, int fd)
 	ret = cairn_reader_init(&x->r, x->t);
 	if (ret)
 		return ret;
+	if (root_entry) {
+		ret = cairn_buf_append(&x->path, ".", 2);
+		if (!ret)
+			ret = export_entry(x, &v);
+		if (ret)
+			return ret;
+		x->path.len = 0;
+	}
 	ret = cairn_buf_append(&x->path, "", 1);
 	if (ret)
 		return ret;
@@ -589,10 +619,25 @@ static void export_release(struct export *x, bool failed)
 	free(x->zeros);
 }
 
+int export_tar(struct cairn_txn *t, const struct cairn_id *root, export_write_fn fn, void *ctx)
+{
+	struct export x = { .t = t };
+	int ret;
+
+	cairn_objmap_init(&x.links);
+	x.sink.fn = fn;
+	x.sink.ctx = ctx;
+	ret = export_tree(&x, root, -1, true);
+	export_release(&x, ret != 0);
+	return ret;
+}
+
 int cmd_export(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "oci", required_argument, NULL, 'O' },
+		{ "uncompressed", no_argument, NULL, 'u' },
 		{ 0 },
 	};
 	struct output out = { .fd = -1 };
@@ -600,19 +645,50 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	struct cairn_store *s;
 	struct cairn_image img;
 	struct cairn_id image;
-	const char *path;
+	const char *path, *oci = NULL, *ref = NULL;
+	cleanup_free char *oci_dir = NULL;
+	bool have_o = false, plain = false;
 	int opt, ret;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		if (opt != 'o')
+		switch (opt) {
+		case 'o':
+			out.file = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			have_o = true;
+			break;
+		case 'O':
+			oci = optarg;
+			break;
+		case 'u':
+			plain = true;
+			break;
+		default:
 			return cli_usage("export", "unknown option '%s'", argv[optind - 1]);
-		out.file = strcmp(optarg, "-") == 0 ? NULL : optarg;
+		}
 	}
 	if (optind != argc - 1)
 		return cli_usage("export", "export takes one IMAGE");
 	if (out.file && !*out.file)
 		return cli_usage("export", "-o needs a file name");
+	if (oci && have_o)
+		return cli_usage("export", "-o writes a tar, --oci a layout: one or the other");
+	if (plain && !oci)
+		return cli_usage("export", "--uncompressed is for --oci");
+	if (oci) {
+		const char *colon = strchr(oci, ':');
+
+		oci_dir = strndup(oci, colon ? (size_t)(colon - oci) : strlen(oci));
+		if (!oci_dir)
+			return cli_fail(-ENOMEM, "cannot export '%s'", argv[optind]);
+		ref = colon ? colon + 1 : argv[optind];
+		if (!*oci_dir)
+			return cli_usage("export", "--oci takes DIR or DIR:REF");
+		if (!oci_ref_valid(ref))
+			return cli_usage("export", "'%s' is not an OCI reference name (letters and "
+						   "digits joined by one of -._:@+ or '/')%s", ref,
+					 colon ? "" : "; name it with --oci DIR:REF");
+	}
 	if (cli_open(cli, false, &s))
 		return 1;
 	cairn_objmap_init(&x.links);
@@ -626,10 +702,18 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		ret = cairn_err(-EINVAL, "export takes an image, not a path inside one");
 	if (!ret)
 		ret = cairn_image_get(x.t, &image, &img);
+	if (!ret && oci) {
+		ret = export_oci(x.t, &img, oci_dir, ref, plain);
+		if (ret)
+			ret = cli_fail(ret, "cannot export '%s' to '%s'", argv[optind], oci_dir);
+		cairn_txn_abort(x.t);
+		cairn_store_close(s);
+		return ret;
+	}
 	if (!ret)
 		ret = output_open(&out);
 	if (!ret)
-		ret = export_tree(&x, &img.root, out.fd);
+		ret = export_tree(&x, &img.root, out.fd, false);
 	export_release(&x, ret != 0);
 	if (!ret)
 		ret = output_commit(&out);

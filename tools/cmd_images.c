@@ -15,6 +15,8 @@ struct image_row {
 	uint64_t logical_size, nodes;
 	char **tags;
 	size_t ntags;
+	uint8_t *layers; /* nlayers x 16 bytes, bottom first */
+	uint32_t nlayers;
 };
 
 static int row_cmp(const void *a, const void *b)
@@ -32,6 +34,7 @@ static void rows_free(struct image_row *rows, size_t n)
 		for (size_t j = 0; j < rows[i].ntags; j++)
 			free(rows[i].tags[j]);
 		free(rows[i].tags);
+		free(rows[i].layers);
 	}
 	free(rows);
 }
@@ -69,6 +72,13 @@ static int load_rows(struct cairn_txn *t, struct image_row **out, size_t *count)
 		rows[n].created_ns = img.created_ns;
 		rows[n].logical_size = img.logical_size;
 		rows[n].nodes = img.nodes;
+		rows[n].layers = malloc((size_t)img.nlayers * CAIRN_ID_LEN);
+		if (!rows[n].layers) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(rows[n].layers, img.layers, (size_t)img.nlayers * CAIRN_ID_LEN);
+		rows[n].nlayers = img.nlayers;
 		n++;
 	}
 	if (ret != -ENOENT)
@@ -161,6 +171,19 @@ int cmd_images(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "logical_size",
 					       json_object_new_int64((int64_t)rows[i].logical_size));
 			json_object_object_add(o, "nodes", json_object_new_int64((int64_t)rows[i].nodes));
+			{
+				json_object *layers = json_object_new_array();
+
+				for (uint32_t j = 0; j < rows[i].nlayers; j++) {
+					struct cairn_id l;
+
+					memcpy(l.b, rows[i].layers + (size_t)j * CAIRN_ID_LEN,
+					       CAIRN_ID_LEN);
+					cairn_id_hex(&l, hex);
+					json_object_array_add(layers, json_object_new_string(hex));
+				}
+				json_object_object_add(o, "layers", layers);
+			}
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |

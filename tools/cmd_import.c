@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_import.c - cairn import: a source (a directory, or a tar archive in a
- * file or on stdin) becomes an image, published in one synced commit or not
- * at all.
+ * cmd_import.c - cairn import: a source (a directory, a tar archive in a
+ * file or on stdin, or an OCI image layout) becomes an image, published in
+ * one synced commit or not at all. With --on IMAGE the source is a layer:
+ * stacked over IMAGE's tree (whiteouts applied), the new image's layers are
+ * IMAGE's and this one.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +14,8 @@
 
 #include "gc.h"
 #include "import.h"
+#include "oci.h"
+#include "stack.h"
 
 /* "N", "NK", "NM", "NG" or "NT" (powers of 1024). */
 static int parse_max_bytes(const char *s, uint64_t *out)
@@ -39,6 +43,41 @@ static int parse_max_bytes(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* The base image of --on: its tree and layers (malloc'ed). */
+struct base {
+	struct cairn_id root;
+	struct cairn_id *layers;
+	uint32_t nlayers;
+};
+
+static int base_get(struct cairn_store *s, const char *spec, struct base *b)
+{
+	struct cairn_txn *t;
+	struct cairn_image img;
+	struct cairn_id id;
+	const char *path;
+	int ret = cairn_txn_begin(s, false, &t);
+
+	if (ret)
+		return ret;
+	ret = cli_resolve(t, spec, &id, &path);
+	if (!ret && *path)
+		ret = cairn_err(-EINVAL, "--on takes an image, not a path inside one");
+	if (!ret)
+		ret = cairn_image_get(t, &id, &img);
+	if (!ret) {
+		b->root = img.root;
+		b->nlayers = img.nlayers;
+		b->layers = malloc((size_t)img.nlayers * sizeof(*b->layers));
+		if (!b->layers)
+			ret = -ENOMEM;
+		else
+			memcpy(b->layers, img.layers, (size_t)img.nlayers * CAIRN_ID_LEN);
+	}
+	cairn_txn_abort(t);
+	return ret;
+}
+
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
 	int lock = -1;
@@ -47,9 +86,13 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		{ "message", required_argument, NULL, 'm' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "max-bytes", required_argument, NULL, 'b' },
+		{ "on", required_argument, NULL, 'o' },
 		{ 0 },
 	};
-	const char *tag = NULL, *msg = NULL, *src;
+	const char *tag = NULL, *msg = NULL, *src, *on = NULL;
+	struct base base = { 0 };
+	cleanup_free char *oci_dir = NULL;
+	const char *oci_ref = NULL;
 	struct cairn_store *s = NULL;
 	struct cairn_writer *w = NULL;
 	struct import_result res = { 0 };
@@ -58,7 +101,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct stat st;
 	int opt, ret, level = 0;
-	bool have_level = false, tar, have_max = false;
+	bool have_level = false, tar, have_max = false, oci;
 	uint64_t max_bytes = IMPORT_TAR_MAX_BYTES;
 
 	optind = 0;
@@ -85,6 +128,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 							   "M, G or T), not '%s'", optarg);
 			have_max = true;
 			break;
+		case 'o':
+			on = optarg;
+			break;
 		default:
 			return cli_usage("import", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -95,9 +141,22 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (tag && cairn_tag_check(tag))
 		return cli_usage("import", "'%s' is not a valid tag (letters, digits, '.', '_', "
 					   "'-'; at most 128)", tag);
-	if (strcmp(src, "-") == 0) {
-		tar = true;
-	} else {
+	oci = strncmp(src, "oci:", 4) == 0;
+	tar = !oci && strcmp(src, "-") == 0;
+	if (oci) {
+		const char *colon = strchr(src + 4, ':');
+
+		oci_dir = strndup(src + 4, colon ? (size_t)(colon - src - 4) : strlen(src + 4));
+		if (!oci_dir)
+			return cli_fail(-ENOMEM, "cannot import '%s'", src);
+		oci_ref = colon ? colon + 1 : NULL;
+		if (!*oci_dir || (oci_ref && !*oci_ref))
+			return cli_usage("import", "an OCI layout is oci:DIR or oci:DIR:REF, not '%s'",
+					 src);
+		if (on)
+			return cli_usage("import", "--on is for tar layers and directories: an OCI "
+						   "image brings its own base layers");
+	} else if (!tar) {
 		if (stat(src, &st) < 0)
 			return cli_fail(-errno, "cannot import '%s'", src);
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
@@ -105,7 +164,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 					src);
 		tar = !S_ISDIR(st.st_mode);
 	}
-	if (have_max && !tar)
+	if (have_max && !tar && !oci)
 		return cli_usage("import", "--max-bytes is for tar archives, not directories");
 
 	if (cli_open(cli, true, &s))
@@ -118,14 +177,30 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	}
 	if (have_level)
 		cairn_store_set_level(s, level);
-	/* tar input is untrusted: dedup hits on its chunks are byte-compared */
-	ret = cairn_writer_new(s, tar ? CAIRN_WRITER_UNTRUSTED : 0, &w);
+	if (on && (ret = base_get(s, on, &base)))
+		goto fail;
+	/* tar and OCI input is untrusted: dedup hits on its chunks are byte-compared */
+	ret = cairn_writer_new(s, tar || oci ? CAIRN_WRITER_UNTRUSTED : 0, &w);
 	if (ret)
 		goto fail;
-	if (tar)
-		ret = import_tar(w, src, max_bytes, cli->tty, &res);
-	else
+	if (oci) {
+		struct oci_import_opts oo = { .tag = tag, .msg = msg, .max_bytes = max_bytes,
+					      .show = cli->tty };
+
+		ret = import_oci(w, oci_dir, oci_ref, &oo);
+		if (ret)
+			goto fail;
+		goto done;
+	}
+	if (tar) {
+		struct import_tar_opts to = { .max_bytes = max_bytes, .show = cli->tty,
+					      .layer = on != NULL,
+					      .base = on ? &base.root : NULL };
+
+		ret = import_tar(w, src, &to, &res);
+	} else {
 		ret = import_dir(w, src, cairn_store_dir(s), cli->tty, &res);
+	}
 	if (ret)
 		goto fail;
 	pub.source = tar ? CAIRN_LAYER_TAR : CAIRN_LAYER_DIR;
@@ -133,6 +208,20 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	pub.root = res.root;
 	pub.logical_size = res.logical_size;
 	pub.nodes = res.entries;
+	if (on) {
+		struct cairn_stack_result sr;
+
+		ret = cairn_writer_flush(w);
+		if (!ret)
+			ret = cairn_stack(w, &base.root, &res.root, &sr);
+		if (ret)
+			goto fail;
+		pub.root = sr.root;
+		pub.logical_size = sr.logical_size;
+		pub.nodes = sr.nodes;
+		pub.base_layers = base.layers;
+		pub.nbase = base.nlayers;
+	}
 	pub.msg = msg;
 	pub.tag = tag;
 	ret = cairn_writer_publish(w, &pub, &image);
@@ -140,6 +229,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		goto fail;
 	cairn_id_hex(&image, hex);
 	printf("%s\n", hex);
+done:
 	if (cli->tty) {
 		const struct cairn_writer_stats *st2 = cairn_writer_stats(w);
 		char a[32], b[32];
@@ -151,11 +241,13 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			(unsigned long long)st2->chunks_dup, (unsigned long long)st2->nodes_new);
 	}
 	cairn_writer_free(w);
+	free(base.layers);
 	close(lock);
 	cairn_store_close(s);
 	return fflush(stdout) == 0 ? 0 : 1;
 fail:
 	cli_fail(ret, "cannot import '%s'", src);
+	free(base.layers);
 	cairn_writer_free(w);
 	if (lock >= 0)
 		close(lock);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cli.h"
 #include "writer.h"
@@ -27,17 +28,38 @@ int import_dir(struct cairn_writer *w, const char *src, const char *store_dir, b
 /* The default of --max-bytes: logical file bytes (holes included) one tar may hold. */
 #define IMPORT_TAR_MAX_BYTES (64ull << 30)
 
+struct import_tar_opts {
+	uint64_t max_bytes;          /* file bytes (holes included) the tar may unpack to */
+	bool show;                   /* progress on stderr */
+	bool layer;                  /* a layer: OCI whiteouts allowed (else refused) */
+	const struct cairn_id *base; /* the flattened tree the layer goes on, or NULL;
+				      * implied directories take their attributes from it */
+};
+
 /*
  * Imports a tar archive (ustar, GNU or pax; plain, gzip or zstd) from the
  * file src, or from stdin when src is "-", through w, which should have
- * been made with CAIRN_WRITER_UNTRUSTED. The archive is one layer without
- * whiteouts; an entry named .wh.* is refused. Bad input (absolute or '..'
- * paths, entries through symlinks, dangling hard links, truncated or
- * garbled streams, more than max_bytes of file data) fails the whole import
- * with a message naming the entry. show: progress on stderr. Returns 0 or
- * -errno with a message.
+ * been made with CAIRN_WRITER_UNTRUSTED. res->root is the layer's tree:
+ * with o->layer, '.wh.NAME' entries are WHITEOUT nodes and '.wh..wh..opq'
+ * flags its directory OPAQUE, for cairn_stack() to apply; without it they
+ * are refused. Bad input (absolute or '..' paths, entries through
+ * symlinks, dangling hard links, truncated or garbled streams, more than
+ * max_bytes of file data) fails the whole import with a message naming the
+ * entry. Returns 0 or -errno with a message.
  */
-int import_tar(struct cairn_writer *w, const char *src, uint64_t max_bytes, bool show,
+int import_tar(struct cairn_writer *w, const char *src, const struct import_tar_opts *o,
 	       struct import_result *res);
+
+/* A caller's stream of plain tar bytes (an OCI layer, decompressed). */
+struct tar_stream {
+	/* Points *buf at the next bytes; returns their count, 0 at the end, or
+	 * -errno with a message. */
+	ssize_t (*read)(void *ctx, const void **buf);
+	void *ctx;
+};
+
+/* import_tar() from a stream. */
+int import_tar_stream(struct cairn_writer *w, const struct tar_stream *in,
+		      const struct import_tar_opts *o, struct import_result *res);
 
 #endif

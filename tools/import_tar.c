@@ -21,6 +21,17 @@
  * Hard links must name an earlier entry. File bytes are bounded by a
  * limit (a compressed archive of zeros is small). Any bad entry fails the
  * whole import with one message naming it; nothing is published.
+ *
+ * A layer (an OCI layer, or a tar imported with --on) may hold OCI
+ * whiteouts: '.wh.NAME' becomes a WHITEOUT node NAME, '.wh..wh..opq' flags
+ * its directory OPAQUE (cairn_stack applies both). As the OCI spec says, a
+ * whiteout only deletes what lies below the layer, never an entry of the
+ * same layer, whatever their order: '.wh.NAME' beside a directory NAME of
+ * the same layer makes that directory opaque, beside any other entry it
+ * changes nothing. A directory the layer only implies (no entry of its
+ * own, as in layers that list just the files they change) keeps the
+ * attributes the base has at that path, as extracting the layer over the
+ * base would.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -32,6 +43,7 @@
 #include <xxhash.h>
 
 #include "import.h"
+#include "read.h"
 
 #define TAR_READ_BUF (128u * 1024)
 #define SHOW_MAX 160 /* bytes of a path shown in a message */
@@ -69,6 +81,7 @@ struct inode {
 	size_t target_len;
 	/* CHR, BLK */
 	uint32_t major, minor;
+	bool implied;          /* a directory without an entry of its own */
 	/* while building */
 	uint32_t seen;         /* members met so far in depth-first order */
 	struct cairn_id key;   /* hard-link group key, from the first member */
@@ -82,6 +95,8 @@ struct tnode {
 	struct inode *ino;
 	struct tnode **kids; /* directories */
 	uint32_t nkids, kids_cap;
+	bool whiteout;       /* '.wh.NAME' was in the layer: a directory here is opaque */
+	bool opaque;         /* '.wh..wh..opq' was in it */
 	uint16_t name_len;
 	char name[]; /* NUL-terminated */
 };
@@ -92,9 +107,13 @@ struct tindex {
 	size_t cap, count;
 };
 
-/* The input: a file or stdin, read through our callback so errors and magic bytes are ours. */
+/*
+ * The input: a file or stdin, or a caller's stream, read through our
+ * callback so errors and magic bytes are ours.
+ */
 struct source {
 	int fd;
+	const struct tar_stream *stream; /* or NULL */
 	uint8_t *buf;
 	uint8_t magic[8];
 	size_t magic_len;
@@ -107,6 +126,9 @@ struct tar_import {
 	struct source src;
 	struct tnode *root;
 	struct tindex index;
+	bool layer;           /* whiteouts allowed */
+	const struct cairn_id *base;
+	struct cairn_txn *txn; /* reads the base while building */
 	uint64_t max_bytes;
 	uint64_t data_bytes;  /* logical file bytes read so far (holes too) */
 	uint64_t entries;     /* archive entries read */
@@ -236,26 +258,35 @@ static void progress(struct tar_import *t, bool final)
 static la_ssize_t source_read(struct archive *a, void *ctx, const void **out)
 {
 	struct source *s = ctx;
+	const void *p = s->buf;
 	ssize_t n;
 
-	do
-		n = read(s->fd, s->buf, TAR_READ_BUF);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		archive_set_error(a, errno, "read error at offset %llu: %s",
-				  (unsigned long long)s->offset, strerror(errno));
-		return -1;
+	if (s->stream) {
+		n = s->stream->read(s->stream->ctx, &p);
+		if (n < 0) {
+			archive_set_error(a, (int)-n, "%s", cairn_errmsg());
+			return -1;
+		}
+	} else {
+		do
+			n = read(s->fd, s->buf, TAR_READ_BUF);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			archive_set_error(a, errno, "read error at offset %llu: %s",
+					  (unsigned long long)s->offset, strerror(errno));
+			return -1;
+		}
 	}
 	if (s->magic_len < sizeof(s->magic)) {
 		size_t k = sizeof(s->magic) - s->magic_len;
 
 		if (k > (size_t)n)
 			k = (size_t)n;
-		memcpy(s->magic + s->magic_len, s->buf, k);
+		memcpy(s->magic + s->magic_len, p, k);
 		s->magic_len += k;
 	}
 	s->offset += (uint64_t)n;
-	*out = s->buf;
+	*out = p;
 	return n;
 }
 
@@ -341,8 +372,10 @@ static struct inode *implied_dir(void)
 {
 	struct inode *ino = inode_new(CAIRN_NODE_DIR);
 
-	if (ino)
+	if (ino) {
 		ino->mode = 0755;
+		ino->implied = true;
+	}
 	return ino;
 }
 
@@ -504,10 +537,11 @@ static int walk_parents(struct tar_import *t, const struct comp *c, size_t n,
 	for (size_t i = 0; i + 1 < n; i++) {
 		struct tnode *k = tindex_find(&t->index, d, c[i].s, c[i].len);
 
-		if (!k) {
-			ret = tnode_add(t, d, c[i].s, c[i].len, &k);
-			if (ret)
+		if (!k || k->ino->type == CAIRN_NODE_WHITEOUT) {
+			/* under a whiteout of this layer: a new directory (opaque) */
+			if (!k && (ret = tnode_add(t, d, c[i].s, c[i].len, &k)))
 				return ret;
+			inode_unref(k->ino);
 			k->ino = implied_dir();
 			if (!k->ino)
 				return -ENOMEM;
@@ -558,6 +592,8 @@ static int link_target(struct tar_import *t, const char *target, struct tnode **
 					     "archive", shown);
 	if (d->ino->type == CAIRN_NODE_DIR)
 		return entry_err(t, -EPERM, "hard link target '%s' is a directory", shown);
+	if (d->ino->type == CAIRN_NODE_WHITEOUT)
+		return entry_err(t, -ENOENT, "hard link target '%s' is a whiteout", shown);
 	*out = d;
 	return 0;
 }
@@ -1060,6 +1096,52 @@ static bool is_whiteout(const struct comp *c)
 	return c->len >= 4 && !memcmp(c->s, ".wh.", 4);
 }
 
+/* '.wh.NAME' (the last of n components) or the opaque marker '.wh..wh..opq'. */
+static int import_whiteout(struct tar_import *t, struct archive_entry *e, const struct comp *c,
+			   size_t n)
+{
+	static const char opaque[] = ".wh..opq";
+	const char *name = c[n - 1].s + 4;
+	size_t len = c[n - 1].len - 4;
+	char shown[SHOW_MAX * 4 + 32], nm[CAIRN_NAME_MAX + 1];
+	struct tnode *dir, *k;
+	int ret;
+
+	if (archive_entry_hardlink(e))
+		return entry_err(t, -EINVAL, "a whiteout that is a hard link");
+	if (archive_entry_filetype(e) != AE_IFREG)
+		return entry_err(t, -EINVAL, "a whiteout that is not a regular file");
+	ret = walk_parents(t, c, n, &dir);
+	if (ret)
+		return ret;
+	if (len == sizeof(opaque) - 1 && !memcmp(name, opaque, len)) {
+		dir->opaque = true;
+		return 0;
+	}
+	memcpy(nm, name, len);
+	nm[len] = '\0';
+	show_path(shown, sizeof(shown), nm);
+	if (len >= 4 && !memcmp(name, ".wh.", 4))
+		return entry_err(t, -EINVAL, "'.wh..wh.%s' is a reserved whiteout name (only "
+					     "'.wh..wh..opq' has a meaning)", shown + 4);
+	if (len == 0)
+		return entry_err(t, -EINVAL, "a whiteout that names nothing ('.wh.')");
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return entry_err(t, -EINVAL, "a whiteout of '%s'", shown);
+	k = tindex_find(&t->index, dir, name, len);
+	if (!k) {
+		ret = tnode_add(t, dir, name, len, &k);
+		if (ret)
+			return ret;
+		k->ino = inode_new(CAIRN_NODE_WHITEOUT);
+		if (!k->ino)
+			return -ENOMEM;
+	}
+	/* an entry of this layer stays; a directory becomes opaque */
+	k->whiteout = true;
+	return 0;
+}
+
 static int import_entry(struct tar_import *t, struct archive_entry *e)
 {
 	cleanup_free struct comp *c = NULL;
@@ -1076,9 +1158,17 @@ static int import_entry(struct tar_import *t, struct archive_entry *e)
 	ret = split_path(t, t->entry, false, &c, &n);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < n; i++)
-		if (is_whiteout(&c[i]))
-			return entry_err(t, -ENOTSUP, "whiteouts need --on, not supported yet");
+	for (size_t i = 0; i < n; i++) {
+		if (!is_whiteout(&c[i]))
+			continue;
+		if (!t->layer)
+			return entry_err(t, -ENOTSUP, "an OCI whiteout: this tar is a layer, import "
+						      "it with --on IMAGE");
+		if (i + 1 < n)
+			return entry_err(t, -EINVAL, "a whiteout name ('.wh.') as a directory");
+	}
+	if (n && is_whiteout(&c[n - 1]))
+		return import_whiteout(t, e, c, n);
 
 	if (hardlink) {
 		if (n == 0)
@@ -1229,13 +1319,71 @@ static void fill_node(const struct inode *ino, struct cairn_node_build *n)
 	n->minor = ino->minor;
 }
 
-/* Pass 2: nodes bottom-up; a directory after all its entries. */
+/*
+ * An implied directory of a layer takes the attributes the base has at its
+ * path (t->path), when the base has a directory there.
+ */
+static int inherit(struct tar_import *t, struct inode *ino)
+{
+	struct cairn_node_view v;
+	struct cairn_xattr x;
+	struct cairn_id id;
+	size_t off = 0, bytes = 0, i = 0;
+	uint8_t *mem;
+	int ret;
+
+	if ((ret = cairn_buf_append(&t->path, "", 1)))
+		return ret;
+	t->path.len--;
+	ret = cairn_path_walk(t->txn, t->base, (const char *)t->path.data, &id, &v);
+	if (ret == -ENOENT || ret == -ENOTDIR) {
+		cairn_err_clear();
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (v.type != CAIRN_NODE_DIR)
+		return 0;
+	ino->mode = v.mode;
+	ino->uid = v.uid;
+	ino->gid = v.gid;
+	ino->mtime_sec = v.mtime_sec;
+	ino->mtime_nsec = v.mtime_nsec;
+	if (!v.nxattr)
+		return 0;
+	while ((ret = cairn_xattr_next(&v, &off, &x)) == 0)
+		bytes += x.name_len + x.value_len;
+	if (ret != -ENOENT)
+		return cairn_err(-EUCLEAN, "the base image has damaged xattrs (run 'cairn fsck')");
+	/* one allocation, as entry_xattrs() makes: the array, then the bytes */
+	mem = malloc(v.nxattr * sizeof(struct cairn_xattr) + bytes);
+	if (!mem)
+		return -ENOMEM;
+	ino->xattrs = (struct cairn_xattr *)mem;
+	mem += v.nxattr * sizeof(struct cairn_xattr);
+	for (off = 0; i < v.nxattr && cairn_xattr_next(&v, &off, &x) == 0; i++) {
+		memcpy(mem, x.name, x.name_len);
+		ino->xattrs[i].name = (const char *)mem;
+		ino->xattrs[i].name_len = x.name_len;
+		mem += x.name_len;
+		memcpy(mem, x.value, x.value_len);
+		ino->xattrs[i].value = mem;
+		ino->xattrs[i].value_len = x.value_len;
+		mem += x.value_len;
+	}
+	ino->nxattr = i;
+	return 0;
+}
+
+/* Pass 2: nodes bottom-up; a directory after all its entries. t->path is d's path. */
 static int build(struct tar_import *t, struct tnode *d, struct cairn_id *out)
 {
 	struct cairn_node_build n;
 	cleanup_free struct cairn_dirent *ents = NULL;
 	int ret;
 
+	if (t->base && d->ino->implied && !d->whiteout && (ret = inherit(t, d->ino)))
+		return ret;
 	ents = calloc(d->nkids ? d->nkids : 1, sizeof(*ents));
 	if (!ents)
 		return -ENOMEM;
@@ -1247,7 +1395,12 @@ static int build(struct tar_import *t, struct tnode *d, struct cairn_id *out)
 		ents[i].name_len = k->name_len;
 		ents[i].type = ino->type;
 		if (ino->type == CAIRN_NODE_DIR) {
-			ret = build(t, k, &ents[i].id);
+			size_t old;
+
+			ret = path_push(t, k, &old);
+			if (!ret)
+				ret = build(t, k, &ents[i].id);
+			t->path.len = old;
 			if (ret)
 				return ret;
 			continue;
@@ -1266,6 +1419,8 @@ static int build(struct tar_import *t, struct tnode *d, struct cairn_id *out)
 		ents[i].id = ino->id;
 	}
 	fill_node(d->ino, &n);
+	if (d->whiteout || d->opaque)
+		n.flags = CAIRN_NODE_OPAQUE;
 	n.entries = ents;
 	n.nentries = d->nkids;
 	return cairn_writer_put_node(t->w, &n, out);
@@ -1304,41 +1459,17 @@ static int open_source(const char *src, struct source *s)
 	return 0;
 }
 
-int import_tar(struct cairn_writer *w, const char *src, uint64_t max_bytes, bool show,
-	       struct import_result *res)
+/* Reads the archive t->src holds into a tree; t->a is set up. */
+static int import_archive(struct tar_import *t, struct import_result *res)
 {
-	struct tar_import t = { .w = w, .max_bytes = max_bytes, .progress = show };
 	struct archive_entry *e;
 	int r, ret;
 
-	t.src.fd = -1;
-	ret = open_source(src, &t.src);
-	if (ret)
-		return ret;
-	t.src.buf = malloc(TAR_READ_BUF);
-	t.root = calloc(1, sizeof(*t.root) + 1);
-	t.a = archive_read_new();
-	ret = -ENOMEM;
-	if (!t.src.buf || !t.root || !t.a || !(t.root->ino = implied_dir()))
-		goto out;
-	t.nodes = 1;
-	t.start_ns = cairn_now_ns();
-	/* tar in all its dialects (ustar, GNU, pax); plain, gzip or zstd: nothing else */
-	if (archive_read_support_format_tar(t.a) != ARCHIVE_OK ||
-	    archive_read_support_filter_gzip(t.a) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(t.a) != ARCHIVE_OK ||
-	    archive_read_support_filter_none(t.a) != ARCHIVE_OK) {
-		ret = cairn_err(-ENOTSUP, "libarchive lacks tar, gzip or zstd support: %s",
-				archive_error_string(t.a));
-		goto out;
-	}
-	if (archive_read_open(t.a, &t.src, NULL, source_read, NULL) != ARCHIVE_OK) {
-		ret = archive_fail(&t, "cannot open");
-		goto out;
-	}
+	if (archive_read_open(t->a, &t->src, NULL, source_read, NULL) != ARCHIVE_OK)
+		return archive_fail(t, "cannot open");
 	for (;;) {
-		t.entry = NULL;
-		r = archive_read_next_header(t.a, &e);
+		t->entry = NULL;
+		r = archive_read_next_header(t->a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r == ARCHIVE_WARN) {
@@ -1347,46 +1478,85 @@ int import_tar(struct cairn_writer *w, const char *src, uint64_t max_bytes, bool
 			 * text in the locale. libarchive keeps its bytes, and
 			 * names are bytes here.
 			 */
-			const char *m = archive_error_string(t.a);
+			const char *m = archive_error_string(t->a);
 
 			if (!m || !strstr(m, "can't be converted")) {
-				t.entry = archive_entry_pathname(e);
-				ret = t.entry ? archive_fail(&t, "damaged header") : header_fail(&t);
-				goto out;
+				t->entry = archive_entry_pathname(e);
+				return t->entry ? archive_fail(t, "damaged header") : header_fail(t);
 			}
 		} else if (r != ARCHIVE_OK) {
-			ret = header_fail(&t);
-			goto out;
+			return header_fail(t);
 		}
-		t.entries++;
-		ret = import_entry(&t, e);
+		t->entries++;
+		ret = import_entry(t, e);
 		if (ret)
-			goto out;
-		free(t.last);
-		t.last = strdup(t.entry);
-		if (!t.last) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		progress(&t, false);
+			return ret;
+		free(t->last);
+		t->last = strdup(t->entry);
+		if (!t->last)
+			return -ENOMEM;
+		progress(t, false);
 	}
-	if (t.entries == 0 && t.src.offset == 0) {
-		ret = cairn_err(-EINVAL, "empty input, not a tar archive");
-		goto out;
+	if (t->entries == 0 && t->src.offset == 0)
+		return cairn_err(-EINVAL, "empty input, not a tar archive");
+	if (t->base) {
+		ret = cairn_txn_begin(cairn_writer_store(t->w), false, &t->txn);
+		if (ret)
+			return ret;
 	}
-	ret = scan(&t, t.root);
+	ret = scan(t, t->root);
 	if (!ret)
-		ret = build(&t, t.root, &res->root);
+		ret = build(t, t->root, &res->root);
 	if (ret)
+		return ret;
+	progress(t, true);
+	res->entries = t->nodes;
+	res->logical_size = t->logical_size;
+	return 0;
+}
+
+/*
+ * Imports from src (a path or "-") or from stream; filters: which
+ * decompressions libarchive may apply.
+ */
+static int import_any(struct cairn_writer *w, const char *src, const struct tar_stream *stream,
+		      const struct import_tar_opts *o, struct import_result *res)
+{
+	struct tar_import t = { .w = w, .max_bytes = o->max_bytes, .progress = o->show,
+				.layer = o->layer, .base = o->base };
+	int ret;
+
+	t.src.fd = -1;
+	t.src.stream = stream;
+	if (!stream) {
+		ret = open_source(src, &t.src);
+		if (ret)
+			return ret;
+	}
+	t.src.buf = malloc(TAR_READ_BUF);
+	t.root = calloc(1, sizeof(*t.root) + 1);
+	t.a = archive_read_new();
+	ret = -ENOMEM;
+	if (!t.src.buf || !t.root || !t.a || !(t.root->ino = implied_dir()))
 		goto out;
-	progress(&t, true);
-	res->entries = t.nodes;
-	res->logical_size = t.logical_size;
+	t.nodes = 1;
+	t.start_ns = cairn_now_ns();
+	/* tar in all its dialects (ustar, GNU, pax); plain, gzip or zstd (a stream: plain) */
+	if (archive_read_support_format_tar(t.a) != ARCHIVE_OK ||
+	    (!stream && (archive_read_support_filter_gzip(t.a) != ARCHIVE_OK ||
+			 archive_read_support_filter_zstd(t.a) != ARCHIVE_OK)) ||
+	    archive_read_support_filter_none(t.a) != ARCHIVE_OK) {
+		ret = cairn_err(-ENOTSUP, "libarchive lacks tar, gzip or zstd support: %s",
+				archive_error_string(t.a));
+		goto out;
+	}
+	ret = import_archive(&t, res);
 out:
 	if (ret && t.progress)
 		fputc('\n', stderr);
 	if (t.a)
 		archive_read_free(t.a);
+	cairn_txn_abort(t.txn);
 	tree_free(t.root);
 	free(t.index.slots);
 	free(t.last);
@@ -1395,4 +1565,16 @@ out:
 	if (t.src.fd > STDIN_FILENO)
 		close(t.src.fd);
 	return ret;
+}
+
+int import_tar(struct cairn_writer *w, const char *src, const struct import_tar_opts *o,
+	       struct import_result *res)
+{
+	return import_any(w, src, NULL, o, res);
+}
+
+int import_tar_stream(struct cairn_writer *w, const struct tar_stream *in,
+		      const struct import_tar_opts *o, struct import_result *res)
+{
+	return import_any(w, NULL, in, o, res);
 }

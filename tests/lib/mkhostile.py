@@ -9,6 +9,10 @@ run (mtime 0, no user or group names).
 
 Also writes DIR/README listing the files and what each one holds, and
 DIR/ok-*.tar: odd but valid archives that must import.
+
+DIR/layer-*.tar hold OCI whiteouts, so they are refused without --on like
+any archive here. With --on IMAGE, layer-bad-* must still be refused (each
+one a whiteout that cannot mean anything) and layer-ok-* must import.
 """
 
 import gzip
@@ -192,6 +196,48 @@ def corpus():
     return c, ok
 
 
+def layer_corpus():
+    """Whiteout cases: (bad, ok) dicts of name -> (what, bytes)."""
+    bad, ok = {}, {}
+    bad["layer-bad-wh-dotdot.tar"] = ("a whiteout of '..' (dir/.wh...)",
+                                      pax_tar([d("dir"), f("dir/.wh...", b"")]))
+    bad["layer-bad-wh-dot.tar"] = ("a whiteout of '.' (dir/.wh..)",
+                                   pax_tar([d("dir"), f("dir/.wh..", b"")]))
+    bad["layer-bad-wh-empty.tar"] = ("a whiteout that names nothing (dir/.wh.)",
+                                     pax_tar([d("dir"), f("dir/.wh.", b"")]))
+    bad["layer-bad-wh-is-dir.tar"] = ("a whiteout that is a directory",
+                                      pax_tar([d("dir/.wh.gone")]))
+    bad["layer-bad-wh-in-path.tar"] = ("a whiteout name used as a directory (.wh.x/file)",
+                                       pax_tar([f(".wh.x/file")]))
+    bad["layer-bad-wh-symlink.tar"] = ("a whiteout that is a symlink",
+                                       pax_tar([sym(".wh.etc", "/etc")]))
+    bad["layer-bad-wh-hardlink.tar"] = ("a whiteout that is a hard link",
+                                        pax_tar([f("a"), hard(".wh.b", "a")]))
+    bad["layer-bad-wh-reserved.tar"] = ("a reserved whiteout name (.wh..wh.plnk)",
+                                        pax_tar([f(".wh..wh.plnk", b"")]))
+    bad["layer-bad-opaque-in-file.tar"] = ("an opaque marker inside a regular file",
+                                           pax_tar([f("file"), f("file/.wh..wh..opq", b"")]))
+    bad["layer-bad-link-to-whiteout.tar"] = ("a hard link to a path this layer whites out",
+                                             pax_tar([f(".wh.gone", b""), hard("b", "gone")]))
+    ok["layer-ok-wh-then-dir.tar"] = (
+        "a whiteout and a directory of the same name: the directory is opaque",
+        pax_tar([f(".wh.dir", b""), d("dir"), f("dir/new")]))
+    ok["layer-ok-dir-then-wh.tar"] = (
+        "a directory, then a whiteout of it: the same (a whiteout hides only layers below)",
+        pax_tar([d("dir"), f("dir/new"), f(".wh.dir", b"")]))
+    ok["layer-ok-file-then-wh.tar"] = ("a file, then a whiteout of it: the file stays",
+                                       pax_tar([f("keep", b"kept\n"), f(".wh.keep", b"")]))
+    ok["layer-ok-wh-then-deeper.tar"] = (
+        "a whiteout, then an entry below the same name: an opaque implied directory",
+        pax_tar([f(".wh.dir", b""), f("dir/sub/x")]))
+    ok["layer-ok-opaque.tar"] = ("an opaque marker with a new entry beside it",
+                                 pax_tar([d("dir"), f("dir/.wh..wh..opq", b""),
+                                          f("dir/only")]))
+    ok["layer-ok-wh-missing.tar"] = ("a whiteout of a name the base does not have",
+                                     pax_tar([f(".wh.never-there", b"")]))
+    return bad, ok
+
+
 def _dev(name, kind, major, minor):
     ti = info(name, kind, mode=0o600)
     ti.devmajor, ti.devminor = major, minor
@@ -215,6 +261,9 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     bad, ok = corpus()
+    lbad, lok = layer_corpus()
+    bad.update(lbad)
+    ok.update(lok)
     lines = []
     for name, (what, data) in sorted(bad.items()) + sorted(ok.items()):
         with open(os.path.join(out, name), "wb") as fh:
@@ -222,7 +271,8 @@ def main():
         lines.append("%-28s %s\n" % (name, what))
     with open(os.path.join(out, "README"), "w") as fh:
         fh.write("bad tar archives: each must fail to import with one clear error;\n"
-                 "ok-*: valid ones that must import\n\n")
+                 "ok-*: valid ones that must import; layer-*: whiteouts, refused\n"
+                 "without --on; with --on, layer-bad-* fail and layer-ok-* import\n\n")
         fh.writelines(lines)
 
 
