@@ -118,14 +118,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct import_result res = { 0 };
 	struct cairn_publish pub = { .source = CAIRN_LAYER_TAR, .tag = "fuzz" };
+	/* as `cairn import FILE.tar` (fuzz_oci covers layers, whiteouts and --on) */
+	const struct import_tar_opts opts = { .max_bytes = FUZZ_MAX_BYTES };
 	struct cairn_writer *w = NULL;
 	struct cairn_id image;
 	int ret;
 
 	set_input(data, size);
 	require(cairn_writer_new(store, CAIRN_WRITER_UNTRUSTED, &w) == 0, "no writer");
-	ret = import_tar(w, input_path, FUZZ_MAX_BYTES, false, &res);
+	ret = import_tar(w, input_path, &opts, &res);
 	require(ret <= 0, "import_tar: a positive return");
+	if (ret < 0 && getenv("CAIRN_FUZZ_VERBOSE"))
+		fprintf(stderr, "%s refused the input: %s\n", "import_tar", cairn_errmsg());
 	if (ret < 0) {
 		cairn_writer_free(w);
 		require(count(CAIRN_DBI_NODES) == 0 && count(CAIRN_DBI_CHUNKS) == 0,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """mkseeds.py CAIRN DIR - (re)write the checked-in seed corpora of the fuzz
-harnesses into DIR (fuzz/corpus): DIR/values, DIR/store and DIR/tar.
+harnesses into DIR (fuzz/corpus): DIR/values, DIR/store, DIR/tar, DIR/oci.
 
 Builds two small trees that hold every kind of node (directories with
 xattrs and an ACL, a hard-link pair, a symlink, a fifo, a device, an empty
@@ -9,19 +9,26 @@ imports them with CAIRN into a fresh store, moves a platform across them
 (upgrade, upgrade, rollback), then writes:
   values/  each value of the store, prefixed with its fuzz_values kind byte
   store/   whole stores as fuzz_store records (see fuzz/fuzz_store.c)
-  tar/     the first tree as tar streams: pax with xattrs and ACLs, GNU
+  tar/     the first tree as tar streams: pax with xattrs and ACLs (GNU tar
+           and bsdtar), GNU
            with a sparse file and a long name, ustar with a device and a
            fifo, the whole tree gzip and zstd compressed
+  oci/     OCI layouts in fuzz_oci's form (see fuzz/fuzz_oci.c): layers
+           with whiteouts and an opaque directory, plain, gzip and zstd,
+           two manifests sharing a layer, Docker media types
 Needs root (device nodes, trusted.* xattrs), python3-lmdb and GNU tar.
 The hostile tars come from tests/lib/mkhostile.py at run time instead.
 """
 
+import gzip
 import hashlib
+import io
 import os
 import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 import lmdb
@@ -136,6 +143,11 @@ def tars(src, out, tmp):
         subprocess.run(["tar", "-cf", p, *opts, "--sort=name", "--mtime=@1000000000", "-b1",
                         "-C", src, *paths], check=True)
         made.append(p)
+    # GNU tar names ACL users by name only, which cairn refuses; bsdtar adds the id
+    p = os.path.join(tmp, "bsd.tar")
+    subprocess.run(["bsdtar", "-cf", p, "--format=pax", "-b", "1", "--acls", "--xattrs",
+                    "-C", src, "./etc", "./home"], check=True)
+    made.append(p)
     p = os.path.join(tmp, "all.tar")
     made.remove(p)
     subprocess.run(["gzip", "-9nk", p], check=True)
@@ -146,6 +158,70 @@ def tars(src, out, tmp):
     for p in made:
         with open(p, "rb") as f:
             save(out, f.read())
+
+def layer(members):
+    """A small tar (512-byte records) of (name, bytes or None for a directory)."""
+    tarfile.RECORDSIZE = 512
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1000000000
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def oci_seeds(out):
+    oci = "application/vnd.oci.image."
+    docker = "application/vnd.docker."
+
+    def manifest(mt, cfg_mt, cfg, layers):
+        ls = ",".join('{"mediaType":"%s","digest":"@D%d","size":@S%d}' % (t, k, k)
+                      for t, k in layers)
+        return ('{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s",'
+                '"digest":"@D%d","size":@S%d},"layers":[%s]}' % (mt, cfg_mt, cfg, cfg, ls))
+
+    def config(ks):
+        return ('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers",'
+                '"diff_ids":[%s]}}' % ",".join('"@U%d"' % k for k in ks))
+
+    def index(entries):
+        return ('{"schemaVersion":2,"manifests":[%s]}' % ",".join(
+            '{"mediaType":"%s","digest":"@D%d","size":@S%d%s}' % (
+                mt, k, k, ',"annotations":{"org.opencontainers.image.ref.name":"%s"}' % ref
+                if ref else "") for mt, k, ref in entries))
+
+    base = layer([("etc", None), ("etc/a", b"a\n"), ("etc/b", b"b\n"), ("opt", None),
+                  ("opt/x", b"x\n")])
+    top = gzip.compress(layer([("etc/.wh.a", b""), ("etc/c", b"c\n"),
+                               ("opt/.wh..wh..opq", b""), ("opt/y", b"y\n")]), mtime=0)
+    one = [index([(oci + "manifest.v1+json", 1, "v1")]),
+           manifest(oci + "manifest.v1+json", oci + "config.v1+json", 2,
+                    [(oci + "layer.v1.tar", 3), (oci + "layer.v1.tar+gzip", 4)]),
+           config([3, 4]), base, top]
+    docs = [one]
+    if shutil.which("zstd"):
+        z = subprocess.run(["zstd", "-q", "-c"], input=layer([("srv/z", b"z\n")]),
+                           stdout=subprocess.PIPE, check=True).stdout
+        docs.append([index([(oci + "manifest.v1+json", 1, "v1"),
+                            (oci + "manifest.v1+json", 2, None)]),
+                     manifest(oci + "manifest.v1+json", oci + "config.v1+json", 3,
+                              [(oci + "layer.v1.tar", 5)]),
+                     manifest(oci + "manifest.v1+json", oci + "config.v1+json", 4,
+                              [(oci + "layer.v1.tar", 5), (oci + "layer.v1.tar+zstd", 6)]),
+                     config([5]), config([5, 6]), base, z])
+    docs.append([index([(docker + "distribution.manifest.v2+json", 1, "d")]),
+                 manifest(docker + "distribution.manifest.v2+json",
+                          docker + "container.image.v1+json", 2,
+                          [(docker + "image.rootfs.diff.tar.gzip", 3)]),
+                 config([3]), top])
+    for parts in docs:
+        save(out, b"\n@@\n".join(p.encode() if isinstance(p, str) else p for p in parts))
 
 
 def main():
@@ -171,6 +247,7 @@ def main():
         dump_values(env, store, os.path.join(out, "values"))
         env.close()
         tars(t1, os.path.join(out, "tar"), tmp)
+        oci_seeds(os.path.join(out, "oci"))
     finally:
         shutil.rmtree(tmp)
 

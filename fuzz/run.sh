@@ -9,7 +9,7 @@
 # WORK     grown corpora (WORK/corpus/NAME), crash artifacts (WORK/artifacts)
 #          and logs (default: BUILD/fuzz-work; kept, so the next run goes on
 #          from what this one found)
-# HARNESS  values, store, tar (default: all three, one after another)
+# HARNESS  values, store, tar, oci (default: all four, one after another)
 #
 # Each harness starts from its checked-in seeds (fuzz/corpus/NAME; for tar
 # also the hostile archives of tests/lib/mkhostile.py) and its grown corpus.
@@ -32,11 +32,11 @@ while [ $# -gt 0 ]; do
 	-w) WORK=$2; shift 2 ;;
 	--) shift; EXTRA=("$@"); break ;;
 	-h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-	values|store|tar) HARNESSES+=("$1"); shift ;;
+	values|store|tar|oci) HARNESSES+=("$1"); shift ;;
 	*) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(values store tar)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(values store tar oci)
 BUILD=$(mkdir -p "$BUILD" && cd "$BUILD" && pwd)
 : "${WORK:=$BUILD/fuzz-work}"
 mkdir -p "$WORK/artifacts" "$WORK/logs"

@@ -3,10 +3,11 @@
 #
 # Builds them with clang into BUILD/fuzz-build, beside the cairn under test
 # (a later run rebuilds only what changed), and runs each for a few seconds
-# ($CAIRN_FUZZ_SECONDS, default 8) from its checked-in seeds: node and
-# value decoding, a damaged store read every way cairn reads one, and tar
-# import. A crash, a sanitizer report or a broken invariant fails the test,
-# and so does a harness that never got going. Long runs: fuzz/run.sh.
+# ($CAIRN_FUZZ_SECONDS, default 6) from its checked-in seeds: node and
+# value decoding, a damaged store read every way cairn reads one, tar
+# import, and OCI layouts. A crash, a sanitizer report or a broken
+# invariant fails the test, and so does a harness that never got going.
+# Long runs: fuzz/run.sh.
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 require_root
@@ -19,7 +20,7 @@ clang -fsanitize=fuzzer,address,undefined -o "$WORK/probe" "$WORK/probe.c" >"$WO
 	skip "clang cannot link a libFuzzer program (libclang-rt-dev; scripts/install-deps.sh)"
 
 BUILD_ROOT=$(cd "$(dirname "$CAIRN")/.." && pwd)
-SECS=${CAIRN_FUZZ_SECONDS:-8}
+SECS=${CAIRN_FUZZ_SECONDS:-6}
 
 say "build the harnesses, run each for $SECS s"
 out=$("$TESTLIB/../../fuzz/run.sh" -b "$BUILD_ROOT/fuzz-build" -w "$WORK/fuzz" -t "$SECS") || {
@@ -29,7 +30,7 @@ out=$("$TESTLIB/../../fuzz/run.sh" -b "$BUILD_ROOT/fuzz-build" -w "$WORK/fuzz" -
 printf '%s\n' "$out" | sed 's/^/   /'
 
 say "every harness ran and reached code"
-for h in values store tar; do
+for h in values store tar oci; do
 	line=$(grep "^$h:" <<<"$out") || {
 		soft_fail "harness $h did not report"
 		continue
