@@ -58,12 +58,16 @@ def tree(root, second):
     os.setxattr(conf, "trusted.t", b"")
     os.setxattr(os.path.join(root, "etc"), "user.dir", b"x")
     subprocess.run(["setfacl", "-m", "u:1000:r", conf], check=False)
+    subprocess.run(["setfacl", "-d", "-m", "g:100:rx", os.path.dirname(conf)], check=False)
     os.symlink("hostname", os.path.join(root, "etc/link"))
     write("empty", b"")
     write("usr/share/doc/lorem",
           b"Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 20)
-    # a hole block then a few bytes: a content list with a hole extent
-    write("var/sparse", b"\0" * 4096 + b"tail\n")
+    # a hole then a few bytes: a content list with a hole extent, a GNU sparse map
+    sparse = write("var/sparse", b"")
+    with open(sparse, "r+b") as f:
+        f.seek(8192)
+        f.write(b"tail\n")
     os.makedirs(os.path.join(root, "run"))
     os.mkfifo(os.path.join(root, "run/fifo"))
     os.makedirs(os.path.join(root, "dev"))
@@ -137,19 +141,19 @@ def tars(src, out, tmp):
     for name, opts, paths in [
             ("pax.tar", pax, ["./etc", "./home"]),
             ("gnu.tar", ["--format=gnu", "--sparse"], ["./var", "./" + "a" * 60]),
-            ("ustar.tar", ["--format=ustar"], ["./dev", "./run", "./empty"]),
-            ("all.tar", pax, ["."])]:
+            ("ustar.tar", ["--format=ustar"], ["./dev", "./run", "./empty"])]:
         p = os.path.join(tmp, name)
         subprocess.run(["tar", "-cf", p, *opts, "--sort=name", "--mtime=@1000000000", "-b1",
                         "-C", src, *paths], check=True)
         made.append(p)
-    # GNU tar names ACL users by name only, which cairn refuses; bsdtar adds the id
-    p = os.path.join(tmp, "bsd.tar")
-    subprocess.run(["bsdtar", "-cf", p, "--format=pax", "-b", "1", "--acls", "--xattrs",
-                    "-C", src, "./etc", "./home"], check=True)
-    made.append(p)
+    # GNU tar names ACL users and groups by name only, which cairn refuses; bsdtar
+    # adds the ids
+    for name, paths in [("bsd.tar", ["./etc", "./home"]), ("all.tar", ["."])]:
+        p = os.path.join(tmp, name)
+        subprocess.run(["bsdtar", "-cf", p, "--format=pax", "-b", "1", "--acls", "--xattrs",
+                        "-C", src, *paths], check=True)
+    made.append(os.path.join(tmp, "bsd.tar"))
     p = os.path.join(tmp, "all.tar")
-    made.remove(p)
     subprocess.run(["gzip", "-9nk", p], check=True)
     made.append(p + ".gz")
     if shutil.which("zstd"):
