@@ -226,7 +226,8 @@ _Static_assert(sizeof(struct cairn_node_reg) == 25, "regular file layout");
 
 struct cairn_dir_disk {
 	uint32_t count;
-	uint32_t names_len; /* bytes of the name blob after the entries */
+	uint32_t names_len; /* bytes of the name blob after the entries: the names in
+			       entry order, packed */
 } __attribute__((packed));
 
 /* Fixed-size so a directory is binary-searched in place in the map. */

@@ -83,7 +83,8 @@ static const char *quote(char *out, size_t cap, const char *s, size_t len)
 	return out;
 }
 
-static void vproblem(struct fsck *f, const char *kind, const char *name, size_t name_len,
+static void __attribute__((format(printf, 5, 0)))
+vproblem(struct fsck *f, const char *kind, const char *name, size_t name_len,
 		     const char *fmt, va_list ap)
 {
 	struct cairn_fsck_problem p = { .kind = kind, .name = name, .name_len = name_len };

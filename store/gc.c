@@ -333,7 +333,7 @@ static struct pack_live *pack_find(struct pack_live *p, size_t n, uint32_t pack)
 {
 	struct pack_live key = { .pack = pack };
 
-	return bsearch(&key, p, n, sizeof(*p), pack_cmp);
+	return n ? bsearch(&key, p, n, sizeof(*p), pack_cmp) : NULL; /* p is NULL when n is 0 */
 }
 
 /* Copies the live chunks of one pack into a new pack and re-indexes them in one txn. */
@@ -485,7 +485,8 @@ static int repack(struct cairn_store *s, double below, struct cairn_gc_stats *st
 	cairn_cursor_close(c);
 	c = NULL;
 	if (ret == -ENOENT) {
-		qsort(p, n, sizeof(*p), pack_cmp);
+		if (n)
+			qsort(p, n, sizeof(*p), pack_cmp);
 		ret = cairn_cursor_open(t, CAIRN_DBI_CHUNKS, &c);
 		for (ret = ret ? ret : cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl);
 		     ret == 0; ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {

@@ -66,7 +66,8 @@ int cairn_image_parse(const void *val, size_t len, struct cairn_image *img)
 	memcpy(&h, val, sizeof(h));
 	img->nlayers = CAIRN_GET(h.nlayers);
 	img->msg_len = CAIRN_GET(h.msg_len);
-	if (h.version != CAIRN_FORMAT_VERSION || img->nlayers == 0 ||
+	if (h.version != CAIRN_FORMAT_VERSION || h.reserved[0] || h.reserved[1] || h.reserved[2] ||
+	    img->nlayers == 0 ||
 	    (uint64_t)img->nlayers * CAIRN_ID_LEN + img->msg_len != len - sizeof(h))
 		return -EUCLEAN;
 	memcpy(img->root.b, h.root, CAIRN_ID_LEN);

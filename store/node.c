@@ -346,6 +346,7 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 	case CAIRN_NODE_DIR: {
 		struct cairn_dir_disk d;
 		struct cairn_dirent e, prev;
+		uint32_t names = 0;
 
 		if (rest < sizeof(d))
 			return -EUCLEAN;
@@ -359,15 +360,22 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 		v->names = v->dirents + (size_t)v->nentries * sizeof(struct cairn_dirent_disk);
 		if (!strict)
 			return 0;
+		/* canonical: names packed in entry order, no spare bytes, reserved zero */
 		for (uint32_t i = 0; i < v->nentries; i++) {
+			struct cairn_dirent_disk dd;
+
+			memcpy(&dd, v->dirents + (size_t)i * sizeof(dd), sizeof(dd));
+			if (CAIRN_GET(dd.name_off) != names || dd.reserved)
+				return -EUCLEAN;
 			if (cairn_dir_entry(v, i, &e) || !valid_entry_name(e.name, e.name_len) ||
 			    !valid_type(e.type))
 				return -EUCLEAN;
 			if (i && cairn_name_cmp(prev.name, prev.name_len, e.name, e.name_len) >= 0)
 				return -EUCLEAN;
 			prev = e;
+			names += (uint32_t)e.name_len;
 		}
-		return 0;
+		return names == v->names_len ? 0 : -EUCLEAN;
 	}
 	default:
 		return rest == 0 ? 0 : -EUCLEAN;
@@ -477,7 +485,8 @@ int cairn_content_parse(const void *val, size_t len, unsigned flags,
 	memcpy(&h, val, sizeof(h));
 	v->count = CAIRN_GET(h.count);
 	v->size = CAIRN_GET(h.size);
-	if (h.version != CAIRN_FORMAT_VERSION || v->count == 0 ||
+	if (h.version != CAIRN_FORMAT_VERSION || h.reserved[0] || h.reserved[1] || h.reserved[2] ||
+	    v->count == 0 ||
 	    (uint64_t)v->count * sizeof(struct cairn_extent_disk) != len - sizeof(h))
 		return -EUCLEAN;
 	v->extents = (const uint8_t *)val + sizeof(h);

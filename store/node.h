@@ -8,7 +8,8 @@
  * tree has exactly one encoding. cairn_node_parse() checks every length
  * against the value's size, so a garbled value is -EUCLEAN, never a read
  * out of bounds; with CAIRN_PARSE_STRICT it also checks the canonical rules
- * (sorted, unique, valid names), which costs a pass over the value.
+ * (sorted, unique, valid names, names packed in entry order, reserved bytes
+ * zero: exactly what the encoder writes), which costs a pass over the value.
  *
  * A view points into the value it was parsed from: valid as long as that
  * value is (for a value read from LMDB, until its transaction ends).

@@ -41,7 +41,7 @@ struct cairn_store {
 	pthread_mutex_t pack_lock; /* protects the fields below */
 	int *pack_fds;             /* by pack id; -1 until opened */
 	struct pack_map *maps;     /* by pack id; addr NULL until mapped */
-	uint32_t npack_fds;
+	size_t npack_fds;
 	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
 };
 
@@ -328,7 +328,7 @@ void cairn_store_close(struct cairn_store *s)
 	if (!s)
 		return;
 	mdb_env_close(s->env);
-	for (uint32_t i = 0; i < s->npack_fds; i++) {
+	for (size_t i = 0; i < s->npack_fds; i++) {
 		if (s->pack_fds[i] >= 0)
 			close(s->pack_fds[i]);
 		if (s->maps[i].addr)
@@ -361,29 +361,34 @@ static int pack_fd_locked(struct cairn_store *s, uint32_t pack)
 
 	if (pack < s->npack_fds && s->pack_fds[pack] >= 0)
 		return s->pack_fds[pack];
-	if (pack >= s->npack_fds) {
-		uint32_t n = pack + 16;
-		int *p = realloc(s->pack_fds, n * sizeof(*p));
-		struct pack_map *m;
-
-		if (!p)
-			return -ENOMEM;
-		s->pack_fds = p;
-		m = realloc(s->maps, n * sizeof(*m));
-		if (!m)
-			return -ENOMEM;
-		s->maps = m;
-		for (uint32_t i = s->npack_fds; i < n; i++) {
-			p[i] = -1;
-			memset(&m[i], 0, sizeof(m[i]));
-		}
-		s->npack_fds = n;
-	}
+	/*
+	 * Open first: the tables grow to the pack id, and a damaged index
+	 * record may name any id (one that has no file must not cost memory).
+	 */
 	cairn_store_pack_path(s, pack, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cairn_err(-errno, "cannot open pack '%s': %s", path,
 				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	if (pack >= s->npack_fds) {
+		size_t n = (size_t)pack + 16;
+		int *p = realloc(s->pack_fds, n * sizeof(*p));
+		struct pack_map *m;
+
+		if (p)
+			s->pack_fds = p;
+		m = p ? realloc(s->maps, n * sizeof(*m)) : NULL;
+		if (!m) {
+			close(fd);
+			return -ENOMEM;
+		}
+		s->maps = m;
+		for (size_t i = s->npack_fds; i < n; i++) {
+			p[i] = -1;
+			memset(&m[i], 0, sizeof(m[i]));
+		}
+		s->npack_fds = n;
+	}
 	s->pack_fds[pack] = fd;
 	return fd;
 }
@@ -407,7 +412,9 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 	int fd;
 
 	pthread_mutex_lock(&s->pack_lock);
-	if (pack < s->npack_fds && s->maps[pack].addr && off + len <= s->maps[pack].len) {
+	/* off comes from an index record, maybe a damaged one: no wrapping sums */
+	if (pack < s->npack_fds && s->maps[pack].addr && len <= s->maps[pack].len &&
+	    off <= s->maps[pack].len - len) {
 		addr = (uint8_t *)s->maps[pack].addr + off;
 		pthread_mutex_unlock(&s->pack_lock);
 		return addr;
@@ -421,7 +428,7 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 		*err = -errno;
 		goto fail;
 	}
-	if (off + len > (uint64_t)st.st_size) {
+	if (len > (uint64_t)st.st_size || off > (uint64_t)st.st_size - len) {
 		*err = cairn_err(-EIO, "pack %08x ends before the chunk", pack);
 		goto fail;
 	}

@@ -214,6 +214,39 @@ Test(node, encoder_refuses_non_canonical_input)
 	cairn_buf_release(&b);
 }
 
+/* Found by fuzz/fuzz_values: the strict parse took name blobs the encoder never writes. */
+Test(node, strict_parse_refuses_non_canonical_name_blobs)
+{
+	struct cairn_node_build n;
+	struct cairn_buf b = { 0 };
+	struct cairn_node_view v;
+	size_t dirents;
+	uint8_t *d;
+
+	make_dir(&n);
+	cr_assert_eq(cairn_node_encode(&n, &b), 0);
+	cr_assert_eq(cairn_node_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), 0);
+	dirents = (size_t)(v.dirents - b.data);
+	d = b.data + dirents;
+	/* entry 1 ("bin") reads its name from offset 0, over entry 0's: "abi", still sorted */
+	d[24 + 16] = 0;
+	cr_assert_eq(cairn_node_parse(b.data, b.len, 0, &v), 0);
+	cr_assert_eq(cairn_node_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), -EUCLEAN);
+	d[24 + 16] = 1;
+	/* a reserved byte set */
+	d[23] = 1;
+	cr_assert_eq(cairn_node_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), -EUCLEAN);
+	d[23] = 0;
+	cr_assert_eq(cairn_node_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), 0);
+	/* spare bytes after the names */
+	cr_assert_eq(cairn_buf_append(&b, "x", 1), 0);
+	d = b.data + dirents;
+	CAIRN_SET(((struct cairn_dir_disk *)(d - 8))->names_len, v.names_len + 1);
+	cr_assert_eq(cairn_node_parse(b.data, b.len, 0, &v), 0);
+	cr_assert_eq(cairn_node_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), -EUCLEAN);
+	cairn_buf_release(&b);
+}
+
 Test(node, truncated_values_are_rejected)
 {
 	struct cairn_node_build n;
@@ -330,6 +363,13 @@ Test(content, round_trip_and_find)
 	/* truncations */
 	for (size_t len = 0; len < b.len; len++)
 		cr_assert_eq(cairn_content_parse(b.data, len, 0, &v), -EUCLEAN);
+	/* a reserved byte (found by fuzz/fuzz_values) */
+	CAIRN_SET(ext[0].end, 4096);
+	b.len = 0;
+	cr_assert_eq(cairn_content_encode(ext, 1, 4096, &b), 0);
+	cr_assert_eq(cairn_content_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), 0);
+	b.data[3] = 1;
+	cr_assert_eq(cairn_content_parse(b.data, b.len, 0, &v), -EUCLEAN);
 	cairn_buf_release(&b);
 }
 
@@ -353,6 +393,8 @@ Test(image, id_and_record)
 	cr_assert(cairn_id_eq(&img.root, &root));
 	for (size_t len = 0; len < rec.len; len++)
 		cr_assert_eq(cairn_image_parse(rec.data, len, &img), -EUCLEAN);
+	rec.data[2] = 1; /* a reserved byte: not what the encoder writes */
+	cr_assert_eq(cairn_image_parse(rec.data, rec.len, &img), -EUCLEAN);
 	cairn_buf_release(&rec);
 }
 

@@ -311,3 +311,63 @@ Test(store, nothing_is_published_before_publish)
 	cr_assert(cairn_id_eq(&got, &img));
 	cairn_txn_abort(t);
 }
+
+/* Rewrites the index record of chunk id with the given pack and offset. */
+static void move_index(const struct cairn_id *id, uint32_t pack, uint64_t offset)
+{
+	struct cairn_chunk_disk rec;
+	struct cairn_txn *t;
+	const void *v;
+	size_t vl;
+
+	cr_assert_eq(cairn_txn_begin(store, true, &t), 0);
+	cr_assert_eq(cairn_get(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &v, &vl), 0);
+	cr_assert_eq(vl, sizeof(rec));
+	memcpy(&rec, v, sizeof(rec));
+	CAIRN_SET(rec.pack, pack);
+	CAIRN_SET(rec.offset, offset);
+	cr_assert_eq(cairn_put(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &rec, sizeof(rec), 0, NULL,
+			       NULL),
+		     0);
+	cr_assert_eq(cairn_txn_commit(t), 0);
+}
+
+/*
+ * Found by fuzz/fuzz_store: an index record's pack id sized the store's
+ * pack tables before the pack was known to exist (a damaged id asked for
+ * gigabytes), and offset + length could wrap past the end of a mapping.
+ */
+Test(store, damaged_index_records_read_as_eio)
+{
+	uint8_t real[5000], out[5000];
+	struct cairn_zctx z = { 0 };
+	struct cairn_txn *t;
+	struct cairn_id id;
+
+	fill(real, sizeof(real), 6);
+	cairn_hash(real, sizeof(real), &id);
+	forge_chunk(real, sizeof(real), real, sizeof(real), false);
+	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
+	cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), (long)sizeof(real), "%s",
+		     cairn_errmsg());
+	cairn_txn_abort(t);
+
+	move_index(&id, 0x7ffffff0, sizeof(struct cairn_pack_header));
+	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
+	cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), -EIO);
+	cr_assert(strstr(cairn_errmsg(), "cannot open pack"), "%s", cairn_errmsg());
+	cairn_txn_abort(t);
+
+	/* the pack is mapped already (first branch), then not (second) */
+	for (int mapped = 1; mapped >= 0; mapped--) {
+		move_index(&id, 0x7fff, UINT64_MAX - 8);
+		if (!mapped) {
+			cairn_store_close(store);
+			cr_assert_eq(cairn_store_open(dir, 0, NULL, &store), 0);
+		}
+		cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
+		cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), -EIO);
+		cairn_txn_abort(t);
+	}
+	cairn_zctx_release(&z);
+}
