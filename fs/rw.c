@@ -622,7 +622,15 @@ static void rw_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* ---- copy-up ---- */
 
 /* Copies the image node's xattrs onto the upper object at path. */
+static int copy_xattrs_fd(const struct cairn_node_view *v, int fd, const char *path);
+
 static int copy_xattrs(const struct cairn_node_view *v, const char *path)
+{
+	return copy_xattrs_fd(v, -1, path);
+}
+
+/* The node's xattrs onto the upper object: by fd when fd >= 0, else by path (not following). */
+static int copy_xattrs_fd(const struct cairn_node_view *v, int fd, const char *path)
 {
 	struct cairn_xattr x;
 	size_t off = 0;
@@ -637,8 +645,11 @@ static int copy_xattrs(const struct cairn_node_view *v, const char *path)
 		memcpy(name, x.name, x.name_len);
 		name[x.name_len] = '\0';
 		un = cfs_xattr_to_upper(name, buf, sizeof(buf));
-		if (!un || lsetxattr(path, un, x.value, x.value_len, 0) < 0)
-			return un ? -errno : -ENAMETOOLONG;
+		if (!un)
+			return -ENAMETOOLONG;
+		if ((fd >= 0 ? fsetxattr(fd, un, x.value, x.value_len, 0)
+			     : lsetxattr(path, un, x.value, x.value_len, 0)) < 0)
+			return -errno;
 	}
 	return ret == -ENOENT ? 0 : -EIO;
 }
@@ -738,6 +749,45 @@ static void keep_times(int dirfd, const struct stat *before)
 	utimensat(dirfd, "", ts, AT_EMPTY_PATH);
 }
 
+/*
+ * A regular file's metacopy made as an O_TMPFILE in its own upper
+ * directory and linked in once complete: nothing is visible before, and
+ * a crash leaves nothing behind. Its inode is allocated beside its
+ * directory's, not all in work/. Returns the open file (it serves as the
+ * upper object's fd), -EEXIST when the name is taken, -EOPNOTSUPP where
+ * the filesystem has no O_TMPFILE, or another -errno.
+ */
+static int copy_up_tmpfile(int dirfd, const char *name, const struct cairn_id *node,
+			   const struct cairn_node_view *v)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1];
+	struct timespec ts[2];
+	struct stat before;
+	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), ret = 0;
+
+	if (fd < 0)
+		return errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP : -errno;
+	cairn_id_hex(node, hex);
+	ts[0].tv_sec = ts[1].tv_sec = v->mtime_sec;
+	ts[0].tv_nsec = ts[1].tv_nsec = v->mtime_nsec;
+	if ((v->size && ftruncate(fd, (off_t)v->size) < 0) ||
+	    fsetxattr(fd, CFS_XATTR_ORIGIN, hex, CAIRN_ID_HEX_LEN, 0) < 0 ||
+	    fsetxattr(fd, CFS_XATTR_METACOPY, "y", 1, 0) < 0 ||
+	    fchown(fd, v->uid, v->gid) < 0) /* owner first: a chown clears set-id bits and caps */
+		ret = -errno;
+	if (!ret)
+		ret = copy_xattrs_fd(v, fd, NULL);
+	if (!ret && (fchmod(fd, cairn_node_st_mode(v) & 07777) < 0 || futimens(fd, ts) < 0 ||
+		     fstat(dirfd, &before) < 0 || linkat(fd, "", dirfd, name, AT_EMPTY_PATH) < 0))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	keep_times(dirfd, &before);
+	return fd;
+}
+
 static int copy_up_at(struct rq *r, int dirfd, const char *name, const struct cairn_id *node,
 		      const struct cairn_node_view *v)
 {
@@ -745,6 +795,15 @@ static int copy_up_at(struct rq *r, int dirfd, const char *name, const struct ca
 	char tmp[32];
 	int fd;
 
+	if (v->type == CAIRN_NODE_REG) {
+		fd = copy_up_tmpfile(dirfd, name, node, v);
+		if (fd == -EEXIST) {
+			fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			return fd < 0 ? -errno : fd;
+		}
+		if (fd != -EOPNOTSUPP)
+			return fd;
+	}
 	cfs_upper_tmpname(r->fs->upper, tmp);
 	fd = make_copy(r, node, v, tmp);
 	if (fd < 0)
