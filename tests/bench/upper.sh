@@ -284,7 +284,7 @@ for tool in "${tools[@]}"; do
 done
 
 TARGETS=()
-target() { # LABEL VALUE OP TARGET
+target() { # LABEL VALUE OP TARGET [CAIRN PEERS]: a line here, a row for tests/bench/run.sh
 	local verdict=n/a
 	if [[ $2 != n/a && -n $2 ]]; then
 		if awk -v a="$2" -v b="$4" -v op="$3" 'BEGIN { exit !((op == "<=" && a <= b) || (op == ">=" && a >= b)) }'; then
@@ -294,12 +294,18 @@ target() { # LABEL VALUE OP TARGET
 		fi
 	fi
 	TARGETS+=("$1: $2 (target $3 $4: $verdict)")
+	bench_result upper "$1" "${5:--}" "${6:--}" "$2" "$3 $4" "$verdict"
 }
-target "untar time, cairn / fuse-overlayfs" "$(bench_ratio "$(m_or_na cairn.untar)" "$(m_or_na fuse-overlayfs.untar)")" "<=" 1.2
-target "write 1G time, cairn / fuse-overlayfs" "$(bench_ratio "$(m_or_na cairn.write)" "$(m_or_na fuse-overlayfs.write)")" "<=" 1.2
-target "append (copy-up) time, cairn / overlayfs (kernel)" "$(bench_ratio "$(m_or_na cairn.append)" "$(m_or_na overlay.append)")" "<=" 1
-target "chown -R speed-up, fuse-overlayfs time / cairn time" "$(bench_ratio "$(m_or_na fuse-overlayfs.chown)" "$(m_or_na cairn.chown)")" ">=" 5
-target "chown -R time, cairn / overlayfs metacopy=on" "$(bench_ratio "$(m_or_na cairn.chown)" "$(m_or_na overlay-metacopy.chown)")" "<=" 1
+target "untar time, cairn / fuse-overlayfs" "$(bench_ratio "$(m_or_na cairn.untar)" "$(m_or_na fuse-overlayfs.untar)")" "<=" 1.2 \
+	"$(m_or_na cairn.untar) s" "fuse-overlayfs $(m_or_na fuse-overlayfs.untar) s"
+target "write 1G time, cairn / fuse-overlayfs" "$(bench_ratio "$(m_or_na cairn.write)" "$(m_or_na fuse-overlayfs.write)")" "<=" 1.2 \
+	"$(m_or_na cairn.write) s" "fuse-overlayfs $(m_or_na fuse-overlayfs.write) s"
+target "append (copy-up) time, cairn / overlayfs (kernel)" "$(bench_ratio "$(m_or_na cairn.append)" "$(m_or_na overlay.append)")" "<=" 1 \
+	"$(m_or_na cairn.append) s" "overlayfs $(m_or_na overlay.append) s"
+target "chown -R speed-up, fuse-overlayfs time / cairn time" "$(bench_ratio "$(m_or_na fuse-overlayfs.chown)" "$(m_or_na cairn.chown)")" ">=" 5 \
+	"$(m_or_na cairn.chown) s" "fuse-overlayfs $(m_or_na fuse-overlayfs.chown) s"
+target "chown -R time, cairn / overlayfs metacopy=on" "$(bench_ratio "$(m_or_na cairn.chown)" "$(m_or_na overlay-metacopy.chown)")" "<=" 1 \
+	"$(m_or_na cairn.chown) s" "overlayfs metacopy=on $(m_or_na overlay-metacopy.chown) s"
 # the peers among themselves, for context
 PEERS=()
 PEERS+=("untar time, overlayfs (kernel) / fuse-overlayfs: $(bench_ratio "$(m_or_na overlay.untar)" "$(m_or_na fuse-overlayfs.untar)")")
