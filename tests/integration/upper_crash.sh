@@ -94,7 +94,7 @@ mnt, src, log = sys.argv[1:4]
 bad = []
 def data(i, n):
     return random.Random(i).randbytes(n)
-files, current, appends = 0, {}, []
+files, current, appends, stop = 0, {}, [], 0
 for line in open(log):
     w = line.split()
     if w[0] == "file":
@@ -111,15 +111,17 @@ for line in open(log):
         current.setdefault(w[1], []).append((int(w[2]), int(w[3])))
     elif w[0] == "append":
         appends.append(" ".join(w[1:]))
+    elif w[0] == "writer" and len(w) > 3 and w[3].rstrip(":").isdigit():
+        stop = max(stop, int(w[3].rstrip(":")))
 # an atomically replaced file holds the last fsync'd version, or a later one
 for rel, versions in current.items():
     b = open(os.path.join(mnt, rel), "rb").read()
     last = versions[-1]
     if b != data(*last):
         # a later replace may have completed without its log line
-        # (the writer may have got up to its stop, whose iteration the log's last line names)
-        if not any(b == data(i, n) for i in range(last[0], last[0] + 100000) for n in (10, 50000)
-                   if len(b) == n):
+        # (any iteration up to where a writer stopped: its log line names it)
+        if not any(b == data(i, n) for i in range(last[0], max(stop, last[0]) + 1)
+                   for n in (10, 50000) if len(b) == n):
             bad.append("%s: neither the last fsync'd version (%d) nor a later one" % (rel, last[0]))
 text = open(os.path.join(mnt, "d/applog")).read().splitlines()
 if text[:1] != ["log start"]:
