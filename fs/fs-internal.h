@@ -204,6 +204,9 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void cfs_lseek_image(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi);
 void cfs_init(void *userdata, struct fuse_conn_info *conn);
+/* Forgets take only the switch lock: shared by both kinds of mount. */
+void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
 /* This thread's state with its transaction renewed; NULL (and *err) on failure. */
 struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err);
 void cfs_thread_end(struct cfs_thread *t);

@@ -246,7 +246,7 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	cfs_thread_end(t);
 }
 
-static void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct cfs *fs = cfs_of(req);
 
@@ -257,7 +257,7 @@ static void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
-static void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	struct cfs *fs = cfs_of(req);
 

@@ -578,27 +578,6 @@ static void rw_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, &r, in);
 }
 
-static void rw_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
-{
-	struct cfs *fs = cfs_of(req);
-
-	pthread_rwlock_rdlock(&fs->switch_lock);
-	cfs_inode_forget(fs, ino, nlookup);
-	pthread_rwlock_unlock(&fs->switch_lock);
-	fuse_reply_none(req);
-}
-
-static void rw_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
-{
-	struct cfs *fs = cfs_of(req);
-
-	pthread_rwlock_rdlock(&fs->switch_lock);
-	for (size_t i = 0; i < count; i++)
-		cfs_inode_forget(fs, forgets[i].ino, forgets[i].nlookup);
-	pthread_rwlock_unlock(&fs->switch_lock);
-	fuse_reply_none(req);
-}
-
 static void rw_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rq r;
@@ -1439,59 +1418,46 @@ static struct cfs_inode *make_entry(fuse_req_t req, struct rq *r, struct cfs_ino
 	return in;
 }
 
-static void rw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* mknod, mkdir and symlink: an entry made as the caller, answered with its inode. */
+static void make_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			   dev_t rdev, const char *target)
 {
 	struct rq r;
-	struct cfs_inode *p, *in;
+	struct cfs_inode *p, *in = NULL;
 	int ret = rq_begin(req, &r);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	if (S_ISCHR(mode) && rdev == 0) {
-		/* the upper's whiteout: a container cannot make one by hand */
-		rq_end(&r);
-		fuse_reply_err(req, EPERM);
-		return;
-	}
 	p = inode_of(r.fs, parent);
-	in = p ? make_entry(req, &r, p, name, mode, rdev, NULL, &ret) : NULL;
 	if (!p)
 		ret = -ESTALE;
+	else if (S_ISCHR(mode) && rdev == 0)
+		ret = -EPERM; /* the upper's whiteout: a container cannot make one by hand */
+	else
+		in = make_entry(req, &r, p, name, mode, rdev, target, &ret);
 	if (!in) {
 		rq_end(&r);
 		fuse_reply_err(req, -ret);
 		return;
 	}
 	reply_entry(req, &r, in);
+}
+
+static void rw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	make_and_reply(req, parent, name, mode, rdev, NULL);
 }
 
 static void rw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	rw_mknod(req, parent, name, S_IFDIR | (mode & 07777), 0);
+	make_and_reply(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
 }
 
 static void rw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct rq r;
-	struct cfs_inode *p, *in;
-	int ret = rq_begin(req, &r);
-
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	p = inode_of(r.fs, parent);
-	in = p ? make_entry(req, &r, p, name, S_IFLNK | 0777, 0, link, &ret) : NULL;
-	if (!p)
-		ret = -ESTALE;
-	if (!in) {
-		rq_end(&r);
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	reply_entry(req, &r, in);
+	make_and_reply(req, parent, name, S_IFLNK | 0777, 0, link);
 }
 
 static void rw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -2147,7 +2113,6 @@ static void rw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	ret = rq_begin(req, &r);
-
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -2262,7 +2227,6 @@ static void rw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return;
 	}
 	ret = rq_begin(req, &r);
-
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -2290,7 +2254,6 @@ static void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	ret = rq_begin(req, &r);
-
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -2920,8 +2883,8 @@ static void rw_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops cfs_rw_ops = {
 	.init = rw_init,
 	.lookup = rw_lookup,
-	.forget = rw_forget,
-	.forget_multi = rw_forget_multi,
+	.forget = cfs_forget,
+	.forget_multi = cfs_forget_multi,
 	.getattr = rw_getattr,
 	.setattr = rw_setattr,
 	.readlink = rw_readlink,

@@ -127,6 +127,14 @@ int cli_fail(int ret, const char *fmt, ...)
 	return 1;
 }
 
+int cli_check_tag(const char *cmd, const char *name)
+{
+	if (!name || cairn_tag_check(name) == 0)
+		return 0;
+	return cli_usage(cmd, "'%s' is not a valid tag (letters, digits, '.', '_', '-'; at most 128)",
+			 name);
+}
+
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	const struct cli_command *c = find_command(cmd);

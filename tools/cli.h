@@ -36,6 +36,9 @@ bool cli_has_archive(void);
 /* Runs the same command line in cairn-archive, beside this program. Returns only on failure. */
 int cli_exec_archive(struct cli *cli);
 
+/* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
+int cli_check_tag(const char *cmd, const char *name);
+
 /* Prints "cairn: " + formatted text + ": " + the library's message if any. */
 int cli_fail(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints a usage error and the command's usage line; returns 2. */

@@ -63,9 +63,8 @@ int cmd_commit(struct cli *cli, int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage("commit", "commit takes one upper directory");
 	dir = argv[optind];
-	if (tag && cairn_tag_check(tag))
-		return cli_usage("commit", "'%s' is not a valid tag (letters, digits, '.', '_', "
-					   "'-'; at most 128)", tag);
+	if (cli_check_tag("commit", tag))
+		return 2;
 	ret = cfs_upper_open_read(dir, true, &u);
 	if (ret)
 		return cli_fail(ret, "cannot commit '%s'", dir);

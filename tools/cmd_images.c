@@ -221,9 +221,8 @@ int cmd_tag(struct cli *cli, int argc, char **argv)
 
 	if (argc != 3)
 		return cli_usage("tag", "tag takes an image and a name");
-	if (cairn_tag_check(argv[2]))
-		return cli_usage("tag", "'%s' is not a valid tag (letters, digits, '.', '_', '-'; "
-					"at most 128)", argv[2]);
+	if (cli_check_tag("tag", argv[2]))
+		return 2;
 	if (cli_open(cli, true, &s))
 		return 1;
 	ret = cairn_txn_begin(s, true, &t);

@@ -138,9 +138,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage("import", "import takes one source");
 	src = argv[optind];
-	if (tag && cairn_tag_check(tag))
-		return cli_usage("import", "'%s' is not a valid tag (letters, digits, '.', '_', "
-					   "'-'; at most 128)", tag);
+	if (cli_check_tag("import", tag))
+		return 2;
 	oci = strncmp(src, "oci:", 4) == 0;
 	tar = !oci && strcmp(src, "-") == 0;
 	if (oci) {
