@@ -466,9 +466,7 @@ static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
 	long n;
 	int ret;
 
-	ret = cairn_get(t->txn, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
-	if (!ret && cairn_chunk_parse(val, vlen, &ref))
-		ret = -EUCLEAN;
+	ret = cairn_chunk_find(t->txn, id, &val, &vlen, &ref);
 	if (ret) {
 		char hex[CAIRN_ID_HEX_LEN + 1];
 

@@ -220,23 +220,22 @@ static int lower_at(struct rq *r, struct cfs_inode *p, const char *name, size_t 
 	return ret == -EUCLEAN ? -EIO : ret;
 }
 
-/* Reads cairn's markers of the upper object fd (an O_PATH fd). */
-struct marks {
-	bool none; /* no xattrs but markers */
-	bool opaque, metacopy, has_origin, has_redirect;
-	uint64_t lower_len; /* with metacopy: UINT64_MAX for "y" (all of the origin) */
-	struct cairn_id origin, redirect;
-};
-
-static int read_marks(int fd, struct marks *m)
+/*
+ * Reads cairn's markers of the upper object fd (an O_PATH fd); *none: it
+ * has no xattrs but markers.
+ */
+static int read_marks(int fd, struct cfs_marks *m, bool *none)
 {
+	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
+					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT };
 	char list[4096], path[32], val[64];
 	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
 
 	memset(m, 0, sizeof(*m));
+	*none = false;
 	if (n < 0) {
 		if (errno == ENOTSUP) {
-			m->none = true;
+			*none = true;
 			return 0;
 		}
 		if (errno != ERANGE)
@@ -249,36 +248,17 @@ static int read_marks(int fd, struct marks *m)
 			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
 			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
 				other = true;
-		m->none = !other;
+		*none = !other;
 	}
 	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
 		return 0;
-	if (getxattr(path, CFS_XATTR_OPAQUE, val, sizeof(val)) > 0)
-		m->opaque = true;
-	n = getxattr(path, CFS_XATTR_METACOPY, val, sizeof(val) - 1);
-	if (n > 0) {
-		char *end;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
 
-		val[n] = '\0';
-		m->metacopy = true;
-		m->lower_len = UINT64_MAX;
-		if (strcmp(val, "y") != 0) {
-			errno = 0;
-			m->lower_len = strtoull(val, &end, 10);
-			m->metacopy = !errno && *end == '\0' && val[0] >= '0' && val[0] <= '9';
-		}
+		if (vl >= 0)
+			cfs_marks_parse(m, names[i], val, (size_t)vl);
 	}
-	n = getxattr(path, CFS_XATTR_ORIGIN, val, sizeof(val) - 1);
-	if (n == CAIRN_ID_HEX_LEN) {
-		val[n] = '\0';
-		m->has_origin = cairn_id_parse_prefix(val, &m->origin) == CAIRN_ID_HEX_LEN;
-	}
-	n = getxattr(path, CFS_XATTR_REDIRECT, val, sizeof(val) - 1);
-	if (n == CAIRN_ID_HEX_LEN) {
-		val[n] = '\0';
-		m->has_redirect = cairn_id_parse_prefix(val, &m->redirect) == CAIRN_ID_HEX_LEN;
-	}
-	m->metacopy &= m->has_origin;
+	cfs_marks_finish(m);
 	return 0;
 }
 
@@ -343,9 +323,10 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 			return -errno;
 	}
 	if (e->ufd >= 0) {
-		struct marks m;
+		struct cfs_marks m;
+		bool none;
 
-		ret = fstat(e->ufd, &e->st) < 0 ? -errno : read_marks(e->ufd, &m);
+		ret = fstat(e->ufd, &e->st) < 0 ? -errno : read_marks(e->ufd, &m, &none);
 		if (ret) {
 			entry_release(e);
 			return ret;
@@ -356,7 +337,7 @@ static int resolve(struct rq *r, struct cfs_inode *p, const char *name, struct e
 			return -ENOENT;
 		}
 		e->type = st_type(e->st.st_mode);
-		e->no_xattrs = m.none;
+		e->no_xattrs = none;
 		if (e->type == CAIRN_NODE_DIR) {
 			e->opaque = m.opaque;
 			if (m.has_redirect) {
@@ -938,14 +919,15 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		name[d.name_len] = '\0';
 		in_upper = ufd >= 0 && fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 		if (d.type == CAIRN_NODE_DIR) {
-			struct marks m;
+			struct cfs_marks m;
+			bool none;
 			int cfd = -1;
 
 			if (in_upper) {
 				if (!S_ISDIR(st.st_mode))
 					continue;
 				cfd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-				if (cfd < 0 || read_marks(cfd, &m)) {
+				if (cfd < 0 || read_marks(cfd, &m, &none)) {
 					if (cfd >= 0)
 						close(cfd);
 					continue;
@@ -992,7 +974,8 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		}
 		for (struct dirent *de; !g->err && (de = readdir(dir));) {
 			struct cairn_dirent d;
-			struct marks m;
+			struct cfs_marks m;
+			bool none;
 			int cfd;
 
 			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
@@ -1006,7 +989,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 								O_CLOEXEC);
 			if (cfd < 0)
 				continue;
-			if (read_marks(cfd, &m)) {
+			if (read_marks(cfd, &m, &none)) {
 				close(cfd);
 				continue;
 			}

@@ -5,6 +5,7 @@
  * the error.
  */
 #include "chunk.h"
+#include "store-internal.h"
 
 #include <zstd.h>
 
@@ -205,6 +206,16 @@ long cairn_chunk_read_unverified(struct cairn_txn *t, struct cairn_zctx *z,
 				 size_t cap)
 {
 	return chunk_read(t, z, id, false, val, vlen, out, cap);
+}
+
+int cairn_chunk_find(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		     size_t *vlen, struct cairn_chunk_ref *ref)
+{
+	int ret = cairn_get(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, val, vlen);
+
+	if (ret)
+		return ret;
+	return cairn_chunk_parse(*val, *vlen, ref) ? -EUCLEAN : 0;
 }
 
 long cairn_chunk_get(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,

@@ -73,6 +73,14 @@ long cairn_chunk_read_unverified(struct cairn_txn *t, struct cairn_zctx *z,
 				 const struct cairn_id *id, const void *val, size_t vlen, void *out,
 				 size_t cap);
 
+/*
+ * A chunk's index record: *val, *vlen (for cairn_chunk_read(); valid until
+ * the transaction ends) and, parsed, *ref. -ENOENT when the chunk is not in
+ * the store, -EUCLEAN when its record is damaged (no message for either).
+ */
+int cairn_chunk_find(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		     size_t *vlen, struct cairn_chunk_ref *ref);
+
 /* Looks a chunk up and reads it. -ENOENT when it is not in the store. */
 long cairn_chunk_get(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
 		     void *out, size_t cap);

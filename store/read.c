@@ -3,6 +3,7 @@
  * read.c - path walks and file reads over the Merkle tree.
  */
 #include "read.h"
+#include "store-internal.h"
 
 static int damaged(int ret, const char *what, const struct cairn_id *id)
 {

@@ -63,23 +63,6 @@ static bool is_mountpoint(const char *path)
 	return found;
 }
 
-static int parse_bytes(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end || v < (1u << 20))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
-}
-
 /* mkdir -p: missing parents 0700 (uppers hold containers' files), the directory itself 0755. */
 static int mkdir_parents(const char *path)
 {
@@ -142,10 +125,15 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			o.fuse_opts = optarg;
 			break;
 		case 'c':
-			if (parse_bytes(optarg, &o.cache_bytes))
+		{
+			uint64_t v;
+
+			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
 				return cli_usage("mount", "--cache-size must be at least 1M, not '%s'",
 						 optarg);
+			o.cache_bytes = (size_t)v;
 			break;
+		}
 		case 'D':
 			o.dev = true;
 			break;
@@ -196,18 +184,15 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	o.store_dir = store;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
-		struct cairn_platform p;
-		const void *v;
-		size_t vl;
+		struct cairn_name name;
 
-		ret = cairn_image_resolve(t, o.source, &o.image);
+		ret = cairn_name_resolve(t, o.source, &name);
+		o.image = name.image;
 		if (!ret)
 			ret = cairn_image_get(t, &o.image, &img);
 		/* a platform's name (not a tag, not NAME@GEN): the mount follows it */
-		if (!ret && cairn_platform_get(t, o.source, &p) == 0 &&
-		    cairn_get(t, CAIRN_DBI_TAGS, o.source, strlen(o.source), &v, &vl) == -ENOENT)
+		if (!ret && name.kind == CAIRN_NAME_PLATFORM)
 			o.platform = o.source;
-		cairn_err_clear();
 		cairn_txn_abort(t);
 	}
 	cairn_store_close(s); /* the daemon opens its own, after the fork */
