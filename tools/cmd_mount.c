@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -627,6 +628,28 @@ static void holders(const char *dir, char *out, size_t len)
 	closedir(proc);
 }
 
+#define UMOUNT_WAIT_MS 60000
+
+/*
+ * Waits until process pid has exited, at most timeout_ms; true when it has
+ * (or is not there). A pidfd turns readable when the process exits, not
+ * when its parent reaps it: kill(pid, 0) would go on succeeding on the
+ * zombie for as long as a busy or slow init takes to reap it.
+ */
+static bool wait_exit(pid_t pid, int timeout_ms)
+{
+	cleanup_fd int fd = pidfd_open(pid, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	if (fd < 0)
+		return errno == ESRCH;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r != 0;
+}
+
 int cmd_umount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "lazy", no_argument, NULL, 'l' }, { 0 } };
@@ -680,8 +703,12 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 		}
 		return cli_fail(-err, "cannot unmount '%s'", argv[optind]);
 	}
-	/* the daemon sees the unmount and exits; wait for it, bounded */
-	for (int k = 0; pid > 0 && k < 100 && kill(pid, 0) == 0; k++)
-		usleep(50000);
+	/*
+	 * the daemon sees the unmount and exits; wait for it, bounded (after
+	 * --lazy it exits only once the last user of the mount is gone)
+	 */
+	if (pid > 0 && !lazy && !wait_exit(pid, UMOUNT_WAIT_MS))
+		fprintf(stderr, "cairn: warning: the daemon of '%s' (pid %d) has not exited after %d s\n",
+			argv[optind], pid, UMOUNT_WAIT_MS / 1000);
 	return 0;
 }
