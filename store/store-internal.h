@@ -6,7 +6,7 @@
  * store's schema: only store/ (and the white-box tests and fuzzers that
  * corrupt records on purpose) include this header. Everything else goes
  * through the verbs of the public headers (image.h names images, platform.h
- * moves platforms, chunk.h finds chunks, store.h reports table sizes), so
+ * moves platforms, source.h reads chunks, store.h reports table sizes), so
  * the schema has one owner and a change to it (a shared daemon, a remote
  * store, gc coordination) touches one place.
  *
@@ -18,7 +18,7 @@
 #define CAIRN_STORE_INTERNAL_H
 
 #ifndef CAIRN_STORE_INTERNAL
-#error "store-internal.h is private to store/: use the verbs of image.h, platform.h, chunk.h"
+#error "store-internal.h is private to store/: use the verbs of image.h, platform.h, source.h"
 #endif
 
 #include "store.h"

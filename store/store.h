@@ -10,7 +10,7 @@
  *
  * The tables themselves are private to store/ (store-internal.h): other
  * modules read and write them through the verbs of image.h, platform.h,
- * chunk.h and the figures below.
+ * source.h and the figures below.
  */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
