@@ -277,7 +277,8 @@ vm_start() {
 }
 
 # _vm_marker N: the line that ends the answer to command N (N=0: ready)
-_vm_has_marker() { grep -qE "^@@cairn-vm $1 [0-9]+\$" "$vm_dir/agent.log"; }
+# (after output that does not end in a newline, the marker ends that line)
+_vm_has_marker() { grep -qE "@@cairn-vm $1 [0-9]+\$" "$vm_dir/agent.log"; }
 
 vm_alive() { [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; }
 
@@ -309,9 +310,14 @@ vm_run() {
 		sleep 0.05
 	done
 	awk -v a="$((vm_seq - 1))" -v b="$vm_seq" '
-		$1 == "@@cairn-vm" && $2 == b { exit $3 }
+		function marker(n) { return match($0, "@@cairn-vm " n " [0-9]+$") }
+		on && marker(b) {
+			if (RSTART > 1) print substr($0, 1, RSTART - 1)
+			split(substr($0, RSTART), f, " ")
+			exit f[3]
+		}
 		on { print }
-		$1 == "@@cairn-vm" && $2 == a { on = 1 }' "$vm_dir/agent.log"
+		!on && marker(a) { on = 1 }' "$vm_dir/agent.log"
 }
 
 # vm_poweroff [SECS]: a clean shutdown (systemd's when it is PID 1), then
