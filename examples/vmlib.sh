@@ -30,6 +30,8 @@
 #   vm_wait_agent SECS    wait until the agent answers
 #   vm_run [-t SECS] CMD  run CMD (sh syntax) in the guest, print its output,
 #                         return its status (255: no answer in time)
+#   vm_probe_start A B, vm_probe_stop
+#                         the atomicity probe: a guest loop reading two files
 #   vm_poweroff [SECS]    shut the guest down cleanly, wait for qemu to exit
 #   vm_kill               stop qemu and virtiofsd (cleanup paths)
 #   vm_agent_script       the agent's text (for an image that starts it itself)
@@ -284,29 +286,27 @@ vm_alive() { [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; }
 
 # vm_wait_agent SECS: 0 once the agent said it is ready
 vm_wait_agent() {
-	local n=$(($1 * 10))
+	local end=$((SECONDS + $1))
 	until _vm_has_marker 0; do
 		vm_alive || { _vm_say "qemu exited before the guest was up (see $vm_dir/console.log)"; return 1; }
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || { _vm_say "no agent in the guest after $1 s"; return 1; }
+		[ "$SECONDS" -lt "$end" ] || { _vm_say "no agent in the guest after $1 s"; return 1; }
 		sleep 0.1
 	done
 	echo 0 >"$vm_dir/seq"
 }
 
 vm_run() {
-	local t=120 n
+	local t=120 end
 	if [ "$1" = -t ]; then t=$2; shift 2; fi
 	# the count lives in a file: vm_run is often called in a $(...) subshell
 	vm_seq=$(($(cat "$vm_dir/seq") + 1))
 	echo "$vm_seq" >"$vm_dir/seq"
 	# stdin /dev/null: a command never reads the commands that follow it
 	printf '{\n%s\n} </dev/null >&3 2>&3\necho "@@cairn-vm %s $?" >&3\n' "$*" "$vm_seq" >&"$vm_fd"
-	n=$((t * 20))
+	end=$((SECONDS + t))
 	until _vm_has_marker "$vm_seq"; do
 		vm_alive || { _vm_say "qemu exited while running: $*"; return 255; }
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || { _vm_say "no answer from the guest in $t s to: $*"; return 255; }
+		[ "$SECONDS" -lt "$end" ] || { _vm_say "no answer from the guest in $t s to: $*"; return 255; }
 		sleep 0.05
 	done
 	awk -v a="$((vm_seq - 1))" -v b="$vm_seq" '
@@ -320,20 +320,37 @@ vm_run() {
 		!on && marker(a) { on = 1 }' "$vm_dir/agent.log"
 }
 
+# vm_probe_start A B: a guest loop reads files A, B and A again, over and
+# over, until vm_probe_stop. A sample whose two reads of A differ straddled
+# a switch; one whose reads of A agree while B differs saw a mixed state
+# (a read that fails counts as a differing value). Switches must be spaced
+# further apart than one sample lasts (a few ms), so none spans two.
+vm_probe_start() {
+	vm_run "rm -f /dev/shm/probe.*; ( n=0 m=0 s=0; while [ ! -e /dev/shm/probe.stop ]; do
+	{ read a <$1; } 2>/dev/null || a=E; { read b <$2; } 2>/dev/null || b=E
+	{ read c <$1; } 2>/dev/null || c=E; n=\$((n+1))
+	if [ \"\$a\" != \"\$c\" ]; then s=\$((s+1)); elif [ \"\$a\" != \"\$b\" ]; then m=\$((m+1)); echo \"\$a \$b\" >>/dev/shm/probe.mixed; fi
+	done; echo \"\$n \$m \$s\" >/dev/shm/probe.out ) >/dev/null 2>&1 &"
+}
+
+# vm_probe_stop: prints 'SAMPLES MIXED STRADDLED'
+vm_probe_stop() {
+	vm_run 'touch /dev/shm/probe.stop; while [ ! -e /dev/shm/probe.out ]; do sleep 0.1; done; cat /dev/shm/probe.out'
+}
+
 # vm_poweroff [SECS]: a clean shutdown (systemd's when it is PID 1), then
 # wait for qemu to exit; 1 when it did not within SECS (default 120)
 vm_poweroff() {
-	local t=${1:-120} n
+	local t=${1:-120} end
 	vm_alive || return 1
 	if [ "${VM_INIT:-agent}" = agent ]; then
 		printf 'sync; poweroff -f\n' >&"$vm_fd"
 	else
 		printf 'systemctl poweroff\n' >&"$vm_fd"
 	fi
-	n=$((t * 10))
+	end=$((SECONDS + t))
 	while vm_alive; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || { _vm_say "the guest did not power off in $t s"; return 1; }
+		[ "$SECONDS" -lt "$end" ] || { _vm_say "the guest did not power off in $t s"; return 1; }
 		sleep 0.1
 	done
 	wait "$vm_pid" 2>/dev/null
