@@ -340,7 +340,7 @@ if [ "$rootfs_kind" = debian ]; then
 	else
 		check "a file capability is served (security.capability)" grep -q 'cap_net_raw=ep' <<<"$caps"
 	fi
-	check "a user xattr is served" [ "$(vm_run 'getfattr --only-values -n user.cairn.demo /usr/local/bin/cairn-cap')" = hello ]
+	check "a user xattr is served" [ "$(vm_run 'getfattr --absolute-names --only-values -n user.cairn.demo /usr/local/bin/cairn-cap')" = hello ]
 	step "su and passwd inside (setuid, enforced by the guest; the host mount is nosuid)"
 	in_vm "su -s /bin/sh cairn -c 'id -un; passwd -S cairn'" | tee "$work/su.out" || true
 	check "su to a user, and passwd -S run by that user (setuid root)" grep -q '^cairn P ' "$work/su.out"

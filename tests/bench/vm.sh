@@ -45,7 +45,7 @@ chmod 700 "$work"
 store=${BENCH_STORE:-$work/store}
 mnt=$work/mnt/root
 plain=$work/plain
-mkdir -p "$work/mnt"
+mkdir -p "$mnt"
 cairn() { "$CAIRN" --store "$store" "$@"; }
 
 cleanup() {
