@@ -59,7 +59,7 @@ _vm_say() { printf 'vm: %s\n' "$*" >&2; }
 vm_kernel() {
 	mkdir -p "$vm_cache"
 	chmod 700 "$vm_cache"
-	local pkg=${VM_KERNEL_PKG:-} dir stamp
+	local pkg=${VM_KERNEL_PKG:-} dir
 	(
 		flock 9
 		if [ -z "$pkg" ]; then
@@ -126,7 +126,7 @@ EOF
 # the root the command line names:
 #   cairn.transport=9p|virtiofs  cairn.rootflags=OPTS  cairn.init=agent|probe|PATH
 vm_initramfs() {
-	local out=$1 d m f loaded=" "
+	local out=$1 d m loaded=" "
 	[ -n "${vm_kernel_modules:-}" ] || vm_kernel || return 1
 	d=$(mktemp -d "${TMPDIR:-/tmp}/cairn-initramfs.XXXXXX")
 	mkdir -p "$d"/{bin,dev,proc,sys,newroot,lib/modules}
@@ -275,7 +275,6 @@ vm_start() {
 		-serial "file:$dir/console.log" -serial "pipe:$dir/agent" \
 		"${dev[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
 	vm_pid=$!
-	vm_started=$(date +%s.%N)
 }
 
 # _vm_marker N: the line that ends the answer to command N (N=0: ready)

@@ -68,11 +68,11 @@ CAIRN=$CAIRN CAIRN_STORE=$store VM_BUILD_ONLY=1 TMPDIR=$work "$repo/examples/vm.
 cairn upgrade vm-bench vm-v1 >/dev/null
 mkdir -p "$plain"
 cairn export vm-v1 | bsdtar -x -p -S --acls --xattrs --numeric-owner --same-owner -f - -C "$plain"
-files=$(bench_tree_files "$plain")
+nfiles=$(bench_tree_files "$plain")
 bytes=$(bench_tree_bytes "$plain/usr")
 vm_kernel >/dev/null
 vm_accel
-bench_log "tree: $files entries, /usr $(bench_human "$bytes") of file data; $vm_accel"
+bench_log "tree: $nfiles entries, /usr $(bench_human "$bytes") of file data; $vm_accel"
 
 # root_up KIND: the root to boot: a fresh writable cairn mount of vm-bench
 # (cairn), or the plain directory
@@ -155,7 +155,7 @@ for transport in 9p virtiofs; do
 done
 
 {
-	echo "- tree: vm-v1 of examples/vm.sh (debootstrap minbase + systemd-sysv, udev): $files entries, /usr $(bench_human "$bytes") of file data"
+	echo "- tree: vm-v1 of examples/vm.sh (debootstrap minbase + systemd-sysv, udev): $nfiles entries, /usr $(bench_human "$bytes") of file data"
 	echo "- $(nproc) CPUs, kernel $(uname -r); guest: $vm_kernel_pkg, qemu $($vm_qemu --version | head -n 1 | awk '{ print $4 }'), $vm_accel, ${VM_SMP:-2} vCPUs, ${VM_MEM:-1024} MiB; median of $RUNS boot(s), host caches dropped before each"
 	echo "- cairn: a writable mount (--upper, --nosuid) of a platform on vm-v1; plain: 'cairn export vm-v1' unpacked on the host's disk"
 	echo "- 9p: -fsdev local,security_model=passthrough, guest msize=262144,cache=none; virtiofs: /usr/lib/qemu/virtiofsd -o cache=none -o xattr"
