@@ -53,8 +53,10 @@ static json_object *node_json(const char *path, size_t plen, const struct cairn_
 		json_object_object_add(o, "size", json_object_new_int64((int64_t)v->size));
 		json_object_object_add(o, "content", json_object_new_string(hex));
 	}
-	if (v->type == CAIRN_NODE_LNK)
+	if (v->type == CAIRN_NODE_LNK) {
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)v->target_len));
 		cli_json_add_bytes(o, "target", v->target, v->target_len);
+	}
 	if (v->type == CAIRN_NODE_CHR || v->type == CAIRN_NODE_BLK) {
 		json_object_object_add(o, "major", json_object_new_int64(v->major));
 		json_object_object_add(o, "minor", json_object_new_int64(v->minor));
@@ -74,6 +76,12 @@ static json_object *node_json(const char *path, size_t plen, const struct cairn_
 	return o;
 }
 
+/* st_size as stat(2) gives it: a file's length, a symlink's target's length. */
+static uint64_t node_size(const struct cairn_node_view *v)
+{
+	return v->type == CAIRN_NODE_REG ? v->size : v->type == CAIRN_NODE_LNK ? v->target_len : 0;
+}
+
 struct ls_opts {
 	bool longfmt, recursive, json;
 	json_object *arr;
@@ -88,7 +96,7 @@ static void print_long(const struct cairn_node_view *v)
 	if (v->type == CAIRN_NODE_CHR || v->type == CAIRN_NODE_BLK)
 		printf("%5u,%5u ", v->major, v->minor);
 	else
-		printf("%11llu ", v->type == CAIRN_NODE_REG ? (unsigned long long)v->size : 0ull);
+		printf("%11llu ", (unsigned long long)node_size(v));
 	printf("%s ", cli_time(tbuf, sizeof(tbuf), v->mtime_sec * 1000000000ll + v->mtime_nsec));
 }
 
@@ -363,6 +371,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 			printf(")\n");
 		}
 		if (v.type == CAIRN_NODE_LNK) {
+			printf("  size: %zu\n", v.target_len);
 			fputs("target: ", stdout);
 			cli_print_escaped(stdout, v.target, v.target_len);
 			putchar('\n');
