@@ -27,7 +27,7 @@
 #
 # Run as root on Debian 12. Network: the first time, for debootstrap, apt-get
 # inside the mount and the kernel (all cached: the tree under
-# /var/cache/cairn-examples, the kernel under /var/cache/cairn-vm, the images
+# /var/cache/cairn-debian (scripts/debian-tree.sh), the kernel under /var/cache/cairn-vm, the images
 # in the store).
 #
 # Environment:
