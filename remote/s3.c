@@ -920,9 +920,11 @@ static int sync_request(struct cairn_s3 *s, struct cairn_s3_request *r, struct s
 		if (ret)
 			return ret;
 	}
+	if (y->err && (!r->key || !*r->key))
+		return cairn_err(y->err, "bucket '%s': %s", s->bucket, y->msg);
 	if (y->err)
-		return cairn_err(y->err, "%s %s/%s: %s", method_name(r->method), s->bucket,
-				 r->key ? r->key : "", y->msg);
+		return cairn_err(y->err, "%s %s/%s: %s", method_name(r->method), s->bucket, r->key,
+				 y->msg);
 	return 0;
 }
 
@@ -971,7 +973,8 @@ int cairn_s3_delete(struct cairn_s3 *s, const char *key)
 
 int cairn_s3_bucket(struct cairn_s3 *s, bool create)
 {
-	struct cairn_s3_request r = { .method = CAIRN_S3_HEAD };
+	/* a listing of nothing: unlike HEAD, its errors come with S3's error code */
+	struct cairn_s3_request r = { .method = CAIRN_S3_GET, .query = "list-type=2&max-keys=0" };
 	struct sync y = { 0 };
 	int ret = sync_request(s, &r, &y);
 
@@ -983,7 +986,8 @@ int cairn_s3_bucket(struct cairn_s3 *s, bool create)
 	ret = sync_request(s, &r, &y);
 	if (ret == -EEXIST) { /* made by someone else meanwhile: is it ours to use? */
 		cairn_err_clear();
-		r = (struct cairn_s3_request){ .method = CAIRN_S3_HEAD };
+		r = (struct cairn_s3_request){ .method = CAIRN_S3_GET,
+					       .query = "list-type=2&max-keys=0" };
 		y = (struct sync){ 0 };
 		ret = sync_request(s, &r, &y);
 	}

@@ -52,6 +52,14 @@ int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct
 			   uint64_t *gen);
 
 /*
+ * The same inside the caller's write transaction (which the caller commits,
+ * fully synced, or aborts): returns 0 when it appended generation *gen, 1
+ * when the platform already shows image (*gen is its generation), or -errno.
+ */
+int cairn_platform_upgrade_txn(struct cairn_txn *t, const char *name,
+			       const struct cairn_id *image, uint64_t *gen);
+
+/*
  * Rolls name back, in one synced transaction, to the image of generation
  * to (0: the generation before the one the current generation came from,
  * so repeated rollbacks walk back). Appends a generation; returns it and

@@ -38,6 +38,8 @@ enum cairn_db {
 	CAIRN_DBI_PLATFORMS,
 	CAIRN_DBI_HISTORY,
 	CAIRN_DBI_PACKS,
+	CAIRN_DBI_REMOTES,
+	CAIRN_DBI_FOLLOWS,
 };
 
 enum cairn_store_flags {

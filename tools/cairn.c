@@ -97,6 +97,11 @@ static const struct cli_command commands[] = {
 	  "(Transport endpoint is not connected) is cleaned up.\n" },
 	{ "mounts", cmd_mounts, "[--json]", "list running mounts: pid, image, source, mountpoint" },
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
+	{ "remote", cmd_remote,
+	  "add NAME s3://BUCKET[/PREFIX] [--endpoint URL] [--credentials FILE] [--ca FILE] "
+	  "[--timeout SECONDS] [--trust PUBKEY] | ls [--json] | rm NAME",
+	  "name, list and forget remote stores (S3: Ceph RGW, MinIO, AWS)", cmd_remote_help,
+	  .remote = true },
 };
 
 static const struct cli_command *find_command(const char *name)
@@ -305,19 +310,30 @@ static void usage(FILE *f)
 		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
 }
 
-int cli_exec_archive(struct cli *cli)
+/* Runs the same command line in the program prog, installed beside this one. */
+static int exec_sibling(struct cli *cli, const char *prog)
 {
 	char path[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
 	char *slash;
 
 	if (n <= 0)
-		return cli_fail(-errno, "cannot find cairn-archive");
+		return cli_fail(-errno, "cannot find %s", prog);
 	path[n] = '\0';
 	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, "cairn-archive");
+	strcpy(slash ? slash + 1 : path, prog);
 	execv(path, cli->argv);
 	return cli_fail(-errno, "cannot run '%s' (installed beside cairn)", path);
+}
+
+int cli_exec_archive(struct cli *cli)
+{
+	return exec_sibling(cli, "cairn-archive");
+}
+
+int cli_exec_remote(struct cli *cli)
+{
+	return exec_sibling(cli, "cairn-remote");
 }
 
 static char *default_store(void)
@@ -399,6 +415,8 @@ int main(int argc, char **argv)
 	cli.argv = argv;
 	if (c->archive && !cli_has_archive())
 		return cli_exec_archive(&cli); /* --help included: it is that program's */
+	if (c->remote && !cli_has_remote())
+		return cli_exec_remote(&cli);
 	opterr = 0; /* commands report bad options in one line of their own */
 	if (cli_help(c->name, argc - optind, argv + optind))
 		return 0;

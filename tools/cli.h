@@ -29,12 +29,17 @@ struct cli_command {
 	const char *summary; /* one line */
 	const char *help;    /* longer description for --help, or NULL */
 	bool archive;        /* needs libarchive: runs in cairn-archive */
+	bool remote;         /* needs libcurl: runs in cairn-remote */
 };
 
 /* Is this the build that links libarchive (cairn-archive)? */
 bool cli_has_archive(void);
 /* Runs the same command line in cairn-archive, beside this program. Returns only on failure. */
 int cli_exec_archive(struct cli *cli);
+/* Is this the build that links libcurl (cairn-remote)? */
+bool cli_has_remote(void);
+/* Runs the same command line in cairn-remote. Returns only on failure. */
+int cli_exec_remote(struct cli *cli);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);
@@ -81,11 +86,13 @@ int cmd_rollback(struct cli *cli, int argc, char **argv);
 int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_remote(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
 extern const char cmd_diff_help[];
 extern const char cmd_du_help[];
 extern const char cmd_export_help[];
 extern const char cmd_fsck_help[];
+extern const char cmd_remote_help[];
 
 #endif

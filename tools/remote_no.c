@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remote_no.c - the builds without libcurl: commands that reach remote
+ * stores run in cairn-remote (installed beside cairn), which main()
+ * executes in their place before these entries could be reached.
+ */
+#include "cli.h"
+
+bool cli_has_remote(void)
+{
+	return false;
+}
+
+int cmd_remote(struct cli *cli, int argc, char **argv)
+{
+	return cli_exec_remote(cli);
+}
+
+const char cmd_remote_help[] = "";
