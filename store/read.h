@@ -50,4 +50,11 @@ long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const
 ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
 			   void *buf, size_t len, uint64_t off);
 
+/*
+ * Checks a content list against its content id by hashing the bytes it
+ * lists (its chunks must be local). 0, -EIO with a message on a mismatch.
+ */
+int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
+			const struct cairn_content_view *cv);
+
 #endif

@@ -99,8 +99,17 @@ static const struct cli_command commands[] = {
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
 	{ "remote", cmd_remote,
 	  "add NAME s3://BUCKET[/PREFIX] [--endpoint URL] [--credentials FILE] [--ca FILE] "
-	  "[--timeout SECONDS] [--trust PUBKEY] | ls [--json] | rm NAME",
+	  "[--timeout SECONDS] [--trust PUBKEY] | ls [--json] | rm NAME | keygen KEYFILE",
 	  "name, list and forget remote stores (S3: Ceph RGW, MinIO, AWS)", cmd_remote_help,
+	  .remote = true },
+	{ "push", cmd_push, "IMAGE|PLATFORM REMOTE [--sign KEY] [--json]",
+	  "upload what a remote lacks of an image; a platform becomes its next generation",
+	  cmd_push_help, .remote = true },
+	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--tag NAME] [--json]",
+	  "download what the store lacks of a remote image, tag or platform", cmd_pull_help,
+	  .remote = true },
+	{ "follow", cmd_follow, "REMOTE PLATFORM [--watch SECONDS] [--resume] [--json]",
+	  "switch a platform, live, to its remote's newest generation", cmd_follow_help,
 	  .remote = true },
 };
 

@@ -57,6 +57,12 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s);
 /* "IMAGE" or "IMAGE:PATH": resolves the image, splits off the path. */
 int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path);
 
+/*
+ * Tells every running mount of platform name to switch to its current image
+ * and prints each one's answer (at most 5 s in all).
+ */
+void cli_notify_mounts(struct cli *cli, const char *name);
+
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
 /* Formats a byte count as "12.3 MiB". */
@@ -87,6 +93,9 @@ int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
 int cmd_remote(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_follow(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
 extern const char cmd_diff_help[];
@@ -94,5 +103,8 @@ extern const char cmd_du_help[];
 extern const char cmd_export_help[];
 extern const char cmd_fsck_help[];
 extern const char cmd_remote_help[];
+extern const char cmd_push_help[];
+extern const char cmd_pull_help[];
+extern const char cmd_follow_help[];
 
 #endif

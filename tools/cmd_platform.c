@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "mounts.h"
 #include "platform.h"
+#include "remotes.h"
 
 /* The tags naming id, comma-separated, into buf ("" when none). */
 static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, size_t len)
@@ -38,7 +39,7 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
  * answer. A mount that does not answer in time does not fail the command:
  * the pointer has moved; it follows on its next switch or remount.
  */
-static void notify_mounts(struct cli *cli, const char *name)
+void cli_notify_mounts(struct cli *cli, const char *name)
 {
 	struct record *rs = NULL;
 	int n = load_records(cli->store_dir, &rs);
@@ -142,7 +143,7 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 	cairn_store_close(s);
 	if (before.generation != gen) {
 		fflush(stdout);
-		notify_mounts(cli, argv[1]);
+		cli_notify_mounts(cli, argv[1]);
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -176,9 +177,22 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 		return cli_fail(ret, "cannot roll '%s' back", argv[optind]);
 	}
 	report(s, "rolled back", argv[optind], gen, &image);
+	{
+		struct cairn_follow f;
+		struct cairn_txn *t;
+
+		if (cairn_txn_begin(s, false, &t) == 0) {
+			if (cairn_follow_get(t, argv[optind], &f) == 0)
+				printf("%s follows remote '%s': following is paused until 'cairn "
+				       "follow %s %s --resume'\n", argv[optind], f.remote, f.remote,
+				       argv[optind]);
+			cairn_txn_abort(t);
+		}
+		cairn_err_clear();
+	}
 	cairn_store_close(s);
 	fflush(stdout);
-	notify_mounts(cli, argv[optind]);
+	cli_notify_mounts(cli, argv[optind]);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

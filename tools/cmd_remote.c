@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "remote.h"
+#include "sign.h"
 
 const char cmd_remote_help[] =
 	"remote add NAME s3://BUCKET[/PREFIX] names a remote store: a bucket (made when\n"
@@ -23,7 +24,9 @@ const char cmd_remote_help[] =
 	"aws_secret_access_key lines, as in ~/.aws/credentials), else AWS_ACCESS_KEY_ID\n"
 	"and AWS_SECRET_ACCESS_KEY; they are never stored, only the file's path.\n"
 	"remote add checks the credentials and the bucket before it records anything.\n"
-	"remote ls lists the remotes; remote rm NAME forgets one (the bucket is kept).\n";
+	"remote ls lists the remotes; remote rm NAME forgets one (the bucket is kept).\n"
+	"remote keygen KEYFILE makes an Ed25519 key pair for 'push --sign KEYFILE', writes\n"
+	"the private key to KEYFILE (0600) and prints the public key for --trust.\n";
 
 /* 64 hex digits, or a file whose first line holds them. */
 static int parse_pubkey(const char *arg, uint8_t key[CAIRN_REMOTE_KEY_LEN])
@@ -274,12 +277,25 @@ static int remote_rm(struct cli *cli, int argc, char **argv)
 int cmd_remote(struct cli *cli, int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage("remote", "remote takes add, ls or rm");
+		return cli_usage("remote", "remote takes add, ls, rm or keygen");
 	if (strcmp(argv[1], "add") == 0)
 		return remote_add(cli, argc - 1, argv + 1);
 	if (strcmp(argv[1], "ls") == 0)
 		return remote_ls(cli, argc - 1, argv + 1);
 	if (strcmp(argv[1], "rm") == 0)
 		return remote_rm(cli, argc - 1, argv + 1);
-	return cli_usage("remote", "'%s' is not add, ls or rm", argv[1]);
+	if (strcmp(argv[1], "keygen") == 0) {
+		struct cairn_signer k;
+		char hex[2 * CAIRN_KEY_LEN + 1];
+
+		if (argc != 3)
+			return cli_usage("remote", "remote keygen takes a file for the private key");
+		if (cairn_sign_keygen(argv[2], &k))
+			return cli_fail(-EIO, "cannot make a key");
+		cairn_sign_hex(k.pub, hex);
+		cairn_sign_release(&k);
+		printf("%s\n", hex);
+		return 0;
+	}
+	return cli_usage("remote", "'%s' is not add, ls, rm or keygen", argv[1]);
 }

@@ -16,4 +16,22 @@ int cmd_remote(struct cli *cli, int argc, char **argv)
 	return cli_exec_remote(cli);
 }
 
+int cmd_push(struct cli *cli, int argc, char **argv)
+{
+	return cli_exec_remote(cli);
+}
+
+int cmd_pull(struct cli *cli, int argc, char **argv)
+{
+	return cli_exec_remote(cli);
+}
+
+int cmd_follow(struct cli *cli, int argc, char **argv)
+{
+	return cli_exec_remote(cli);
+}
+
 const char cmd_remote_help[] = "";
+const char cmd_push_help[] = "";
+const char cmd_pull_help[] = "";
+const char cmd_follow_help[] = "";
