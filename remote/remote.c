@@ -292,6 +292,11 @@ int cairn_remote_check_marker(struct cairn_remote_conn *c, bool create)
 			return ret;
 		}
 	}
+	if (ret == -ENOENT && strstr(cairn_errmsg(), "no such bucket")) {
+		cairn_buf_release(&b);
+		return cairn_err(ret, "there is no bucket '%s' at %s (no such bucket)", c->bucket,
+				 c->rec.endpoint);
+	}
 	if (ret == -ENOENT) {
 		cairn_buf_release(&b);
 		return cairn_err(ret, "%s holds no cairn store ('%s' is missing)",

@@ -59,9 +59,9 @@ int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const
 
 /*
  * Tells every running mount of platform name to switch to its current image
- * and prints each one's answer (at most 5 s in all).
+ * and prints each one's answer to out (at most 5 s in all).
  */
-void cli_notify_mounts(struct cli *cli, const char *name);
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out);
 
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);

@@ -39,7 +39,7 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
  * answer. A mount that does not answer in time does not fail the command:
  * the pointer has moved; it follows on its next switch or remount.
  */
-void cli_notify_mounts(struct cli *cli, const char *name)
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
 	struct record *rs = NULL;
 	int n = load_records(cli->store_dir, &rs);
@@ -76,9 +76,11 @@ void cli_notify_mounts(struct cli *cli, const char *name)
 
 			bufs[j][strcspn(bufs[j], "\n")] = '\0';
 			if (fds[j] == -3 || live[j] == -2 || !*bufs[j])
-				printf("  mount %s (pid %d): not answering\n", r->mountpoint, r->pid);
+				fprintf(out, "  mount %s (pid %d): not answering\n", r->mountpoint,
+					r->pid);
 			else
-				printf("  mount %s (pid %d): %s\n", r->mountpoint, r->pid, bufs[j]);
+				fprintf(out, "  mount %s (pid %d): %s\n", r->mountpoint, r->pid,
+					bufs[j]);
 		}
 		free(live);
 	}
@@ -143,7 +145,7 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 	cairn_store_close(s);
 	if (before.generation != gen) {
 		fflush(stdout);
-		cli_notify_mounts(cli, argv[1]);
+		cli_notify_mounts(cli, argv[1], stdout);
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -192,7 +194,7 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 	}
 	cairn_store_close(s);
 	fflush(stdout);
-	cli_notify_mounts(cli, argv[optind]);
+	cli_notify_mounts(cli, argv[optind], stdout);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

@@ -315,8 +315,8 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	cairn_remote_conn_free(c);
 	cairn_store_close(s);
 	fflush(stdout);
-	if (moved)
-		cli_notify_mounts(cli, target.name);
+	if (moved) /* after the summary, apart from it with --json */
+		cli_notify_mounts(cli, target.name, sm.json ? stderr : stdout);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -393,7 +393,7 @@ out:
 	cairn_store_close(s);
 	fflush(stdout);
 	if (!ret && moved)
-		cli_notify_mounts(cli, platform);
+		cli_notify_mounts(cli, platform, json ? stderr : stdout);
 	fflush(stdout);
 	if (ret)
 		cli_fail(ret, "cannot follow '%s' on '%s'", platform, remote);
