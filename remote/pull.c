@@ -10,6 +10,7 @@
 #include "image.h"
 #include "layout.h"
 #include "read.h"
+#include "source.h"
 #include "transfer.h"
 #include "walk.h"
 #include "writer.h"
@@ -235,12 +236,14 @@ static int need(struct puller *p, uint8_t kind, const struct cairn_id *id)
 	if (ret || !added)
 		return ret;
 	if (kind == CAIRN_RKIND_CHUNK) {
-		const void *v;
-		size_t vl;
+		struct cairn_chunk_info info;
 
-		ret = cairn_get(p->t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &v, &vl);
-		if (ret == 0)
+		/* held here already: nothing to fetch */
+		ret = cairn_chunks_stat(p->t, id, &info);
+		if (ret == 0 && info.where == CAIRN_CHUNK_LOCAL)
 			return 0;
+		if (ret == 0 || ret == -EUCLEAN)
+			ret = -ENOENT; /* damaged index records are fsck's; fetch a good copy */
 		if (ret != -ENOENT)
 			return ret;
 		return wants_add(&p->chunks, kind, id);
@@ -367,8 +370,8 @@ static int take_entry(struct puller *p, const struct want *wt, const uint8_t *e,
 		ret = ret ?: cairn_buf_append(&p->scratch, payload, len);
 		if (ret)
 			return ret;
-		n = cairn_chunk_decode_entry(&p->z, &wt->id, p->scratch.data, p->scratch.len,
-					     p->decoded, CAIRN_CHUNK_MAX_LIMIT);
+		n = cairn_chunk_decode_entry(&p->z, &wt->id, true, p->scratch.data,
+					     p->scratch.len, p->decoded, CAIRN_CHUNK_MAX_LIMIT);
 		if (n < 0 || (uint32_t)n != raw_len) {
 			cairn_err_clear();
 			goto bad;

@@ -10,6 +10,7 @@
 #include "image.h"
 #include "layout.h"
 #include "platform.h"
+#include "source.h"
 #include "transfer.h"
 #include "walk.h"
 
@@ -297,10 +298,8 @@ static int read_object(struct pusher *p, const struct todo *td, uint8_t *codec, 
 		       const void **payload, size_t *len)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
-	struct cairn_chunk_ref ref;
 	struct cairn_pack_entry pe;
 	const uint8_t *entry;
-	const void *v;
 	size_t vl;
 	int ret;
 
@@ -317,22 +316,20 @@ static int read_object(struct pusher *p, const struct todo *td, uint8_t *codec, 
 		*raw_len = (uint32_t)*len;
 		return 0;
 	}
-	ret = cairn_get(p->t, CAIRN_DBI_CHUNKS, td->id.b, CAIRN_ID_LEN, &v, &vl);
-	if (!ret && cairn_chunk_parse(v, vl, &ref))
-		ret = -EUCLEAN;
+	ret = cairn_chunks_entry(p->t, &td->id, (const void **)&entry, &vl);
 	if (ret)
-		return cairn_err(ret == -EUCLEAN ? -EIO : ret, "cannot read chunk %s", hex);
-	entry = cairn_store_pack_map(p->x->s, ref.pack, ref.offset, sizeof(pe) + ref.len, &ret);
-	if (!entry)
-		return cairn_err(-EIO, "chunk %s: %s", hex, cairn_errmsg());
+		return cairn_err(ret == -ENODATA ? -EIO : ret, "chunk %s is not in the store here "
+				 "(%s)", hex, ret == -ENODATA ? "not fetched yet" : cairn_errmsg());
+	if (vl < sizeof(pe))
+		return cairn_err(-EIO, "chunk %s: its pack entry is short", hex);
 	memcpy(&pe, entry, sizeof(pe));
-	if (memcmp(pe.id, td->id.b, CAIRN_ID_LEN) != 0 || CAIRN_GET(pe.len) != ref.len)
+	if (memcmp(pe.id, td->id.b, CAIRN_ID_LEN) != 0 || CAIRN_GET(pe.len) != vl - sizeof(pe))
 		return cairn_err(-EIO, "chunk %s: its pack entry disagrees with its index (run "
 				       "'cairn fsck')", hex);
-	*codec = ref.codec;
-	*raw_len = ref.raw_len;
+	*codec = pe.codec;
+	*raw_len = CAIRN_GET(pe.raw_len);
 	*payload = entry + sizeof(pe);
-	*len = ref.len;
+	*len = vl - sizeof(pe);
 	return 0;
 }
 
