@@ -59,7 +59,7 @@ static const struct cli_command commands[] = {
 	  cmd_export_help, true },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },
-	{ "gc", cmd_gc, "[--keep N] [--compact]", "drop old history, unnamed images and what nothing reaches",
+	{ "gc", cmd_gc, "[--keep N] [--compact] | --remote NAME [--keep N]", "drop old history, unnamed images and what nothing reaches",
 	  "Drops each platform's history beyond its newest N generations (never the\n"
 	  "current one), then images with neither a tag nor a generation, then every node,\n"
 	  "content list and chunk no kept image reaches, in bounded transactions. Images\n"
@@ -67,7 +67,11 @@ static const struct cli_command commands[] = {
 	  "are mostly dead are rewritten and the old ones unlinked, so the space returns\n"
 	  "to the filesystem. Refuses to run beside an import. --compact also rewrites\n"
 	  "every pack with any dead bytes and data.mdb without its free pages (only when\n"
-	  "no other process has the store open).\n" },
+	  "no other process has the store open).\n"
+	  "--remote NAME collects a remote store instead: each platform's generations\n"
+	  "beyond the newest N (--keep), images no tag or kept generation names, and the\n"
+	  "packs no kept image needs. It refuses to run beside a push (lock objects on the\n"
+	  "remote), and a push refuses to start beside it.\n" },
 	{ "mount", cmd_mount,
 	  "IMAGE DIR [--upper UPPERDIR | --ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
 	  "mount an image through FUSE, read-only or with a writable upper directory",

@@ -11,6 +11,7 @@
 #define CAIRN_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "image.h"
@@ -93,6 +94,8 @@ int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
 int cmd_remote(struct cli *cli, int argc, char **argv);
+/* gc --remote NAME: runs in cairn-remote (cmd_transfer.c). */
+int cli_gc_remote(struct cli *cli, const char *remote, int64_t keep);
 int cmd_push(struct cli *cli, int argc, char **argv);
 int cmd_pull(struct cli *cli, int argc, char **argv);
 int cmd_follow(struct cli *cli, int argc, char **argv);

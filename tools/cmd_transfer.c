@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "layout.h"
 #include "platform.h"
+#include "rgc.h"
 #include "transfer.h"
 
 const char cmd_push_help[] =
@@ -124,6 +126,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	struct cairn_txn *t;
 	struct cairn_id image;
 	const char *keyfile = NULL, *name, *remote;
+	char lockkey[CAIRN_RKEY_MAX] = "";
 	const void *v;
 	size_t vl;
 	bool is_tag = false, is_platform = false;
@@ -165,6 +168,8 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	}
 	cairn_xfer_init(&x, s, c, "pushing", cli->tty && !sm.json);
 	x.sign = keyfile ? &key : NULL;
+	if (!ret)
+		ret = cairn_rlock_push(c, lockkey, sizeof(lockkey));
 	if (!ret) {
 		if (is_tag)
 			ret = cairn_push_tag(&x, name, &image);
@@ -174,6 +179,14 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 			ret = cairn_push_image(&x, &image);
 	}
 	cairn_xfer_progress(&x, true);
+	if (*lockkey) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", cairn_errmsg());
+		cairn_rlock_release(c, lockkey);
+		if (ret)
+			cairn_err(ret, "%s", msg);
+	}
 	if (ret) {
 		cli_fail(ret, "cannot push '%s' to '%s'", name, remote);
 	} else {
@@ -453,5 +466,25 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 		/* a failure is reported and the watch goes on: the remote may come back */
 		ret = follow_once(cli, argv[optind], argv[optind + 1], false, json);
 	}
+	return 0;
+}
+
+int cli_gc_remote(struct cli *cli, const char *remote, int64_t keep)
+{
+	struct cairn_remote_conn *c = NULL;
+	struct cairn_store *s = NULL;
+	struct cairn_rgc_stats st;
+	int ret;
+
+	if (open_both(cli, false, remote, &s, &c))
+		return 1;
+	ret = cairn_remote_gc(c, keep, &st);
+	cairn_remote_conn_free(c);
+	cairn_store_close(s);
+	if (ret)
+		return cli_fail(ret, "cannot collect garbage on remote '%s'", remote);
+	printf("remote %s: %" PRIu64 " generations, %" PRIu64 " images, %" PRIu64
+	       " packs removed; %" PRIu64 " images and %" PRIu64 " packs kept\n", remote,
+	       st.generations, st.images, st.packs, st.images_kept, st.packs_kept);
 	return 0;
 }

@@ -31,6 +31,11 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 	return cli_exec_remote(cli);
 }
 
+int cli_gc_remote(struct cli *cli, const char *remote, int64_t keep)
+{
+	return cli_exec_remote(cli);
+}
+
 const char cmd_remote_help[] = "";
 const char cmd_push_help[] = "";
 const char cmd_pull_help[] = "";
