@@ -118,6 +118,7 @@ for _ in $(seq 1 100); do
 done
 
 declare -A T B
+t=0
 add() { T[$1]+="$2 "; [[ -n ${3:-} ]] && B[$1]+="$3 "; return 0; }
 
 for ((r = 1; r <= RUNS; r++)); do

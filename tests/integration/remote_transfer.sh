@@ -16,7 +16,6 @@ rgw_start
 export CAIRN_S3_ENDPOINT
 A=$WORK/a
 B=$WORK/b
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 # jget FILE KEY: a number from a --json summary
 jget() { json_get "$1" "j['$2']"; }
