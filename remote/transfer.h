@@ -47,6 +47,7 @@ struct cairn_xfer {
 	const char *verb;               /* "pushing", "pulling" */
 	const struct cairn_signer *sign; /* push: sign pointers (may be NULL) */
 	struct cairn_xfer_stats st;
+	uint64_t bytes_base;            /* protocol bytes (lock objects) not counted as sent */
 	int64_t last_progress_ns;
 };
 

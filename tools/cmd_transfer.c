@@ -54,7 +54,7 @@ static void summary_print(struct cairn_xfer *x, struct summary *sm)
 	const struct cairn_s3_stats *st = cairn_s3_stats(x->c->s3);
 	double secs = cairn_xfer_seconds(x);
 
-	x->st.bytes_sent = st->bytes_sent;
+	x->st.bytes_sent = st->bytes_sent - x->bytes_base;
 	x->st.bytes_received = st->bytes_received;
 	if (sm->json) {
 		json_object *o = sm->o ? sm->o : json_object_new_object();
@@ -170,6 +170,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	x.sign = keyfile ? &key : NULL;
 	if (!ret)
 		ret = cairn_rlock_push(c, lockkey, sizeof(lockkey));
+	x.bytes_base = cairn_s3_stats(c->s3)->bytes_sent; /* the lock is not the image */
 	if (!ret) {
 		if (is_tag)
 			ret = cairn_push_tag(&x, name, &image);
