@@ -326,7 +326,7 @@ static int take_entry(struct puller *p, const struct want *wt, const uint8_t *e,
 		if (!cairn_id_eq(&got, &wt->id))
 			goto bad;
 		ret = node_names(p, payload, len, &wt->id);
-		return ret ? ret : cairn_writer_put_value(p->w, CAIRN_DBI_NODES, &wt->id, payload, len);
+		return ret ? ret : cairn_writer_put_node_value(p->w, &wt->id, payload, len);
 	}
 	if (wt->kind == CAIRN_RKIND_CONTENT) {
 		struct held *hd;
@@ -529,8 +529,8 @@ static int round_once(struct puller *p, struct wants *cur)
 		const void *v;
 		size_t vl;
 
-		ret = cairn_get(p->t, wt->kind == CAIRN_RKIND_NODE ? CAIRN_DBI_NODES :
-				CAIRN_DBI_CONTENTS, wt->id.b, CAIRN_ID_LEN, &v, &vl);
+		ret = wt->kind == CAIRN_RKIND_NODE ? cairn_node_value(p->t, &wt->id, &v, &vl) :
+						     cairn_content_value(p->t, &wt->id, &v, &vl);
 		if (ret == 0) {
 			ret = wt->kind == CAIRN_RKIND_NODE ? node_names(p, v, vl, &wt->id) :
 							    content_names(p, v, vl, &wt->id);
@@ -645,8 +645,8 @@ static int check_contents(struct puller *p)
 					      "(substituted?): nothing was published", hex);
 			break;
 		}
-		ret = cairn_writer_put_value(p->w, CAIRN_DBI_CONTENTS, &p->held[i].id,
-					     p->held[i].val, p->held[i].len);
+		ret = cairn_writer_put_content_value(p->w, &p->held[i].id, p->held[i].val,
+						     p->held[i].len);
 	}
 	cairn_reader_release(&r);
 	cairn_txn_abort(t);
@@ -682,7 +682,7 @@ int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const c
 		ret = cairn_txn_begin(x->s, false, &t);
 		if (ret)
 			goto out;
-		ret = cairn_get(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, &v, &vl);
+		ret = cairn_image_record(t, image, &v, &vl);
 		if (!ret)
 			ret = cairn_buf_append(&obj, v, vl);
 		cairn_txn_abort(t);

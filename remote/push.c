@@ -10,6 +10,7 @@
 #include "image.h"
 #include "layout.h"
 #include "platform.h"
+#include "read.h"
 #include "source.h"
 #include "transfer.h"
 #include "walk.h"
@@ -305,8 +306,8 @@ static int read_object(struct pusher *p, const struct todo *td, uint8_t *codec, 
 
 	cairn_id_hex(&td->id, hex);
 	if (td->kind != CAIRN_RKIND_CHUNK) {
-		ret = cairn_get(p->t, td->kind == CAIRN_RKIND_NODE ? CAIRN_DBI_NODES :
-				CAIRN_DBI_CONTENTS, td->id.b, CAIRN_ID_LEN, payload, len);
+		ret = td->kind == CAIRN_RKIND_NODE ? cairn_node_value(p->t, &td->id, payload, len) :
+						     cairn_content_value(p->t, &td->id, payload, len);
 		if (ret)
 			return cairn_err(ret, "cannot read %s %s", kind_word(td->kind), hex);
 		if (*len > MAX_OBJECT_LEN)
@@ -374,7 +375,7 @@ static int image_object(struct pusher *p, const struct cairn_id *image, struct c
 	size_t vl;
 	int ret;
 
-	ret = cairn_get(p->t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, &v, &vl);
+	ret = cairn_image_record(p->t, image, &v, &vl);
 	if (!ret)
 		ret = cairn_image_parse(v, vl, &img);
 	if (ret)
@@ -386,16 +387,12 @@ static int image_object(struct pusher *p, const struct cairn_id *image, struct c
 	ret = cairn_buf_append(out, &h, sizeof(h));
 	ret = ret ?: cairn_buf_append(out, v, vl);
 	for (uint32_t i = 0; !ret && i < img.nlayers; i++) {
-		struct cairn_layer_disk ld;
-		const void *lv;
-		size_t lvl;
 		uint8_t source = CAIRN_LAYER_DIR;
 
-		if (cairn_get(p->t, CAIRN_DBI_LAYERS, img.layers + (size_t)i * CAIRN_ID_LEN,
-			      CAIRN_ID_LEN, &lv, &lvl) == 0 && lvl == sizeof(ld)) {
-			memcpy(&ld, lv, sizeof(ld));
-			source = ld.source;
-		}
+		if (cairn_layer_source(p->t, (const struct cairn_id *)(img.layers +
+								     (size_t)i * CAIRN_ID_LEN),
+				       &source))
+			source = CAIRN_LAYER_DIR; /* a layer record lost: the tree is what counts */
 		ret = cairn_buf_append(out, &source, 1);
 	}
 	for (size_t i = 0; !ret && i < p->npacks; i++)

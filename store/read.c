@@ -3,6 +3,7 @@
  * read.c - path walks and file reads over the Merkle tree.
  */
 #include "read.h"
+#include "store-internal.h"
 
 #include <xxhash.h>
 
@@ -216,4 +217,16 @@ int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
 	}
 	XXH3_freeState(xs);
 	return ret;
+}
+
+int cairn_node_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		     size_t *len)
+{
+	return cairn_get(t, CAIRN_DBI_NODES, id->b, CAIRN_ID_LEN, val, len);
+}
+
+int cairn_content_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+			size_t *len)
+{
+	return cairn_get(t, CAIRN_DBI_CONTENTS, id->b, CAIRN_ID_LEN, val, len);
 }

@@ -57,4 +57,15 @@ ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_vi
 int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
 			const struct cairn_content_view *cv);
 
+/*
+ * A node's or a content list's value as the store keeps it (its canonical
+ * encoding, the bytes its id hashes for a node), in place: valid until the
+ * transaction ends. -ENOENT when the store does not hold it. For code that
+ * copies objects without parsing them (push).
+ */
+int cairn_node_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		     size_t *len);
+int cairn_content_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+			size_t *len);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "image.h"
 #include "platform.h"
+#include "store-internal.h"
 
 void cairn_remote_rec_release(struct cairn_remote_rec *r)
 {
@@ -267,7 +268,7 @@ int cairn_follow_switch(struct cairn_store *s, const char *platform, const char 
 
 	if (cairn_remote_name_check(remote) || rl >= 130)
 		return cairn_err(-EINVAL, "'%s' is not a valid remote name", remote);
-	ret = begin_synced(s, &t);
+	ret = cairn_naming_begin(s, &t); /* a platform switch: a naming transaction */
 	if (ret)
 		return ret;
 	ret = cairn_follow_get(t, platform, &f);
@@ -308,5 +309,5 @@ int cairn_follow_switch(struct cairn_store *s, const char *platform, const char 
 		cairn_txn_abort(t);
 		return ret;
 	}
-	return cairn_txn_commit(t);
+	return cairn_naming_commit(t);
 }

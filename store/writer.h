@@ -101,14 +101,16 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
  *
  * put_entry stores a chunk from its pack entry (struct cairn_pack_entry
  * and payload, flags as the caller wants them: a pulled chunk is
- * CAIRN_CHUNK_UNTRUSTED). put_value stores a node or content value (db
- * CAIRN_DBI_NODES or CAIRN_DBI_CONTENTS); a different value stored under
- * the id is a collision (-EEXIST with a message).
+ * CAIRN_CHUNK_UNTRUSTED). put_node_value and put_content_value store a
+ * node's or a content list's value; a different value stored under the id
+ * is a collision (-EEXIST with a message).
  */
 int cairn_writer_put_entry(struct cairn_writer *w, const struct cairn_id *id, const void *entry,
 			   size_t elen);
-int cairn_writer_put_value(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *id,
-			   const void *val, size_t vlen);
+int cairn_writer_put_node_value(struct cairn_writer *w, const struct cairn_id *id,
+				const void *val, size_t vlen);
+int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id *id,
+				   const void *val, size_t vlen);
 
 /*
  * Publishes an image record as it is (a pulled image keeps its time and

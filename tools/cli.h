@@ -64,6 +64,13 @@ int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const
  */
 void cli_notify_mounts(struct cli *cli, const char *name, FILE *out);
 
+/*
+ * A byte count: decimal digits, then K, M, G or T (powers of 1024). With
+ * end NULL the whole string must be the count; otherwise *end is set past
+ * it. 0, or -EINVAL for anything else (an overflow included).
+ */
+int cli_parse_bytes(const char *s, const char **end, uint64_t *out);
+
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
 /* Formats a byte count as "12.3 MiB". */

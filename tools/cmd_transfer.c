@@ -127,8 +127,6 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	struct cairn_id image;
 	const char *keyfile = NULL, *name, *remote;
 	char lockkey[CAIRN_RKEY_MAX] = "";
-	const void *v;
-	size_t vl;
 	bool is_tag = false, is_platform = false;
 	uint64_t gen = 0;
 	int opt, ret;
@@ -152,10 +150,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		return 1;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
-		if (cairn_tag_check(name) == 0 &&
-		    cairn_get(t, CAIRN_DBI_TAGS, name, strlen(name), &v, &vl) == 0 &&
-		    vl == CAIRN_ID_LEN) {
-			memcpy(image.b, v, CAIRN_ID_LEN);
+		if (cairn_tag_check(name) == 0 && cairn_tag_get(t, name, &image) == 0) {
 			is_tag = true;
 		} else if (cairn_platform_get(t, name, &plat) == 0) {
 			image = plat.image;
