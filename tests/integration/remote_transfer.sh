@@ -150,7 +150,7 @@ for delay in 0.05 0.15 0.3; do
 	"$CAIRN" --store "$A" push v3 origin >/dev/null 2>&1 &
 	pid=$!
 	sleep "$delay"
-	kill -9 "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	# an image object on the remote only once all it names is there
 	if [ "$(s3 -o /dev/null -w '%{http_code}' -I "$CAIRN_S3_ENDPOINT/xfer/site/images/$V3")" = 200 ]; then
@@ -168,7 +168,7 @@ for delay in 0.05 0.2 0.4; do
 	"$CAIRN" --store "$E" pull origin v3 >/dev/null 2>&1 &
 	pid=$!
 	sleep "$delay"
-	kill -9 "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	cairn_in "$E" fsck >/dev/null || soft_fail "fsck after a pull killed at $delay s"
 done
