@@ -11,11 +11,13 @@
 # below) when you no longer want it.
 set -eu
 
-# building cairn (compiler, meson, the libraries' headers), running it
+# building cairn (compiler, meson, the libraries' headers; libcurl for remote
+# stores), running it
 # (fuse3 for fusermount3 and /etc/fuse.conf), and the quickstart's small
 # root filesystem (busybox-static)
 BUILD_DEPS="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libxxhash-dev
-liblmdb-dev libzstd-dev libarchive-dev libjson-c-dev nettle-dev busybox-static"
+liblmdb-dev libzstd-dev libarchive-dev libjson-c-dev nettle-dev libcurl4-openssl-dev
+busybox-static"
 # what the tests add: unit tests (criterion), tree comparison and tar/OCI
 # tools, container runtimes, debootstrap, the fuzzers' compiler, a one-node
 # Ceph with radosgw for the remote store, qemu for the VM example
