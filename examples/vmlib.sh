@@ -49,6 +49,13 @@ vm_reader_pid=""
 vm_dir=""
 vm_fd=""
 
+# the kernel's command line. no_timer_check: at boot the kernel checks that
+# the timer interrupt ticks during a delay loop it calibrated a moment
+# before; under TCG on a loaded host the loop runs faster than it was
+# calibrated, too few ticks arrive and the kernel panics ("IO-APIC + timer
+# doesn't work!") before it mounts anything, whatever the root's transport
+vm_kernel_args="console=ttyS0 panic=-1 no_timer_check"
+
 # the modules the initramfs loads, each after what it depends on
 vm_root_modules="virtio_pci 9pnet_virtio 9p virtiofs"
 
@@ -207,7 +214,7 @@ vm_accel() {
 	_vm_say "probing KVM: booting the kernel with -accel kvm (20 s at most)"
 	timeout -k 2 20 "$vm_qemu" -nodefaults -no-user-config -display none -no-reboot -nic none \
 		-accel kvm -cpu host -m 256 -kernel "$vm_kernel_image" -initrd "$d/initrd" \
-		-append "console=ttyS0 panic=-1 cairn.init=probe" -serial "file:$d/console" >"$d/qemu.log" 2>&1
+		-append "$vm_kernel_args cairn.init=probe" -serial "file:$d/console" >"$d/qemu.log" 2>&1
 	rc=$?
 	if [ "$rc" = 0 ] && grep -q '@@cairn-vm probe ok' "$d/console"; then
 		vm_accel=kvm
@@ -258,7 +265,7 @@ vm_start() {
 	*) _vm_say "unknown transport '$transport' (9p or virtiofs)"; return 1 ;;
 	esac
 	if [ "$vm_accel" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg); fi
-	append="console=ttyS0 panic=-1 cairn.transport=$transport cairn.init=${VM_INIT:-agent}"
+	append="$vm_kernel_args cairn.transport=$transport cairn.init=${VM_INIT:-agent}"
 	[ -n "$flags" ] && append+=" cairn.rootflags=$flags"
 	[ -n "${VM_APPEND:-}" ] && append+=" $VM_APPEND"
 	rm -f "$dir/agent.in" "$dir/agent.out"
