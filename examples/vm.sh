@@ -210,9 +210,11 @@ else
 	debian_minbase_tree || die "no Debian minbase tree"
 	echo "$debian_tree"
 	v1=vm-v1 v2=vm-v2
-	if has_tag vm-v1 && has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ]; then
+	if has_tag vm-v1 && has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ] &&
+		[ "$("$cairn" cat vm-v2:etc/systemd/system/cairn-vm-agent.service 2>/dev/null)" = "$(vm_agent_unit)" ]; then
 		echo "(the store has vm-v1 and vm-v2 from an earlier run: reused; VM_REBUILD=1 makes them again)"
 	else
+		has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ] && echo "(the store's vm-v2 has another agent unit than this script's: made again)"
 		run "$cairn" import "$debian_tree" --tag vm-minbase -m "debootstrap --variant=minbase"
 
 		step "a bootable image: systemd installed with apt-get in a writable mount, committed"
@@ -223,18 +225,8 @@ else
 			systemd-sysv udev attr libcap2-bin
 		in_mount "$b" apt-get clean
 		rm -rf "$b"/var/lib/apt/lists/*
-		echo "(the agent: a root shell on ttyS1 for this script's checks, started by systemd)"
-		mkdir -p "$b/usr/local/sbin"
-		{ echo '#!/bin/sh'; vm_agent_script; } >"$b/usr/local/sbin/cairn-vm-agent"
-		chmod 0755 "$b/usr/local/sbin/cairn-vm-agent"
-		cat >"$b/etc/systemd/system/cairn-vm-agent.service" <<-EOF
-			[Unit]
-			Description=cairn examples/vm.sh: a root shell on ttyS1 for the host's checks
-			[Service]
-			ExecStart=/usr/local/sbin/cairn-vm-agent
-			[Install]
-			WantedBy=multi-user.target
-		EOF
+		echo "(the agent: a unit starting the root shell on ttyS1 the initramfs leaves in /run, for this script's checks)"
+		vm_agent_unit >"$b/etc/systemd/system/cairn-vm-agent.service"
 		in_mount "$b" systemctl enable cairn-vm-agent.service
 		echo vm-demo >"$b/etc/hostname"
 		echo "(a user for the su and passwd checks, and a file with a capability and an xattr)"
@@ -335,8 +327,9 @@ for f in image guest; do
 		"$work/ls.changed" "$work/ls.$f" | LC_ALL=C sort -k 6 >"$work/ls.$f.cmp"
 done
 echo "$(wc -l <"$work/ls.image.cmp") entries of ${sample_dirs[*]} compared ($(wc -l <"$work/ls.changed") paths changed by the guest left out); setuid, setgid, sticky and devices among them:"
-awk '$1 ~ /^[cb]/ || $1 ~ /[sStT]/' "$work/ls.image.cmp" | sed 's/^/  image: /' | head -n 40
-awk '$1 ~ /^[cb]/ || $1 ~ /[sStT]/' "$work/ls.guest.cmp" | sed 's/^/  guest: /' | head -n 40
+special() { awk '$1 ~ /^[cb]/ || $1 ~ /[sStT]/' "$1" | head -n 30; }
+paste -d '\n' <(special "$work/ls.image.cmp") <(special "$work/ls.guest.cmp") |
+	awk 'NR % 2 { print "  image: " $0; next } { print "  guest: " $0 }'
 diff "$work/ls.image.cmp" "$work/ls.guest.cmp" | sed 's/^/  differs: /' | head -n 40 || true
 check "'ls -l' inside is 'cairn ls -l' of the image (owners, modes, setuid bits, devices, mtimes, link targets)" \
 	eval '[ -s "$work/ls.image.cmp" ] && cmp -s "$work/ls.image.cmp" "$work/ls.guest.cmp"'
