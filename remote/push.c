@@ -41,13 +41,14 @@ void cairn_xfer_progress(struct cairn_xfer *x, bool final)
 	const struct cairn_s3_stats *st = cairn_s3_stats(x->c->s3);
 	double secs = (double)(now - x->st.start_ns) / 1e9;
 	uint64_t bytes = st->bytes_sent + st->bytes_received;
+	uint64_t total = x->st.bytes_total > bytes ? x->st.bytes_total : bytes; /* indexes too */
 
 	if (!x->progress || (!final && now - x->last_progress_ns < 200000000))
 		return;
 	x->last_progress_ns = now;
 	fprintf(stderr, "\r%s: %" PRIu64 "/%" PRIu64 " objects, %.1f/%.1f MiB, %.1f MB/s   %s",
 		x->verb, x->st.objects_sent + x->st.objects_received, x->st.objects_total,
-		(double)bytes / 1048576.0, (double)x->st.bytes_total / 1048576.0,
+		(double)bytes / 1048576.0, (double)total / 1048576.0,
 		secs > 0 ? (double)bytes / secs / 1e6 : 0.0, final ? "\n" : "");
 	fflush(stderr);
 }
