@@ -227,8 +227,8 @@ static int take_lock(struct cfs_upper *u, bool keep)
 
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return cairn_err(-EBUSY, "upper directory '%s' is in use by a running mount",
-					 u->path);
+			return cairn_err(-EBUSY, "upper directory '%s' is in use by a running mount "
+					 "or commit", u->path);
 		return cairn_err(-e, "cannot lock %s/lock: %s", u->path, strerror(e));
 	}
 	if (keep)
@@ -292,7 +292,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 	return 0;
 }
 
-int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out)
+int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out)
 {
 	struct cfs_upper *u = upper_new(dir);
 	int ret;
@@ -300,8 +300,8 @@ int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper *
 	if (!u)
 		return -ENOMEM;
 	ret = open_layout(u, false);
-	if (!ret && refuse_mounted)
-		ret = take_lock(u, false);
+	if (!ret && lock)
+		ret = take_lock(u, true); /* held until cfs_upper_close(): no mount starts meanwhile */
 	if (!ret) {
 		ret = read_json(u);
 		if (ret == -ENOENT)

@@ -71,11 +71,14 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 		   struct cfs_upper **out);
 
 /*
- * Opens an upper directory to read it (commit, changes): no lock taken;
- * with refuse_mounted, -EBUSY with a message when a mount holds it.
+ * Opens an upper directory to read it (commit, changes). With lock, it is
+ * locked as a mount locks it, until cfs_upper_close(): -EBUSY with a
+ * message when a mount (or another commit) holds it, and a mount that
+ * starts meanwhile is refused, so the tree cannot change while it is read.
+ * Without, nothing is locked (changes reads a mounted upper too).
  * Returns 0 or -errno.
  */
-int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out);
+int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out);
 
 void cfs_upper_close(struct cfs_upper *u);
 
