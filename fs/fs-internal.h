@@ -72,6 +72,7 @@ struct cfs_rw {
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
 	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
+	bool dev00;               /* the upper object is an image's char device 0/0, escaped (upper.h) */
 	uint64_t key;             /* identity in the key map (see rw.c) */
 	struct cfs_inode *knext;  /* key map chain; itable_lock */
 	uint64_t upper_ino;       /* st_ino of the upper object */

@@ -92,6 +92,16 @@ static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct
 		break;
 	}
 	default:
+		if (rw_node_dev00(v)) {
+			/* made as itself it would be a whiteout: an empty file that says what it is */
+			fd = openat(u->work_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd < 0)
+				return -errno;
+			if (fsetxattr(fd, CFS_XATTR_DEVICE, CFS_DEVICE_CHR00,
+				      strlen(CFS_DEVICE_CHR00), 0) < 0)
+				ret = -errno;
+			break;
+		}
 		if (mknodat(u->work_fd, tmp, cairn_node_st_mode(v),
 			    makedev(v->major, v->minor)) < 0)
 			return -errno;
@@ -473,6 +483,7 @@ static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct ca
 	in->rw->lower = CFS_LOWER_PINNED;
 	in->rw->lower_len = v->size;
 	in->rw->metacopy = v->type == CAIRN_NODE_REG;
+	in->rw->dev00 = rw_node_dev00(v);
 	return 0;
 }
 
@@ -545,6 +556,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		return fd;
 	adopt(r, in, fd);
 	in->rw->no_xattrs = v.nxattr == 0;
+	in->rw->dev00 = rw_node_dev00(&v);
 	if (v.type != CAIRN_NODE_DIR) {
 		in->rw->lower = v.type == CAIRN_NODE_REG ? CFS_LOWER_PINNED : CFS_LOWER_NONE;
 		in->rw->lower_len = v.size;

@@ -52,6 +52,7 @@ void rw_unkey(struct cfs *fs, struct cfs_inode *in);
 struct rw_marks {
 	bool none; /* no xattrs but markers */
 	bool opaque, metacopy, has_origin, has_redirect;
+	bool dev00;         /* a regular file standing for a char device 0/0 */
 	uint64_t lower_len; /* with metacopy: UINT64_MAX for "y" (all of the origin) */
 	struct cairn_id origin, redirect;
 };
@@ -70,6 +71,7 @@ struct rw_entry {
 	uint8_t kind;          /* enum cfs_lower */
 	uint8_t type;          /* CAIRN_NODE_* */
 	bool metacopy, opaque, no_xattrs;
+	bool dev00;            /* an escaped char device 0/0: type is CAIRN_NODE_CHR */
 	uint64_t lower_len;    /* with metacopy */
 	struct cairn_node_view v; /* node's view when kind != NONE; valid until rw_req_end() */
 };
@@ -118,6 +120,11 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in);
 int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate);
 /* Opens in's data for reading and writing (once); the fd lives as long as in. */
 int rw_data_fd(struct cfs_inode *in);
+/* Is v a char device 0/0 (which the upper holds escaped)? */
+static inline bool rw_node_dev00(const struct cairn_node_view *v)
+{
+	return v->type == CAIRN_NODE_CHR && v->major == 0 && v->minor == 0;
+}
 /* A metacopy file keeps only its first n bytes from the image from now on. */
 int rw_set_lower_len(struct cfs_inode *in, uint64_t n);
 /*

@@ -204,6 +204,8 @@ int rw_marks_read(int fd, struct rw_marks *m)
 		return 0;
 	if (getxattr(path, CFS_XATTR_OPAQUE, val, sizeof(val)) > 0)
 		m->opaque = true;
+	n = getxattr(path, CFS_XATTR_DEVICE, val, sizeof(val));
+	m->dev00 = n == (ssize_t)strlen(CFS_DEVICE_CHR00) && !memcmp(val, CFS_DEVICE_CHR00, (size_t)n);
 	n = getxattr(path, CFS_XATTR_METACOPY, val, sizeof(val) - 1);
 	if (n > 0) {
 		char *end;
@@ -291,7 +293,10 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 		}
 		e->type = rw_st_type(e->st.st_mode);
 		e->no_xattrs = m.none;
-		if (e->type == CAIRN_NODE_DIR) {
+		if (e->type == CAIRN_NODE_REG && m.dev00) {
+			e->type = CAIRN_NODE_CHR; /* an image's char device 0/0, escaped */
+			e->dev00 = true;
+		} else if (e->type == CAIRN_NODE_DIR) {
 			e->opaque = m.opaque;
 			if (m.has_redirect) {
 				e->kind = CFS_LOWER_PINNED;
@@ -364,6 +369,7 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 			old->rw->metacopy = e->metacopy;
 			old->rw->lower_len = e->lower_len;
 			old->rw->no_xattrs = e->no_xattrs;
+			old->rw->dev00 = e->dev00;
 			key_add_locked(fs, old, key);
 		}
 	}
@@ -396,6 +402,7 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 	in->rw->lower_len = e->lower_len;
 	in->rw->opaque = e->opaque;
 	in->rw->no_xattrs = e->ufd >= 0 ? e->no_xattrs : e->v.nxattr == 0;
+	in->rw->dev00 = e->dev00;
 	in->rw->upper_ino = e->ufd >= 0 ? e->st.st_ino : 0;
 	e->ufd = -1;
 	if (e->kind != CFS_LOWER_NONE)
@@ -443,10 +450,16 @@ int rw_inode_stat(struct rw_req *r, struct cfs_inode *in, struct stat *st)
 			return -errno;
 		st->st_ino = in->ino;
 		st->st_dev = 0;
-		if (in->type == CAIRN_NODE_DIR)
+		if (in->type == CAIRN_NODE_DIR) {
 			st->st_nlink = merged_nlink(r, in, st);
-		else if (in->rw->metacopy)
+		} else if (in->rw->metacopy) {
 			st->st_blocks = (blkcnt_t)in->blocks;
+		} else if (in->rw->dev00) {
+			st->st_mode = S_IFCHR | (st->st_mode & 07777);
+			st->st_rdev = 0;
+			st->st_size = 0;
+			st->st_blocks = 0;
+		}
 		return 0;
 	}
 	ret = cfs_node_get(r->fs, r->t, &in->node, &v);

@@ -21,6 +21,10 @@
  *             Or a decimal byte count N: the first N bytes are the origin's,
  *             the rest the file's own (an append or a truncation needed no
  *             copy of the data)
+ *   device    "c 0 0" on an empty regular file: it stands for a character
+ *             device 0/0 of the image, which made as itself in tree/ would
+ *             read as a whiteout (its owner, mode, times and xattrs are the
+ *             file's)
  * A container's own xattr trusted.cairn.NAME is stored as
  * trusted.cairn.x.NAME, so no xattr set through the mount can forge a marker.
  */
@@ -43,6 +47,8 @@
 #define CFS_XATTR_REDIRECT "trusted.cairn.redirect"
 #define CFS_XATTR_ORIGIN "trusted.cairn.origin"
 #define CFS_XATTR_METACOPY "trusted.cairn.metacopy"
+#define CFS_XATTR_DEVICE "trusted.cairn.device"
+#define CFS_DEVICE_CHR00 "c 0 0" /* the one value of CFS_XATTR_DEVICE */
 #define CFS_XATTR_ESCAPE "trusted.cairn.x."
 
 struct cfs_upper {

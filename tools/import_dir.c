@@ -65,6 +65,7 @@ struct walk {
 /* cairn's markers on an upper object (upper.h), read off its xattrs. */
 struct upper_marks {
 	bool opaque, metacopy, has_origin, has_redirect;
+	bool dev00; /* an empty file standing for a char device 0/0 */
 	uint64_t lower_len; /* with metacopy: bytes that are the origin's (UINT64_MAX: all) */
 	struct cairn_id origin, redirect;
 	struct cairn_buf names; /* unescaped xattr names */
@@ -548,6 +549,9 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 			m->has_origin = marker_id(x, &m->origin);
 		else if (!strcmp(x->name, CFS_XATTR_REDIRECT))
 			m->has_redirect = marker_id(x, &m->redirect);
+		else if (!strcmp(x->name, CFS_XATTR_DEVICE))
+			m->dev00 = x->value_len == strlen(CFS_DEVICE_CHR00) &&
+				   !memcmp(x->value, CFS_DEVICE_CHR00, x->value_len);
 	}
 	for (size_t i = 0; i < out; i++) {
 		uintptr_t at = (uintptr_t)xs[i].name;
@@ -743,10 +747,15 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 			ret = upper_xattrs(xs, &nx, &marks);
 		if (ret)
 			goto out;
-		if (marks.metacopy)
+		if (marks.dev00 && st.st_size == 0) {
+			/* the daemon's escaped form of an image's char device 0/0 (upper.h) */
+			n.type = CAIRN_NODE_CHR;
+			n.major = n.minor = 0;
+		} else if (marks.metacopy) {
 			ret = origin_content(wk, &marks, fd, &st, &n);
-		else
+		} else {
 			ret = read_file(wk, fd, &st, &n);
+		}
 		if (ret)
 			goto out;
 		if (fstat(fd, &st2) < 0) {
