@@ -57,12 +57,34 @@ static int copy_xattrs_fd(const struct cairn_node_view *v, int fd, const char *p
 }
 
 /*
+ * The image's xattrs of node did not fit on the upper's filesystem (ext4
+ * keeps them in one block): the copy-up fails with err and nothing made,
+ * and the log says why, once per failure.
+ */
+static void xattrs_failed(struct rw_req *r, const char *name, const struct cairn_id *node,
+			  const struct cairn_node_view *v, int err)
+{
+	struct cairn_xattr x;
+	size_t off = 0, bytes = 0;
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	while (cairn_xattr_next(v, &off, &x) == 0)
+		bytes += x.name_len + 1 + x.value_len;
+	cairn_id_hex(node, hex);
+	cfs_log(r->fs, LOG_ERR, "cannot copy up '%s' (image node %.12s): its %u xattrs (%zu bytes) "
+		"%s on the upper's filesystem: %s", name, hex, v->nxattr, bytes,
+		err == -ENOSPC || err == -E2BIG || err == -ERANGE || err == -EDQUOT
+			? "do not fit" : "cannot be set",
+		strerrordesc_np(-err));
+}
+
+/*
  * Makes, in work/ under tmp, an upper copy of node v's metadata (a
  * directory, a sparse metacopy file, a symlink, a device...), with its
  * owner, mode, xattrs and times. Returns an O_PATH fd to it, or -errno.
  */
 static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct cairn_node_view *v,
-		     const char *tmp)
+		     const char *tmp, const char *name)
 {
 	struct cfs_upper *u = r->fs->upper;
 	char path[64], xpath[80];
@@ -118,8 +140,11 @@ static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct
 	/* owner before mode (a chown clears set-id bits), xattrs after owner (it clears caps) */
 	if (!ret && fchownat(u->work_fd, tmp, v->uid, v->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
-	if (!ret)
+	if (!ret) {
 		ret = copy_xattrs(v, xpath);
+		if (ret)
+			xattrs_failed(r, name, node, v, ret);
+	}
 	if (!ret && v->type != CAIRN_NODE_LNK &&
 	    fchmodat(u->work_fd, tmp, cairn_node_st_mode(v) & 07777, 0) < 0)
 		ret = -errno;
@@ -169,8 +194,8 @@ static void keep_times(int dirfd, const struct stat *before)
  * upper object's fd), -EEXIST when the name is taken, -EOPNOTSUPP where
  * the filesystem has no O_TMPFILE, or another -errno.
  */
-static int copy_up_tmpfile(int dirfd, const char *name, const struct cairn_id *node,
-			   const struct cairn_node_view *v)
+static int copy_up_tmpfile(struct rw_req *r, int dirfd, const char *name,
+			   const struct cairn_id *node, const struct cairn_node_view *v)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct timespec ts[2];
@@ -187,8 +212,11 @@ static int copy_up_tmpfile(int dirfd, const char *name, const struct cairn_id *n
 	    fsetxattr(fd, CFS_XATTR_METACOPY, "y", 1, 0) < 0 ||
 	    fchown(fd, v->uid, v->gid) < 0) /* owner first: a chown clears set-id bits and caps */
 		ret = -errno;
-	if (!ret)
+	if (!ret) {
 		ret = copy_xattrs_fd(v, fd, NULL);
+		if (ret)
+			xattrs_failed(r, name, node, v, ret);
+	}
 	if (!ret && (fchmod(fd, cairn_node_st_mode(v) & 07777) < 0 || futimens(fd, ts) < 0 ||
 		     fstat(dirfd, &before) < 0 || linkat(fd, "", dirfd, name, AT_EMPTY_PATH) < 0))
 		ret = -errno;
@@ -208,7 +236,7 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 	int fd;
 
 	if (v->type == CAIRN_NODE_REG) {
-		fd = copy_up_tmpfile(dirfd, name, node, v);
+		fd = copy_up_tmpfile(r, dirfd, name, node, v);
 		if (fd == -EEXIST) {
 			fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			return fd < 0 ? -errno : fd;
@@ -217,7 +245,7 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 			return fd;
 	}
 	cfs_upper_tmpname(r->fs->upper, tmp);
-	fd = make_copy(r, node, v, tmp);
+	fd = make_copy(r, node, v, tmp, name);
 	if (fd < 0)
 		return fd;
 	if (fstat(dirfd, &before) < 0 ||
@@ -533,7 +561,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		if (v.type != CAIRN_NODE_REG)
 			return -ENOENT;
 		cfs_upper_tmpname(r->fs->upper, tmp);
-		fd = make_copy(r, &in->node, &v, tmp);
+		fd = make_copy(r, &in->node, &v, tmp, in->name);
 		if (fd < 0)
 			return fd;
 		unlinkat(r->fs->upper->work_fd, tmp, 0);
