@@ -298,6 +298,8 @@ struct group_walk {
 	size_t nf, cap;
 	int first;      /* the upper file made for the first member, or -1 */
 	bool made_dirs; /* directories inodes do not know of were copied up */
+	bool undo;      /* walking again to take back the links to first (first_ino) */
+	ino_t first_ino;
 	int err;
 };
 
@@ -397,6 +399,17 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		memcpy(name, d.name, d.name_len);
 		name[d.name_len] = '\0';
 		in_upper = ufd >= 0 && fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (g->undo && d.type != CAIRN_NODE_DIR) {
+			/* a link this copy-up made: taken back, the image's entry shows again */
+			struct stat before;
+
+			if (in_upper && st.st_ino == g->first_ino && fstat(ufd, &before) == 0 &&
+			    unlinkat(ufd, name, 0) == 0)
+				keep_times(ufd, &before);
+			continue;
+		}
+		if (g->undo && !in_upper)
+			continue; /* nothing of this copy-up can be below a directory it did not make */
 		if (d.type == CAIRN_NODE_DIR) {
 			struct rw_marks m;
 			int cfd = -1;
@@ -476,27 +489,57 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 	}
 }
 
+/* Walks the merged view for the group from the root (see group_dir()). */
+static void group_walk(struct group_walk *g, int root_ufd)
+{
+	g->nf = 1;
+	g->f[0] = (struct gframe){ .fd = fcntl(root_ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
+				   .has_lower = true, .id = g->r->fs->root };
+	if (g->f[0].fd < 0)
+		g->err = -errno;
+	else
+		group_dir(g, 0, 0);
+	if (g->f[0].fd >= 0)
+		close(g->f[0].fd);
+}
+
 static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct cairn_node_view *v)
 {
 	struct cfs_inode *root = cfs_inode_find(r->fs, FUSE_ROOT_ID);
 	struct group_walk g = { .r = r, .node = &in->node, .v = v, .first = -1 };
+	unsigned long link_max = r->fs->upper->link_max;
 
 	/* a group is found by its node id: one walk of the image per group, once */
 	if (!root)
 		return -ESTALE;
+	if (link_max && v->nlink > link_max) {
+		/* refused before anything is linked: a part-linked group would split on a retry */
+		cfs_log(r->fs, LOG_ERR, "cannot copy up '%s': its hard-link group has %u names in the "
+			"image, more than the upper's filesystem links to one file (%lu)",
+			in->name ? in->name : "/", v->nlink, link_max);
+		return -EMLINK;
+	}
 	g.f = calloc(32, sizeof(*g.f));
 	if (!g.f)
 		return -ENOMEM;
 	g.cap = 32;
-	g.f[0] = (struct gframe){ .fd = fcntl(root->rw->ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
-				  .has_lower = true, .id = r->fs->root };
-	g.nf = 1;
-	if (g.f[0].fd < 0)
-		g.err = -errno;
-	else
-		group_dir(&g, 0, 0);
-	if (g.f[0].fd >= 0)
-		close(g.f[0].fd);
+	group_walk(&g, root->rw->ufd);
+	if (g.err && g.first >= 0) {
+		/* part of the group is linked (EMLINK where the limit was not known): take it back */
+		struct stat st;
+		int err = g.err;
+
+		if (fstat(g.first, &st) == 0) {
+			g.undo = true;
+			g.first_ino = st.st_ino;
+			g.err = 0;
+			group_walk(&g, root->rw->ufd);
+		}
+		cfs_log(r->fs, LOG_ERR, "cannot copy up '%s', a member of a hard-link group of %u "
+			"names: %s%s", in->name ? in->name : "/", v->nlink, strerrordesc_np(-err),
+			g.undo && !g.err ? " (the links made were taken back)" : "");
+		g.err = err;
+	}
 	free(g.f);
 	if (g.made_dirs)
 		r->fs->upper_gen++; /* inodes of those directories find them again */

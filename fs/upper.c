@@ -216,6 +216,18 @@ static int open_layout(struct cfs_upper *u, bool create)
 	return 0;
 }
 
+/*
+ * How many links one file may have on the upper's filesystem (65000 on
+ * ext4). glibc answers 127 for a filesystem it does not know (tmpfs, whose
+ * limit is far higher): that is taken as not known.
+ */
+static unsigned long upper_link_max(struct cfs_upper *u)
+{
+	long n = fpathconf(u->tree_fd, _PC_LINK_MAX);
+
+	return n > 0 && n != 127 ? (unsigned long)n : 0;
+}
+
 static int take_lock(struct cfs_upper *u, bool keep)
 {
 	int fd = openat(u->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -283,6 +295,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 			close(wfd);
 		}
 		u->rename_whiteout = probe_rename_whiteout(u);
+		u->link_max = upper_link_max(u);
 	}
 	if (ret) {
 		cfs_upper_close(u);

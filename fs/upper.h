@@ -59,6 +59,7 @@ struct cfs_upper {
 	char path[4096];
 	atomic_uint seq; /* names of scratch entries in work/ */
 	bool rename_whiteout; /* RENAME_WHITEOUT works on this filesystem */
+	unsigned long link_max; /* links one file may have on this filesystem; 0: not known */
 	bool fresh;           /* made by this open: tree/ takes the image root's attributes */
 	/* from upper.json */
 	struct cairn_id image; /* the image it was made on (the latest one, for a platform) */
