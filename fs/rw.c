@@ -411,6 +411,8 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 	cfs_inode_insert_locked(fs, in, key);
 	in->nlookup = 1;
 	key_add_locked(fs, in, key);
+	/* what the image shows at a path is read from the tree its directory reads */
+	cfs_lease_hold_locked(fs, in, e->kind == CFS_LOWER_PATH ? p->lease : NULL);
 	pthread_mutex_unlock(&fs->itable_lock);
 	return in;
 }

@@ -130,6 +130,81 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 	r->state = R_FOUND;
 }
 
+/* An inode left on the old image: the kernel is asked to drop it once unused. */
+struct stale {
+	uint64_t parent, ino;
+	char *name;
+};
+
+/* Moving the inodes the new image serves unchanged to its lease. */
+struct lease_move {
+	struct cfs *fs;
+	struct cfs_thread *t;
+	struct dirset *d;
+	struct cfs_lease *old, *new;
+	struct stale *v;
+	size_t n, cap;
+};
+
+/* Does the new tree show in's node at in's place (its parent re-bound)? */
+static bool unchanged(struct lease_move *m, struct cfs_inode *in)
+{
+	struct rebind *p = find(m->d, in->parent);
+	struct cairn_node_view pv;
+	struct cairn_dirent e;
+
+	if (!p || p->state != R_FOUND || !p->has || !in->name)
+		return false;
+	if (p->had && cairn_id_eq(&p->old, &p->new))
+		return true; /* the same directory: every entry the same */
+	return cairn_node_get(m->t->txn, &p->new, 0, &pv) == 0 &&
+	       cairn_dir_lookup(&pv, in->name, strlen(in->name), &e, NULL) == 0 &&
+	       cairn_id_eq(&e.id, &in->node);
+}
+
+static void move_lease(struct cfs_inode *in, void *arg)
+{
+	struct lease_move *m = arg;
+	struct rebind *r;
+
+	if (in->ino == FUSE_ROOT_ID) {
+		cfs_lease_move_locked(m->fs, in, m->new);
+		return;
+	}
+	if (in->type == CAIRN_NODE_DIR) {
+		r = find(m->d, in->ino);
+		if (r && r->state == R_FOUND && r->has)
+			cfs_lease_move_locked(m->fs, in, m->new);
+		else if (r && in->rw && !r->has)
+			cfs_lease_move_locked(m->fs, in, NULL); /* the upper's alone now */
+		return; /* else it keeps serving what it was */
+	}
+	if (!in->lease || in->lease != m->old)
+		return;
+	if (in->rw && (in->rw->ufd >= 0 || in->rw->lower != CFS_LOWER_PATH)) {
+		cfs_lease_move_locked(m->fs, in, NULL); /* copied up: no longer read through the image */
+		return;
+	}
+	if (unchanged(m, in)) {
+		cfs_lease_move_locked(m->fs, in, m->new);
+		return;
+	}
+	if (in->rw && in->rw->unlinked)
+		return; /* the kernel dropped its name already: forgotten once closed */
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct stale *v = realloc(m->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* it stays leased until the kernel forgets it some other way */
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n] = (struct stale){ .parent = in->parent, .ino = in->ino, .name = strdup(in->name) };
+	if (m->v[m->n].name)
+		m->n++;
+}
+
 /*
  * Expires every name whose entry differs between two versions of a
  * directory; a NULL side is an empty directory (the image had none there).
@@ -191,6 +266,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 	struct cairn_image img;
 	struct dirset d = { 0 };
 	struct cfs_thread t = { .fs = fs };
+	struct lease_move m = { .fs = fs, .t = &t, .d = &d };
 	struct cairn_node_view v;
 	uint64_t from;
 	unsigned rebound = 0, expired = 0;
@@ -255,14 +331,22 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		r->has = true;
 		rebound++;
 	}
-	/* the image left behind may still be read through files opened on it */
-	if (fs->nserved < ARRAY_SIZE(fs->served) && !cairn_id_eq(&fs->image, &p.image)) {
-		bool known = false;
-
-		for (unsigned i = 0; i < fs->nserved; i++)
-			known |= cairn_id_eq(&fs->served[i], &fs->image);
-		if (!known)
-			fs->served[fs->nserved++] = fs->image;
+	/*
+	 * The image left behind stays leased while inodes still read it: what
+	 * the new image serves unchanged moves to the new lease, the rest
+	 * (files opened before the switch) holds the old one until forgotten.
+	 */
+	pthread_mutex_lock(&fs->itable_lock);
+	m.new = cfs_lease_get_locked(fs, &p.image);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (m.new) {
+		m.old = fs->leases.current;
+		cfs_itable_each(fs, move_lease, &m);
+		pthread_mutex_lock(&fs->itable_lock);
+		cfs_lease_set_current_locked(fs, m.new);
+		pthread_mutex_unlock(&fs->itable_lock);
+	} else {
+		cfs_log(fs, LOG_WARNING, "out of memory: the old image stays leased");
 	}
 	fs->image = p.image;
 	fs->root = img.root;
@@ -283,6 +367,17 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		expire_changes(fs, &t, r->in->ino, r->had ? &r->old : NULL, r->has ? &r->new : NULL,
 			       &expired);
 	}
+	/*
+	 * An old file's name is deleted in the kernel (its inode's link count
+	 * cleared; a name with a mount on it is left alone): the inode goes,
+	 * and is forgotten, when its last user closes it, releasing the lease.
+	 */
+	for (size_t i = 0; i < m.n; i++) {
+		fuse_lowlevel_notify_delete(fs->se, m.v[i].parent, m.v[i].ino, m.v[i].name,
+					    strlen(m.v[i].name));
+		free(m.v[i].name);
+	}
+	free(m.v);
 	cairn_txn_abort(t.txn);
 	free(d.v);
 	cfs_log(fs, LOG_INFO, "switched %s from generation %llu to %llu: %u directories re-bound, "
