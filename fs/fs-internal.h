@@ -61,6 +61,20 @@ struct cfs_lease {
 	struct cfs_lease *next;   /* itable_lock */
 };
 
+/*
+ * A writable mount's fd budget (rw-fds.c): the upper fds it keeps open,
+ * and which inodes hold them.
+ */
+struct cfs_fds {
+	unsigned long budget;     /* at most this many ufds and dfds stay open between requests */
+	unsigned long open;       /* open now; itable_lock */
+	struct cfs_inode **held;  /* inodes holding an fd; itable_lock */
+	size_t nheld, cap;        /* itable_lock */
+	uint64_t gen;             /* bumped by every request that takes ns_lock; ns_lock */
+	bool handles;             /* the upper's filesystem gives file handles we can open */
+	atomic_uint_fast64_t reopens, closes;
+};
+
 /* A mount's leases: what its record lists, so gc keeps those images. */
 struct cfs_leases {
 	/* the image served now; written under switch_lock (write) and itable_lock */
@@ -83,8 +97,21 @@ enum cfs_lower {
 };
 
 struct cfs_rw {
-	_Atomic int ufd;          /* O_PATH fd of the upper object, -1 while there is none */
-	_Atomic int dfd;          /* O_RDWR fd of an upper regular file's data, -1 until opened */
+	/*
+	 * The upper object, if there is one (upper), is known by its file
+	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
+	 * data fd (dfd) are kept open only within the mount's fd budget
+	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
+	 * rw_ufd(). While a file is open in the kernel (opens > 0) both stay:
+	 * reads and writes use dfd without ns_lock.
+	 */
+	bool upper;               /* the upper object exists; ns_lock */
+	_Atomic int ufd;          /* ns_lock */
+	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
+	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
+	atomic_uint opens;        /* FUSE opens not yet released */
+	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
+	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */
 	atomic_bool metacopy;     /* bytes below lower_len are node's, the rest the upper file's */
 	uint64_t lower_len;       /* with metacopy; ns_lock */
@@ -145,6 +172,7 @@ struct cfs {
 	/* writable mounts (rw*.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
 	pthread_mutex_t ns_lock;    /* every change to the upper and to rw inode state */
+	struct cfs_fds fds;         /* writable mounts: the upper fds kept open */
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
@@ -235,6 +263,13 @@ extern const struct fuse_lowlevel_ops cfs_rw_ops;
 int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 /* The root's writable state (rw.c). */
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
+/*
+ * The fd budget of a writable mount (rw-fds.c): set from RLIMIT_NOFILE
+ * (half of it, at most 65536), after checking that file handles work on
+ * the upper's filesystem.
+ */
+void cfs_rw_fds_init(struct cfs *fs);
+void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
 /* A decoded, verified chunk (a reference: cfs_chunk_unref() it). */

@@ -264,16 +264,12 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 }
 
 
-/* Sets in's upper fd (an O_PATH fd it takes over) and its key. */
+/* Sets in's upper object (an O_PATH fd it takes over) and its key. */
 static void adopt(struct rw_req *r, struct cfs_inode *in, int fd)
 {
-	struct stat st;
-
-	in->rw->ufd = fd;
-	if (fstat(fd, &st) == 0) {
-		in->rw->upper_ino = st.st_ino;
-		rw_rekey(r->fs, in, rw_upper_key(st.st_ino));
-	}
+	rw_install(r->fs, in, fd);
+	if (in->rw->upper_ino)
+		rw_rekey(r->fs, in, rw_upper_key(in->rw->upper_ino));
 }
 
 /*
@@ -523,7 +519,7 @@ static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct ca
 	if (!g.f)
 		return -ENOMEM;
 	g.cap = 32;
-	group_walk(&g, root->rw->ufd);
+	group_walk(&g, rw_ufd(r->fs, root));
 	if (g.err && g.first >= 0) {
 		/* part of the group is linked (EMLINK where the limit was not known): take it back */
 		struct stat st;
@@ -533,7 +529,7 @@ static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct ca
 			g.undo = true;
 			g.first_ino = st.st_ino;
 			g.err = 0;
-			group_walk(&g, root->rw->ufd);
+			group_walk(&g, rw_ufd(r->fs, root));
 		}
 		cfs_log(r->fs, LOG_ERR, "cannot copy up '%s', a member of a hard-link group of %u "
 			"names: %s%s", in->name ? in->name : "/", v->nlink, strerrordesc_np(-err),
@@ -567,7 +563,7 @@ void rw_refresh_upper(struct rw_req *r, struct cfs_inode *p, unsigned depth)
 	struct cfs_inode *pp;
 	int fd;
 
-	if (p->rw->ufd >= 0 || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
+	if (p->rw->upper || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
 	    p->rw->unlinked || p->ino == FUSE_ROOT_ID || depth > 4096)
 		return;
 	p->rw->seen_gen = r->fs->upper_gen;
@@ -575,9 +571,9 @@ void rw_refresh_upper(struct rw_req *r, struct cfs_inode *p, unsigned depth)
 	if (!pp)
 		return;
 	rw_refresh_upper(r, pp, depth + 1);
-	if (pp->rw->ufd < 0)
+	if (!pp->rw->upper)
 		return;
-	fd = openat(pp->rw->ufd, p->name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(rw_ufd(r->fs, pp), p->name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0)
 		adopt(r, p, fd);
 }
@@ -590,7 +586,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	int ret, fd;
 
 	rw_refresh_upper(r, in, 0);
-	if (in->rw->ufd >= 0)
+	if (in->rw->upper)
 		return 0;
 	if (in->rw->lower == CFS_LOWER_NONE)
 		return -EIO; /* neither upper nor image: cannot be */
@@ -608,7 +604,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		if (fd < 0)
 			return fd;
 		unlinkat(r->fs->upper->work_fd, tmp, 0);
-		in->rw->ufd = fd;
+		rw_install(r->fs, in, fd); /* unlinked: its fds stay while it lives */
 		in->rw->lower = CFS_LOWER_PINNED;
 		in->rw->lower_len = v.size;
 		in->rw->metacopy = true;
@@ -622,7 +618,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	ret = rw_copy_up(r, p);
 	if (ret)
 		return ret;
-	fd = copy_up_at(r, p->rw->ufd, in->name, &in->node, &v);
+	fd = copy_up_at(r, rw_ufd(r->fs, p), in->name, &in->node, &v);
 	if (fd < 0)
 		return fd;
 	adopt(r, in, fd);
@@ -636,19 +632,23 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	return 0;
 }
 
-/* Opens in's data for reading and writing (once). */
-int rw_data_fd(struct cfs_inode *in)
+/* Opens in's data for reading and writing (once, while the budget keeps it). */
+int rw_data_fd(struct cfs *fs, struct cfs_inode *in)
 {
 	char path[32];
-	int fd;
+	int fd, ufd;
 
+	in->rw->used = fs->fds.gen;
 	if (in->rw->dfd >= 0)
 		return in->rw->dfd;
-	fd = open(cfs_fdpath(in->rw->ufd, path), O_RDWR | O_CLOEXEC);
+	ufd = rw_ufd(fs, in);
+	if (ufd < 0)
+		return -errno;
+	fd = open(cfs_fdpath(ufd, path), O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	in->rw->dfd = fd;
-	return fd;
+	rw_set_dfd(fs, in, fd);
+	return in->rw->dfd;
 }
 
 /*
@@ -667,7 +667,7 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 		return ret;
 	if (in->type != CAIRN_NODE_REG)
 		return 0;
-	fd = rw_data_fd(in);
+	fd = rw_data_fd(r->fs, in);
 	if (fd < 0)
 		return fd;
 	if (!in->rw->metacopy)
@@ -715,21 +715,21 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 		if (ret)
 			return ret;
 	}
-	if (removexattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY) < 0 && errno != ENODATA)
+	if (removexattr(cfs_fdpath(rw_ufd(r->fs, in), path), CFS_XATTR_METACOPY) < 0 && errno != ENODATA)
 		return -errno;
 	in->rw->metacopy = false;
 	return 0;
 }
 
 /* A metacopy file keeps only its first n bytes from the image from now on. */
-int rw_set_lower_len(struct cfs_inode *in, uint64_t n)
+int rw_set_lower_len(struct cfs *fs, struct cfs_inode *in, uint64_t n)
 {
 	char path[32], val[24];
 
 	if (n >= in->rw->lower_len)
 		return 0;
 	snprintf(val, sizeof(val), "%llu", (unsigned long long)n);
-	if (setxattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY, val, strlen(val), 0) < 0)
+	if (setxattr(cfs_fdpath(rw_ufd(fs, in), path), CFS_XATTR_METACOPY, val, strlen(val), 0) < 0)
 		return -errno;
 	in->rw->lower_len = n;
 	return 0;

@@ -78,6 +78,14 @@ static json_object *stats_json(struct cfs *fs)
 			n++;
 		json_object_object_add(o, "leases", json_object_new_int64((int64_t)n));
 	}
+	if (fs->upper) {
+		json_object_object_add(o, "fds", json_object_new_int64((int64_t)fs->fds.open));
+		json_object_object_add(o, "fd_budget", json_object_new_int64((int64_t)fs->fds.budget));
+		json_object_object_add(o, "fd_reopens",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.reopens)));
+		json_object_object_add(o, "fd_closes",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.closes)));
+	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	return o;
 }
@@ -303,9 +311,9 @@ static unsigned cache_shards(size_t bytes)
 }
 
 /*
- * A writable mount holds an O_PATH fd per inode with an upper object: as
- * many as the kernel keeps inodes. Root may raise its limit to the
- * system's.
+ * A writable mount keeps upper fds within a budget of half its limit
+ * (rw-fds.c): the higher the limit, the fewer reopens. Root may raise its
+ * limit to the system's.
  */
 static void raise_nofile(void)
 {
@@ -382,6 +390,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		/* the mode a caller asks for is the mode it gets: the kernel applied its umask */
 		umask(0);
 		raise_nofile();
+		cfs_rw_fds_init(fs);
 	}
 	if (fs->upper && fs->upper->fresh) {
 		ret = cfs_rw_root_attrs(fs, &v);
@@ -513,6 +522,7 @@ out:
 	}
 	free(fs.zeros);
 	free(fs.kbuckets);
+	cfs_rw_fds_release(&fs);
 	cfs_upper_close(fs.upper);
 	pthread_mutex_destroy(&fs.ns_lock);
 	pthread_cond_destroy(&fs.decoded);

@@ -61,7 +61,7 @@ static void collect(struct cfs_inode *in, void *arg)
 	 * directory that appears at its path (not opaque, not renamed).
 	 */
 	if (in->rw && in->rw->lower != CFS_LOWER_PATH &&
-	    (in->rw->lower != CFS_LOWER_NONE || in->rw->opaque || in->rw->ufd < 0 ||
+	    (in->rw->lower != CFS_LOWER_NONE || in->rw->opaque || !in->rw->upper ||
 	     in->rw->unlinked))
 		return;
 	if (d->n == d->cap) {
@@ -181,7 +181,7 @@ static void move_lease(struct cfs_inode *in, void *arg)
 	}
 	if (!in->lease || in->lease != m->old)
 		return;
-	if (in->rw && (in->rw->ufd >= 0 || in->rw->lower != CFS_LOWER_PATH)) {
+	if (in->rw && (in->rw->upper || in->rw->lower != CFS_LOWER_PATH)) {
 		cfs_lease_move_locked(m->fs, in, NULL); /* copied up: no longer read through the image */
 		return;
 	}
@@ -313,7 +313,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 	for (size_t i = 0; i < d.n; i++) {
 		struct rebind *r = &d.v[i];
 		/* a merged directory of a writable mount: the upper's part stays either way */
-		bool merged = r->in->rw && r->in->rw->ufd >= 0;
+		bool merged = r->in->rw && r->in->rw->upper;
 
 		r->has = r->had;
 		if (r->state == R_ABSENT && merged && r->had) {
