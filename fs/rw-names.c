@@ -460,7 +460,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	}
 	if (isdir) {
 		struct cfs_inode probe = { .type = CAIRN_NODE_DIR, .node = e.node };
-		struct cfs_rw prw = { .upper = e.ufd >= 0, .ufd = e.ufd, .lower = e.kind };
+		struct cfs_rw prw = { .upper = e.ufd >= 0, .ufd = e.ufd, .dfd = -1, .lower = e.kind };
 
 		probe.rw = &prw;
 		ret = merged_empty(&r, &probe);
@@ -594,7 +594,8 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	}
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR) {
 		struct cfs_inode probe = { .type = CAIRN_NODE_DIR, .node = de.node };
-		struct cfs_rw prw = { .upper = de.ufd >= 0, .ufd = de.ufd, .lower = de.kind };
+		struct cfs_rw prw = { .upper = de.ufd >= 0, .ufd = de.ufd, .dfd = -1,
+				       .lower = de.kind };
 
 		if (se.type != CAIRN_NODE_DIR) {
 			ret = -EISDIR;
