@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # debian.sh - sourced by the tests that need a real Debian system: the one
 # debootstrap --variant=minbase tree the tests and examples share
 # (scripts/debian-tree.sh: made once under flock, network the first time,
