@@ -21,6 +21,7 @@
 #include <syslog.h>
 
 #include "fs-internal.h"
+#include "source.h"
 
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
 {
@@ -490,37 +491,36 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	readdir_image(req, ino, size, off, true);
 }
 
-/* Decodes and verifies a chunk into a new buffer and caches it. */
+/*
+ * Reads a chunk through the store's chunk source (source.h: verified
+ * against its id there) into a new buffer and caches it.
+ */
 static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
 				      const struct cairn_id *id, int *err)
 {
-	struct cairn_chunk_ref ref;
+	struct cairn_chunk_info info;
 	struct cfs_chunk *ch;
-	const void *val;
-	size_t vlen;
 	uint8_t *data;
 	long n;
 	int ret;
 
-	ret = cairn_get(t->txn, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
-	if (!ret && cairn_chunk_parse(val, vlen, &ref))
-		ret = -EUCLEAN;
+	ret = cairn_chunks_stat(t->txn, id, &info);
 	if (ret) {
 		char hex[CAIRN_ID_HEX_LEN + 1];
 
 		cairn_id_hex(id, hex);
 		cfs_log(fs, LOG_ERR, "chunk %s: %s", hex,
-			ret == -ENOENT ? "missing from the store" : "index record damaged");
+			ret == -ENOENT ? "missing from the store" : cairn_errmsg());
 		*err = -EIO;
 		atomic_fetch_add(&fs->eio, 1);
 		return NULL;
 	}
-	data = malloc(ref.raw_len);
+	data = malloc(info.raw_len);
 	if (!data) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	n = cairn_chunk_read(t->txn, &t->z, id, val, vlen, data, ref.raw_len);
+	n = cairn_chunks_read(t->txn, &t->z, id, 0, data, info.raw_len);
 	if (n < 0) {
 		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
 		free(data);

@@ -8,6 +8,9 @@
  * person reading the error. Nothing above this file sees an MDB_* code.
  */
 #include "store.h"
+#include "store-internal.h"
+
+#include "source.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -28,11 +31,15 @@ static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_PLATFORMS] = CAIRN_DB_PLATFORMS,
 	[CAIRN_DBI_HISTORY] = CAIRN_DB_HISTORY,
 	[CAIRN_DBI_PACKS] = CAIRN_DB_PACKS,
+	[CAIRN_DBI_REMOTES] = CAIRN_DB_REMOTES,
+	[CAIRN_DBI_FOLLOWS] = CAIRN_DB_FOLLOWS,
 };
+_Static_assert(CAIRN_DBI_REMOTES == CAIRN_DB_FIRST_ADDED, "added databases come last");
 
 struct cairn_store {
 	MDB_env *env;
 	MDB_dbi dbi[CAIRN_DB_COUNT];
+	unsigned absent;        /* bit i: added database i is missing (read-only store) */
 	unsigned flags;
 	char *dir;
 	struct cairn_store_params params;
@@ -43,6 +50,8 @@ struct cairn_store {
 	struct pack_map *maps;     /* by pack id; addr NULL until mapped */
 	size_t npack_fds;
 	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
+
+	struct cairn_chunk_source *chunks; /* the top chunk source (source.h); set before sharing */
 };
 
 /* A read-only mapping of a pack file. */
@@ -144,20 +153,40 @@ static void meta_encode(const struct cairn_store_params *p, struct cairn_meta_di
 	CAIRN_SET(m->created_ns, cairn_now_ns());
 }
 
-/* Opens every named database, creating them and the metadata record if asked. */
+/*
+ * Opens every named database, creating them and the metadata record if
+ * asked. A database added after the store was made is created by any
+ * writable open (in a write transaction of its own), and marked absent on a
+ * read-only one.
+ */
 static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params *params)
 {
 	bool create = !(s->flags & CAIRN_STORE_RDONLY) && (s->flags & CAIRN_STORE_CREATE);
+	bool add = false;
 	MDB_txn *txn;
 	MDB_val k = { .mv_size = strlen(CAIRN_META_KEY), .mv_data = (void *)CAIRN_META_KEY };
 	MDB_val v;
 	int rc, ret;
 
-	rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+again:
+	rc = mdb_txn_begin(s->env, NULL, create || add ? 0 : MDB_RDONLY, &txn);
 	if (rc)
 		return lmdb_err(rc, "cannot begin a transaction");
+	s->absent = 0;
 	for (unsigned i = 0; i < CAIRN_DB_COUNT; i++) {
-		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &s->dbi[i]);
+		bool added = i >= CAIRN_DB_FIRST_ADDED;
+
+		rc = mdb_dbi_open(txn, db_names[i], create || (add && added) ? MDB_CREATE : 0,
+				  &s->dbi[i]);
+		if (rc == MDB_NOTFOUND && added && !(s->flags & CAIRN_STORE_RDONLY)) {
+			mdb_txn_abort(txn);
+			add = true;
+			goto again;
+		}
+		if (rc == MDB_NOTFOUND && added) {
+			s->absent |= 1u << i;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND) {
 			mdb_txn_abort(txn);
 			return cairn_err(-ENOENT, "not a cairn store");
@@ -311,6 +340,11 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 			goto err_env;
 		}
 	}
+	s->chunks = cairn_chunks_local_new(s);
+	if (!s->chunks) {
+		ret = -ENOMEM;
+		goto err_env;
+	}
 	*out = s;
 	return 0;
 
@@ -327,6 +361,13 @@ void cairn_store_close(struct cairn_store *s)
 {
 	if (!s)
 		return;
+	while (s->chunks) {
+		struct cairn_chunk_source *below = s->chunks->below;
+
+		if (s->chunks->ops->free)
+			s->chunks->ops->free(s->chunks);
+		s->chunks = below;
+	}
 	mdb_env_close(s->env);
 	for (size_t i = 0; i < s->npack_fds; i++) {
 		if (s->pack_fds[i] >= 0)
@@ -460,6 +501,17 @@ fail:
 	return NULL;
 }
 
+struct cairn_chunk_source *cairn_store_chunks(struct cairn_store *s)
+{
+	return s->chunks;
+}
+
+void cairn_store_push_chunks(struct cairn_store *s, struct cairn_chunk_source *src)
+{
+	src->below = s->chunks;
+	s->chunks = src;
+}
+
 const char *cairn_store_dir(const struct cairn_store *s)
 {
 	return s->dir;
@@ -583,8 +635,11 @@ int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 {
 	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v;
-	int rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
+	int rc;
 
+	if (t->s->absent & (1u << db))
+		return -ENOENT;
+	rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
 	if (rc)
 		return lmdb_err(rc, "cannot read from the store");
 	*val = v.mv_data;
@@ -630,8 +685,13 @@ int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count)
 {
 	MDB_stat st;
-	int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+	int rc;
 
+	if (t->s->absent & (1u << db)) {
+		*count = 0;
+		return 0;
+	}
+	rc = mdb_stat(t->txn, t->s->dbi[db], &st);
 	if (rc)
 		return lmdb_err(rc, "cannot read database statistics");
 	*count = st.ms_entries;
@@ -645,6 +705,10 @@ int cairn_cursor_open(struct cairn_txn *t, enum cairn_db db, struct cairn_cursor
 
 	if (!c)
 		return -ENOMEM;
+	if (t->s->absent & (1u << db)) { /* an empty walk: c->cur stays NULL */
+		*out = c;
+		return 0;
+	}
 	rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->cur);
 	if (rc) {
 		free(c);
@@ -658,7 +722,8 @@ void cairn_cursor_close(struct cairn_cursor *c)
 {
 	if (!c)
 		return;
-	mdb_cursor_close(c->cur);
+	if (c->cur)
+		mdb_cursor_close(c->cur);
 	free(c);
 }
 
@@ -668,8 +733,11 @@ int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool 
 	MDB_val mk = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val mv;
 	MDB_cursor_op op = next ? MDB_NEXT : key ? MDB_SET_RANGE : MDB_FIRST;
-	int rc = mdb_cursor_get(c->cur, &mk, &mv, op);
+	int rc;
 
+	if (!c->cur)
+		return -ENOENT;
+	rc = mdb_cursor_get(c->cur, &mk, &mv, op);
 	if (rc)
 		return lmdb_err(rc, "cannot walk the store");
 	if (k) {
@@ -686,6 +754,85 @@ int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool 
 int cairn_cursor_del(struct cairn_cursor *c)
 {
 	return lmdb_err(mdb_cursor_del(c->cur, 0), "cannot delete from the store");
+}
+
+int cairn_table_each(struct cairn_txn *t, enum cairn_db db,
+		     int (*fn)(const void *k, size_t kl, const void *v, size_t vl, void *arg),
+		     void *arg)
+{
+	struct cairn_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int ret = cairn_cursor_open(t, db, &c);
+
+	if (ret)
+		return ret;
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
+	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
+		ret = fn(k, kl, v, vl, arg);
+		if (ret)
+			break;
+	}
+	cairn_cursor_close(c);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int table_add(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct cairn_table_usage *u = arg;
+
+	u->entries++;
+	u->bytes += vl;
+	return 0;
+}
+
+int cairn_store_table_usage(struct cairn_txn *t, struct cairn_table_usage *out)
+{
+	static const struct {
+		const char *name;
+		enum cairn_db db;
+	} tables[CAIRN_TABLES_REPORTED] = {
+		{ "chunks", CAIRN_DBI_CHUNKS },	      { "contents", CAIRN_DBI_CONTENTS },
+		{ "nodes", CAIRN_DBI_NODES },	      { "layers", CAIRN_DBI_LAYERS },
+		{ "images", CAIRN_DBI_IMAGES },	      { "tags", CAIRN_DBI_TAGS },
+		{ "platforms", CAIRN_DBI_PLATFORMS }, { "packs", CAIRN_DBI_PACKS },
+	};
+
+	for (size_t i = 0; i < CAIRN_TABLES_REPORTED; i++) {
+		int ret;
+
+		out[i] = (struct cairn_table_usage){ .name = tables[i].name };
+		ret = cairn_table_each(t, tables[i].db, table_add, &out[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct pack_each {
+	int (*fn)(uint32_t pack, uint64_t bytes, void *arg);
+	void *arg;
+};
+
+static int pack_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct pack_each *pe = arg;
+	struct cairn_pack_disk d;
+	uint32_t pack;
+
+	if (kl != sizeof(pack) || vl != sizeof(d))
+		return 0; /* fsck reports it */
+	memcpy(&pack, k, sizeof(pack));
+	memcpy(&d, v, sizeof(d));
+	return pe->fn(be32toh(pack), CAIRN_GET(d.size), pe->arg);
+}
+
+int cairn_store_pack_each(struct cairn_txn *t, int (*fn)(uint32_t pack, uint64_t bytes, void *arg),
+			  void *arg)
+{
+	struct pack_each pe = { fn, arg };
+
+	return cairn_table_each(t, CAIRN_DBI_PACKS, pack_one, &pe);
 }
 
 static int count_other_readers(const char *msg, void *ctx)

@@ -15,9 +15,11 @@
 #include <xxhash.h>
 
 #include "chunk.h"
+#include "source.h"
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
+#include "store-internal.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
 #define MAX_WORKERS 8
@@ -235,22 +237,23 @@ static int entry_same(struct cairn_writer *w, const struct cairn_id *id, const v
 	if (ret)
 		return ret;
 	return compare_decoded(w, id,
-			       cairn_chunk_decode_entry(&w->z, NULL, entry, elen, w->scratch.data,
-							len),
+			       cairn_chunk_decode_entry(&w->z, NULL, false, entry, elen,
+							w->scratch.data, len),
 			       raw, len);
 }
 
-/* Compares a stored chunk (its index record) with raw. */
-static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const void *val,
-		       size_t vlen, const void *raw, size_t len)
+/* Compares a stored chunk with raw. */
+static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const void *raw,
+		       size_t len)
 {
 	int ret = cairn_buf_reserve(&w->scratch, len);
 
 	if (ret)
 		return ret;
 	return compare_decoded(w, id,
-			       cairn_chunk_read_unverified(w->rtxn, &w->z, id, val, vlen,
-							   w->scratch.data, len),
+			       cairn_chunks_read(w->rtxn, &w->z, id,
+						 CAIRN_READ_LOCAL | CAIRN_READ_UNVERIFIED,
+						 w->scratch.data, len),
 			       raw, len);
 }
 
@@ -355,10 +358,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 				ret = entry_same(w, id, w->arena.data + s->arena_off, h.vlen, data,
 						 len);
 			} else {
-				ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val,
-						&vlen);
-				if (!ret)
-					ret = stored_same(w, id, val, vlen, data, len);
+				ret = stored_same(w, id, data, len);
 			}
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
@@ -369,11 +369,11 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
 	if (ret == 0) {
 		if (cairn_chunk_header(val, vlen, &raw_len, &flags))
-			return stored_same(w, id, val, vlen, data, len); /* reports the damage */
+			return stored_same(w, id, data, len); /* reports the damage */
 		if (raw_len != len)
 			return collision("chunk", id);
 		if (untrusted || (flags & CAIRN_CHUNK_UNTRUSTED)) {
-			ret = stored_same(w, id, val, vlen, data, len);
+			ret = stored_same(w, id, data, len);
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
 		}
@@ -865,7 +865,7 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 	if (ret)
 		goto out;
 
-	ret = cairn_txn_begin(w->s, true, &t);
+	ret = cairn_naming_begin(w->s, &t);
 	if (ret)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
@@ -880,16 +880,126 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 	if (ret && ret != -EEXIST)
 		goto out;
 	if (p->tag) {
-		ret = cairn_put(t, CAIRN_DBI_TAGS, p->tag, strlen(p->tag), image->b, CAIRN_ID_LEN, 0,
-				NULL, NULL);
+		ret = cairn_tag_put(t, p->tag, image);
 		if (ret)
 			goto out;
 	}
-	ret = cairn_txn_commit(t);
+	ret = cairn_naming_commit(t);
 	t = NULL;
 out:
 	cairn_txn_abort(t);
 	cairn_buf_release(&rec);
 	free(layers);
+	return ret;
+}
+
+/*
+ * Objects that arrive already encoded (pulled from a remote store). The
+ * caller has checked each against its id; these store them with the same
+ * batching and dedup as an import.
+ */
+
+int cairn_writer_put_entry(struct cairn_writer *w, const struct cairn_id *id, const void *entry,
+			   size_t elen)
+{
+	struct cairn_pack_entry h;
+	struct seen_slot *s;
+	const void *val;
+	size_t vlen;
+	uint64_t off;
+	int ret;
+
+	if (elen < sizeof(h))
+		return -EINVAL;
+	memcpy(&h, entry, sizeof(h));
+	if (w->seen_cap && (s = seen_find(w, id))->used) {
+		w->st.chunks_dup++;
+		return 0;
+	}
+	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
+	if (ret == 0) {
+		w->st.chunks_dup++;
+		return seen_add(w, id, CAIRN_GET(h.raw_len), UINT64_MAX);
+	}
+	if (ret != -ENOENT)
+		return ret;
+	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, entry, elen, &off);
+	if (ret)
+		return ret;
+	ret = seen_add(w, id, CAIRN_GET(h.raw_len), off);
+	if (ret)
+		return ret;
+	w->st.chunks_new++;
+	w->st.chunk_bytes_new += CAIRN_GET(h.raw_len);
+	return maybe_flush(w);
+}
+
+int cairn_writer_put_node_value(struct cairn_writer *w, const struct cairn_id *id,
+				const void *val, size_t vlen)
+{
+	bool dup;
+	int ret = put_value(w, CAIRN_DBI_NODES, id, val, vlen, &dup);
+
+	if (!ret && dup)
+		w->st.nodes_dup++;
+	else if (!ret)
+		w->st.nodes_new++;
+	return ret;
+}
+
+int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id *id,
+				   const void *val, size_t vlen)
+{
+	bool dup;
+
+	return put_value(w, CAIRN_DBI_CONTENTS, id, val, vlen, &dup);
+}
+
+int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,
+				const void *rec, size_t len, const uint8_t *sources,
+				const char *tag)
+{
+	struct cairn_layer_disk layer = { .version = CAIRN_FORMAT_VERSION };
+	struct cairn_image img;
+	struct cairn_id want;
+	struct cairn_txn *t = NULL;
+	int ret;
+
+	ret = cairn_image_parse(rec, len, &img);
+	if (ret)
+		return cairn_err(-EUCLEAN, "the image record does not parse");
+	cairn_image_id((const struct cairn_id *)img.layers, img.nlayers, &img.root, &want);
+	if (!cairn_id_eq(&want, image))
+		return cairn_err(-EUCLEAN, "the image record does not match its id");
+	ret = cairn_writer_flush(w);
+	if (!ret)
+		ret = cairn_store_set_batch_mode(w->s, false);
+	if (!ret)
+		ret = cairn_store_sync(w->s);
+	if (!ret)
+		ret = cairn_txn_begin(w->s, true, &t);
+	for (uint32_t i = 0; !ret && sources && i < img.nlayers; i++) {
+		layer.source = sources[i];
+		memcpy(layer.root, img.layers + (size_t)i * CAIRN_ID_LEN, CAIRN_ID_LEN);
+		ret = cairn_put(t, CAIRN_DBI_LAYERS, layer.root, CAIRN_ID_LEN, &layer,
+				sizeof(layer), CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+		if (ret == -EEXIST)
+			ret = 0;
+	}
+	if (!ret) {
+		ret = cairn_put(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, rec, len,
+				CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+		if (ret == -EEXIST)
+			ret = 0;
+	}
+	if (!ret && tag)
+		ret = cairn_put(t, CAIRN_DBI_TAGS, tag, strlen(tag), image->b, CAIRN_ID_LEN, 0,
+				NULL, NULL);
+	if (!ret) {
+		ret = cairn_txn_commit(t);
+		t = NULL;
+	}
+	if (t)
+		cairn_txn_abort(t);
 	return ret;
 }
