@@ -34,7 +34,8 @@
 #define CAIRN_DB_PACKS "packs"         /* pack id (u32 BE) -> struct cairn_pack_disk */
 #define CAIRN_DB_REMOTES "remotes"     /* remote name -> remote record */
 #define CAIRN_DB_FOLLOWS "follows"     /* platform name -> follow record */
-#define CAIRN_DB_COUNT 12
+#define CAIRN_DB_LAZY "lazy"           /* chunk id -> struct cairn_lazy_disk, remote name */
+#define CAIRN_DB_COUNT 13
 /*
  * Databases from this index on came after stores existed without them:
  * opening a writable store creates them when missing; a read-only store
@@ -367,5 +368,30 @@ struct cairn_follow_disk {
 	uint16_t remote_len;
 } __attribute__((packed));
 _Static_assert(sizeof(struct cairn_follow_disk) == 22, "follow layout");
+
+/*
+ * Lazy: a chunk a lazy pull (pull --lazy) made known but did not fetch,
+ * and where it is: chunk id -> struct cairn_lazy_disk, then the remote's
+ * name (name_len bytes, no NUL). raw_len is the length the chunk's content
+ * list gives it (so a reader knows it without asking the remote); the
+ * rest says where its entry is on the remote (remote/layout.h: the pack
+ * named by its id, the entry's offset and length, header included). All of
+ * it is untrusted as far as the bytes go: a fetched entry is checked
+ * against the chunk id before it is served or kept. A chunk that is local
+ * (the chunks database) is read from there whatever this says; gc drops a
+ * record once no kept image reaches its chunk, or the chunk is local.
+ */
+struct cairn_lazy_disk {
+	uint8_t version;
+	uint8_t reserved;
+	uint8_t reserved2;
+	uint8_t name_len;     /* the remote's name, 1..255 bytes after this record */
+	uint32_t raw_len;     /* decoded length */
+	uint32_t len;         /* the entry on the remote, its header included */
+	uint32_t reserved3;
+	uint64_t offset;      /* of the entry in the remote pack */
+	uint8_t pack[CAIRN_ID_LEN]; /* the remote pack's id */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_lazy_disk) == 40, "lazy record layout");
 
 #endif

@@ -10,6 +10,7 @@
 #include "store.h"
 #include "store-internal.h"
 
+#include "lazy.h"
 #include "source.h"
 
 #include <fcntl.h>
@@ -33,6 +34,7 @@ static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_PACKS] = CAIRN_DB_PACKS,
 	[CAIRN_DBI_REMOTES] = CAIRN_DB_REMOTES,
 	[CAIRN_DBI_FOLLOWS] = CAIRN_DB_FOLLOWS,
+	[CAIRN_DBI_LAZY] = CAIRN_DB_LAZY,
 };
 _Static_assert(CAIRN_DBI_REMOTES == CAIRN_DB_FIRST_ADDED, "added databases come last");
 
@@ -52,6 +54,7 @@ struct cairn_store {
 	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
 
 	struct cairn_chunk_source *chunks; /* the top chunk source (source.h); set before sharing */
+	struct cairn_chunk_source *lazy;   /* the lazy source (lazy.h), above the local packs */
 };
 
 /* A read-only mapping of a pack file. */
@@ -341,10 +344,13 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 		}
 	}
 	s->chunks = cairn_chunks_local_new(s);
-	if (!s->chunks) {
+	s->lazy = s->chunks ? cairn_chunks_lazy_new(s) : NULL;
+	if (!s->lazy) {
+		free(s->chunks);
 		ret = -ENOMEM;
 		goto err_env;
 	}
+	cairn_store_push_chunks(s, s->lazy);
 	*out = s;
 	return 0;
 
@@ -499,6 +505,16 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 fail:
 	pthread_mutex_unlock(&s->pack_lock);
 	return NULL;
+}
+
+struct cairn_lazy_source *cairn_store_lazy(struct cairn_store *s)
+{
+	return (struct cairn_lazy_source *)s->lazy;
+}
+
+bool cairn_store_rdonly(const struct cairn_store *s)
+{
+	return s->flags & CAIRN_STORE_RDONLY;
 }
 
 struct cairn_chunk_source *cairn_store_chunks(struct cairn_store *s)

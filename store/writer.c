@@ -19,6 +19,7 @@
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
+#include "lazy.h"
 #include "store-internal.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
@@ -509,9 +510,12 @@ static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, 
 	struct cairn_id id;
 	const void *old;
 	size_t oldlen;
-	int ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old,
-			    &oldlen);
+	int ret;
 
+	/* where a lazy chunk is: the newest pull's word is the one to keep */
+	if (db == CAIRN_DBI_LAZY)
+		return cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, 0, NULL, NULL);
+	ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old, &oldlen);
 	if (ret != -EEXIST)
 		return ret;
 	memcpy(id.b, key, CAIRN_ID_LEN);
@@ -953,6 +957,19 @@ int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id
 	bool dup;
 
 	return put_value(w, CAIRN_DBI_CONTENTS, id, val, vlen, &dup);
+}
+
+int cairn_writer_put_lazy(struct cairn_writer *w, const struct cairn_lazy *l)
+{
+	uint64_t off;
+	int ret;
+
+	w->scratch.len = 0;
+	ret = cairn_lazy_encode(l, &w->scratch);
+	if (ret)
+		return cairn_err(ret, "internal error: a lazy record breaks the encoding rules");
+	ret = arena_add(w, CAIRN_DBI_LAZY, &l->id, w->scratch.data, w->scratch.len, &off);
+	return ret ? ret : maybe_flush(w);
 }
 
 int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,
