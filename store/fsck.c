@@ -15,9 +15,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "chunk.h"
+#include "content.h"
 #include "image.h"
 #include "node.h"
 #include "walk.h"
@@ -31,7 +31,8 @@ struct fsck {
 	struct cairn_fsck_stats *st;
 	struct cairn_zctx z;
 	uint8_t *buf;                  /* one decoded chunk */
-	XXH3_state_t *xs;
+	struct cairn_content_hash ch;  /* the content id of the list being checked */
+	bool blk_zero;                 /* the data block being checked is zero so far */
 	struct cairn_objmap walked;    /* everything the trees reach */
 	struct cairn_objmap reported;  /* missing and corrupt objects already reported */
 	struct cairn_objmap bad_packs; /* pack files that cannot be opened */
@@ -342,20 +343,34 @@ static int check_pack(struct fsck *f, const void *k, size_t kl, const void *v, s
 
 /* --- content lists ------------------------------------------------------ */
 
-static void hash_zeros(XXH3_state_t *xs, uint64_t len)
+/*
+ * Feeds data bytes at file offset off to the content id; false when they
+ * complete a whole aligned block of zeros, which a canonical list holds as
+ * a hole (format.h).
+ */
+static bool hash_data(struct fsck *f, const uint8_t *p, size_t len, uint64_t off)
 {
-	static const uint8_t zeros[64 * 1024];
+	bool canonical = true;
 
+	cairn_content_hash_data(&f->ch, p, len);
 	while (len) {
-		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		size_t in = (size_t)(off % CAIRN_HOLE_BLOCK);
+		size_t n = CAIRN_HOLE_BLOCK - in < len ? CAIRN_HOLE_BLOCK - in : len;
 
-		XXH3_128bits_update(xs, zeros, n);
+		if (in == 0)
+			f->blk_zero = true;
+		f->blk_zero = f->blk_zero && cairn_all_zero(p, n);
+		if (in + n == CAIRN_HOLE_BLOCK && f->blk_zero)
+			canonical = false;
+		p += n;
+		off += n;
 		len -= n;
 	}
+	return canonical;
 }
 
 /*
- * Checks one data extent and, with hash, feeds its bytes to f->xs. Returns 1
+ * Checks one data extent and, with hash, feeds its bytes to f->ch. Returns 1
  * when the extent checks out, 0 when the list cannot be verified (the
  * problem is reported here, or by the chunk scan for a damaged chunk), or
  * -errno.
@@ -401,15 +416,19 @@ static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t
 		cairn_err_clear();
 		return 0; /* the chunk scan reports it */
 	}
-	XXH3_128bits_update(f->xs, f->buf, (size_t)n);
+	if (!hash_data(f, f->buf, (size_t)n, e->start)) {
+		problem_id(f, "content", content, "extent %u (bytes %llu..%llu) holds a whole "
+			   "aligned block of zeros, which is a hole in this format", i,
+			   (unsigned long long)e->start, (unsigned long long)e->end);
+		return 0;
+	}
 	return 1;
 }
 
 static int check_content(struct fsck *f, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct cairn_content_view cv;
-	XXH128_canonical_t c;
-	struct cairn_id id;
+	struct cairn_id id, got;
 	bool verifiable = true;
 
 	f->st->contents++;
@@ -422,7 +441,7 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 		problem_id(f, "content", &id, "malformed extent list");
 		return 0;
 	}
-	XXH3_128bits_reset(f->xs);
+	cairn_content_hash_begin(&f->ch);
 	for (uint32_t i = 0; i < cv.count; i++) {
 		struct cairn_extent e;
 		int ret;
@@ -430,7 +449,7 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 		cairn_content_extent(&cv, i, &e);
 		if (e.hole) {
 			if (verifiable)
-				hash_zeros(f->xs, e.end - e.start);
+				cairn_content_hash_hole(&f->ch, e.end - e.start);
 			continue;
 		}
 		/* once the list cannot be verified, still look for missing chunks */
@@ -442,8 +461,8 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 	}
 	if (!verifiable)
 		return 0;
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(f->xs));
-	if (memcmp(c.digest, id.b, CAIRN_ID_LEN) != 0)
+	cairn_content_hash_end(&f->ch, &got);
+	if (!cairn_id_eq(&got, &id))
 		problem_id(f, "content", &id, "does not match its id (the file's bytes hash "
 					      "differently)");
 	return 0;
@@ -811,12 +830,11 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 	cairn_objmap_init(&f.reported);
 	cairn_objmap_init(&f.bad_packs);
 	f.buf = malloc(CAIRN_CHUNK_MAX_LIMIT);
-	f.xs = XXH3_createState();
-	if (!f.buf || !f.xs)
+	if (!f.buf || cairn_content_hash_init(&f.ch))
 		ret = -ENOMEM;
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(scans); i++)
 		ret = scan(&f, scans[i].db, scans[i].phase, scans[i].check);
-	XXH3_freeState(f.xs);
+	cairn_content_hash_release(&f.ch);
 	free(f.buf);
 	cairn_zctx_release(&f.z);
 	cairn_objmap_release(&f.walked);

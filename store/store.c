@@ -100,7 +100,6 @@ void cairn_store_params_default(struct cairn_store_params *p)
 	p->chunk.avg = CAIRN_CHUNK_AVG_DEFAULT;
 	p->chunk.max = CAIRN_CHUNK_MAX_DEFAULT;
 	p->chunk.seed = CAIRN_GEAR_SEED_DEFAULT;
-	p->hole_block = 4096;
 	p->zstd_level = 3;
 }
 
@@ -111,6 +110,11 @@ static int meta_decode(const void *v, size_t len, struct cairn_store_params *p)
 	if (len < sizeof(m))
 		return cairn_err(-EUCLEAN, "store metadata is truncated");
 	memcpy(&m, v, sizeof(m));
+	if (m.version == CAIRN_FORMAT_VERSION && CAIRN_GET(m.format) < CAIRN_STORE_FORMAT)
+		return cairn_err(-EPROTO, "it was made by an older cairn (store format %u; this "
+					  "cairn reads format %u only, whose ids differ): export its "
+					  "images with the cairn that made it and import them into a "
+					  "new store", CAIRN_GET(m.format), CAIRN_STORE_FORMAT);
 	if (m.version != CAIRN_FORMAT_VERSION || CAIRN_GET(m.format) != CAIRN_STORE_FORMAT)
 		return cairn_err(-EPROTO, "store format %u.%u is not supported (this cairn reads %u.%u)",
 				 m.version, CAIRN_GET(m.format), CAIRN_FORMAT_VERSION,
@@ -121,11 +125,10 @@ static int meta_decode(const void *v, size_t len, struct cairn_store_params *p)
 	p->chunk.avg = CAIRN_GET(m.chunk_avg);
 	p->chunk.max = CAIRN_GET(m.chunk_max);
 	p->chunk.seed = CAIRN_GET(m.gear_seed);
-	p->hole_block = CAIRN_GET(m.hole_block);
 	p->zstd_level = CAIRN_GET(m.zstd_level);
-	if (p->hole_block < 512 || (p->hole_block & (p->hole_block - 1)))
+	if (CAIRN_GET(m.hole_block) != CAIRN_HOLE_BLOCK)
 		return cairn_err(-EUCLEAN, "store metadata has a bad hole block size %u",
-				 p->hole_block);
+				 CAIRN_GET(m.hole_block));
 	return 0;
 }
 
@@ -138,7 +141,7 @@ static void meta_encode(const struct cairn_store_params *p, struct cairn_meta_di
 	CAIRN_SET(m->chunk_min, p->chunk.min);
 	CAIRN_SET(m->chunk_avg, p->chunk.avg);
 	CAIRN_SET(m->chunk_max, p->chunk.max);
-	CAIRN_SET(m->hole_block, p->hole_block);
+	CAIRN_SET(m->hole_block, CAIRN_HOLE_BLOCK);
 	CAIRN_SET(m->gear_seed, p->chunk.seed);
 	CAIRN_SET(m->zstd_level, p->zstd_level);
 	CAIRN_SET(m->created_ns, cairn_now_ns());

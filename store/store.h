@@ -51,7 +51,6 @@ enum cairn_store_flags {
 /* Parameters a new store is created with (ignored when it exists). */
 struct cairn_store_params {
 	struct cairn_chunker_params chunk;
-	uint32_t hole_block;
 	int zstd_level;
 };
 

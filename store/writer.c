@@ -3,18 +3,20 @@
  * writer.c - batched, dedup-verified writes and the publishing commit.
  *
  * Content streaming: bytes arrive in file order. They are classified in
- * aligned blocks of the store's hole size: a maximal run of all-zero blocks
+ * aligned blocks of CAIRN_HOLE_BLOCK: a maximal run of all-zero blocks
  * becomes a hole extent, everything else is data, cut into chunks by the
  * content-defined chunker (which restarts after each hole). The content id
- * hashes every logical byte, holes included.
+ * (content.h) sees the data runs' bytes and the holes' lengths, so a hole a
+ * source reports as one (SEEK_HOLE, a tar's sparse map) costs no reads and
+ * no hashing, whatever its length.
  */
 #include "writer.h"
 
 #include <fcntl.h>
 #include <stdio.h>
-#include <xxhash.h>
 
 #include "chunk.h"
+#include "content.h"
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
@@ -31,11 +33,15 @@ struct pending_hdr {
 	uint8_t key[CAIRN_ID_LEN];
 };
 
-/* Ids this writer has seen: open addressing, never shrinks. */
+/*
+ * Ids this writer has seen, per database (a chunk and a content list may
+ * share an id: format.h): open addressing, never shrinks.
+ */
 struct seen_slot {
 	struct cairn_id id;
 	uint32_t raw_len; /* chunks: decoded length */
-	uint32_t used;
+	uint8_t used;
+	uint8_t db;       /* enum cairn_db */
 	uint64_t arena_off; /* value offset in the arena, or UINT64_MAX once flushed */
 };
 
@@ -43,7 +49,6 @@ struct cairn_writer {
 	struct cairn_store *s;
 	unsigned flags;
 	int level;
-	uint32_t hole_block;
 	const struct cairn_chunker *chunker;
 	struct cairn_zctx z;
 	struct cairn_txn *rtxn; /* for dedup look-ups; renewed after each flush */
@@ -61,10 +66,10 @@ struct cairn_writer {
 	size_t seen_cap, seen_count;
 
 	/* the file being streamed */
-	XXH3_state_t *hash;
+	struct cairn_content_hash hash;
 	uint64_t file_off;          /* logical bytes consumed so far */
 	struct cairn_buf seg;       /* data not yet cut into chunks */
-	uint8_t *blk;               /* the current partial block */
+	uint8_t blk[CAIRN_HOLE_BLOCK]; /* the current partial block */
 	size_t blk_len;
 	uint64_t hole_run;          /* zero bytes pending as a hole */
 	uint64_t ext_end;           /* end of the last emitted extent */
@@ -75,28 +80,29 @@ struct cairn_writer {
 	struct cairn_writer_stats st;
 };
 
-static uint64_t id_hash(const struct cairn_id *id)
+static uint64_t id_hash(enum cairn_db db, const struct cairn_id *id)
 {
 	uint64_t h;
 
 	memcpy(&h, id->b + 8, sizeof(h));
-	return h;
+	return h + (uint64_t)db * 0x9e3779b97f4a7c15ull;
 }
 
-static struct seen_slot *seen_find(struct cairn_writer *w, const struct cairn_id *id)
+static struct seen_slot *seen_find(struct cairn_writer *w, enum cairn_db db,
+				   const struct cairn_id *id)
 {
 	size_t mask = w->seen_cap - 1;
 
-	for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+	for (size_t i = id_hash(db, id) & mask;; i = (i + 1) & mask) {
 		struct seen_slot *s = &w->seen[i];
 
-		if (!s->used || cairn_id_eq(&s->id, id))
+		if (!s->used || (s->db == db && cairn_id_eq(&s->id, id)))
 			return s;
 	}
 }
 
-static int seen_add(struct cairn_writer *w, const struct cairn_id *id, uint32_t raw_len,
-		    uint64_t arena_off)
+static int seen_add(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *id,
+		    uint32_t raw_len, uint64_t arena_off)
 {
 	struct seen_slot *s;
 
@@ -112,13 +118,14 @@ static int seen_add(struct cairn_writer *w, const struct cairn_id *id, uint32_t 
 		w->seen_cap = cap;
 		for (size_t i = 0; i < old_cap; i++)
 			if (old[i].used)
-				*seen_find(w, &old[i].id) = old[i];
+				*seen_find(w, old[i].db, &old[i].id) = old[i];
 		free(old);
 	}
-	s = seen_find(w, id);
+	s = seen_find(w, db, id);
 	if (!s->used)
 		w->seen_count++;
 	s->id = *id;
+	s->db = (uint8_t)db;
 	s->raw_len = raw_len;
 	s->used = 1;
 	s->arena_off = arena_off;
@@ -136,13 +143,11 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 	w->flags = flags;
 	w->pack_fd = -1;
 	w->level = cairn_store_params(s)->zstd_level;
-	w->hole_block = cairn_store_params(s)->hole_block;
 	w->chunker = cairn_store_chunker(s);
-	w->hash = XXH3_createState();
-	w->blk = malloc(w->hole_block);
-	if (!w->hash || !w->blk) {
-		ret = -ENOMEM;
-		goto err;
+	ret = cairn_content_hash_init(&w->hash);
+	if (ret) {
+		free(w);
+		return ret;
 	}
 	ret = cairn_txn_begin(s, false, &w->rtxn);
 	if (ret)
@@ -173,8 +178,7 @@ void cairn_writer_free(struct cairn_writer *w)
 		close(w->pack_fd);
 	cairn_buf_release(&w->index);
 	cairn_zctx_release(&w->z);
-	XXH3_freeState(w->hash);
-	free(w->blk);
+	cairn_content_hash_release(&w->hash);
 	free(w->seen);
 	cairn_buf_release(&w->arena);
 	cairn_buf_release(&w->seg);
@@ -298,7 +302,7 @@ static int integrate(struct cairn_writer *w, struct cairn_cgroup *list)
 			ret = arena_add(w, CAIRN_DBI_CHUNKS, &g->items[i].id, g->out.data + pos, elen,
 					&off);
 			if (!ret)
-				seen_find(w, &g->items[i].id)->arena_off = off;
+				seen_find(w, CAIRN_DBI_CHUNKS, &g->items[i].id)->arena_off = off;
 			pos += elen;
 		}
 		cairn_cgroup_free(g);
@@ -338,14 +342,14 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	cairn_hash(data, len, id);
 	if (cairn_id_is_zero(id))
 		return cairn_err(-EEXIST, "a chunk hashes to the reserved hole id");
-	if (w->seen_cap && (s = seen_find(w, id))->used) {
+	if (w->seen_cap && (s = seen_find(w, CAIRN_DBI_CHUNKS, id))->used) {
 		if (s->raw_len != len)
 			return collision("chunk", id);
 		if (untrusted && s->arena_off == PENDING) {
 			ret = drain(w);
 			if (ret)
 				return ret;
-			s = seen_find(w, id);
+			s = seen_find(w, CAIRN_DBI_CHUNKS, id);
 		}
 		if (untrusted) {
 			if (s->arena_off != UINT64_MAX) {
@@ -378,7 +382,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 				return ret < 0 ? ret : collision("chunk", id);
 		}
 		w->st.chunks_dup++;
-		return seen_add(w, id, (uint32_t)len, UINT64_MAX);
+		return seen_add(w, CAIRN_DBI_CHUNKS, id, (uint32_t)len, UINT64_MAX);
 	}
 	if (ret != -ENOENT)
 		return ret;
@@ -388,7 +392,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	ret = cairn_cgroup_add(w->cur, id, data, len);
 	if (ret)
 		return ret;
-	ret = seen_add(w, id, (uint32_t)len, PENDING);
+	ret = seen_add(w, CAIRN_DBI_CHUNKS, id, (uint32_t)len, PENDING);
 	if (ret)
 		return ret;
 	w->st.chunks_new++;
@@ -412,7 +416,7 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	int ret;
 
 	*dup = true;
-	if (w->seen_cap && (s = seen_find(w, id))->used) {
+	if (w->seen_cap && (s = seen_find(w, db, id))->used) {
 		if (s->arena_off != UINT64_MAX) {
 			old = w->arena.data + s->arena_off;
 			oldlen = s->raw_len;
@@ -427,7 +431,7 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	if (ret == 0) {
 		if (oldlen != vlen || memcmp(old, val, vlen))
 			return collision(db == CAIRN_DBI_NODES ? "node" : "content", id);
-		return seen_add(w, id, (uint32_t)vlen, UINT64_MAX);
+		return seen_add(w, db, id, (uint32_t)vlen, UINT64_MAX);
 	}
 	if (ret != -ENOENT)
 		return ret;
@@ -435,7 +439,7 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	ret = arena_add(w, db, id, val, vlen, &off);
 	if (ret)
 		return ret;
-	ret = seen_add(w, id, (uint32_t)vlen, off);
+	ret = seen_add(w, db, id, (uint32_t)vlen, off);
 	if (ret)
 		return ret;
 	return maybe_flush(w);
@@ -590,7 +594,7 @@ renew:
 
 void cairn_writer_file_begin(struct cairn_writer *w)
 {
-	XXH3_128bits_reset(w->hash);
+	cairn_content_hash_begin(&w->hash);
 	w->file_off = 0;
 	w->seg.len = 0;
 	w->blk_len = 0;
@@ -649,36 +653,19 @@ static int flush_hole(struct cairn_writer *w)
 	return ret;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	uint64_t acc = 0;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		uint64_t v;
-
-		memcpy(&v, p + i, 8);
-		acc |= v;
-		if ((i & 511) == 504 && acc)
-			return false;
-	}
-	for (; i < len; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
 /* One whole aligned block of data. */
 static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 {
 	int ret;
 
-	if (all_zero(p, len)) {
+	if (cairn_all_zero(p, len)) {
 		if (w->seg.len) {
 			ret = seg_cut(w, true);
 			if (ret)
 				return ret;
 		}
 		w->hole_run += len;
+		cairn_content_hash_hole(&w->hash, len);
 		return 0;
 	}
 	ret = flush_hole(w);
@@ -687,16 +674,20 @@ static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 	ret = cairn_buf_append(&w->seg, p, len);
 	if (ret)
 		return ret;
-	return w->seg.len >= w->chunker->p.max ? seg_cut(w, false) : 0;
+	cairn_content_hash_data(&w->hash, p, len);
+	/* a file that may still be one chunk (content.h) is not cut */
+	if (w->seg.len < w->chunker->p.max ||
+	    (!w->hash.sparse && w->hash.size <= CAIRN_ONE_CHUNK_MAX))
+		return 0;
+	return seg_cut(w, false);
 }
 
 int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	size_t bs = w->hole_block;
+	size_t bs = CAIRN_HOLE_BLOCK;
 	int ret;
 
-	XXH3_128bits_update(w->hash, buf, len);
 	w->file_off += len;
 	w->st.bytes_in += len;
 	while (len) {
@@ -725,8 +716,8 @@ int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len)
 
 int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
 {
-	static const uint8_t zeros[65536];
-	size_t bs = w->hole_block;
+	static const uint8_t zeros[CAIRN_HOLE_BLOCK];
+	size_t bs = CAIRN_HOLE_BLOCK;
 	int ret;
 
 	/* up to the next block boundary, zeros go through the data path */
@@ -750,23 +741,16 @@ int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
 		w->file_off += whole;
 		w->st.bytes_in += whole;
 		len -= whole;
-		for (uint64_t left = whole; left;) {
-			size_t n = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
-
-			XXH3_128bits_update(w->hash, zeros, n);
-			left -= n;
-		}
+		cairn_content_hash_hole(&w->hash, whole);
 	}
 	return len ? cairn_writer_file_data(w, zeros, (size_t)len) : 0;
 }
 
 int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 {
-	XXH128_hash_t h;
-	XXH128_canonical_t c;
 	struct cairn_content_view cv;
-	struct cairn_extent e;
-	bool dup;
+	struct cairn_id chunk;
+	bool dup, sparse;
 	int ret;
 
 	/* a partial last block is data even when it is zero */
@@ -777,7 +761,25 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 		ret = cairn_buf_append(&w->seg, w->blk, w->blk_len);
 		if (ret)
 			return ret;
+		cairn_content_hash_data(&w->hash, w->blk, w->blk_len);
 		w->blk_len = 0;
+	}
+	sparse = cairn_content_hash_end(&w->hash, &n->content);
+	n->size = w->file_off;
+	n->content_kind = cairn_content_kind_for(n->size, sparse);
+	if (n->content_kind == CAIRN_CONTENT_EMPTY)
+		return 0;
+	if (n->content_kind == CAIRN_CONTENT_CHUNK) {
+		/* nothing was cut (add_block): the whole file is in seg */
+		if (w->seg.len != n->size)
+			return cairn_err(-EIO, "internal error: a one-chunk file was cut");
+		ret = put_chunk(w, w->seg.data, w->seg.len, &chunk);
+		if (ret)
+			return ret;
+		w->seg.len = 0;
+		if (!cairn_id_eq(&chunk, &n->content))
+			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
+		return 0;
 	}
 	ret = seg_cut(w, true);
 	if (ret)
@@ -785,25 +787,7 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 	ret = flush_hole(w);
 	if (ret)
 		return ret;
-
-	h = XXH3_128bits_digest(w->hash);
-	XXH128_canonicalFromHash(&c, h);
-	memcpy(n->content.b, c.digest, CAIRN_ID_LEN);
-	n->size = w->file_off;
-	if (n->size == 0) {
-		n->content_kind = CAIRN_CONTENT_EMPTY;
-		return 0;
-	}
-	cv.extents = w->extents.data;
 	cv.count = (uint32_t)(w->extents.len / sizeof(struct cairn_extent_disk));
-	cairn_content_extent(&cv, 0, &e);
-	if (cv.count == 1 && !e.hole) {
-		if (!cairn_id_eq(&e.id, &n->content))
-			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
-		n->content_kind = CAIRN_CONTENT_CHUNK;
-		return 0;
-	}
-	n->content_kind = CAIRN_CONTENT_LIST;
 	w->enc.len = 0;
 	ret = cairn_content_encode((const struct cairn_extent_disk *)w->extents.data, cv.count,
 				   n->size, &w->enc);

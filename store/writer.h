@@ -55,8 +55,11 @@ struct cairn_store *cairn_writer_store(const struct cairn_writer *w);
 /*
  * A regular file's content, streamed: begin, then data and holes in file
  * order, then end. Holes are zeros whose source knows they are zeros (a
- * sparse file's holes); they hash and cut exactly like written zeros, so
- * ids do not depend on the source's allocation.
+ * sparse file's holes); they give exactly the extents and the content id
+ * written zeros give, so ids do not depend on the source's allocation, and
+ * whole blocks of them cost O(1) however long (format.h, "Content id").
+ * File end also decides the content kind: a file of at most
+ * CAIRN_ONE_CHUNK_MAX bytes with no hole is one chunk, whatever the chunker.
  */
 void cairn_writer_file_begin(struct cairn_writer *w);
 int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len);

@@ -64,7 +64,7 @@ Test(store, reopen_keeps_params)
 	cr_assert_eq(p->chunk.avg, CAIRN_CHUNK_AVG_DEFAULT);
 	cairn_store_close(store);
 	cr_assert_eq(cairn_store_open(dir, 0, NULL, &store), 0);
-	cr_assert_eq(cairn_store_params(store)->hole_block, 4096);
+	cr_assert_eq(cairn_store_params(store)->chunk.avg, CAIRN_CHUNK_AVG_DEFAULT);
 }
 
 Test(store, missing_store_is_a_clear_error)
