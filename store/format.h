@@ -280,6 +280,21 @@ struct cairn_dirent_disk {
 } __attribute__((packed));
 _Static_assert(sizeof(struct cairn_dirent_disk) == 24, "dirent layout");
 
+/*
+ * Depth: no path of a tree has more than CAIRN_DEPTH_MAX names (a file at
+ * a/b/c has three). Every importer (a directory, a tar, an OCI layer, a
+ * commit of an upper directory) refuses a deeper tree with one line before
+ * anything is published; every walker of a stored tree that recurses (diff,
+ * stacking, export, ls -R, the daemon's re-binding and hard-link search)
+ * stops there with the same error, so a damaged or hostile store cannot
+ * overflow a stack either. The iterative walker (store/walk.h: fsck, gc,
+ * du) takes any depth. 1024 levels of the deepest recursion take about
+ * 1 MiB of stack (a few MiB under AddressSanitizer), well inside the 8 MiB
+ * a process or thread gets; a tar cannot hold more than 2048 levels anyway
+ * (PATH_MAX), and real root filesystems stay under 50.
+ */
+#define CAIRN_DEPTH_MAX 1024u
+
 #define CAIRN_NAME_MAX 255u
 #define CAIRN_SYMLINK_MAX 4095u
 #define CAIRN_XATTR_NAME_MAX 255u

@@ -56,6 +56,8 @@ struct walk {
 
 	uint8_t *buf;
 	struct cairn_buf path; /* relative path of the current entry, NUL-terminated */
+	unsigned depth;        /* names in path */
+	char *target;          /* a symlink's target: CAIRN_SYMLINK_MAX + 2 bytes */
 
 	/* an upper directory (import_upper): markers read, whiteouts kept */
 	struct cairn_store *store;
@@ -153,12 +155,19 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Appends "/name" (or "name" at the root) to the path; returns the old length. */
+static const char *path_show(struct walk *wk);
+
+/*
+ * Appends "/name" (or "name" at the root) to the path; returns the old
+ * length. A path deeper than CAIRN_DEPTH_MAX is refused here, which bounds
+ * both passes' recursion (and the directory fds they hold).
+ */
 static int path_push(struct walk *wk, const char *name, size_t *old)
 {
 	int ret;
 
 	*old = wk->path.len;
+	wk->depth++;
 	if (wk->path.len) {
 		wk->path.data[wk->path.len] = '/';
 		wk->path.len++;
@@ -167,11 +176,19 @@ static int path_push(struct walk *wk, const char *name, size_t *old)
 	if (ret)
 		return ret;
 	wk->path.len--; /* keep the NUL outside len */
+	if (wk->depth > CAIRN_DEPTH_MAX) {
+		cleanup_free char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", wk->src, path_show(wk)) < 0)
+			return -ENOMEM;
+		return cairn_err_too_deep(p);
+	}
 	return 0;
 }
 
 static void path_pop(struct walk *wk, size_t old)
 {
+	wk->depth--;
 	wk->path.len = old;
 	if (wk->path.data)
 		wk->path.data[old] = '\0';
@@ -724,7 +741,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	struct upper_marks marks = { 0 };
 	struct stat st, st2;
 	cleanup_fd int fd = -1;
-	char target[CAIRN_SYMLINK_MAX + 2];
+	char *target = wk->target;
 	char procpath[64];
 	int ret;
 
@@ -791,7 +808,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	} else {
 		snprintf(procpath, sizeof(procpath), "/proc/self/fd/%d/", dirfd);
 		if (S_ISLNK(st.st_mode)) {
-			ssize_t len = readlinkat(dirfd, name, target, sizeof(target));
+			ssize_t len = readlinkat(dirfd, name, target, CAIRN_SYMLINK_MAX + 2);
 
 			if (len < 0)
 				return fail_errno(wk, errno, "read link");
@@ -966,8 +983,12 @@ static int import_tree(struct walk *wk_in, const char *store_dir, struct import_
 			return cairn_err(-EINVAL, "the store is the tree being imported");
 	}
 	wk.buf = malloc(READ_BUF);
-	if (!wk.buf)
+	wk.target = malloc(CAIRN_SYMLINK_MAX + 2);
+	if (!wk.buf || !wk.target) {
+		free(wk.buf);
+		free(wk.target);
 		return -ENOMEM;
+	}
 	wk.start_ns = cairn_now_ns();
 	wk.total_entries = 1;
 	ret = scan(&wk, fd);
@@ -986,6 +1007,7 @@ out:
 	if (ret && wk.progress)
 		fputc('\n', stderr);
 	free(wk.buf);
+	free(wk.target);
 	free(wk.links);
 	cairn_buf_release(&wk.path);
 	return ret;

@@ -503,6 +503,13 @@ static int split_path(struct tar_import *t, const char *path, bool link, struct 
 		c[n].len = l;
 		n++;
 	}
+	if (n > CAIRN_DEPTH_MAX) {
+		free(c);
+		return link ? entry_err(t, -ELOOP, "hard link target is more than %u levels deep "
+						   "(cairn's limit)", CAIRN_DEPTH_MAX)
+			    : entry_err(t, -ELOOP, "more than %u levels deep (cairn's limit)",
+					CAIRN_DEPTH_MAX);
+	}
 	*comps = c;
 	*ncomp = n;
 	return 0;
