@@ -39,6 +39,14 @@
 #define CAIRN_DB_COUNT 10
 
 #define CAIRN_META_KEY "store"
+/*
+ * meta "epoch" -> u64: bumped by every transaction that publishes an image
+ * or points a name (tag, platform, generation) at one. A process that saw
+ * the same epoch before and after some work knows nothing was named or
+ * published meanwhile (gc's naming protocol, an abandoned import's
+ * clean-up). Absent in a store that never published: 0.
+ */
+#define CAIRN_META_EPOCH_KEY "epoch"
 
 /*
  * Store metadata: the chunking a store cuts data runs with (chunk ids

@@ -630,6 +630,41 @@ int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 	return lmdb_err(mdb_del(t->txn, t->s->dbi[db], &k, NULL), "cannot delete from the store");
 }
 
+int cairn_epoch_get(struct cairn_txn *t, uint64_t *out)
+{
+	const void *v;
+	size_t vl;
+	int ret = cairn_get(t, CAIRN_DBI_META, CAIRN_META_EPOCH_KEY,
+			    strlen(CAIRN_META_EPOCH_KEY), &v, &vl);
+
+	if (ret == -ENOENT) {
+		cairn_err_clear();
+		*out = 0;
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (vl != sizeof(uint64_t))
+		return cairn_err(-EUCLEAN, "the store's epoch record is damaged");
+	*out = cairn_le64(v);
+	return 0;
+}
+
+int cairn_epoch_bump(struct cairn_txn *t, uint64_t *out)
+{
+	uint64_t e, le;
+	int ret = cairn_epoch_get(t, &e);
+
+	if (ret)
+		return ret;
+	le = htole64(e + 1);
+	ret = cairn_put(t, CAIRN_DBI_META, CAIRN_META_EPOCH_KEY, strlen(CAIRN_META_EPOCH_KEY), &le,
+			sizeof(le), 0, NULL, NULL);
+	if (!ret && out)
+		*out = e + 1;
+	return ret;
+}
+
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count)
 {
 	MDB_stat st;

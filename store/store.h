@@ -140,6 +140,11 @@ int cairn_put_reserve(struct cairn_txn *t, enum cairn_db db, const void *key, si
 		      size_t vlen, void **where);
 int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen);
 
+/* The store's epoch (format.h, CAIRN_META_EPOCH_KEY): 0 until the first bump. */
+int cairn_epoch_get(struct cairn_txn *t, uint64_t *out);
+/* Bumps the epoch inside write transaction t; *out (may be NULL) gets the new value. */
+int cairn_epoch_bump(struct cairn_txn *t, uint64_t *out);
+
 /* Number of entries in a database. */
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count);
 

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 
 #include "chunk.h"
 #include "content.h"
@@ -33,6 +34,12 @@ struct pending_hdr {
 	uint8_t key[CAIRN_ID_LEN];
 };
 
+/* A pack this writer made: how far it is written, and how far committed (its record). */
+struct writer_pack {
+	uint32_t id;
+	uint64_t end, committed;
+};
+
 /*
  * Ids this writer has seen, per database (a chunk and a content list may
  * share an id: format.h): open addressing, never shrinks.
@@ -42,6 +49,7 @@ struct seen_slot {
 	uint32_t raw_len; /* chunks: decoded length */
 	uint8_t used;
 	uint8_t db;       /* enum cairn_db */
+	uint8_t mine;     /* this writer inserted it in the store (a flush committed it) */
 	uint64_t arena_off; /* value offset in the arena, or UINT64_MAX once flushed */
 };
 
@@ -62,6 +70,10 @@ struct cairn_writer {
 	int pack_fd;            /* the pack this writer appends to, or -1 */
 	uint32_t pack_id;
 	uint64_t pack_end;
+	bool pack_dirty;        /* written since its last fdatasync */
+	struct writer_pack *packs; /* every pack this writer made, the current one last */
+	size_t npacks, packs_cap;
+	uint64_t epoch0;        /* the store's epoch when the writer began */
 	struct seen_slot *seen;
 	size_t seen_cap, seen_count;
 
@@ -150,6 +162,8 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 		return ret;
 	}
 	ret = cairn_txn_begin(s, false, &w->rtxn);
+	if (!ret)
+		ret = cairn_epoch_get(w->rtxn, &w->epoch0);
 	if (ret)
 		goto err;
 	{
@@ -176,6 +190,7 @@ void cairn_writer_free(struct cairn_writer *w)
 	cairn_txn_abort(w->rtxn);
 	if (w->pack_fd >= 0)
 		close(w->pack_fd);
+	free(w->packs);
 	cairn_buf_release(&w->index);
 	cairn_zctx_release(&w->z);
 	cairn_content_hash_release(&w->hash);
@@ -445,20 +460,49 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	return maybe_flush(w);
 }
 
+/* Syncs the pack's bytes written since the last sync. */
+static int pack_sync(struct cairn_writer *w)
+{
+	char ebuf[128];
+
+	if (!w->pack_dirty)
+		return 0;
+	if (fdatasync(w->pack_fd) < 0)
+		return cairn_err(-errno, "cannot sync pack %08x: %s", w->pack_id,
+				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	w->pack_dirty = false;
+	return 0;
+}
+
 /* Starts a new pack for this writer; durable before anything points into it. */
 static int pack_start(struct cairn_writer *w)
 {
-	int fd;
+	struct writer_pack *p;
+	int fd, ret;
 
 	if (w->pack_fd >= 0) {
+		/* the index records of this batch may point into it too */
+		ret = pack_sync(w);
+		if (ret)
+			return ret;
 		close(w->pack_fd);
 		w->pack_fd = -1;
+	}
+	if (w->npacks == w->packs_cap) {
+		size_t cap = w->packs_cap ? 2 * w->packs_cap : 4;
+
+		p = realloc(w->packs, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		w->packs = p;
+		w->packs_cap = cap;
 	}
 	fd = cairn_pack_create(w->s, &w->pack_id);
 	if (fd < 0)
 		return fd;
 	w->pack_fd = fd;
 	w->pack_end = sizeof(struct cairn_pack_header);
+	w->packs[w->npacks++] = (struct writer_pack){ .id = w->pack_id, .end = w->pack_end };
 	return 0;
 }
 
@@ -495,20 +539,22 @@ static int flush_chunks(struct cairn_writer *w)
 					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
 		cairn_chunk_index(val, w->pack_id, w->pack_end, &rec);
 		w->pack_end += h.vlen;
+		w->packs[w->npacks - 1].end = w->pack_end;
+		w->pack_dirty = true;
 		if ((ret = cairn_buf_append(&w->index, h.key, CAIRN_ID_LEN)) ||
 		    (ret = cairn_buf_append(&w->index, &rec, sizeof(rec))))
 			return ret;
 		any = true;
 	}
-	if (any && fdatasync(w->pack_fd) < 0)
-		return cairn_err(-errno, "cannot sync pack %08x: %s", w->pack_id,
-				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
-	return 0;
+	return any ? pack_sync(w) : 0;
 }
 
-/* Puts one record; a record another writer stored meanwhile must be the same. */
-static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, const void *val,
-		     size_t vlen)
+/*
+ * Puts one record; a record another writer stored meanwhile must be the
+ * same. A record this writer inserts is marked as its own (abandon).
+ */
+static int flush_put(struct cairn_writer *w, struct cairn_txn *t, enum cairn_db db,
+		     const uint8_t *key, const void *val, size_t vlen)
 {
 	struct cairn_id id;
 	const void *old;
@@ -516,9 +562,16 @@ static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, 
 	int ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old,
 			    &oldlen);
 
+	memcpy(id.b, key, CAIRN_ID_LEN);
+	if (ret == 0) {
+		struct seen_slot *s = seen_find(w, db, &id);
+
+		if (s->used)
+			s->mine = 1;
+		return 0;
+	}
 	if (ret != -EEXIST)
 		return ret;
-	memcpy(id.b, key, CAIRN_ID_LEN);
 	if (db == CAIRN_DBI_CHUNKS) {
 		uint32_t a, b;
 
@@ -556,21 +609,24 @@ int cairn_writer_flush(struct cairn_writer *w)
 		goto renew;
 	for (size_t off = 0; !ret && off < w->index.len;
 	     off += CAIRN_ID_LEN + sizeof(struct cairn_chunk_disk))
-		ret = flush_put(t, CAIRN_DBI_CHUNKS, w->index.data + off,
+		ret = flush_put(w, t, CAIRN_DBI_CHUNKS, w->index.data + off,
 				w->index.data + off + CAIRN_ID_LEN, sizeof(struct cairn_chunk_disk));
 	for (size_t off = 0; !ret && off < w->arena.len;) {
 		struct pending_hdr h;
 
 		memcpy(&h, w->arena.data + off, sizeof(h));
 		if (h.db != CAIRN_DBI_CHUNKS)
-			ret = flush_put(t, h.db, h.key, w->arena.data + off + sizeof(h), h.vlen);
+			ret = flush_put(w, t, h.db, h.key, w->arena.data + off + sizeof(h), h.vlen);
 		off += sizeof(h) + h.vlen;
 	}
-	if (!ret && w->pack_fd >= 0) {
-		uint32_t be = htobe32(w->pack_id);
+	/* every pack written in this batch (a rotation may have closed one) */
+	for (size_t i = 0; !ret && i < w->npacks; i++) {
+		uint32_t be = htobe32(w->packs[i].id);
 
+		if (w->packs[i].end == w->packs[i].committed)
+			continue;
 		memcpy(pack_key, &be, sizeof(be));
-		CAIRN_SET(pack.size, w->pack_end);
+		CAIRN_SET(pack.size, w->packs[i].end);
 		ret = cairn_put(t, CAIRN_DBI_PACKS, pack_key, sizeof(pack_key), &pack, sizeof(pack),
 				0, NULL, NULL);
 	}
@@ -581,6 +637,8 @@ int cairn_writer_flush(struct cairn_writer *w)
 	ret = cairn_txn_commit(t);
 	if (ret)
 		goto renew;
+	for (size_t i = 0; i < w->npacks; i++)
+		w->packs[i].committed = w->packs[i].end;
 	w->arena.len = 0;
 	w->st.batches++;
 	for (size_t i = 0; i < w->seen_cap; i++)
@@ -869,6 +927,9 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 		if (ret)
 			goto out;
 	}
+	ret = cairn_epoch_bump(t, NULL);
+	if (ret)
+		goto out;
 	ret = cairn_txn_commit(t);
 	t = NULL;
 out:
@@ -876,4 +937,107 @@ out:
 	cairn_buf_release(&rec);
 	free(layers);
 	return ret;
+}
+
+/* Unlinks a pack file of this writer (it holds nothing anyone else can reference). */
+static void pack_unlink(struct cairn_writer *w, uint32_t id)
+{
+	char path[4096];
+
+	cairn_store_pack_path(w->s, id, path, sizeof(path));
+	unlink(path);
+}
+
+/*
+ * Deletes every record this writer inserted, and its packs' records, in one
+ * synced transaction; 1 when done, 0 when something may reference them.
+ */
+static int drop_mine(struct cairn_writer *w)
+{
+	struct cairn_txn *t;
+	uint64_t epoch;
+	int ret;
+
+	cairn_txn_reset(w->rtxn); /* no snapshot of ours pins the pages we free */
+	ret = cairn_store_set_batch_mode(w->s, false);
+	if (!ret)
+		ret = cairn_txn_begin(w->s, true, &t);
+	if (ret)
+		return ret;
+	ret = cairn_epoch_get(t, &epoch);
+	if (!ret && epoch != w->epoch0) {
+		cairn_txn_abort(t); /* an image was published meanwhile: gc decides */
+		return 0;
+	}
+	for (size_t i = 0; !ret && i < w->seen_cap; i++) {
+		const struct seen_slot *sl = &w->seen[i];
+
+		if (!sl->used || !sl->mine)
+			continue;
+		ret = cairn_del(t, sl->db, sl->id.b, CAIRN_ID_LEN);
+		if (ret == -ENOENT) {
+			cairn_err_clear();
+			ret = 0;
+		}
+	}
+	for (size_t i = 0; !ret && i < w->npacks; i++) {
+		uint32_t be = htobe32(w->packs[i].id);
+
+		ret = cairn_del(t, CAIRN_DBI_PACKS, &be, sizeof(be));
+		if (ret == -ENOENT) {
+			cairn_err_clear();
+			ret = 0;
+		}
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret;
+	}
+	ret = cairn_txn_commit(t);
+	return ret ? ret : 1;
+}
+
+int cairn_writer_abandon(struct cairn_writer *w, int gc_lock)
+{
+	bool committed = false;
+	int ret;
+
+	if (w->pack_fd >= 0) {
+		close(w->pack_fd);
+		w->pack_fd = -1;
+	}
+	/* what no record points at: packs with nothing committed, uncommitted tails */
+	for (size_t i = 0; i < w->npacks; i++) {
+		struct writer_pack *p = &w->packs[i];
+		char path[4096];
+
+		if (!p->committed) {
+			pack_unlink(w, p->id);
+			continue;
+		}
+		committed = true;
+		if (p->end > p->committed) {
+			cairn_store_pack_path(w->s, p->id, path, sizeof(path));
+			if (truncate(path, (off_t)p->committed) == 0)
+				p->end = p->committed;
+		}
+	}
+	/*
+	 * Records a flush committed: ours to delete only while no other import
+	 * runs (they hold gc.lock shared and may have deduplicated against
+	 * them) and when no image was published since this writer began (it
+	 * could reference them).
+	 */
+	if (!committed || gc_lock < 0 || flock(gc_lock, LOCK_EX | LOCK_NB) < 0)
+		return 0;
+	ret = drop_mine(w);
+	if (ret <= 0)
+		return ret;
+	/* a reader (fsck) that still follows an old index record reads on */
+	if (cairn_store_wait_readers(w->s, 2000))
+		return 0; /* the files go with the next gc (no record names them) */
+	for (size_t i = 0; i < w->npacks; i++)
+		pack_unlink(w, w->packs[i].id);
+	w->npacks = 0;
+	return 0;
 }

@@ -97,4 +97,19 @@ struct cairn_publish {
 int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 			 struct cairn_id *image);
 
+/*
+ * Gives up an import that failed before publishing (a full disk, bad
+ * input): takes back the space its packs hold. Packs it wrote with nothing
+ * committed are unlinked, uncommitted tails cut off. What its batches
+ * committed goes too when that is safe: gc_lock (the caller's shared
+ * STORE/gc.lock fd, or -1) becomes exclusive at once, so no other import
+ * or commit is running that may have deduplicated against it, and the
+ * store's epoch shows no image was published since the writer began; the
+ * records go in one synced transaction, then the pack files. Otherwise
+ * they stay for gc. Call it instead of publishing, before
+ * cairn_writer_free(); the lock stays taken (close it). 0 or -errno (the
+ * import's own error is what to report either way).
+ */
+int cairn_writer_abandon(struct cairn_writer *w, int gc_lock);
+
 #endif
