@@ -129,6 +129,7 @@ static int write_record(struct control *c, const char *run)
 	char hex[CAIRN_ID_HEX_LEN + 1], tmp[sizeof(c->record_path) + 8];
 	const char *s;
 	FILE *f;
+	int fd;
 
 	cairn_id_hex(&fs->image, hex);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
@@ -164,7 +165,11 @@ static int write_record(struct control *c, const char *run)
 		c->record_path[0] = '\0';
 		return -ENAMETOOLONG;
 	}
-	f = fopen(tmp, "w");
+	/* 0600 whatever the umask (the daemon's is 0): store files are private */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
 	if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0 || rename(tmp, c->record_path) < 0) {
 		json_object_put(o);
 		c->record_path[0] = '\0';
@@ -199,7 +204,7 @@ static int control_start(struct control *c, struct cfs *fs)
 		unlink(c->sock_path);
 	if (bind(c->sock, (struct sockaddr *)&addr,
 		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(c->sock_path))) < 0 ||
-	    listen(c->sock, 16) < 0) {
+	    (c->sock_path[0] != '@' && chmod(c->sock_path, 0600) < 0) || listen(c->sock, 16) < 0) {
 		ret = -errno;
 		close(c->sock);
 		c->sock = -1;

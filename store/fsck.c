@@ -843,9 +843,29 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 	return ret;
 }
 
+struct perms_ctx {
+	const struct cairn_fsck_opts *o;
+	struct cairn_fsck_stats *st;
+};
+
+static void perms_problem(void *ctx, const char *path, unsigned mode)
+{
+	struct perms_ctx *p = ctx;
+	char msg[128];
+	struct cairn_fsck_problem pr = { .kind = "store", .name = path, .name_len = strlen(path),
+					 .msg = msg };
+
+	snprintf(msg, sizeof(msg), "mode %04o lets other users in (a store is 0700, its files "
+		 "0600: its owner's next cairn command narrows them)", mode);
+	p->st->problems++;
+	if (p->o && p->o->problem)
+		p->o->problem(p->o->ctx, &pr);
+}
+
 int cairn_fsck(struct cairn_store *s, const struct cairn_fsck_opts *opts,
 	       struct cairn_fsck_stats *stats)
 {
+	struct perms_ctx pc = { .o = opts, .st = stats };
 	struct cairn_txn *t;
 	int ret = cairn_txn_begin(s, false, &t);
 
@@ -853,5 +873,8 @@ int cairn_fsck(struct cairn_store *s, const struct cairn_fsck_opts *opts,
 		return ret;
 	ret = cairn_fsck_txn(t, opts, stats);
 	cairn_txn_abort(t);
+	/* after the scans (they zero the figures): what other users could read */
+	if (!ret)
+		cairn_store_perms(s, false, perms_problem, &pc);
 	return ret;
 }

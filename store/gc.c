@@ -25,7 +25,7 @@ int cairn_gc_lock(struct cairn_store *s, bool exclusive)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/gc.lock", cairn_store_dir(s));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cairn_err(-errno, "cannot open '%s': %s", path, strerror(errno));
 	if (flock(fd, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH) < 0) {

@@ -9,6 +9,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -211,6 +212,7 @@ static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params
 	return 0;
 }
 
+/* mkdir -p: missing parents 0755, the store itself 0700. */
 static int mkdir_p(const char *dir)
 {
 	cleanup_free char *p = strdup(dir);
@@ -225,9 +227,87 @@ static int mkdir_p(const char *dir)
 			return -errno;
 		*q = '/';
 	}
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* Narrows one entry of dfd to want (0700 or 0600) if it is wider; symlinks are left. */
+static int perms_one(int dfd, const char *name, const char *shown, bool fix,
+		     cairn_perms_fn report, void *ctx)
+	__attribute__((nonnull(2, 3)));
+static int perms_one(int dfd, const char *name, const char *shown, bool fix,
+		     cairn_perms_fn report, void *ctx)
+{
+	char proc[64];
+	struct stat st;
+	mode_t want;
+	int fd;
+
+	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone meanwhile (a pack gc removed, a mount that ended) */
+	if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+	if (!(st.st_mode & 077)) {
+		close(fd);
+		return 0;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (fix && st.st_uid == geteuid() && chmod(proc, want & st.st_mode) == 0) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (report)
+		report(ctx, shown, st.st_mode & 07777);
+	return 1;
+}
+
+int cairn_store_perms(struct cairn_store *s, bool fix, cairn_perms_fn report, void *ctx)
+{
+	static const char *const subdirs[] = { "packs", "run" };
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), wide = 0;
+	DIR *d;
+
+	if (dfd < 0)
+		return 0;
+	wide += perms_one(AT_FDCWD, s->dir, s->dir, fix, report, ctx);
+	d = fdopendir(dup(dfd));
+	for (struct dirent *e; d && (e = readdir(d));) {
+		cleanup_free char *shown = NULL;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (asprintf(&shown, "%s/%s", s->dir, e->d_name) < 0)
+			break;
+		wide += perms_one(dfd, e->d_name, shown, fix, report, ctx);
+	}
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		int sfd = openat(dfd, subdirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		d = sfd >= 0 ? fdopendir(sfd) : NULL;
+		if (!d && sfd >= 0)
+			close(sfd);
+		for (struct dirent *e; d && (e = readdir(d));) {
+			cleanup_free char *shown = NULL;
+
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (asprintf(&shown, "%s/%s/%s", s->dir, subdirs[i], e->d_name) < 0)
+				break;
+			wide += perms_one(dirfd(d), e->d_name, shown, fix, report, ctx);
+		}
+		if (d)
+			closedir(d);
+	}
+	close(dfd);
+	return wide;
 }
 
 /* Creates and opens s->env; on failure the handle is closed and NULL. */
@@ -242,7 +322,7 @@ static int env_open(struct cairn_store *s, unsigned mdb_flags)
 	rc = mdb_env_set_mapsize(s->env, CAIRN_MAP_SIZE);
 	/* Never MDB_WRITEMAP, MDB_NOSYNC or MDB_MAPASYNC: see DESIGN.md. */
 	if (!rc)
-		rc = mdb_env_open(s->env, s->dir, mdb_flags, 0644);
+		rc = mdb_env_open(s->env, s->dir, mdb_flags, 0600);
 	if (rc) {
 		mdb_env_close(s->env);
 		s->env = NULL;
@@ -308,12 +388,14 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 			ret = -ENOMEM;
 			goto err_env;
 		}
-		if (mkdir(packs, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(packs, 0700) < 0 && errno != EEXIST) {
 			ret = cairn_err(-errno, "cannot create '%s': %s", packs,
 					cairn_strerror(errno, ebuf, sizeof(ebuf)));
 			goto err_env;
 		}
 	}
+	/* the store holds other people's files: its owner narrows what is wider */
+	cairn_store_perms(s, true, NULL, NULL);
 	*out = s;
 	return 0;
 
@@ -764,7 +846,8 @@ int cairn_store_compact(struct cairn_store *s)
 		} else {
 			int fd = open(f, O_RDONLY | O_CLOEXEC);
 
-			if (fd < 0 || fsync(fd) < 0)
+			/* LMDB made it 0644 less the umask: it replaces a 0600 file */
+			if (fd < 0 || fchmod(fd, 0600) < 0 || fsync(fd) < 0)
 				ret = cairn_err(-errno, "cannot sync the compacted copy");
 			if (fd >= 0)
 				close(fd);
