@@ -49,7 +49,7 @@ struct cfs_inode {
 	uint32_t dir_nlink;       /* 2 + subdirectories, for directories */
 	uint64_t blocks;          /* 512-byte units of data (holes excluded) */
 	_Atomic uint64_t read_end; /* where the last read ended: sequential access detection */
-	struct cfs_rw *rw;        /* writable mounts only (rw.c); NULL on a read-only one */
+	struct cfs_rw *rw;        /* writable mounts only (rw*.c); NULL on a read-only one */
 };
 
 /*
@@ -123,7 +123,7 @@ struct cfs {
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
 
-	/* writable mounts (rw.c, upper.c) */
+	/* writable mounts (rw*.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
 	pthread_mutex_t ns_lock;    /* every change to the upper and to rw inode state */
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
@@ -187,9 +187,9 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops cfs_ops;
-/* rw.c: the handlers of a mount with an upper directory */
+/* rw*.c (rw-internal.h): the handlers of a mount with an upper directory */
 extern const struct fuse_lowlevel_ops cfs_rw_ops;
-/* A new upper's tree/ takes the image root's owner, mode, xattrs and times (rw.c). */
+/* A new upper's tree/ takes the image root's owner, mode, xattrs and times (rw-copyup.c). */
 int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 /* The root's writable state (rw.c). */
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
@@ -212,6 +212,41 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err);
 void cfs_thread_end(struct cfs_thread *t);
 void cfs_thread_free(void *p);
 void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, struct stat *st);
+/*
+ * The node id names, parsed into v (valid until the thread's transaction
+ * ends). A node the image names must be there: anything else is damage,
+ * logged and counted, and -EIO.
+ */
+int cfs_node_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+		 struct cairn_node_view *v);
+/*
+ * Answers a lookup-like request with in (holding the kernel reference the
+ * reply hands over) and its attributes; a reply the kernel never gets (an
+ * interrupted request) gives the reference back.
+ */
+void cfs_reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,
+		     const struct stat *attr);
+/* Answers getxattr/listxattr with len bytes of buf: the length when size is 0, ERANGE when short. */
+void cfs_reply_xattr(fuse_req_t req, const void *buf, size_t len, size_t size);
+/*
+ * Entry i of a directory being listed, for cfs_readdir_fill(): its name
+ * into name (CAIRN_NAME_MAX + 1 bytes) and its attributes into e (inode
+ * number and type; with plus, all of them and a kernel reference on the
+ * child, returned in *child). Returns 0, 1 to leave the entry out, or
+ * -errno to end the listing there.
+ */
+typedef int cfs_dirent_fn(void *arg, uint64_t i, bool plus, char *name, struct fuse_entry_param *e,
+			  struct cfs_inode **child);
+/*
+ * Fills buf (size bytes) with a readdir(plus) reply for directory in from
+ * position off: "." at 0, ".." at 1, entry i of count at 2 + i (offsets
+ * are positions). An entry that does not fit is not sent, and its child's
+ * reference is given back. Returns the bytes filled; *err is the error
+ * that ended the listing early, or 0.
+ */
+size_t cfs_readdir_fill(fuse_req_t req, struct cfs *fs, const struct cfs_inode *in, char *buf,
+			size_t size, off_t off, bool plus, uint64_t count, cfs_dirent_fn *fn,
+			void *arg, int *err);
 /* Does the calling process hold CAP_SYS_ADMIN (which trusted.* xattrs need)? */
 bool cfs_caller_sys_admin(fuse_req_t req);
 /* Drops trusted.* names from a NUL-separated listing unless the caller may see them; new length. */

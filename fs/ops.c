@@ -21,6 +21,7 @@
 #include <syslog.h>
 
 #include "fs-internal.h"
+#include "source.h"
 
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
 {
@@ -93,8 +94,8 @@ void cfs_thread_end(struct cfs_thread *t)
 }
 
 /* A node the image names must be there: anything else is damage, so EIO. */
-static int node_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-		    struct cairn_node_view *v)
+int cfs_node_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+		 struct cairn_node_view *v)
 {
 	int ret = cairn_node_get(t->txn, id, 0, v);
 
@@ -164,17 +165,27 @@ void cfs_init(void *userdata, struct fuse_conn_info *conn)
 	(void)fs;
 }
 
-static void reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,
-			const struct cairn_node_view *v)
+void cfs_reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,
+		     const struct stat *attr)
 {
 	struct fuse_entry_param e = { 0 };
 
 	e.ino = in->ino;
 	e.attr_timeout = fs->timeout;
 	e.entry_timeout = fs->timeout;
-	cfs_fill_stat(in, v, &e.attr);
+	e.attr = *attr;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		cfs_inode_forget(fs, in->ino, 1); /* the request was interrupted */
+}
+
+void cfs_reply_xattr(fuse_req_t req, const void *buf, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
 }
 
 /* Looks name up in directory parent; fills the child's id and node. */
@@ -187,7 +198,7 @@ static int lookup_child(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *
 
 	if (len > CAIRN_NAME_MAX)
 		return -ENAMETOOLONG;
-	ret = node_get(fs, t, &parent->node, &pv);
+	ret = cfs_node_get(fs, t, &parent->node, &pv);
 	if (ret)
 		return ret;
 	if (pv.type != CAIRN_NODE_DIR)
@@ -200,7 +211,7 @@ static int lookup_child(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *
 	if (ret)
 		return ret;
 	*id = e.id;
-	return node_get(fs, t, id, v);
+	return cfs_node_get(fs, t, id, v);
 }
 
 static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -210,6 +221,7 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct cfs_thread *t;
 	struct cairn_node_view v;
 	struct cairn_id id;
+	struct stat st;
 	size_t len = strlen(name);
 	int ret;
 
@@ -242,7 +254,8 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	reply_entry(req, fs, in, &v);
+	cfs_fill_stat(in, &v, &st);
+	cfs_reply_entry(req, fs, in, &st);
 	cfs_thread_end(t);
 }
 
@@ -281,7 +294,7 @@ static int begin(fuse_req_t req, fuse_ino_t ino, struct cfs_inode **in, struct c
 	*t = cfs_thread_begin(fs, &ret);
 	if (!*t)
 		return ret;
-	ret = node_get(fs, *t, &(*in)->node, v);
+	ret = cfs_node_get(fs, *t, &(*in)->node, v);
 	if (ret) {
 		cfs_thread_end(*t);
 		*t = NULL;
@@ -345,19 +358,98 @@ static void cfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, ENOSYS);
 }
 
+size_t cfs_readdir_fill(fuse_req_t req, struct cfs *fs, const struct cfs_inode *in, char *buf,
+			size_t size, off_t off, bool plus, uint64_t count, cfs_dirent_fn *fn,
+			void *arg, int *err)
+{
+	size_t rem = size;
+
+	*err = 0;
+	for (uint64_t pos = (uint64_t)off; pos < 2 + count; pos++) {
+		struct fuse_entry_param e = { 0 };
+		struct cfs_inode *child = NULL;
+		char name[CAIRN_NAME_MAX + 1], *p = buf + size - rem;
+		size_t n;
+
+		if (pos < 2) {
+			strcpy(name, pos == 0 ? "." : "..");
+			e.attr.st_ino = pos == 0 || in->ino == FUSE_ROOT_ID ? in->ino : in->parent;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			int ret = fn(arg, pos - 2, plus, name, &e, &child);
+
+			if (ret > 0)
+				continue;
+			if (ret < 0) {
+				*err = ret;
+				break;
+			}
+		}
+		if (plus)
+			n = fuse_add_direntry_plus(req, p, rem, name, &e, (off_t)pos + 1);
+		else
+			n = fuse_add_direntry(req, p, rem, name, &e.attr, (off_t)pos + 1);
+		if (n > rem) {
+			if (child)
+				cfs_inode_forget(fs, child->ino, 1); /* not sent: no reference */
+			break;
+		}
+		rem -= n;
+	}
+	return size - rem;
+}
+
+/* An image directory being listed. */
+struct ro_dir {
+	struct cfs *fs;
+	struct cfs_thread *t;
+	const struct cfs_inode *in;
+	const struct cairn_node_view *v;
+};
+
+static int ro_dirent(void *arg, uint64_t i, bool plus, char *name, struct fuse_entry_param *e,
+		     struct cfs_inode **child)
+{
+	struct ro_dir *d = arg;
+	struct cairn_node_view cv;
+	struct cairn_dirent de;
+	int ret;
+
+	if (cairn_dir_entry(d->v, (uint32_t)i, &de))
+		return -EIO;
+	memcpy(name, de.name, de.name_len);
+	name[de.name_len] = '\0';
+	ret = cfs_node_get(d->fs, d->t, &de.id, &cv);
+	if (ret)
+		return ret;
+	if (!plus) {
+		/* an inode number without a reference: derived the same way */
+		e->attr.st_ino = cfs_inode_number(d->in->ino, de.name, de.name_len, &de.id, &cv);
+		e->attr.st_mode = cairn_type_st_mode(de.type);
+		return 0;
+	}
+	*child = cfs_inode_ref(d->fs, d->t, d->in->ino, de.name, de.name_len, &de.id, &cv);
+	if (!*child)
+		return -ENOMEM;
+	e->ino = (*child)->ino;
+	e->attr_timeout = e->entry_timeout = d->fs->timeout;
+	cfs_fill_stat(*child, &cv, &e->attr);
+	return 0;
+}
+
 /*
- * readdir and readdirplus. Offsets are positions: 1 after ".", 2 after
- * "..", 2 + i + 1 after entry i. The directory never changes, so an offset
- * stays valid forever, on directories of any size.
+ * readdir and readdirplus. The directory never changes, so an offset (a
+ * position) stays valid forever, on directories of any size.
  */
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+static void readdir_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct cfs *fs = cfs_of(req);
 	struct cfs_inode *in;
 	struct cfs_thread *t;
 	struct cairn_node_view v;
-	char *buf, *p;
-	size_t rem;
+	struct ro_dir d;
+	char *buf;
+	size_t len;
 	int ret = begin(req, ino, &in, &t, &v);
 
 	if (ret) {
@@ -377,114 +469,58 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p = buf;
-	rem = size;
-	for (uint64_t pos = (uint64_t)off; pos < 2ull + v.nentries; pos++) {
-		struct fuse_entry_param e = { 0 };
-		struct cairn_node_view cv;
-		struct cfs_inode *child = NULL;
-		struct cairn_dirent de;
-		char name[CAIRN_NAME_MAX + 1];
-		size_t n;
-
-		if (pos < 2) {
-			strcpy(name, pos == 0 ? "." : "..");
-			e.attr.st_ino = pos == 0 ? in->ino : (in->ino == FUSE_ROOT_ID ? in->ino
-										: in->parent);
-			e.attr.st_mode = S_IFDIR;
-		} else {
-			if (cairn_dir_entry(&v, (uint32_t)(pos - 2), &de)) {
-				ret = -EIO;
-				break;
-			}
-			memcpy(name, de.name, de.name_len);
-			name[de.name_len] = '\0';
-			if (plus) {
-				ret = node_get(fs, t, &de.id, &cv);
-				if (ret)
-					break;
-				child = cfs_inode_ref(fs, t, in->ino, de.name, de.name_len, &de.id,
-						      &cv);
-				if (!child) {
-					ret = -ENOMEM;
-					break;
-				}
-				e.ino = child->ino;
-				e.attr_timeout = e.entry_timeout = fs->timeout;
-				cfs_fill_stat(child, &cv, &e.attr);
-			} else {
-				/* an inode number without a reference: derived the same way */
-				ret = node_get(fs, t, &de.id, &cv);
-				if (ret)
-					break;
-				e.attr.st_ino = cfs_inode_number(in->ino, de.name, de.name_len,
-								 &de.id, &cv);
-				e.attr.st_mode = cairn_type_st_mode(de.type);
-			}
-		}
-		if (plus)
-			n = fuse_add_direntry_plus(req, p, rem, name, &e, (off_t)pos + 1);
-		else
-			n = fuse_add_direntry(req, p, rem, name, &e.attr, (off_t)pos + 1);
-		if (n > rem) {
-			if (child)
-				cfs_inode_forget(fs, child->ino, 1); /* not sent: no reference */
-			break;
-		}
-		p += n;
-		rem -= n;
-	}
+	d = (struct ro_dir){ .fs = fs, .t = t, .in = in, .v = &v };
+	len = cfs_readdir_fill(req, fs, in, buf, size, off, plus, v.nentries, ro_dirent, &d, &ret);
 	cfs_thread_end(t);
-	if (ret && p == buf)
+	if (ret && len == 0)
 		fuse_reply_err(req, -ret);
 	else
-		fuse_reply_buf(req, buf, size - rem);
+		fuse_reply_buf(req, buf, len);
 	free(buf);
 }
 
 static void cfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, false);
+	readdir_image(req, ino, size, off, false);
 }
 
 static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			    struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, true);
+	readdir_image(req, ino, size, off, true);
 }
 
-/* Decodes and verifies a chunk into a new buffer and caches it. */
+/*
+ * Reads a chunk through the store's chunk source (source.h: verified
+ * against its id there) into a new buffer and caches it.
+ */
 static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
 				      const struct cairn_id *id, int *err)
 {
-	struct cairn_chunk_ref ref;
+	struct cairn_chunk_info info;
 	struct cfs_chunk *ch;
-	const void *val;
-	size_t vlen;
 	uint8_t *data;
 	long n;
 	int ret;
 
-	ret = cairn_get(t->txn, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
-	if (!ret && cairn_chunk_parse(val, vlen, &ref))
-		ret = -EUCLEAN;
+	ret = cairn_chunks_stat(t->txn, id, &info);
 	if (ret) {
 		char hex[CAIRN_ID_HEX_LEN + 1];
 
 		cairn_id_hex(id, hex);
 		cfs_log(fs, LOG_ERR, "chunk %s: %s", hex,
-			ret == -ENOENT ? "missing from the store" : "index record damaged");
+			ret == -ENOENT ? "missing from the store" : cairn_errmsg());
 		*err = -EIO;
 		atomic_fetch_add(&fs->eio, 1);
 		return NULL;
 	}
-	data = malloc(ref.raw_len);
+	data = malloc(info.raw_len);
 	if (!data) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	n = cairn_chunk_read(t->txn, &t->z, id, val, vlen, data, ref.raw_len);
+	n = cairn_chunks_read(t->txn, &t->z, id, 0, data, info.raw_len);
 	if (n < 0) {
 		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
 		free(data);
@@ -798,17 +834,9 @@ static void cfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 		fuse_reply_err(req, ret == -ENODATA ? ENODATA : EIO);
 		return;
 	}
-	if (size == 0) {
-		cfs_thread_end(t);
-		fuse_reply_xattr(req, x.value_len);
-	} else if (size < x.value_len) {
-		cfs_thread_end(t);
-		fuse_reply_err(req, ERANGE);
-	} else {
-		/* the value points into the map: reply before the transaction ends */
-		fuse_reply_buf(req, x.value, x.value_len);
-		cfs_thread_end(t);
-	}
+	/* the value points into the map: reply before the transaction ends */
+	cfs_reply_xattr(req, x.value, x.value_len, size);
+	cfs_thread_end(t);
 }
 
 bool cfs_caller_sys_admin(fuse_req_t req)
@@ -882,12 +910,8 @@ static void cfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		list.len = cfs_list_hide_trusted(req, (char *)list.data, list.len);
 	if (ret != -ENOENT)
 		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
-	else if (size == 0)
-		fuse_reply_xattr(req, list.len);
-	else if (size < list.len)
-		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, (const char *)list.data, list.len);
+		cfs_reply_xattr(req, list.data, list.len, size);
 	cairn_buf_release(&list);
 }
 

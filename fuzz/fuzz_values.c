@@ -314,7 +314,8 @@ static void check_pack_entry(const uint8_t *p, size_t n)
 	} else {
 		verify = false;
 	}
-	r = cairn_chunk_decode_entry(&z, verify ? &id : NULL, p, n, out, CAIRN_CHUNK_MAX_LIMIT);
+	r = cairn_chunk_decode_entry(&z, verify ? &id : NULL, true, p, n, out,
+				     CAIRN_CHUNK_MAX_LIMIT);
 	require(r >= 0 || r == -EIO || r == -ENOMEM, "cairn_chunk_decode_entry: unexpected error");
 	if (r < 0)
 		return;

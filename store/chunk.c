@@ -165,56 +165,8 @@ static long decode_entry(struct cairn_zctx *z, const struct cairn_id *id, bool v
 	return raw_len;
 }
 
-long cairn_chunk_decode_entry(struct cairn_zctx *z, const struct cairn_id *id, const void *entry,
-			      size_t elen, void *out, size_t cap)
+long cairn_chunk_decode_entry(struct cairn_zctx *z, const struct cairn_id *id, bool verify,
+			      const void *entry, size_t elen, void *out, size_t cap)
 {
-	return decode_entry(z, id, true, entry, elen, out, cap);
-}
-
-static long chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
-		       bool verify, const void *val, size_t vlen, void *out, size_t cap)
-{
-	struct cairn_chunk_ref ref;
-	char hex[CAIRN_ID_HEX_LEN + 1] = "?";
-	const void *entry;
-	size_t need;
-	int ret = 0;
-
-	if (id)
-		cairn_id_hex(id, hex);
-	if (cairn_chunk_parse(val, vlen, &ref))
-		return cairn_err(-EIO, "chunk %s: its index record is damaged", hex);
-	need = sizeof(struct cairn_pack_entry) + ref.len;
-	entry = cairn_store_pack_map(cairn_txn_store(t), ref.pack, ref.offset, need, &ret);
-	if (!entry)
-		return cairn_err(-EIO, "chunk %s: %s", hex, cairn_errmsg());
-	if (((const struct cairn_pack_entry *)entry)->codec != ref.codec ||
-	    CAIRN_GET(((const struct cairn_pack_entry *)entry)->raw_len) != ref.raw_len)
-		return cairn_err(-EIO, "chunk %s: its pack entry disagrees with its index", hex);
-	return decode_entry(z, id, verify, entry, need, out, cap);
-}
-
-long cairn_chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
-		      const void *val, size_t vlen, void *out, size_t cap)
-{
-	return chunk_read(t, z, id, true, val, vlen, out, cap);
-}
-
-long cairn_chunk_read_unverified(struct cairn_txn *t, struct cairn_zctx *z,
-				 const struct cairn_id *id, const void *val, size_t vlen, void *out,
-				 size_t cap)
-{
-	return chunk_read(t, z, id, false, val, vlen, out, cap);
-}
-
-long cairn_chunk_get(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
-		     void *out, size_t cap)
-{
-	const void *val;
-	size_t vlen;
-	int ret = cairn_get(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
-
-	if (ret)
-		return ret;
-	return cairn_chunk_read(t, z, id, val, vlen, out, cap);
+	return decode_entry(z, id, verify, entry, elen, out, cap);
 }

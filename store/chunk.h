@@ -54,27 +54,12 @@ int cairn_chunk_parse(const void *val, size_t vlen, struct cairn_chunk_ref *ref)
 int cairn_chunk_header(const void *val, size_t vlen, uint32_t *raw_len, uint8_t *flags);
 
 /*
- * Decodes a pack entry (header and payload, elen bytes) into out[0..cap)
- * and checks it against id (id NULL: no check). Returns the decoded length,
- * -EIO with a message, or -errno.
+ * Decodes a pack entry (header and payload, elen bytes) into out[0..cap).
+ * With id, the entry must be id's, and with verify the decoded bytes must
+ * hash to id. Returns the decoded length, -EIO with a message, or -errno.
+ * Reading a stored chunk goes through source.h, which calls this.
  */
-long cairn_chunk_decode_entry(struct cairn_zctx *z, const struct cairn_id *id, const void *entry,
-			      size_t elen, void *out, size_t cap);
-
-/* Reads a chunk through its index record (val, vlen) from its pack. */
-long cairn_chunk_read(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
-		      const void *val, size_t vlen, void *out, size_t cap);
-/*
- * The same without hashing the result: for a caller that compares the
- * bytes itself (the writer's dedup check, which tells a collision from
- * damage by hashing only on a mismatch).
- */
-long cairn_chunk_read_unverified(struct cairn_txn *t, struct cairn_zctx *z,
-				 const struct cairn_id *id, const void *val, size_t vlen, void *out,
-				 size_t cap);
-
-/* Looks a chunk up and reads it. -ENOENT when it is not in the store. */
-long cairn_chunk_get(struct cairn_txn *t, struct cairn_zctx *z, const struct cairn_id *id,
-		     void *out, size_t cap);
+long cairn_chunk_decode_entry(struct cairn_zctx *z, const struct cairn_id *id, bool verify,
+			      const void *entry, size_t elen, void *out, size_t cap);
 
 #endif

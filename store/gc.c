@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "chunk.h"
+#include "source.h"
 #include "pack.h"
 #include "image.h"
 #include "platform.h"
@@ -362,15 +363,16 @@ static int rewrite_pack(struct cairn_store *s, struct pack_live *pl, uint64_t *n
 	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
 		struct cairn_chunk_ref ref;
 		struct cairn_chunk_disk nrec;
+		struct cairn_id cid;
 		size_t elen;
 		const void *entry;
 		uint8_t buf[CAIRN_ID_LEN + sizeof(nrec)];
 
 		if (kl != CAIRN_ID_LEN || cairn_chunk_parse(v, vl, &ref) || ref.pack != pl->pack)
 			continue;
-		elen = sizeof(struct cairn_pack_entry) + ref.len;
-		entry = cairn_store_pack_map(s, ref.pack, ref.offset, elen, &ret);
-		if (!entry)
+		memcpy(cid.b, k, CAIRN_ID_LEN);
+		ret = cairn_chunks_entry(t, &cid, &entry, &elen);
+		if (ret)
 			break;
 		ret = cairn_pack_write(fd, entry, elen, end);
 		if (ret)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pack.h - creating and appending to pack files (format.h): what the
- * writer and gc's pack rewriting share. Reading goes through
+ * writer and gc's pack rewriting share. Reading chunks goes through the
+ * chunk source (source.h), whose local implementation maps packs with
  * cairn_store_pack_map() (store.h).
  */
 #ifndef CAIRN_PACK_H

@@ -4,6 +4,8 @@
  */
 #include "read.h"
 
+#include "source.h"
+
 static int damaged(int ret, const char *what, const struct cairn_id *id)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
@@ -112,7 +114,7 @@ long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const
 		return r->cur_len;
 	}
 	r->have = false;
-	n = cairn_chunk_get(r->t, &r->z, id, r->buf, CAIRN_CHUNK_MAX_LIMIT);
+	n = cairn_chunks_read(r->t, &r->z, id, 0, r->buf, CAIRN_CHUNK_MAX_LIMIT);
 	if (n == -ENOENT)
 		return damaged(-ENOENT, "chunk", id) == -EUCLEAN ? -EIO : n;
 	if (n < 0)

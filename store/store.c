@@ -9,6 +9,8 @@
  */
 #include "store.h"
 
+#include "source.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -44,6 +46,8 @@ struct cairn_store {
 	struct pack_map *maps;     /* by pack id; addr NULL until mapped */
 	size_t npack_fds;
 	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
+
+	struct cairn_chunk_source *chunks; /* the top chunk source (source.h); set before sharing */
 };
 
 /* A read-only mapping of a pack file. */
@@ -394,6 +398,11 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 			goto err_env;
 		}
 	}
+	s->chunks = cairn_chunks_local_new(s);
+	if (!s->chunks) {
+		ret = -ENOMEM;
+		goto err_env;
+	}
 	/* the store holds other people's files: its owner narrows what is wider */
 	cairn_store_perms(s, true, NULL, NULL);
 	*out = s;
@@ -412,6 +421,13 @@ void cairn_store_close(struct cairn_store *s)
 {
 	if (!s)
 		return;
+	while (s->chunks) {
+		struct cairn_chunk_source *below = s->chunks->below;
+
+		if (s->chunks->ops->free)
+			s->chunks->ops->free(s->chunks);
+		s->chunks = below;
+	}
 	mdb_env_close(s->env);
 	for (size_t i = 0; i < s->npack_fds; i++) {
 		if (s->pack_fds[i] >= 0)
@@ -543,6 +559,17 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 fail:
 	pthread_mutex_unlock(&s->pack_lock);
 	return NULL;
+}
+
+struct cairn_chunk_source *cairn_store_chunks(struct cairn_store *s)
+{
+	return s->chunks;
+}
+
+void cairn_store_push_chunks(struct cairn_store *s, struct cairn_chunk_source *src)
+{
+	src->below = s->chunks;
+	s->chunks = src;
 }
 
 const char *cairn_store_dir(const struct cairn_store *s)

@@ -18,6 +18,7 @@
 
 #include "chunk.h"
 #include "content.h"
+#include "source.h"
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
@@ -254,22 +255,23 @@ static int entry_same(struct cairn_writer *w, const struct cairn_id *id, const v
 	if (ret)
 		return ret;
 	return compare_decoded(w, id,
-			       cairn_chunk_decode_entry(&w->z, NULL, entry, elen, w->scratch.data,
-							len),
+			       cairn_chunk_decode_entry(&w->z, NULL, false, entry, elen,
+							w->scratch.data, len),
 			       raw, len);
 }
 
-/* Compares a stored chunk (its index record) with raw. */
-static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const void *val,
-		       size_t vlen, const void *raw, size_t len)
+/* Compares a stored chunk with raw. */
+static int stored_same(struct cairn_writer *w, const struct cairn_id *id, const void *raw,
+		       size_t len)
 {
 	int ret = cairn_buf_reserve(&w->scratch, len);
 
 	if (ret)
 		return ret;
 	return compare_decoded(w, id,
-			       cairn_chunk_read_unverified(w->rtxn, &w->z, id, val, vlen,
-							   w->scratch.data, len),
+			       cairn_chunks_read(w->rtxn, &w->z, id,
+						 CAIRN_READ_LOCAL | CAIRN_READ_UNVERIFIED,
+						 w->scratch.data, len),
 			       raw, len);
 }
 
@@ -374,10 +376,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 				ret = entry_same(w, id, w->arena.data + s->arena_off, h.vlen, data,
 						 len);
 			} else {
-				ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val,
-						&vlen);
-				if (!ret)
-					ret = stored_same(w, id, val, vlen, data, len);
+				ret = stored_same(w, id, data, len);
 			}
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
@@ -388,11 +387,11 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
 	if (ret == 0) {
 		if (cairn_chunk_header(val, vlen, &raw_len, &flags))
-			return stored_same(w, id, val, vlen, data, len); /* reports the damage */
+			return stored_same(w, id, data, len); /* reports the damage */
 		if (raw_len != len)
 			return collision("chunk", id);
 		if (untrusted || (flags & CAIRN_CHUNK_UNTRUSTED)) {
-			ret = stored_same(w, id, val, vlen, data, len);
+			ret = stored_same(w, id, data, len);
 			if (ret <= 0)
 				return ret < 0 ? ret : collision("chunk", id);
 		}

@@ -24,6 +24,7 @@ FAILURES=0
 WORK=""
 _MOUNTS=()
 _PIDS=()
+_CLEANUPS=()
 
 say() { printf '== %s\n' "$*"; }
 info() { printf '   %s\n' "$*"; }
@@ -62,6 +63,9 @@ _cleanup() {
 		m=${_MOUNTS[i]}
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
+	for ((i = ${#_CLEANUPS[@]} - 1; i >= 0; i--)); do
+		eval "${_CLEANUPS[i]}"
+	done
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "${CAIRN_TEST_KEEP:-0}" = 1 ]; then
 			printf '   (kept %s)\n' "$WORK" >&2
@@ -75,6 +79,9 @@ _cleanup() {
 # track_mount DIR / track_pid PID: undone by the exit trap.
 track_mount() { _MOUNTS+=("$1"); }
 track_pid() { _PIDS+=("$1"); }
+# track_cleanup 'SHELL COMMAND': run by the exit trap, after the mounts are
+# gone and before WORK is removed (last registered, first run).
+track_cleanup() { _CLEANUPS+=("$1"); }
 
 require_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (devices, ownership, trusted.* xattrs)"

@@ -10,6 +10,7 @@
 #include "chunk.h"
 #include "image.h"
 #include "read.h"
+#include "source.h"
 #include "writer.h"
 
 static char dir[] = "/tmp/cairn-test-XXXXXX";
@@ -348,13 +349,13 @@ Test(store, damaged_index_records_read_as_eio)
 	cairn_hash(real, sizeof(real), &id);
 	forge_chunk(real, sizeof(real), real, sizeof(real), false);
 	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
-	cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), (long)sizeof(real), "%s",
+	cr_assert_eq(cairn_chunks_read(t, &z, &id, 0, out, sizeof(out)), (long)sizeof(real), "%s",
 		     cairn_errmsg());
 	cairn_txn_abort(t);
 
 	move_index(&id, 0x7ffffff0, sizeof(struct cairn_pack_header));
 	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
-	cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), -EIO);
+	cr_assert_eq(cairn_chunks_read(t, &z, &id, 0, out, sizeof(out)), -EIO);
 	cr_assert(strstr(cairn_errmsg(), "cannot open pack"), "%s", cairn_errmsg());
 	cairn_txn_abort(t);
 
@@ -366,9 +367,126 @@ Test(store, damaged_index_records_read_as_eio)
 			cr_assert_eq(cairn_store_open(dir, 0, NULL, &store), 0);
 		}
 		cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
-		cr_assert_eq(cairn_chunk_get(t, &z, &id, out, sizeof(out)), -EIO);
+		cr_assert_eq(cairn_chunks_read(t, &z, &id, 0, out, sizeof(out)), -EIO);
 		cairn_txn_abort(t);
 	}
+	cairn_zctx_release(&z);
+}
+
+/*
+ * The chunk-source seam (source.h): a source stacked on the local packs is
+ * what every reader asks. This one holds one chunk elsewhere (in memory,
+ * standing for a remote object store): the local packs do not have it,
+ * readers get it through the stack, a local-only read says "not here",
+ * and the local chunks still come from below.
+ */
+struct far_source {
+	struct cairn_chunk_source src;
+	struct cairn_id id;
+	uint8_t bytes[3000];
+	unsigned reads;
+};
+
+static int far_stat(struct cairn_chunk_source *src, struct cairn_txn *t, const struct cairn_id *id,
+		    struct cairn_chunk_info *out)
+{
+	struct far_source *f = (struct far_source *)src;
+
+	if (!cairn_id_eq(id, &f->id))
+		return src->below->ops->stat(src->below, t, id, out);
+	*out = (struct cairn_chunk_info){ .raw_len = sizeof(f->bytes),
+					  .flags = CAIRN_CHUNK_UNTRUSTED,
+					  .where = CAIRN_CHUNK_REMOTE };
+	return 0;
+}
+
+static long far_read(struct cairn_chunk_source *src, struct cairn_txn *t, struct cairn_zctx *z,
+		     const struct cairn_id *id, unsigned flags, void *out, size_t cap)
+{
+	struct far_source *f = (struct far_source *)src;
+
+	if (!cairn_id_eq(id, &f->id))
+		return src->below->ops->read(src->below, t, z, id, flags, out, cap);
+	if (flags & CAIRN_READ_LOCAL)
+		return -ENODATA;
+	if (cap < sizeof(f->bytes))
+		return -ENOBUFS;
+	f->reads++;
+	memcpy(out, f->bytes, sizeof(f->bytes));
+	return sizeof(f->bytes);
+}
+
+static int far_entry(struct cairn_chunk_source *src, struct cairn_txn *t,
+		     const struct cairn_id *id, const void **entry, size_t *len)
+{
+	struct far_source *f = (struct far_source *)src;
+
+	if (cairn_id_eq(id, &f->id))
+		return -ENODATA;
+	return src->below->ops->entry(src->below, t, id, entry, len);
+}
+
+static const struct cairn_chunk_source_ops far_ops = {
+	.stat = far_stat, .read = far_read, .entry = far_entry, .free = NULL
+};
+
+Test(store, a_stacked_chunk_source_serves_every_reader)
+{
+	static struct far_source far = { .src = { .ops = &far_ops, .name = "far" } };
+	uint8_t local[5000], out[5000];
+	struct cairn_zctx z = { 0 };
+	struct cairn_chunk_info info;
+	struct cairn_node_build n;
+	struct cairn_writer *w;
+	struct cairn_id lid;
+	struct cairn_txn *t;
+	const void *entry;
+	size_t elen;
+
+	fill(local, sizeof(local), 11);
+	cr_assert_eq(cairn_writer_new(store, 0, &w), 0);
+	put_file(w, local, sizeof(local), &n);
+	cr_assert_eq(cairn_writer_flush(w), 0);
+	cairn_writer_free(w);
+	cairn_hash(local, sizeof(local), &lid);
+	fill(far.bytes, sizeof(far.bytes), 12);
+	cairn_hash(far.bytes, sizeof(far.bytes), &far.id);
+
+	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
+	cr_assert_eq(cairn_chunks_stat(t, &far.id, &info), -ENOENT); /* not stacked yet */
+	cairn_txn_abort(t);
+
+	cairn_store_push_chunks(store, &far.src);
+	cr_assert_eq(cairn_store_chunks(store), &far.src);
+	cr_assert_str_eq(far.src.below->name, "local");
+	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
+	cr_assert_eq(cairn_chunks_stat(t, &far.id, &info), 0);
+	cr_assert_eq(info.where, CAIRN_CHUNK_REMOTE);
+	cr_assert_eq(cairn_chunks_read(t, &z, &far.id, 0, out, sizeof(out)), (long)sizeof(far.bytes));
+	cr_assert_eq(memcmp(out, far.bytes, sizeof(far.bytes)), 0);
+	cr_assert_eq(cairn_chunks_read(t, &z, &far.id, CAIRN_READ_LOCAL, out, sizeof(out)), -ENODATA);
+	cr_assert_eq(cairn_chunks_entry(t, &far.id, &entry, &elen), -ENODATA);
+	/* what is local still comes from the packs, through the stack */
+	cr_assert_eq(cairn_chunks_stat(t, &lid, &info), 0);
+	cr_assert_eq(info.where, CAIRN_CHUNK_LOCAL);
+	cr_assert_eq(info.raw_len, sizeof(local));
+	cr_assert_eq(cairn_chunks_read(t, &z, &lid, CAIRN_READ_LOCAL, out, sizeof(out)),
+		     (long)sizeof(local));
+	cr_assert_eq(memcmp(out, local, sizeof(local)), 0);
+	cr_assert_eq(cairn_chunks_entry(t, &lid, &entry, &elen), 0);
+	cr_assert_eq(elen, sizeof(struct cairn_pack_entry) + info.len);
+	/* the readers cat and export use */
+	{
+		struct cairn_reader r;
+		const uint8_t *data;
+
+		cr_assert_eq(cairn_reader_init(&r, t), 0);
+		cr_assert_eq(cairn_reader_chunk(&r, &far.id, &data), (long)sizeof(far.bytes));
+		cr_assert_eq(memcmp(data, far.bytes, sizeof(far.bytes)), 0);
+		cairn_reader_release(&r);
+	}
+	cr_assert_eq(far.reads, 2);
+	cairn_txn_abort(t);
 	cairn_zctx_release(&z);
 }
 

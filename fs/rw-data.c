@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rw-data.c - file data on a writable mount: open, read, write, fsync,
+ * fallocate, lseek.
+ *
+ * A file's bytes are the image's (read through the chunk cache), the
+ * upper file's (spliced from its data fd), or both for a metacopy file
+ * with a length: the image's below that length, its own above. A write
+ * below it copies the image's data up first (rw_copy_up_data()).
+ */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "rw-internal.h"
+
+/* Reads len bytes at off of node into buf (below its size; holes are zeros). */
+static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t off, size_t len,
+		      uint8_t *buf)
+{
+	struct cairn_content_view cv;
+	struct cairn_node_view v;
+	uint64_t end = off + len;
+	int ret = cfs_node_get(r->fs, r->t, node, &v);
+
+	if (!ret)
+		ret = cairn_file_content(r->t->txn, &v, 0, &cv);
+	if (ret)
+		return -EIO;
+	memset(buf, 0, len);
+	for (uint32_t i = cairn_content_find(&cv, off); i < cv.count; i++) {
+		struct cairn_extent e;
+		struct cfs_chunk *ch;
+		uint64_t a, b;
+
+		cairn_content_extent(&cv, i, &e);
+		if (e.start >= end)
+			break;
+		if (e.end <= off || e.hole)
+			continue;
+		ch = cfs_chunk_get(r->fs, r->t, &e.id, false, &ret);
+		if (!ch)
+			return ret ? ret : -EIO;
+		a = e.start > off ? e.start : off;
+		b = e.end < end ? e.end : end;
+		if ((uint64_t)ch->len == e.end - e.start)
+			memcpy(buf + (a - off), ch->data + (a - e.start), b - a);
+		else
+			ret = -EIO;
+		cfs_chunk_unref(r->fs->cache, ch);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rw_req r;
+	struct cfs_inode *in;
+	int ret = rw_req_begin(req, &r);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	in = cfs_inode_find(r.fs, ino);
+	if (!in)
+		ret = -ESTALE;
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY && (fi->flags & O_TRUNC))
+		ret = rw_copy_up_data(&r, in, true);
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		ret = rw_copy_up(&r, in); /* the data waits for a write that needs it */
+	if (!ret && in->rw->ufd >= 0 && in->type == CAIRN_NODE_REG)
+		ret = rw_data_fd(in) < 0 ? -EIO : 0;
+	rw_req_end(&r);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1; /* every change goes through this mount */
+	fuse_reply_open(req, fi);
+}
+
+/* The data fd of an inode whose data is in the upper, or -1 (the image's). */
+static int upper_data(struct cfs *fs, fuse_ino_t ino)
+{
+	struct cfs_inode *in = cfs_inode_find(fs, ino);
+	int fd = -1;
+
+	if (!in)
+		return -ESTALE;
+	fd = in->rw->dfd;
+	if (fd >= 0 && !in->rw->metacopy)
+		return fd; /* set once, never changed while the inode lives */
+	fd = -1;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (in->rw->ufd >= 0 && !in->rw->metacopy)
+		fd = in->rw->dfd >= 0 ? in->rw->dfd : rw_data_fd(in);
+	pthread_mutex_unlock(&fs->ns_lock);
+	return fd;
+}
+
+/*
+ * A read of a metacopy file reaching past its image part: the image's
+ * bytes below lower_len, the file's own above. 1 when it replied, 0 when
+ * the image alone answers.
+ */
+static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct rw_req r;
+	struct cfs_inode *in;
+	uint8_t *buf = NULL;
+	uint64_t lower_len;
+	ssize_t got = 0;
+	int ret = rw_req_begin(req, &r), fd;
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return 1;
+	}
+	in = cfs_inode_find(r.fs, ino);
+	if (!in || !in->rw->metacopy || in->rw->ufd < 0) {
+		rw_req_end(&r);
+		return 0; /* copied up since: the caller looks again */
+	}
+	lower_len = in->rw->lower_len;
+	if ((uint64_t)off + size <= lower_len) {
+		rw_req_end(&r);
+		return 0;
+	}
+	fd = rw_data_fd(in);
+	buf = malloc(size);
+	if (fd < 0 || !buf) {
+		ret = fd < 0 ? fd : -ENOMEM;
+	} else {
+		size_t below = (uint64_t)off < lower_len ? (size_t)(lower_len - (uint64_t)off) : 0;
+
+		if (below)
+			ret = read_lower(&r, &in->node, (uint64_t)off, below, buf);
+		if (!ret) {
+			got = pread(fd, buf + below, size - below, off + (off_t)below);
+			if (got < 0)
+				ret = -errno;
+			else
+				got += (ssize_t)below;
+		}
+	}
+	rw_req_end(&r);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, (const char *)buf, (size_t)got);
+	free(buf);
+	return 1;
+}
+
+void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int fd = upper_data(cfs_of(req), ino);
+
+	if (fd == -1) {
+		if (read_split(req, ino, size, off))
+			return;
+		fd = upper_data(cfs_of(req), ino);
+	}
+	if (fd == -1) {
+		cfs_read_image(req, ino, size, off, fi);
+		return;
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct cfs *fs = cfs_of(req);
+	int fd = upper_data(fs, ino);
+	ssize_t n;
+
+	if (fd == -1) {
+		/*
+		 * A metacopy file: a write past its image part (an append) goes
+		 * into the file as it is; one below needs the image's data first.
+		 */
+		struct rw_req r;
+		struct cfs_inode *in;
+		int ret = rw_req_begin(req, &r);
+
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		in = cfs_inode_find(fs, ino);
+		if (!in)
+			ret = -ESTALE;
+		else if (in->rw->metacopy && (uint64_t)off >= in->rw->lower_len)
+			ret = rw_copy_up(&r, in);
+		else
+			ret = rw_copy_up_data(&r, in, false);
+		fd = ret ? ret : rw_data_fd(in);
+		if (fd >= 0) {
+			/* under the lock: a truncation must not move lower_len meanwhile */
+			out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			out.buf[0].fd = fd;
+			out.buf[0].pos = off;
+			n = fuse_buf_copy(&out, in_buf, 0);
+		}
+		rw_req_end(&r);
+		if (fd < 0)
+			fuse_reply_err(req, -fd);
+		else if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+void rw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
+	int fd = in ? in->rw->dfd : -1, ret = 0;
+
+	if (fd >= 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		ret = errno;
+	fuse_reply_err(req, in ? ret : ESTALE);
+}
+
+void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		  struct fuse_file_info *fi)
+{
+	struct rw_req r;
+	struct cfs_inode *in;
+	int ret = rw_req_begin(req, &r);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	in = cfs_inode_find(r.fs, ino);
+	ret = in ? rw_copy_up_data(&r, in, false) : -ESTALE;
+	if (!ret && fallocate(in->rw->dfd, mode, offset, length) < 0)
+		ret = -errno;
+	rw_req_end(&r);
+	fuse_reply_err(req, -ret);
+}
+
+void rw_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+	      struct fuse_file_info *fi)
+{
+	int fd = upper_data(cfs_of(req), ino);
+	off_t res;
+
+	if (fd == -1) {
+		struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
+		struct stat st;
+
+		/* a file with its own bytes past the image part: its own data first */
+		if (in && in->rw->metacopy && in->rw->dfd >= 0 && fstat(in->rw->dfd, &st) == 0 &&
+		    (uint64_t)st.st_size != in->rw->lower_len) {
+			struct rw_req r;
+			int ret = rw_req_begin(req, &r);
+
+			if (!ret) {
+				ret = rw_copy_up_data(&r, in, false);
+				rw_req_end(&r);
+			}
+			if (ret) {
+				fuse_reply_err(req, -ret);
+				return;
+			}
+			fd = upper_data(cfs_of(req), ino);
+		}
+	}
+	if (fd == -1) {
+		cfs_lseek_image(req, ino, off, whence, fi);
+		return;
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	res = lseek(fd, off, whence);
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
