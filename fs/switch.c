@@ -106,49 +106,26 @@ static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
 {
 	struct cairn_node_view a, b;
 	struct cairn_dirent ea, eb;
-	uint32_t i = 0, j = 0;
+	struct cairn_dir_merge m;
+	int side;
 
 	if (cairn_node_get(t->txn, old, 0, &a) || cairn_node_get(t->txn, new, 0, &b))
 		return;
-	while (i < a.nentries || j < b.nentries) {
-		bool ha = i < a.nentries && cairn_dir_entry(&a, i, &ea) == 0;
-		bool hb = j < b.nentries && cairn_dir_entry(&b, j, &eb) == 0;
-		int c;
+	cairn_dir_merge_init(&m, &a, &b);
+	while ((side = cairn_dir_merge_next(&m, &ea, &eb)) > 0) {
+		/*
+		 * removed, added (drops a cached negative entry) or changed; a
+		 * directory that stays one keeps its dentry: it is re-bound itself
+		 */
+		const struct cairn_dirent *e = side == CAIRN_MERGE_B ? &eb : &ea;
 
-		if (!ha && !hb)
-			break;
-		if (!hb) {
-			c = -1;
-		} else if (!ha) {
-			c = 1;
-		} else {
-			size_t n = ea.name_len < eb.name_len ? ea.name_len : eb.name_len;
-
-			c = memcmp(ea.name, eb.name, n);
-			if (!c)
-				c = ea.name_len < eb.name_len ? -1 : ea.name_len > eb.name_len;
-		}
-		if (c < 0) { /* removed */
-			fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
-							  FUSE_LL_EXPIRE_ONLY);
-			(*expired)++;
-			i++;
-		} else if (c > 0) { /* added: drops a cached negative entry */
-			fuse_lowlevel_notify_expire_entry(fs->se, ino, eb.name, eb.name_len,
-							  FUSE_LL_EXPIRE_ONLY);
-			(*expired)++;
-			j++;
-		} else {
-			/* a directory that stays one keeps its dentry: it is re-bound itself */
-			if (!cairn_id_eq(&ea.id, &eb.id) &&
-			    !(ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)) {
-				fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
-								  FUSE_LL_EXPIRE_ONLY);
-				(*expired)++;
-			}
-			i++;
-			j++;
-		}
+		if (side == CAIRN_MERGE_BOTH &&
+		    (cairn_id_eq(&ea.id, &eb.id) ||
+		     (ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)))
+			continue;
+		fuse_lowlevel_notify_expire_entry(fs->se, ino, e->name, e->name_len,
+						  FUSE_LL_EXPIRE_ONLY);
+		(*expired)++;
 	}
 }
 

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,23 +62,6 @@ static bool is_mountpoint(const char *path)
 	}
 	fclose(f);
 	return found;
-}
-
-static int parse_bytes(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end || v < (1u << 20))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
 }
 
 /*
@@ -184,10 +168,15 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			o.fuse_opts = optarg;
 			break;
 		case 'c':
-			if (parse_bytes(optarg, &o.cache_bytes))
+		{
+			uint64_t v;
+
+			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
 				return cli_usage("mount", "--cache-size must be at least 1M, not '%s'",
 						 optarg);
+			o.cache_bytes = (size_t)v;
 			break;
+		}
 		case 'D':
 			o.dev = true;
 			break;
@@ -239,18 +228,15 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	o.store_dir = store;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
-		struct cairn_platform p;
-		const void *v;
-		size_t vl;
+		struct cairn_name name;
 
-		ret = cairn_image_resolve(t, o.source, &o.image);
+		ret = cairn_name_resolve(t, o.source, &name);
+		o.image = name.image;
 		if (!ret)
 			ret = cairn_image_get(t, &o.image, &img);
 		/* a platform's name (not a tag, not NAME@GEN): the mount follows it */
-		if (!ret && cairn_platform_get(t, o.source, &p) == 0 &&
-		    cairn_get(t, CAIRN_DBI_TAGS, o.source, strlen(o.source), &v, &vl) == -ENOENT)
+		if (!ret && name.kind == CAIRN_NAME_PLATFORM)
 			o.platform = o.source;
-		cairn_err_clear();
 		cairn_txn_abort(t);
 	}
 	cairn_store_close(s); /* the daemon opens its own, after the fork */
@@ -685,6 +671,28 @@ static void holders(const char *dir, char *out, size_t len)
 	closedir(proc);
 }
 
+#define UMOUNT_WAIT_MS 60000
+
+/*
+ * Waits until process pid has exited, at most timeout_ms; true when it has
+ * (or is not there). A pidfd turns readable when the process exits, not
+ * when its parent reaps it: kill(pid, 0) would go on succeeding on the
+ * zombie for as long as a busy or slow init takes to reap it.
+ */
+static bool wait_exit(pid_t pid, int timeout_ms)
+{
+	cleanup_fd int fd = pidfd_open(pid, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	if (fd < 0)
+		return errno == ESRCH;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r != 0;
+}
+
 int cmd_umount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "lazy", no_argument, NULL, 'l' }, { 0 } };
@@ -738,8 +746,12 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 		}
 		return cli_fail(-err, "cannot unmount '%s'", argv[optind]);
 	}
-	/* the daemon sees the unmount and exits; wait for it, bounded */
-	for (int k = 0; pid > 0 && k < 100 && kill(pid, 0) == 0; k++)
-		usleep(50000);
+	/*
+	 * the daemon sees the unmount and exits; wait for it, bounded (after
+	 * --lazy it exits only once the last user of the mount is gone)
+	 */
+	if (pid > 0 && !lazy && !wait_exit(pid, UMOUNT_WAIT_MS))
+		fprintf(stderr, "cairn: warning: the daemon of '%s' (pid %d) has not exited after %d s\n",
+			argv[optind], pid, UMOUNT_WAIT_MS / 1000);
 	return 0;
 }
