@@ -304,7 +304,8 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		pthread_rwlock_init(&fs->switch_lock, &a);
 		pthread_rwlockattr_destroy(&a);
 	}
-	ret = cairn_store_open(o->store_dir, CAIRN_STORE_RDONLY, NULL, &fs->store);
+	/* writable for one transaction: the hold on what it serves (cfs_serve) */
+	ret = cairn_store_open(o->store_dir, 0, NULL, &fs->store);
 	if (ret)
 		return cairn_err(ret, "cannot open store '%s': %s", o->store_dir, cairn_errmsg());
 	ret = cairn_txn_begin(fs->store, false, &t);
@@ -431,6 +432,17 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 		cfs_switch(&fs, reply, sizeof(reply));
 		if (cfs_run_dir(o->store_dir, run, sizeof(run)) == 0 && ctl.record_path[0])
 			write_record(&ctl, run);
+	}
+	/*
+	 * Registered (the record lists what it serves as a lease): now the
+	 * naming transaction of gc's protocol (gc.h). A gc that read the
+	 * leases before the record existed marks again; an image it dropped
+	 * meanwhile is not served.
+	 */
+	ret = cairn_image_hold(fs.store, &fs.image, 1);
+	if (ret) {
+		ready(&ready_fd, "%s\n", cairn_errmsg());
+		goto out_unmount;
 	}
 	cfs_log(&fs, LOG_INFO, "serving %s", o->source);
 	ready(&ready_fd, "ok\n");

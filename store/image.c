@@ -341,6 +341,27 @@ static int naming_end(struct cairn_txn *t, int ret)
 	return cairn_naming_commit(t);
 }
 
+int cairn_image_hold(struct cairn_store *s, const struct cairn_id *images, size_t n)
+{
+	struct cairn_txn *t = NULL;
+	int ret = cairn_naming_begin(s, &t);
+
+	if (ret == -EROFS) {
+		/* a store nobody can write (a read-only filesystem): no gc runs there */
+		cairn_err_clear();
+		ret = cairn_txn_begin(s, false, &t);
+		for (size_t i = 0; !ret && i < n; i++)
+			ret = cairn_naming_check(t, &images[i]);
+		cairn_txn_abort(t);
+		return ret;
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = cairn_naming_check(t, &images[i]);
+	return naming_end(t, ret);
+}
+
 int cairn_tag_set(struct cairn_store *s, const char *name, const struct cairn_id *image)
 {
 	struct cairn_txn *t;
