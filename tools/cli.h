@@ -60,6 +60,20 @@ int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const
  */
 int cli_parse_bytes(const char *s, const char **end, uint64_t *out);
 
+/*
+ * Names in --json output (cli_json.c). A name (path, symlink target, xattr
+ * name) is bytes, a JSON string Unicode: cli_json_add_bytes() adds key as
+ * the name when it is valid UTF-8, else as the name with each invalid byte
+ * replaced by U+FFFD plus key_base64, its exact bytes in base64. The
+ * README's "JSON output" section documents this for readers.
+ */
+struct json_object;
+bool cli_utf8_valid(const void *p, size_t len);
+void cli_json_add_bytes(struct json_object *obj, const char *key, const void *p, size_t len);
+/* The string alone (U+FFFD for invalid bytes), and the base64 of exact bytes. */
+struct json_object *cli_json_text(const void *p, size_t len);
+struct json_object *cli_json_base64(const void *p, size_t len);
+
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
 /* Formats a byte count as "12.3 MiB". */

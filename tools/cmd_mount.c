@@ -434,15 +434,17 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 			json_object *o = json_object_new_object();
 
 			json_object_object_add(o, "pid", json_object_new_int(rs[i].pid));
-			json_object_object_add(o, "mountpoint",
-					       json_object_new_string(rs[i].mountpoint));
-			json_object_object_add(o, "source", json_object_new_string(rs[i].source));
+			cli_json_add_bytes(o, "mountpoint", rs[i].mountpoint,
+					   strlen(rs[i].mountpoint));
+			cli_json_add_bytes(o, "source", rs[i].source, strlen(rs[i].source));
 			json_object_object_add(o, "image", json_object_new_string(rs[i].image));
 			json_object_object_add(o, "platform", json_object_new_string(rs[i].platform));
 			json_object_object_add(o, "generation",
 					       json_object_new_int64((int64_t)rs[i].generation));
-			json_object_object_add(o, "upper", *rs[i].upper ?
-					       json_object_new_string(rs[i].upper) : NULL);
+			if (*rs[i].upper)
+				cli_json_add_bytes(o, "upper", rs[i].upper, strlen(rs[i].upper));
+			else
+				json_object_object_add(o, "upper", NULL);
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
