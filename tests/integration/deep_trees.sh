@@ -21,15 +21,6 @@ LIMIT=1024
 SRC=$WORK/src
 MNT=$WORK/mnt
 UP=$WORK/upper
-# unmounts and waits for the daemon (generously: a loaded machine may take
-# seconds to end a daemon that knew thousands of inodes)
-unmount() {
-	local pid
-	pid=$(daemon_pid "$STORE" "$1")
-	tcairn "$STORE" umount "$1" || fail "cairn umount $1 failed"
-	[ -z "$pid" ] || wait_gone "$pid" 60 || fail "the daemon of $1 still runs a minute after umount"
-	! is_mounted "$1" || fail "$1 is still mounted after the unmount"
-}
 as_user() { timeout -k 5 300 setpriv --reuid 1000 --regid 1000 --clear-groups -- "$@"; }
 
 # nest DIR LEVELS [FILE]: LEVELS directories 'a' inside each other below DIR
@@ -74,7 +65,7 @@ EOF
 info "$((($(date +%s%N) - t0) / 1000000)) ms"
 # home/u/ok/a.../f: 3 + 1020 + 1 = 1024 names, the limit
 as_user bash -c "$(declare -f nest); nest '$MNT/home/u/ok' $((LIMIT - 4)) f"
-unmount "$MNT"
+umount_patient "$STORE" "$MNT"
 
 say "commit and changes of the 5000 levels: one line each, the reason kept"
 too_deep "commit of 5000 levels" cairn_in "$STORE" commit "$UP" --tag deep
@@ -119,7 +110,7 @@ mkdir -p "$WORK/ro"
 mount_ok "$STORE" stacked "$WORK/ro" --ro
 [ "$(timeout 60 cat "$WORK/ro/$bottom")" = "at the bottom" ] || soft_fail "the mount does not read the deepest file"
 [ "$(cd "$WORK/ro" && timeout 120 find . | wc -l)" = $((LIMIT + 2)) ] || soft_fail "find through the mount"
-unmount "$WORK/ro"
+umount_patient "$STORE" "$WORK/ro"
 
 say "import refuses deeper trees the same way"
 mkdir -p "$WORK/hostdeep"

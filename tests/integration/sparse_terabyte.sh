@@ -23,15 +23,6 @@ TIB=$((1 << 40))
 SRC=$WORK/src
 MNT=$WORK/mnt
 UP=$WORK/upper
-# unmounts and waits for the daemon (generously: a loaded machine may take
-# seconds to end a daemon that knew thousands of inodes)
-unmount() {
-	local pid
-	pid=$(daemon_pid "$STORE" "$1")
-	tcairn "$STORE" umount "$1" || fail "cairn umount $1 failed"
-	[ -z "$pid" ] || wait_gone "$pid" 60 || fail "the daemon of $1 still runs a minute after umount"
-	! is_mounted "$1" || fail "$1 is still mounted after the unmount"
-}
 as_user() { timeout -k 5 120 setpriv --reuid 1000 --regid 1000 --clear-groups -- "$@"; }
 
 # timed SECONDS_VAR CMD...: runs CMD under a timeout, sets the variable to
@@ -86,7 +77,7 @@ done
 [ "$(head -c 4 "$MNT/home/u/huge")" = heAd ] || soft_fail "huge: the write did not land"
 [ "$(tail -c 4 "$MNT/home/u/huge")" = tail ] || soft_fail "huge: its last bytes changed"
 [ "$(head -c 1 "$MNT/home/u/one")" = x ] || soft_fail "one: lost the image's byte"
-unmount "$MNT"
+umount_patient "$STORE" "$MNT"
 
 say "commit"
 timed ms "$CAIRN" --store "$STORE" commit "$UP" --tag next
