@@ -94,6 +94,29 @@ void cairn_content_hash_data(struct cairn_content_hash *h, const void *buf, size
 	h->size += len;
 }
 
+bool cairn_content_hash_check(struct cairn_content_hash *h, const void *buf, size_t len,
+			      uint64_t off)
+{
+	const uint8_t *p = buf;
+	bool canonical = true;
+
+	cairn_content_hash_data(h, buf, len);
+	while (len) {
+		size_t in = (size_t)(off % CAIRN_HOLE_BLOCK);
+		size_t n = CAIRN_HOLE_BLOCK - in < len ? CAIRN_HOLE_BLOCK - in : len;
+
+		if (in == 0)
+			h->blk_zero = true;
+		h->blk_zero = h->blk_zero && cairn_all_zero(p, n);
+		if (in + n == CAIRN_HOLE_BLOCK && h->blk_zero)
+			canonical = false;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return canonical;
+}
+
 void cairn_content_hash_hole(struct cairn_content_hash *h, uint64_t len)
 {
 	static const char magic[] = CAIRN_SPARSE_MAGIC;

@@ -32,6 +32,7 @@ struct cairn_content_hash {
 	uint64_t run_len;
 	uint64_t hole_len; /* the hole being fed, not yet recorded */
 	bool sparse;    /* a hole was fed */
+	bool blk_zero;  /* cairn_content_hash_check(): the block being fed is zero so far */
 };
 
 /* Allocates the hash states. 0 or -ENOMEM. */
@@ -45,6 +46,14 @@ void cairn_content_hash_begin(struct cairn_content_hash *h);
  * classified them). Consecutive calls extend one run.
  */
 void cairn_content_hash_data(struct cairn_content_hash *h, const void *buf, size_t len);
+/*
+ * The same, for bytes of a stored list being checked (fsck, a content list
+ * from a remote), at file offset off: false when they complete a whole
+ * aligned block of zeros, which a canonical list holds as a hole (the list
+ * is then not what any writer makes of its bytes).
+ */
+bool cairn_content_hash_check(struct cairn_content_hash *h, const void *buf, size_t len,
+			      uint64_t off);
 /* A hole of len bytes (a multiple of CAIRN_HOLE_BLOCK, at an aligned offset). */
 void cairn_content_hash_hole(struct cairn_content_hash *h, uint64_t len);
 /* The content id of what was fed; true when it held a hole. */

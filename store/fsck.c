@@ -34,7 +34,6 @@ struct fsck {
 	struct cairn_zctx z;
 	uint8_t *buf;                  /* one decoded chunk */
 	struct cairn_content_hash ch;  /* the content id of the list being checked */
-	bool blk_zero;                 /* the data block being checked is zero so far */
 	struct cairn_objmap walked;    /* everything the trees reach */
 	struct cairn_objmap reported;  /* missing and corrupt objects already reported */
 	struct cairn_objmap bad_packs; /* pack files that cannot be opened */
@@ -345,31 +344,6 @@ static int check_pack(struct fsck *f, const void *k, size_t kl, const void *v, s
 
 /* --- content lists ------------------------------------------------------ */
 
-/*
- * Feeds data bytes at file offset off to the content id; false when they
- * complete a whole aligned block of zeros, which a canonical list holds as
- * a hole (format.h).
- */
-static bool hash_data(struct fsck *f, const uint8_t *p, size_t len, uint64_t off)
-{
-	bool canonical = true;
-
-	cairn_content_hash_data(&f->ch, p, len);
-	while (len) {
-		size_t in = (size_t)(off % CAIRN_HOLE_BLOCK);
-		size_t n = CAIRN_HOLE_BLOCK - in < len ? CAIRN_HOLE_BLOCK - in : len;
-
-		if (in == 0)
-			f->blk_zero = true;
-		f->blk_zero = f->blk_zero && cairn_all_zero(p, n);
-		if (in + n == CAIRN_HOLE_BLOCK && f->blk_zero)
-			canonical = false;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return canonical;
-}
 
 /*
  * Checks one data extent and, with hash, feeds its bytes to f->ch. Returns 1
@@ -420,7 +394,7 @@ static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t
 		cairn_err_clear();
 		return 0; /* the chunk scan reports it */
 	}
-	if (!hash_data(f, f->buf, (size_t)n, e->start)) {
+	if (!cairn_content_hash_check(&f->ch, f->buf, (size_t)n, e->start)) {
 		problem_id(f, "content", content, "extent %u (bytes %llu..%llu) holds a whole "
 			   "aligned block of zeros, which is a hole in this format", i,
 			   (unsigned long long)e->start, (unsigned long long)e->end);

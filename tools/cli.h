@@ -30,12 +30,17 @@ struct cli_command {
 	const char *summary; /* one line */
 	const char *help;    /* longer description for --help, or NULL */
 	bool archive;        /* needs libarchive: runs in cairn-archive */
+	bool remote;         /* needs libcurl: runs in cairn-remote */
 };
 
 /* Is this the build that links libarchive (cairn-archive)? */
 bool cli_has_archive(void);
 /* Runs the same command line in cairn-archive, beside this program. Returns only on failure. */
 int cli_exec_archive(struct cli *cli);
+/* Is this the build that links libcurl (cairn-remote)? */
+bool cli_has_remote(void);
+/* Runs the same command line in cairn-remote. Returns only on failure. */
+int cli_exec_remote(struct cli *cli);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);
@@ -52,6 +57,12 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s);
 
 /* "IMAGE" or "IMAGE:PATH": resolves the image, splits off the path. */
 int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path);
+
+/*
+ * Tells every running mount of platform name to switch to its current image
+ * and prints each one's answer to out (at most 5 s in all).
+ */
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out);
 
 /*
  * A byte count: decimal digits, then K, M, G or T (powers of 1024). With
@@ -103,11 +114,21 @@ int cmd_rollback(struct cli *cli, int argc, char **argv);
 int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_remote(struct cli *cli, int argc, char **argv);
+/* gc --remote NAME: runs in cairn-remote (cmd_transfer.c). */
+int cli_gc_remote(struct cli *cli, const char *remote, int64_t keep);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_follow(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
 extern const char cmd_diff_help[];
 extern const char cmd_du_help[];
 extern const char cmd_export_help[];
 extern const char cmd_fsck_help[];
+extern const char cmd_remote_help[];
+extern const char cmd_push_help[];
+extern const char cmd_pull_help[];
+extern const char cmd_follow_help[];
 
 #endif

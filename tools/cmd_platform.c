@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "mounts.h"
 #include "platform.h"
+#include "remotes.h"
 
 struct tags_of {
 	const struct cairn_id *id;
@@ -42,7 +43,7 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
  * answer. A mount that does not answer in time does not fail the command:
  * the pointer has moved; it follows on its next switch or remount.
  */
-static void notify_mounts(struct cli *cli, const char *name)
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
 	struct record *rs = NULL;
 	int n = load_records(cli->store_dir, &rs);
@@ -79,9 +80,11 @@ static void notify_mounts(struct cli *cli, const char *name)
 
 			bufs[j][strcspn(bufs[j], "\n")] = '\0';
 			if (fds[j] == -3 || live[j] == -2 || !*bufs[j])
-				printf("  mount %s (pid %d): not answering\n", r->mountpoint, r->pid);
+				fprintf(out, "  mount %s (pid %d): not answering\n", r->mountpoint,
+					r->pid);
 			else
-				printf("  mount %s (pid %d): %s\n", r->mountpoint, r->pid, bufs[j]);
+				fprintf(out, "  mount %s (pid %d): %s\n", r->mountpoint, r->pid,
+					bufs[j]);
 		}
 		free(live);
 	}
@@ -146,7 +149,7 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 	cairn_store_close(s);
 	if (before.generation != gen) {
 		fflush(stdout);
-		notify_mounts(cli, argv[1]);
+		cli_notify_mounts(cli, argv[1], stdout);
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -180,9 +183,22 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 		return cli_fail(ret, "cannot roll '%s' back", argv[optind]);
 	}
 	report(s, "rolled back", argv[optind], gen, &image);
+	{
+		struct cairn_follow f;
+		struct cairn_txn *t;
+
+		if (cairn_txn_begin(s, false, &t) == 0) {
+			if (cairn_follow_get(t, argv[optind], &f) == 0)
+				printf("%s follows remote '%s': following is paused until 'cairn "
+				       "follow %s %s --resume'\n", argv[optind], f.remote, f.remote,
+				       argv[optind]);
+			cairn_txn_abort(t);
+		}
+		cairn_err_clear();
+	}
 	cairn_store_close(s);
 	fflush(stdout);
-	notify_mounts(cli, argv[optind]);
+	cli_notify_mounts(cli, argv[optind], stdout);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
