@@ -38,6 +38,8 @@ struct control {
 	int sock;
 	pthread_t thread;
 	bool running;
+	pthread_mutex_t record_lock; /* one writer of the record at a time */
+	bool stopped;                /* the record is gone for good; record_lock */
 	char sock_path[108];
 	char record_path[4096];
 };
@@ -69,6 +71,21 @@ static json_object *stats_json(struct cfs *fs)
 	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
 	pthread_mutex_lock(&fs->itable_lock);
 	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	{
+		size_t n = 0;
+
+		for (struct cfs_lease *l = fs->leases.list; l; l = l->next)
+			n++;
+		json_object_object_add(o, "leases", json_object_new_int64((int64_t)n));
+	}
+	if (fs->upper) {
+		json_object_object_add(o, "fds", json_object_new_int64((int64_t)fs->fds.open));
+		json_object_object_add(o, "fd_budget", json_object_new_int64((int64_t)fs->fds.budget));
+		json_object_object_add(o, "fd_reopens",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.reopens)));
+		json_object_object_add(o, "fd_closes",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.closes)));
+	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	return o;
 }
@@ -99,8 +116,10 @@ static void *control_main(void *arg)
 
 				cfs_switch(c->fs, reply, sizeof(reply));
 				if (strncmp(reply, "switched", 8) == 0 &&
-				    cfs_run_dir(c->fs->o->store_dir, run, sizeof(run)) == 0)
+				    cfs_run_dir(c->fs->o->store_dir, run, sizeof(run)) == 0) {
+					atomic_store(&c->fs->leases.dirty, false);
 					write_record(c, run);
+				}
 				if (write(fd, reply, strlen(reply)) < 0)
 					cfs_log(c->fs, LOG_DEBUG, "a switch requester went away");
 			} else if (strncmp(req, "stats", 5) == 0) {
@@ -122,38 +141,70 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
+static int write_record_locked(struct control *c, const char *run);
+
+/* Writes run/PID.json: what the mount serves and the images it leases. */
 static int write_record(struct control *c, const char *run)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&c->record_lock);
+	if (!c->stopped)
+		ret = write_record_locked(c, run);
+	pthread_mutex_unlock(&c->record_lock);
+	return ret;
+}
+
+/* The leases changed (an old image's last inode was forgotten): the record again. */
+static void record_publish(void *arg)
+{
+	struct control *c = arg;
+	char run[4096];
+
+	if (c->record_path[0] && cfs_run_dir(c->fs->o->store_dir, run, sizeof(run)) == 0)
+		write_record(c, run);
+}
+
+static int write_record_locked(struct control *c, const char *run)
 {
 	struct cfs *fs = c->fs;
 	json_object *o = json_object_new_object();
 	char hex[CAIRN_ID_HEX_LEN + 1], tmp[sizeof(c->record_path) + 8];
+	struct cairn_id *leased = NULL;
+	size_t nleased;
+	uint64_t generation;
 	const char *s;
 	FILE *f;
 	int fd;
 
+	pthread_rwlock_rdlock(&fs->switch_lock);
 	cairn_id_hex(&fs->image, hex);
+	generation = fs->generation;
+	pthread_rwlock_unlock(&fs->switch_lock);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
 	json_object_object_add(o, "source", json_object_new_string(fs->o->source));
 	json_object_object_add(o, "image", json_object_new_string(hex));
 	json_object_object_add(o, "platform", json_object_new_string(fs->o->platform ?
 								       fs->o->platform : ""));
-	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)generation));
 	json_object_object_add(o, "socket", json_object_new_string(c->sock_path));
 	json_object_object_add(o, "upper", fs->o->upper_dir ?
 				   json_object_new_string(fs->o->upper_dir) : NULL);
 	{
+		/* the image served first, then every other one inodes still read */
 		json_object *leases = json_object_new_array();
 
 		json_object_array_add(leases, json_object_new_string(hex));
-		pthread_rwlock_rdlock(&fs->switch_lock);
-		for (unsigned i = 0; i < fs->nserved; i++) {
+		nleased = cfs_leases_get(fs, &leased);
+		for (size_t i = 0; i < nleased; i++) {
 			char h2[CAIRN_ID_HEX_LEN + 1];
 
-			cairn_id_hex(&fs->served[i], h2);
-			json_object_array_add(leases, json_object_new_string(h2));
+			cairn_id_hex(&leased[i], h2);
+			if (strcmp(h2, hex) != 0)
+				json_object_array_add(leases, json_object_new_string(h2));
 		}
-		pthread_rwlock_unlock(&fs->switch_lock);
+		free(leased);
 		json_object_object_add(o, "leases", leases);
 	}
 	json_object_object_add(o, "started_ns", json_object_new_int64(cairn_now_ns()));
@@ -217,8 +268,11 @@ static int control_start(struct control *c, struct cfs *fs)
 
 static void control_stop(struct control *c)
 {
+	pthread_mutex_lock(&c->record_lock);
+	c->stopped = true;
 	if (c->record_path[0])
 		unlink(c->record_path);
+	pthread_mutex_unlock(&c->record_lock);
 	if (c->sock >= 0) {
 		shutdown(c->sock, SHUT_RDWR);
 		if (c->running)
@@ -262,9 +316,9 @@ static unsigned cache_shards(size_t bytes)
 }
 
 /*
- * A writable mount holds an O_PATH fd per inode with an upper object: as
- * many as the kernel keeps inodes. Root may raise its limit to the
- * system's.
+ * A writable mount keeps upper fds within a budget of half its limit
+ * (rw-fds.c): the higher the limit, the fewer reopens. Root may raise its
+ * limit to the system's.
  */
 static void raise_nofile(void)
 {
@@ -342,6 +396,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		/* the mode a caller asks for is the mode it gets: the kernel applied its umask */
 		umask(0);
 		raise_nofile();
+		cfs_rw_fds_init(fs);
 	}
 	if (fs->upper && fs->upper->fresh) {
 		ret = cfs_rw_root_attrs(fs, &v);
@@ -359,6 +414,8 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 	if (!ret && !fs->zeros)
 		ret = -ENOMEM;
 	if (!ret)
+		ret = cfs_leases_init(fs);
+	if (!ret)
 		ret = cfs_inode_root(fs, &v);
 	cairn_txn_abort(t);
 	return ret;
@@ -367,7 +424,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 int cfs_serve(const struct cfs_options *o, int ready_fd)
 {
 	struct cfs fs = { 0 };
-	struct control ctl = { .sock = -1 };
+	struct control ctl = { .sock = -1, .record_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char opts[4096];
@@ -418,6 +475,8 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 		ready(&ready_fd, "the kernel refused the mount (see the line above, or syslog)\n");
 		goto out_signals;
 	}
+	fs.leases.publish = record_publish;
+	fs.leases.publish_arg = &ctl;
 	ret = control_start(&ctl, &fs);
 	if (ret)
 		cfs_log(&fs, LOG_WARNING, "no control socket or mount record: %s", strerror(-ret));
@@ -470,6 +529,7 @@ out:
 	fuse_opt_free_args(&args);
 	if (fs.buckets)
 		cfs_itable_release(&fs);
+	cfs_leases_release(&fs);
 	if (fs.cache) {
 		void *t = pthread_getspecific(fs.thread_key);
 
@@ -479,6 +539,7 @@ out:
 	}
 	free(fs.zeros);
 	free(fs.kbuckets);
+	cfs_rw_fds_release(&fs);
 	cfs_upper_close(fs.upper);
 	pthread_mutex_destroy(&fs.ns_lock);
 	pthread_cond_destroy(&fs.decoded);

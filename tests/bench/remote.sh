@@ -219,4 +219,16 @@ done
 	echo "- second push of v1: $(med cairn_push1again) s (target < 1 s: $(bench_le "$(med cairn_push1again)" 1 && echo met || echo MISSED))"
 	echo "- lazy container start: not measured (pull --lazy is not available yet)"
 } | tee "${BENCH_MD:-/dev/null}"
+# rows of tests/bench/run.sh's table
+p2=$(medb cairn_pull2)
+lim=$(awk -v a="$ADDED" 'BEGIN { printf "%d", a * 1.1 + 1048576 }')
+bench_result remote "pull v2 onto v1 bytes" "$p2" "v2 adds $ADDED" "$(bench_ratio "$p2" "$ADDED")" \
+	"<= 1.1x +1 MiB" "$(bench_verdict "$p2" "<=" "$lim")"
+mb=$(bench_mbps "$V1_BYTES" "$(med cairn_pull1)")
+bench_result remote "full pull of v1 MB/s" "$mb" - - ">= 100" "$(bench_verdict "$mb" ">=" 100)"
+bench_result remote "pull v1 time s" "$(med cairn_pull1)" "ostree $(med ostree_pull1)" \
+	"$(bench_ratio "$(med cairn_pull1)" "$(med ostree_pull1)")" "< 1" \
+	"$(bench_verdict "$(bench_ratio "$(med cairn_pull1)" "$(med ostree_pull1)")" "<" 1)"
+bench_result remote "second push s" "$(med cairn_push1again)" - - "< 1" \
+	"$(bench_verdict "$(med cairn_push1again)" "<" 1)"
 bench_table_print >&2
