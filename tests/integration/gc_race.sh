@@ -110,11 +110,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		;;
 	commit) run_capture op cairn_in "$STORE" commit "$WORK/up$r" --tag "commit$r" ;;
 	esac
+	op_rc=$RC
 	outcome "$op"
 	wait "$gcpid" || grep -q "is running" "$WORK/gc.err" ||
 		{ show_file "$WORK/gc.err"; soft_fail "round $r: gc failed"; }
 	names_read "$r ($op)"
-	if [ "$op" = mount ] && [ "$RC" -eq 0 ]; then
+	if [ "$op" = mount ] && [ "$op_rc" -eq 0 ]; then
 		[ "$(timeout 10 cat "$WORK/m$r/f")" = "round $r" ] || soft_fail "round $r: the mount does not read its image"
 		tcairn "$STORE" umount "$WORK/m$r" || soft_fail "umount m$r"
 	fi
