@@ -83,7 +83,7 @@ static void range_done(void *arg, const struct cairn_s3_result *res)
 {
 	struct rrange *rg = arg;
 	struct rremote *r = rg->r;
-	char msg[1024];
+	char msg[CAIRN_RKEY_MAX + 1024];
 
 	if (res->err) {
 		snprintf(msg, sizeof(msg), "GET %s: %s", rg->key, res->msg);
