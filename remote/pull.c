@@ -191,13 +191,6 @@ static int wants_add(struct wants *w, uint8_t kind, const struct cairn_id *id)
 	return 0;
 }
 
-/* A content list fetched, kept until its chunks are local and it can be checked. */
-struct held {
-	struct cairn_id id;
-	uint8_t *val;
-	size_t len;
-};
-
 struct puller {
 	struct cairn_xfer *x;
 	struct cairn_rindex rx;
@@ -207,8 +200,6 @@ struct puller {
 	struct wants next;         /* nodes and contents for the next round */
 	struct wants fetch;        /* what this round fetches */
 	struct wants chunks;       /* chunks to fetch, at the end */
-	struct held *held;
-	size_t nheld, capheld;
 	struct cairn_zctx z;
 	struct cairn_buf scratch;  /* a local pack entry being built */
 	uint8_t *decoded;          /* CAIRN_CHUNK_MAX_LIMIT bytes */
@@ -329,29 +320,15 @@ static int take_entry(struct puller *p, const struct want *wt, const uint8_t *e,
 		return ret ? ret : cairn_writer_put_node_value(p->w, &wt->id, payload, len);
 	}
 	if (wt->kind == CAIRN_RKIND_CONTENT) {
-		struct held *hd;
+		struct cairn_content_view cv;
 
-		ret = content_names(p, payload, len, &wt->id);
-		if (ret)
-			return ret;
-		if (p->nheld == p->capheld) {
-			size_t cap = p->capheld ? 2 * p->capheld : 256;
-			struct held *n = realloc(p->held, cap * sizeof(*n));
-
-			if (!n)
-				return -ENOMEM;
-			p->held = n;
-			p->capheld = cap;
+		/* a list is named by its own hash: checked now, before its chunks */
+		if (cairn_content_check(&wt->id, payload, len, &cv)) {
+			cairn_err_clear();
+			goto bad;
 		}
-		hd = &p->held[p->nheld];
-		hd->val = malloc(len ? len : 1);
-		if (!hd->val)
-			return -ENOMEM;
-		memcpy(hd->val, payload, len);
-		hd->len = len;
-		hd->id = wt->id;
-		p->nheld++;
-		return 0;
+		ret = content_names(p, payload, len, &wt->id);
+		return ret ? ret : cairn_writer_put_content_value(p->w, &wt->id, payload, len);
 	}
 	/* a chunk: as a local pack entry, untrusted, decoded and hashed before it is kept */
 	{
@@ -618,41 +595,6 @@ static int local_complete(struct cairn_store *s, const struct cairn_id *image, b
 	return ret;
 }
 
-static int check_contents(struct puller *p)
-{
-	struct cairn_reader r;
-	struct cairn_txn *t;
-	int ret = cairn_writer_flush(p->w);
-
-	ret = ret ?: cairn_txn_begin(p->x->s, false, &t);
-	if (ret)
-		return ret;
-	ret = cairn_reader_init(&r, t);
-	if (ret) {
-		cairn_txn_abort(t);
-		return ret;
-	}
-	for (size_t i = 0; !ret && i < p->nheld; i++) {
-		struct cairn_content_view cv;
-
-		ret = cairn_content_parse(p->held[i].val, p->held[i].len, CAIRN_PARSE_STRICT, &cv);
-		ret = ret ?: cairn_content_check(&r, &p->held[i].id, &cv);
-		if (ret) {
-			char hex[CAIRN_ID_HEX_LEN + 1];
-
-			cairn_id_hex(&p->held[i].id, hex);
-			ret = cairn_err(-EIO, "content %s from the remote does not match its id "
-					      "(substituted?): nothing was published", hex);
-			break;
-		}
-		ret = cairn_writer_put_content_value(p->w, &p->held[i].id, p->held[i].val,
-						     p->held[i].len);
-	}
-	cairn_reader_release(&r);
-	cairn_txn_abort(t);
-	return ret;
-}
-
 int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const char *tag)
 {
 	struct puller p = { .x = x };
@@ -716,8 +658,6 @@ int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const c
 	if (!ret)
 		ret = fetch_all(&p, &p.chunks);
 	if (!ret)
-		ret = check_contents(&p);
-	if (!ret)
 		ret = cairn_writer_publish_record(p.w, image, rec, reclen, sources, tag);
 	cairn_xfer_progress(x, true);
 out:
@@ -726,9 +666,6 @@ out:
 	cairn_writer_free(p.w);
 	cairn_rindex_release(&p.rx);
 	cairn_objmap_release(&p.seen);
-	for (size_t i = 0; i < p.nheld; i++)
-		free(p.held[i].val);
-	free(p.held);
 	free(p.next.v);
 	free(p.fetch.v);
 	free(p.chunks.v);

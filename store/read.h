@@ -51,11 +51,13 @@ ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_vi
 			   void *buf, size_t len, uint64_t off);
 
 /*
- * Checks a content list against its content id by hashing the bytes it
- * lists (its chunks must be local). 0, -EIO with a message on a mismatch.
+ * Checks a content list's value (from an untrusted source: a remote store)
+ * against its content id, the hash of the list itself (format.h), and
+ * parses it strictly into cv (pointing into val). No chunk is needed.
+ * 0, or -EIO with a message.
  */
-int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
-			const struct cairn_content_view *cv);
+int cairn_content_check(const struct cairn_id *id, const void *val, size_t len,
+			struct cairn_content_view *cv);
 
 /*
  * A node's or a content list's value as the store keeps it (its canonical

@@ -96,7 +96,7 @@ static int open_both(struct cli *cli, bool write, const char *remote, struct cai
 		return -EIO;
 	ret = cairn_remote_open(*s, remote, 0, c);
 	if (!ret) {
-		ret = cairn_remote_check_marker(*c, false);
+		ret = cairn_remote_check_marker(*c, cairn_store_params(*s), false);
 		if (ret) {
 			cairn_remote_conn_free(*c);
 			*c = NULL;
