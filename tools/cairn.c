@@ -270,7 +270,11 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s)
 	}
 	ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0,
 			       write ? &params : NULL, s);
-
+	if (!ret) {
+		ret = cli_store_sources(*s);
+		if (ret)
+			cairn_store_close(*s);
+	}
 	if (ret) {
 		cli_fail(ret, "cannot open store '%s'", cli->store_dir);
 		return ret;

@@ -41,6 +41,11 @@ int cli_exec_archive(struct cli *cli);
 bool cli_has_remote(void);
 /* Runs the same command line in cairn-remote. Returns only on failure. */
 int cli_exec_remote(struct cli *cli);
+/*
+ * A store was just opened: cairn-remote lets it fetch lazily pulled chunks
+ * (remote/fetch.h); the builds without libcurl do nothing. 0 or -errno.
+ */
+int cli_store_sources(struct cairn_store *s);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);
