@@ -502,11 +502,8 @@ static int walk_visit(void *ctx, const struct cairn_visit *v)
 
 	if (v->from)
 		cairn_id_hex(v->from, from);
-	if (o->state == CAIRN_OBJ_REMOTE) {
-		if (v->first)
-			f->st->not_fetched++; /* a lazy pull's: not damage */
-		return 0;
-	}
+	if (o->state == CAIRN_OBJ_REMOTE && v->first)
+		f->st->not_fetched++; /* a lazy pull's: not damage; its record says its length */
 	if (o->state == CAIRN_OBJ_MISSING) {
 		if (!v->first)
 			return 0;
@@ -523,7 +520,7 @@ static int walk_visit(void *ctx, const struct cairn_visit *v)
 				       from, v->index);
 		}
 	}
-	if (o->state != CAIRN_OBJ_OK)
+	if (o->state != CAIRN_OBJ_OK && o->state != CAIRN_OBJ_REMOTE)
 		return 0; /* damaged: the scans report it */
 	if (v->first)
 		f->st->reachable++;

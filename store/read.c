@@ -131,6 +131,33 @@ long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const
 	return n;
 }
 
+/* Hints the chunks after extent i of cv, a window at a time. */
+static void read_ahead(struct cairn_reader *r, const struct cairn_content_view *cv, uint32_t i)
+{
+	struct cairn_id ids[CAIRN_READ_AHEAD];
+	uint32_t end, n = 0;
+
+	if (!cv->extents || cv->count < 2)
+		return; /* one chunk: nothing ahead */
+	if (r->ra_list != cv->extents || r->ra_next <= i || r->ra_next > i + CAIRN_READ_AHEAD) {
+		r->ra_list = cv->extents; /* another file, or a seek */
+		r->ra_next = i + 1;
+	}
+	if (r->ra_next > i + CAIRN_READ_AHEAD / 2)
+		return; /* half a window is still ahead */
+	end = i + 1 + CAIRN_READ_AHEAD < cv->count ? i + 1 + CAIRN_READ_AHEAD : cv->count;
+	for (uint32_t j = r->ra_next; j < end; j++) {
+		struct cairn_extent e;
+
+		cairn_content_extent(cv, j, &e);
+		if (!e.hole)
+			ids[n++] = e.id;
+	}
+	r->ra_next = end;
+	if (n)
+		cairn_chunks_prefetch(r->t, ids, n);
+}
+
 ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
 			   void *buf, size_t len, uint64_t off)
 {
@@ -154,7 +181,10 @@ ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_vi
 			memset(out + done, 0, n);
 		} else {
 			const uint8_t *data;
-			long cl = cairn_reader_chunk(r, &e.id, &data);
+			long cl;
+
+			read_ahead(r, cv, i);
+			cl = cairn_reader_chunk(r, &e.id, &data);
 
 			if (cl < 0)
 				return cl;

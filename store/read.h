@@ -38,7 +38,12 @@ struct cairn_reader {
 	uint32_t cur_len;
 	bool have;
 	uint8_t *buf;         /* CAIRN_CHUNK_MAX_LIMIT bytes */
+	/* readahead of chunks a fetching source does not hold (source.h prefetch) */
+	const uint8_t *ra_list; /* the extent list last read (cv->extents) */
+	uint32_t ra_next;       /* its first extent not hinted yet */
 };
+
+#define CAIRN_READ_AHEAD 16u /* chunks hinted ahead of a reader */
 
 int cairn_reader_init(struct cairn_reader *r, struct cairn_txn *t);
 void cairn_reader_release(struct cairn_reader *r);
@@ -46,7 +51,12 @@ void cairn_reader_release(struct cairn_reader *r);
 /* Decodes (or reuses) a chunk; returns its length and sets *data. */
 long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const uint8_t **data);
 
-/* Reads up to len bytes at off; returns bytes read (0 at EOF) or -errno. */
+/*
+ * Reads up to len bytes at off; returns bytes read (0 at EOF) or -errno.
+ * Hints the next CAIRN_READ_AHEAD chunks of the file to the store's chunk
+ * source (cairn_chunks_prefetch: free for local chunks, lazy ones are
+ * fetched meanwhile).
+ */
 ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
 			   void *buf, size_t len, uint64_t off);
 

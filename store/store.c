@@ -932,6 +932,7 @@ int cairn_store_table_usage(struct cairn_txn *t, struct cairn_table_usage *out)
 		{ "nodes", CAIRN_DBI_NODES },	      { "layers", CAIRN_DBI_LAYERS },
 		{ "images", CAIRN_DBI_IMAGES },	      { "tags", CAIRN_DBI_TAGS },
 		{ "platforms", CAIRN_DBI_PLATFORMS }, { "packs", CAIRN_DBI_PACKS },
+		{ "lazy", CAIRN_DBI_LAZY },
 	};
 
 	for (size_t i = 0; i < CAIRN_TABLES_REPORTED; i++) {

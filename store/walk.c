@@ -409,9 +409,10 @@ static int usage_visit(void *ctx, const struct cairn_visit *v)
 		return 0;
 	}
 	u->stored_bytes += v->obj->vlen;
-	if (v->obj->kind == CAIRN_OBJ_CHUNK)
+	if (v->obj->kind == CAIRN_OBJ_CHUNK) {
 		u->chunks++;
-	else if (v->obj->kind == CAIRN_OBJ_CONTENT)
+		u->chunk_bytes += v->obj->vlen;
+	} else if (v->obj->kind == CAIRN_OBJ_CONTENT)
 		u->contents++;
 	else
 		u->nodes++;
@@ -531,9 +532,10 @@ int cairn_usage_images(struct cairn_txn *t, const struct cairn_id *only,
 			continue;
 		}
 		total->stored_bytes += o->vlen;
-		if (o->kind == CAIRN_OBJ_CHUNK)
+		if (o->kind == CAIRN_OBJ_CHUNK) {
 			total->chunks++;
-		else if (o->kind == CAIRN_OBJ_CONTENT)
+			total->chunk_bytes += o->vlen;
+		} else if (o->kind == CAIRN_OBJ_CONTENT)
 			total->contents++;
 		else
 			total->nodes++;

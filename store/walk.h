@@ -149,6 +149,7 @@ struct cairn_usage {
 	uint64_t stored_bytes;  /* bytes of every node, content and chunk it reaches, once */
 	uint64_t unique_bytes;  /* of those, what no other image reaches */
 	uint64_t chunks, contents, nodes; /* distinct objects reached */
+	uint64_t chunk_bytes;   /* of stored_bytes, the chunks' */
 	uint64_t missing;       /* objects it references that are missing or damaged */
 	uint64_t remote;        /* chunks it reaches that are not fetched yet (lazy) */
 	uint64_t remote_bytes;  /* their bytes on the remote (entries) */
