@@ -119,10 +119,10 @@ static const struct cli_command commands[] = {
 	{ "push", cmd_push, "IMAGE|PLATFORM REMOTE [--sign KEY] [--json]",
 	  "upload what a remote lacks of an image; a platform becomes its next generation",
 	  cmd_push_help, .remote = true },
-	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--tag NAME] [--json]",
+	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--lazy] [--tag NAME] [--json]",
 	  "download what the store lacks of a remote image, tag or platform", cmd_pull_help,
 	  .remote = true },
-	{ "follow", cmd_follow, "REMOTE PLATFORM [--watch SECONDS] [--resume] [--json]",
+	{ "follow", cmd_follow, "REMOTE PLATFORM [--lazy] [--watch SECONDS] [--resume] [--json]",
 	  "switch a platform, live, to its remote's newest generation", cmd_follow_help,
 	  .remote = true },
 };
