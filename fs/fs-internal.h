@@ -9,7 +9,7 @@
  * entry is (parent, name, node id); a hard-link group is its node id
  * (which holds the group's key), so its members share one inode.
  *
- * Lock order: cfs.itable_lock, then a cache shard lock (inside cache.c).
+ * The lock order is written once, above struct cfs_daemon.
  */
 #ifndef CAIRN_FS_INTERNAL_H
 #define CAIRN_FS_INTERNAL_H
@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "chunk.h"
+#include "control.h"
 #include "fs.h"
 #include "node.h"
 #include "read.h"
@@ -78,16 +79,75 @@ struct cfs_rw {
 	unsigned seen_gen;        /* cfs.upper_gen when its upper was last looked for */
 };
 
-/* Per thread: one read transaction (reset between requests) and zstd state. */
+/*
+ * Per worker thread, shared by every mount it serves: one read transaction
+ * (renewed for a request, reset after it) and zstd state. fs is the mount
+ * of the request in hand.
+ */
 struct cfs_thread {
 	struct cfs *fs;
 	struct cairn_txn *txn;
 	struct cairn_zctx z;
 };
 
+/*
+ * Lock order, for the two structs below (a lock may be taken while holding
+ * the ones above it, never the other way):
+ *
+ *   cfs_daemon.mounts_lock     taken alone: refs are taken under it, then it is dropped
+ *   cfs_daemon.switch_mutex    one platform switch at a time (switch.c)
+ *   cfs.switch_lock (rw)       requests read, a live switch writes
+ *   cfs.ns_lock                writable mounts: the upper's namespace (rw.c)
+ *   cfs.itable_lock            the inode table (inode.c)
+ *   cache shard locks, cfs_daemon.decoding_lock   leaves (cache.c, chunks.c)
+ *   cfs.loop_lock              leaf: the worker loop's state of one mount (daemon.c)
+ */
+
+/* The daemon: one per store (or per mount with --isolated). daemon.c */
+struct cfs_daemon {
+	/* set by cfs_daemon_new(), immutable after */
+	char *store_dir;
+	size_t cache_bytes;
+	bool foreground, isolated;
+	unsigned nworkers;        /* threads reading every mount's session */
+	unsigned budget;          /* requests one mount may have in flight */
+	struct cairn_store *store; /* one LMDB environment for every mount */
+	struct cfs_cache *cache;  /* one chunk cache for every mount */
+	pthread_key_t thread_key; /* struct cfs_thread */
+	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
+	uint64_t ns;              /* the daemon's mount namespace */
+	char sock_path[108];      /* its control socket */
+	int lsock;                /* listening on sock_path */
+	int lock_fd;              /* STORE/run/daemon.lock (shared daemon), or -1 */
+	int epfd;                 /* every mount's /dev/fuse fd, EPOLLONESHOT, and wake_fd */
+	int wake_fd;              /* eventfd: written when the workers are to stop */
+	pthread_t *workers;
+	pthread_t control;
+	bool control_running;
+
+	/* chunks being decoded now, so a second reader waits instead of decoding too (chunks.c) */
+	pthread_mutex_t decoding_lock;
+	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
+	struct cairn_id decoding[64];    /* decoding_lock */
+	unsigned ndecoding;              /* decoding_lock */
+
+	pthread_mutex_t mounts_lock;
+	pthread_cond_t mounts_cond;      /* nmounts or nclients changed; mounts_lock */
+	struct cfs *mounts;              /* every live mount; mounts_lock */
+	unsigned nmounts;                /* mounts_lock */
+	unsigned nclients;               /* control connections being answered; mounts_lock */
+	uint64_t next_id;                /* mounts_lock */
+	bool stopping;                   /* no more mounts: a signal came; mounts_lock */
+
+	pthread_mutex_t switch_mutex;    /* one platform switch at a time */
+};
+
 struct cfs {
-	const struct cfs_options *o;
-	struct cairn_store *store;
+	struct cfs_daemon *d;
+	const struct cfs_options *o; /* &opts */
+	struct cfs_options opts;     /* owned copies of the strings */
+	char id[32];                 /* unique in the store (control.h) */
+	int64_t started_ns;
 	/*
 	 * Held for reading by every request that reads nodes or inodes (and by
 	 * forget), for writing by a live switch while it re-binds directories.
@@ -103,25 +163,15 @@ struct cfs {
 	unsigned nserved;           /* switch_lock */
 	struct cairn_id root;     /* the image's flattened tree; switch_lock */
 	uint64_t image_nodes, image_size;
-	struct cfs_cache *cache;
 	struct fuse_session *se;
-	pthread_key_t thread_key;
 	double timeout;           /* entry and attribute validity, seconds */
-	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
-
-	/* chunks being decoded now, so a second reader waits instead of decoding too */
-	pthread_mutex_t decoding_lock;
-	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
-	struct cairn_id decoding[64];    /* decoding_lock */
-	unsigned ndecoding;              /* decoding_lock */
-
-	atomic_bool readahead_set;       /* the bdi's read-ahead window was raised */
 
 	pthread_mutex_t itable_lock;
 	struct cfs_inode **buckets; /* itable_lock */
 	size_t nbuckets, ninodes;   /* itable_lock */
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
+	atomic_bool readahead_set;  /* the connection's read-ahead window was raised */
 
 	/* writable mounts (rw*.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
@@ -129,6 +179,15 @@ struct cfs {
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
+
+	/* in the daemon's loop (daemon.c) */
+	struct cfs *next;           /* d->mounts; d->mounts_lock */
+	atomic_uint refs;           /* d->mounts' one, each request in flight, each control user */
+	int fd;                     /* the FUSE connection (the session's) */
+	pthread_mutex_t loop_lock;
+	unsigned inflight;          /* requests being answered; loop_lock */
+	bool parked;                /* at its budget: not re-armed until one finishes; loop_lock */
+	bool gone;                  /* the connection ended: never re-armed; loop_lock */
 };
 
 #define CFS_MAX_READ (1u << 20)
@@ -195,9 +254,6 @@ int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
-/* A decoded, verified chunk (a reference: cfs_chunk_unref() it). */
-struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				bool ahead, int *err);
 /* Read-side handlers a writable mount uses for what lies in the image. */
 void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
@@ -252,5 +308,35 @@ bool cfs_caller_sys_admin(fuse_req_t req);
 /* Drops trusted.* names from a NUL-separated listing unless the caller may see them; new length. */
 size_t cfs_list_hide_trusted(fuse_req_t req, char *list, size_t len);
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* chunks.c: the daemon's one decode path, over the store's chunk source (source.h) */
+/*
+ * A decoded, verified chunk from the cache, decoding it on a miss; a chunk
+ * another thread decodes right now (for any mount) is waited for, not
+ * decoded twice. ahead: a read-ahead the caller knows is not cached (it
+ * counts no miss). A reference: cfs_chunk_unref() it. NULL and *err.
+ */
+struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				bool ahead, int *err);
+
+/* mount.c: one mount's life inside a daemon */
+/*
+ * A new mount of o served on FUSE connection fd (not taken over here):
+ * checks the image, opens the upper, makes the inode table and the
+ * session. The caller adds it to the daemon's loop. 0 or -errno with a
+ * message.
+ */
+int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
+		  struct cfs **out);
+/* Frees a mount no request and no control user holds any more. */
+void cfs_mount_free(struct cfs *fs);
+/* Writes the mount's record (control.h) from its state now. 0 or -errno. */
+int cfs_mount_record(struct cfs *fs);
+/* The mount's counters and the daemon's cache's, as JSON (the caller puts it). */
+json_object *cfs_mount_stats(struct cfs *fs);
+
+/* daemon.c */
+void cfs_mount_ref(struct cfs *fs);
+void cfs_mount_unref(struct cfs *fs);
 
 #endif

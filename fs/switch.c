@@ -167,7 +167,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		snprintf(reply, len, "pinned\n");
 		return 0;
 	}
-	ret = cairn_txn_begin(fs->store, false, &t.txn);
+	ret = cairn_txn_begin(fs->d->store, false, &t.txn);
 	if (ret) {
 		snprintf(reply, len, "error %s\n", cairn_errmsg());
 		return ret;

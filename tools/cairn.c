@@ -97,6 +97,10 @@ static const struct cli_command commands[] = {
 	  "(Transport endpoint is not connected) is cleaned up.\n" },
 	{ "mounts", cmd_mounts, "[--json]", "list running mounts: pid, image, source, mountpoint" },
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
+	{ "daemon", cmd_daemon, "status [--json]", "the store's shared daemon: pid, mounts, threads, cache",
+	  "One daemon per store serves every mount of the store that was not made with\n"
+	  "--isolated; 'cairn mount' starts it and it exits after its last mount ends.\n"
+	  "('cairn daemon serve' is how mount starts it.)\n" },
 };
 
 static const struct cli_command *find_command(const char *name)

@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "gc.h"
-#include "mounts.h"
+#include "control.h"
 
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
@@ -22,7 +22,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	struct cairn_gc_stats st;
 	struct cairn_store_space before, after;
 	struct cairn_id *leases = NULL;
-	struct record *rs = NULL;
+	struct cfs_record *rs = NULL;
 	struct cairn_store *s;
 	char a[32], b[32], c[32], d[32];
 	int opt, n, lock, ret;
@@ -52,8 +52,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		return cli_fail(lock, "cannot collect garbage");
 	}
 	/* what running mounts serve, or served to files still open, stays */
-	n = load_records(cli->store_dir, &rs);
+	n = cfs_records_load(cli->store_dir, &rs);
 	for (int i = 0; i < n; i++) {
+		if (!rs[i].alive)
+			continue; /* a dead daemon reads nothing more */
 		struct cairn_id *p = realloc(leases, (o.nleases + rs[i].nleases) * sizeof(*p) + 1);
 
 		if (!p)
@@ -62,7 +64,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		memcpy(leases + o.nleases, rs[i].leases, rs[i].nleases * sizeof(*p));
 		o.nleases += rs[i].nleases;
 	}
-	records_free(rs, n);
+	cfs_records_free(rs, n);
 	o.leases = leases;
 	if (compact)
 		o.repack_below = 1.0; /* every pack with a dead byte is rewritten */

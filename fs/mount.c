@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mount.c - one mount's life: the kernel mount (in the command's mount
+ * namespace), then inside a daemon its image, upper, inode table and FUSE
+ * session, its record and its counters.
+ *
+ * Nothing here is per process: a mount is a struct cfs reached from each
+ * request, over the daemon's store, cache and threads, so a daemon holds
+ * any number of them.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "fs-internal.h"
+#include "image.h"
+
+/* "MAJ:MIN" of the last mount on mp in this process's mountinfo: its minor, or 0. */
+static unsigned conn_of(const char *mp)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	unsigned conn = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char path[4096];
+		unsigned major, minor;
+
+		/* our mountpoints have no spaces or escapes: cmd_mount.c checks */
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &major, &minor, path) == 3 &&
+		    strcmp(path, mp) == 0 && major == 0)
+			conn = minor; /* the last one is the newest */
+	}
+	fclose(f);
+	return conn;
+}
+
+int cfs_kernel_mount(struct cfs_options *o, int *fd)
+{
+	static const struct fuse_lowlevel_ops none = { 0 };
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	char opts[4096];
+	int ret = 0;
+
+	*fd = -1;
+	snprintf(opts, sizeof(opts),
+		 "fsname=cairn,subtype=cairn,%s,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
+		 o->upper_dir ? "rw" : "ro", CFS_MAX_READ, o->nosuid ? "nosuid" : "suid",
+		 o->dev ? "dev" : "nodev", o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts)) {
+		fuse_opt_free_args(&args);
+		return -ENOMEM;
+	}
+	se = fuse_session_new(&args, &none, sizeof(none), NULL);
+	fuse_opt_free_args(&args);
+	if (!se)
+		return cairn_err(-EINVAL, "bad mount options '%s'", opts);
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		fuse_session_destroy(se);
+		return cairn_err(-EIO, "the kernel refused the mount (see the line above)");
+	}
+	*fd = fcntl(fuse_session_fd(se), F_DUPFD_CLOEXEC, 3);
+	if (*fd < 0)
+		ret = -errno;
+	/* closes the session's fd, not the mount: ours keeps the connection */
+	fuse_session_destroy(se);
+	if (ret) {
+		umount2(o->mountpoint, MNT_DETACH);
+		return cairn_err(ret, "cannot keep the FUSE connection: %s", strerror(-ret));
+	}
+	o->conn = conn_of(o->mountpoint);
+	o->ns = cfs_ctl_mount_ns();
+	return 0;
+}
+
+static char *dup_or_null(const char *s, bool *nomem)
+{
+	char *p;
+
+	if (!s)
+		return NULL;
+	p = strdup(s);
+	if (!p)
+		*nomem = true;
+	return p;
+}
+
+static void opts_release(struct cfs_options *o)
+{
+	free((char *)o->source);
+	free((char *)o->platform);
+	free((char *)o->mountpoint);
+	free((char *)o->fuse_opts);
+	free((char *)o->upper_dir);
+}
+
+/* The image and its root; the upper. Called before the mount is shared. */
+static int setup(struct cfs *fs, const struct cfs_options *o)
+{
+	struct cairn_image img;
+	struct cairn_txn *t;
+	struct cairn_node_view v;
+	int ret;
+
+	ret = cairn_txn_begin(fs->d->store, false, &t);
+	if (ret)
+		return ret;
+	ret = cairn_image_get(t, &o->image, &img);
+	if (!ret) {
+		fs->root = img.root;
+		fs->image_nodes = img.nodes;
+		fs->image_size = img.logical_size;
+		ret = cairn_node_get(t, &fs->root, 0, &v);
+		if (!ret && v.type != CAIRN_NODE_DIR)
+			ret = cairn_err(-EUCLEAN, "the image's root is not a directory");
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret == -ENOENT ? cairn_err(ret, "the image is not in the store") : ret;
+	}
+	if (o->upper_dir) {
+		ret = cfs_upper_open(o->upper_dir, &o->image, o->platform, &fs->upper);
+		if (ret) {
+			cairn_txn_abort(t);
+			return ret;
+		}
+		fs->nkbuckets = 1u << 16;
+		fs->kbuckets = calloc(fs->nkbuckets, sizeof(*fs->kbuckets));
+		if (!fs->kbuckets) {
+			cairn_txn_abort(t);
+			return -ENOMEM;
+		}
+	}
+	if (fs->upper && fs->upper->fresh) {
+		ret = cfs_rw_root_attrs(fs, &v);
+		if (ret) {
+			cairn_txn_abort(t);
+			return cairn_err(ret, "cannot set up %s/tree: %s", o->upper_dir, strerror(-ret));
+		}
+	}
+	ret = cfs_itable_init(fs);
+	if (!ret)
+		ret = cfs_inode_root(fs, &v);
+	cairn_txn_abort(t);
+	return ret;
+}
+
+int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
+		  struct cfs **out)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct cfs *fs = calloc(1, sizeof(*fs));
+	char opt[64], dev[32];
+	bool nomem = false;
+	int ret;
+
+	*out = NULL;
+	if (!fs)
+		return -ENOMEM;
+	fs->d = d;
+	fs->opts = *o;
+	fs->opts.source = dup_or_null(o->source ? o->source : "", &nomem);
+	fs->opts.platform = dup_or_null(o->platform, &nomem);
+	fs->opts.mountpoint = dup_or_null(o->mountpoint, &nomem);
+	fs->opts.fuse_opts = dup_or_null(o->fuse_opts, &nomem);
+	fs->opts.upper_dir = dup_or_null(o->upper_dir, &nomem);
+	fs->o = &fs->opts;
+	snprintf(fs->id, sizeof(fs->id), "%s", id);
+	fs->started_ns = cairn_now_ns();
+	fs->timeout = 86400.0;
+	fs->image = o->image;
+	fs->fd = -1;
+	atomic_init(&fs->refs, 1);
+	{
+		pthread_rwlockattr_t a;
+
+		/* a switch must not starve behind a steady stream of reads */
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&fs->switch_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->loop_lock, NULL);
+	if (nomem || !fs->opts.mountpoint) {
+		cfs_mount_free(fs);
+		return -ENOMEM;
+	}
+	ret = setup(fs, fs->o);
+	if (ret) {
+		cfs_mount_free(fs);
+		return ret;
+	}
+	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
+	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
+	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opt) || (o->debug && d->foreground && fuse_opt_add_arg(&args, "-d"))) {
+		fuse_opt_free_args(&args);
+		cfs_mount_free(fs);
+		return -ENOMEM;
+	}
+	fs->se = o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), fs)
+			      : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->se) {
+		cfs_mount_free(fs);
+		return cairn_err(-ENOMEM, "cannot make a FUSE session");
+	}
+	/* "/dev/fd/N": libfuse takes the connection as it is, mounted by the command */
+	if (fuse_session_mount(fs->se, dev) != 0) {
+		cfs_mount_free(fs);
+		return cairn_err(-EBADF, "the FUSE connection handed over is not usable");
+	}
+	fs->fd = fd; /* the session's from now on: fuse_session_destroy() closes it */
+	*out = fs;
+	return 0;
+}
+
+void cfs_mount_free(struct cfs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->se)
+		fuse_session_destroy(fs->se); /* closes the fd once it had it, not before */
+	if (fs->buckets)
+		cfs_itable_release(fs);
+	free(fs->kbuckets);
+	cfs_upper_close(fs->upper);
+	pthread_mutex_destroy(&fs->loop_lock);
+	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_rwlock_destroy(&fs->switch_lock);
+	opts_release(&fs->opts);
+	free(fs);
+}
+
+int cfs_mount_record(struct cfs *fs)
+{
+	struct cfs_record r = { 0 };
+	int ret;
+
+	snprintf(r.id, sizeof(r.id), "%s", fs->id);
+	r.pid = getpid();
+	r.isolated = fs->d->isolated;
+	r.ro = !fs->upper;
+	r.socket = fs->d->sock_path;
+	r.mountpoint = (char *)fs->o->mountpoint;
+	r.ns = fs->o->ns;
+	r.source = (char *)fs->o->source;
+	r.platform = (char *)(fs->o->platform ? fs->o->platform : "");
+	r.upper = (char *)(fs->o->upper_dir ? fs->o->upper_dir : "");
+	r.started_ns = fs->started_ns;
+	pthread_rwlock_rdlock(&fs->switch_lock);
+	r.image = fs->image;
+	r.generation = fs->generation;
+	r.leases = calloc(1 + fs->nserved, sizeof(*r.leases));
+	if (r.leases) {
+		r.leases[r.nleases++] = fs->image;
+		for (unsigned i = 0; i < fs->nserved; i++)
+			r.leases[r.nleases++] = fs->served[i];
+	}
+	pthread_rwlock_unlock(&fs->switch_lock);
+	if (!r.leases)
+		return -ENOMEM;
+	ret = cfs_record_write(fs->d->store_dir, &r);
+	free(r.leases);
+	return ret;
+}
+
+json_object *cfs_mount_stats(struct cfs *fs)
+{
+	struct cfs_cache_stats cs;
+	json_object *o = json_object_new_object();
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	if (!o)
+		return NULL;
+	cfs_cache_stats(fs->d->cache, &cs);
+	pthread_rwlock_rdlock(&fs->switch_lock);
+	cairn_id_hex(&fs->image, hex);
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)fs->generation));
+	pthread_rwlock_unlock(&fs->switch_lock);
+	json_object_object_add(o, "id", json_object_new_string(fs->id));
+	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "mountpoint", json_object_new_string(fs->o->mountpoint));
+	json_object_object_add(o, "image", json_object_new_string(hex));
+	/* the cache is the daemon's: every mount it serves shares these */
+	json_object_object_add(o, "hits", json_object_new_int64((int64_t)cs.hits));
+	json_object_object_add(o, "misses", json_object_new_int64((int64_t)cs.misses));
+	json_object_object_add(o, "evictions", json_object_new_int64((int64_t)cs.evictions));
+	json_object_object_add(o, "inserts", json_object_new_int64((int64_t)cs.inserts));
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cs.bytes));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)cs.entries));
+	json_object_object_add(o, "max_bytes", json_object_new_int64((int64_t)cs.max_bytes));
+	json_object_object_add(o, "reads", json_object_new_int64((int64_t)atomic_load(&fs->reads)));
+	json_object_object_add(o, "prefetches",
+			       json_object_new_int64((int64_t)atomic_load(&fs->prefetches)));
+	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
+	pthread_mutex_lock(&fs->itable_lock);
+	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	pthread_mutex_unlock(&fs->itable_lock);
+	pthread_mutex_lock(&fs->d->mounts_lock);
+	json_object_object_add(o, "mounts", json_object_new_int64((int64_t)fs->d->nmounts));
+	pthread_mutex_unlock(&fs->d->mounts_lock);
+	json_object_object_add(o, "threads", json_object_new_int64((int64_t)fs->d->nworkers));
+	return o;
+}
