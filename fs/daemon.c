@@ -351,6 +351,7 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		if (strncmp(reply, "switched", 8) == 0)
 			cfs_mount_record(v[i]);
 		json_object_object_add(m, "id", json_object_new_string(v[i]->id));
+		json_object_object_add(m, "pid", json_object_new_int(getpid()));
 		json_object_object_add(m, "mountpoint", json_object_new_string(v[i]->o->mountpoint));
 		json_object_object_add(m, "outcome", json_object_new_string(reply));
 		json_object_array_add(arr, m);

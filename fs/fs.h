@@ -84,11 +84,13 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 		     size_t idlen);
 
 /*
- * Serves: the control socket (unless sock_fd < 0 and isolated... see
- * daemon.c), the workers. ready_fd (or -1) gets "ok\n" once the control
- * socket listens (a shared daemon) and is closed. Returns when the last
- * mount has ended (a shared daemon: and no command is about to add one) or
- * after a signal, once every mount is unmounted. 0 or -errno.
+ * Serves until the daemon's work is done: its control socket (listening
+ * since cfs_daemon_new()) and its workers answer; this thread takes the
+ * signals. ready_fd (or -1) gets "ok\n" first and is closed. Returns when
+ * the last mount has ended (the shared daemon: once no command holds
+ * daemon.lock to add one, see control.h), or after TERM, INT, HUP or QUIT,
+ * once every mount is unmounted (3 s at most: busy ones end with the
+ * process). 0 or -errno.
  */
 int cfs_daemon_run(struct cfs_daemon *d, int ready_fd);
 

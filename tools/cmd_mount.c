@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,6 +145,70 @@ static void detach(void)
 }
 
 /*
+ * The shared daemon outlives the mount that starts it, and a process pins
+ * its mount namespace: started from a container's or an 'unshare -m'
+ * namespace, it would keep that namespace, and every mount in it, alive
+ * after its last process left. So it moves to the outermost mount
+ * namespace among its ancestors' that it may enter and where the store is
+ * the same directory (pid 1's, the host's, on a plain machine); failing
+ * that it stays where it was started.
+ */
+static void host_namespace(const char *store)
+{
+	int chain[64], n = 0, self = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	struct stat here, mine, st;
+	pid_t p = getpid();
+
+	if (self < 0 || stat(store, &here) < 0 || fstat(self, &mine) < 0) {
+		if (self >= 0)
+			close(self);
+		return;
+	}
+	/* the ancestors, innermost first */
+	while (p > 1 && n < (int)ARRAY_SIZE(chain)) {
+		char path[64], buf[512], *q;
+		int fd;
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (len <= 0)
+			break;
+		buf[len] = '\0';
+		q = strrchr(buf, ')');
+		if (!q || sscanf(q + 2, "%*c %d", &p) != 1)
+			break;
+		chain[n++] = (int)p;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		char path[64];
+		int ns;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", chain[i]);
+		ns = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns < 0)
+			continue;
+		if (fstat(ns, &st) == 0 && st.st_ino == mine.st_ino && st.st_dev == mine.st_dev) {
+			close(ns);
+			break; /* our own: nothing further out to go to */
+		}
+		if (setns(ns, CLONE_NEWNS) == 0) {
+			if (chdir("/") == 0 && stat(store, &st) == 0 && st.st_dev == here.st_dev &&
+			    st.st_ino == here.st_ino) {
+				close(ns);
+				break;
+			}
+			setns(self, CLONE_NEWNS); /* not the same store there */
+		}
+		close(ns);
+	}
+	close(self);
+}
+
+/*
  * Starts the store's shared daemon (daemon.lock held exclusively by the
  * caller, no daemon answering): this program again, as 'cairn daemon
  * serve', detached. Returns once it listens, or -errno with its error.
@@ -170,6 +235,8 @@ static int start_daemon(const char *store, size_t cache_bytes)
 		return -errno;
 	}
 	if (pid == 0) {
+		/* (here, while the ancestors are ours: the grandchild is soon pid 1's) */
+		host_namespace(store);
 		/* a grandchild, so the daemon is nobody's child to reap */
 		if (fork() != 0)
 			_exit(0);

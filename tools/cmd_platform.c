@@ -83,16 +83,17 @@ static void notify_mounts(struct cli *cli, const char *name)
 			for (int i = 0; i < n; i++)
 				if (strcmp(rs[i].platform, name) == 0 && rs[i].alive &&
 				    strcmp(rs[i].socket, paths[j]) == 0)
-					printf("  mount %s (%s, pid %d): %s\n", rs[i].mountpoint, rs[i].id,
-					       rs[i].pid, *err ? err : "not answering");
+					printf("  mount %s (pid %d, %s): %s\n", rs[i].mountpoint,
+					       rs[i].pid, rs[i].id, *err ? err : "not answering");
 			json_object_put(reply);
 			continue;
 		}
 		for (size_t k = 0; k < json_object_array_length(arr); k++) {
 			json_object *m = json_object_array_get_idx(arr, k);
 
-			printf("  mount %s (%s): %s\n", cfs_ctl_str(m, "mountpoint"),
-			       cfs_ctl_str(m, "id"), cfs_ctl_str(m, "outcome"));
+			printf("  mount %s (pid %lld, %s): %s\n", cfs_ctl_str(m, "mountpoint"),
+			       (long long)cfs_ctl_int(m, "pid"), cfs_ctl_str(m, "id"),
+			       cfs_ctl_str(m, "outcome"));
 			answered++;
 		}
 		json_object_put(reply);
