@@ -206,10 +206,12 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 		return cairn_err(ret, "cannot write the mount's record: %s", strerror(-ret));
 	}
 	if (fs->o->platform) {
+		struct cfs_switch_memo *memo = cfs_switch_memo_new();
 		char reply[256];
 
-		if (cfs_switch(fs, reply, sizeof(reply)) == 0)
+		if (memo && cfs_switch(fs, memo, reply, sizeof(reply)) == 0)
 			cfs_mount_record(fs);
+		cfs_switch_memo_free(memo);
 	}
 	pthread_mutex_lock(&d->mounts_lock);
 	fs->next = d->mounts;
@@ -332,6 +334,7 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 	const char *platform = cfs_ctl_str(req, "platform");
 	json_object *r = cfs_ctl_reply(NULL), *arr = json_object_new_array();
 	int64_t t0 = cairn_now_ns();
+	struct cfs_switch_memo *memo;
 	struct cfs **v;
 	size_t n;
 
@@ -341,12 +344,16 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		return NULL;
 	}
 	pthread_mutex_lock(&d->switch_mutex);
+	memo = cfs_switch_memo_new();
 	v = mounts_ref(d, of_platform, platform, &n);
 	for (size_t i = 0; v && i < n; i++) {
 		json_object *m = json_object_new_object();
 		char reply[512];
 
-		cfs_switch(v[i], reply, sizeof(reply));
+		if (!memo)
+			snprintf(reply, sizeof(reply), "error out of memory");
+		else
+			cfs_switch(v[i], memo, reply, sizeof(reply));
 		reply[strcspn(reply, "\n")] = '\0';
 		if (strncmp(reply, "switched", 8) == 0)
 			cfs_mount_record(v[i]);
@@ -356,6 +363,7 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		json_object_object_add(m, "outcome", json_object_new_string(reply));
 		json_object_array_add(arr, m);
 	}
+	cfs_switch_memo_free(memo);
 	pthread_mutex_unlock(&d->switch_mutex);
 	mounts_unref(v, n);
 	json_object_object_add(r, "mounts", arr);

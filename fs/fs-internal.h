@@ -238,11 +238,20 @@ void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *
 
 /* switch.c */
 /*
+ * What one switch request has computed for every mount it switches (the
+ * names that changed in each directory), so the images are compared once.
+ * Used by one thread at a time.
+ */
+struct cfs_switch_memo;
+struct cfs_switch_memo *cfs_switch_memo_new(void);
+void cfs_switch_memo_free(struct cfs_switch_memo *m);
+/*
  * Follows the platform: re-reads its pointer and, if it moved, re-binds
  * every directory the kernel holds to the new tree and tells the kernel
- * what changed. Writes a one-line answer into reply. Returns 0 or -errno.
+ * what changed (the changes looked up in, or added to, memo). Writes a
+ * one-line answer into reply. Returns 0 or -errno (-ENOMEM without memo).
  */
-int cfs_switch(struct cfs *fs, char *reply, size_t len);
+int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t len);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops cfs_ops;

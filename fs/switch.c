@@ -100,19 +100,83 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 	r->state = 1;
 }
 
-/* Expires every name whose entry differs between two versions of a directory. */
-static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
-			   const struct cairn_id *old, const struct cairn_id *new, unsigned *expired)
+/*
+ * What changed between two versions of a directory: the names whose entry
+ * differs. Computed once per switch request and kept in the memo, so ten
+ * mounts of a platform compare each directory once, not ten times.
+ */
+struct dirdiff {
+	struct cairn_id old, new;
+	struct dirdiff *next;     /* hash chain */
+	size_t n;
+	uint16_t *lens;           /* n name lengths */
+	char *names;              /* the names, one after another */
+};
+
+struct cfs_switch_memo {
+	struct dirdiff *buckets[1024];
+	unsigned computed, reused;
+};
+
+struct cfs_switch_memo *cfs_switch_memo_new(void)
 {
+	return calloc(1, sizeof(struct cfs_switch_memo));
+}
+
+void cfs_switch_memo_free(struct cfs_switch_memo *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(m->buckets); i++) {
+		while (m->buckets[i]) {
+			struct dirdiff *d = m->buckets[i];
+
+			m->buckets[i] = d->next;
+			free(d->lens);
+			free(d->names);
+			free(d);
+		}
+	}
+	free(m);
+}
+
+static size_t memo_bucket(const struct cairn_id *old, const struct cairn_id *new)
+{
+	uint64_t a, b;
+
+	memcpy(&a, old->b, 8);
+	memcpy(&b, new->b, 8);
+	return (size_t)((a ^ (b * 0x9e3779b97f4a7c15ull)) >> 54) & 1023;
+}
+
+/* The names whose entry differs between two versions of a directory (NULL without memory). */
+static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
+				const struct cairn_id *old, const struct cairn_id *new)
+{
+	size_t k = memo_bucket(old, new), cap = 0, used = 0;
 	struct cairn_node_view a, b;
 	struct cairn_dirent ea, eb;
+	struct dirdiff *d;
 	uint32_t i = 0, j = 0;
 
+	for (d = m->buckets[k]; d; d = d->next) {
+		if (cairn_id_eq(&d->old, old) && cairn_id_eq(&d->new, new)) {
+			m->reused++;
+			return d;
+		}
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->old = *old;
+	d->new = *new;
 	if (cairn_node_get(t->txn, old, 0, &a) || cairn_node_get(t->txn, new, 0, &b))
-		return;
+		goto done; /* nothing to compare: no name expired */
 	while (i < a.nentries || j < b.nentries) {
 		bool ha = i < a.nentries && cairn_dir_entry(&a, i, &ea) == 0;
 		bool hb = j < b.nentries && cairn_dir_entry(&b, j, &eb) == 0;
+		const char *name = NULL;
+		size_t len = 0;
 		int c;
 
 		if (!ha && !hb)
@@ -129,30 +193,83 @@ static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
 				c = ea.name_len < eb.name_len ? -1 : ea.name_len > eb.name_len;
 		}
 		if (c < 0) { /* removed */
-			fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
-							  FUSE_LL_EXPIRE_ONLY);
-			(*expired)++;
+			name = ea.name;
+			len = ea.name_len;
 			i++;
 		} else if (c > 0) { /* added: drops a cached negative entry */
-			fuse_lowlevel_notify_expire_entry(fs->se, ino, eb.name, eb.name_len,
-							  FUSE_LL_EXPIRE_ONLY);
-			(*expired)++;
+			name = eb.name;
+			len = eb.name_len;
 			j++;
 		} else {
 			/* a directory that stays one keeps its dentry: it is re-bound itself */
 			if (!cairn_id_eq(&ea.id, &eb.id) &&
 			    !(ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)) {
-				fuse_lowlevel_notify_expire_entry(fs->se, ino, ea.name, ea.name_len,
-								  FUSE_LL_EXPIRE_ONLY);
-				(*expired)++;
+				name = ea.name;
+				len = ea.name_len;
 			}
 			i++;
 			j++;
 		}
+		if (!name)
+			continue;
+		if (d->n % 64 == 0) {
+			uint16_t *l = realloc(d->lens, (d->n + 64) * sizeof(*l));
+
+			if (!l)
+				goto nomem;
+			d->lens = l;
+		}
+		if (used + len > cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			char *p;
+
+			while (ncap < used + len)
+				ncap *= 2;
+			p = realloc(d->names, ncap);
+			if (!p)
+				goto nomem;
+			d->names = p;
+			cap = ncap;
+		}
+		memcpy(d->names + used, name, len);
+		used += len;
+		d->lens[d->n++] = (uint16_t)len;
+	}
+done:
+	d->next = m->buckets[k];
+	m->buckets[k] = d;
+	m->computed++;
+	return d;
+nomem:
+	free(d->lens);
+	free(d->names);
+	free(d);
+	return NULL;
+}
+
+/* Expires every name whose entry differs between two versions of a directory. */
+static void expire_changes(struct cfs *fs, struct cfs_thread *t, struct cfs_switch_memo *m,
+			   uint64_t ino, const struct cairn_id *old, const struct cairn_id *new,
+			   unsigned *expired)
+{
+	struct dirdiff *d = dir_diff(t, m, old, new);
+	size_t off = 0;
+
+	if (!d) {
+		/* no memory to list the changes: the whole listing is invalid already */
+		cfs_log(fs, LOG_WARNING, "out of memory expiring the entries of inode %llu",
+			(unsigned long long)ino);
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		fuse_lowlevel_notify_expire_entry(fs->se, ino, d->names + off, d->lens[i],
+						  FUSE_LL_EXPIRE_ONLY);
+		off += d->lens[i];
+		(*expired)++;
 	}
 }
 
-int cfs_switch(struct cfs *fs, char *reply, size_t len)
+int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t len)
 {
 	struct cairn_platform p;
 	struct cairn_image img;
@@ -235,7 +352,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		if (r->state != 1 || cairn_id_eq(&r->old, &r->new))
 			continue;
 		fuse_lowlevel_notify_inval_inode(fs->se, r->in->ino, 0, 0);
-		expire_changes(fs, &t, r->in->ino, &r->old, &r->new, &expired);
+		expire_changes(fs, &t, memo, r->in->ino, &r->old, &r->new, &expired);
 	}
 	cairn_txn_abort(t.txn);
 	free(d.v);

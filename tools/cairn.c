@@ -69,18 +69,23 @@ static const struct cli_command commands[] = {
 	  "every pack with any dead bytes and data.mdb without its free pages (only when\n"
 	  "no other process has the store open).\n" },
 	{ "mount", cmd_mount,
-	  "IMAGE DIR [--upper UPPERDIR | --ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
+	  "IMAGE DIR [--upper UPPERDIR | --ro] [--isolated] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
 	  "mount an image through FUSE, read-only or with a writable upper directory",
-	  "Returns once the mount is usable; a daemon then serves it and logs to syslog\n"
-	  "(-f: stay in the foreground, log to stderr). IMAGE may be a platform: the mount\n"
+	  "Mounts in the caller's mount namespace and returns once the mount is usable.\n"
+	  "The store's one daemon then serves it, with every other mount of the store: one\n"
+	  "chunk cache, one pool of threads (the first mount starts the daemon, it exits\n"
+	  "after the last; it logs to syslog). --isolated gives the mount a daemon of its\n"
+	  "own instead (its own failure domain, cache and threads); -f serves it from this\n"
+	  "process, in the foreground, logging to stderr. IMAGE may be a platform: the mount\n"
 	  "then follows its upgrades and rollbacks live. --upper UPPERDIR (created when\n"
 	  "absent) makes the mount writable: changes land in UPPERDIR/tree, the image never\n"
 	  "changes; 'cairn commit' turns them into an image. One mount per upper at a time.\n"
 	  "Defaults fit container roots: allow_other, default_permissions, setuid honoured\n"
 	  "(--nosuid to refuse), device nodes not honoured (--dev to allow). Keep\n"
 	  "mountpoints under a directory only root can enter, as container engines keep\n"
-	  "theirs. --cache-size sets the chunk cache (default 256M). SIGTERM or SIGINT to\n"
-	  "the daemon unmounts cleanly.\n" },
+	  "theirs. --cache-size sets the chunk cache of the daemon this mount starts\n"
+	  "(default 256M; a running shared daemon keeps its own). SIGTERM or SIGINT to a\n"
+	  "daemon unmounts its mounts cleanly.\n" },
 	{ "commit", cmd_commit, "UPPERDIR [--on IMAGE] [--tag NAME] [-m MSG]",
 	  "turn an upper directory into a layer and a new image",
 	  "The upper's changes (whiteouts become deletions) are stacked as a new layer on\n"
@@ -93,9 +98,12 @@ static const struct cli_command commands[] = {
 	  "A renamed directory shows as D at its old path and A at its new one.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
-	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"
-	  "(Transport endpoint is not connected) is cleaned up.\n" },
-	{ "mounts", cmd_mounts, "[--json]", "list running mounts: pid, image, source, mountpoint" },
+	  "it now and lets it go when the last user leaves. The other mounts of its daemon\n"
+	  "keep running; a daemon whose last mount this was is waited for. A mount whose\n"
+	  "daemon died (Transport endpoint is not connected) is cleaned up.\n" },
+	{ "mounts", cmd_mounts, "[--json]", "list mounts: id, daemon pid, image, source, mountpoint",
+	  "A mount whose daemon was killed is listed as dead until 'cairn umount' cleans it.\n"
+	  "PIDs marked i are --isolated daemons.\n" },
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
 	{ "daemon", cmd_daemon, "status [--json]", "the store's shared daemon: pid, mounts, threads, cache",
 	  "One daemon per store serves every mount of the store that was not made with\n"
