@@ -23,7 +23,11 @@
  *   mount  {options} + 1 fd     -> {id}: serve the FUSE connection fd
  *   switch {platform}           -> {mounts: [{id, mountpoint, outcome}], ms}
  *   stats  {id}                 -> the mount's counters and the cache's
- *   forget {id}                 -> {}: a bind of a shared session is gone
+ *   share  {options}            -> {id, mountpoint}: a read-only mount of the same source
+ *                                  and options with a mountpoint in the caller's namespace
+ *                                  ("" when none), for the caller to bind
+ *   bind   {id, mountpoint, ns} -> {id}: the caller bound mount id's session there
+ *   forget {id}                 -> {}: record id's mountpoint was unmounted
  *   restart                     -> hand every mount to the caller (daemon.c)
  *
  * Starting and stopping the shared daemon without races: a command takes

@@ -99,7 +99,7 @@ static void mount_gone(struct cfs *fs)
 	}
 	pthread_cond_broadcast(&d->mounts_cond);
 	pthread_mutex_unlock(&d->mounts_lock);
-	cfs_record_remove(d->store_dir, fs->id);
+	cfs_mount_unrecord(fs);
 	cfs_log(fs, LOG_INFO, "unmounted");
 	cfs_mount_unref(fs);
 }
@@ -275,9 +275,23 @@ static bool of_platform(struct cfs *fs, const void *name)
 	return fs->o->platform && strcmp(fs->o->platform, name) == 0;
 }
 
-static bool has_id(struct cfs *fs, const void *id)
+/* The mount whose record (its own or a bind's) is id, referenced; NULL if none. */
+static struct cfs *mount_by_id(struct cfs_daemon *d, const char *id)
 {
-	return strcmp(fs->id, id) == 0;
+	struct cfs *found = NULL;
+
+	pthread_mutex_lock(&d->mounts_lock);
+	for (struct cfs *fs = d->mounts; fs && !found; fs = fs->next) {
+		if (strcmp(fs->id, id) == 0)
+			found = fs;
+		for (struct cfs_view *v = fs->views; v && !found; v = v->next)
+			if (strcmp(v->id, id) == 0)
+				found = fs;
+	}
+	if (found)
+		cfs_mount_ref(found);
+	pthread_mutex_unlock(&d->mounts_lock);
+	return found;
 }
 
 /* --- the control socket --------------------------------------------------- */
@@ -297,7 +311,17 @@ static json_object *answer_hello(struct cfs_daemon *d)
 	json_object_object_add(r, "version", json_object_new_string(CAIRN_VERSION));
 	json_object_object_add(r, "isolated", json_object_new_boolean(d->isolated));
 	pthread_mutex_lock(&d->mounts_lock);
-	json_object_object_add(r, "mounts", json_object_new_int64(d->nmounts));
+	{
+		int64_t points = 0;
+
+		for (struct cfs *fs = d->mounts; fs; fs = fs->next) {
+			points += !fs->primary_gone;
+			for (struct cfs_view *v = fs->views; v; v = v->next)
+				points++;
+		}
+		json_object_object_add(r, "mounts", json_object_new_int64(points));
+	}
+	json_object_object_add(r, "sessions", json_object_new_int64(d->nmounts));
 	pthread_mutex_unlock(&d->mounts_lock);
 	json_object_object_add(r, "threads", json_object_new_int64(d->nworkers));
 	json_object_object_add(r, "cache_bytes", json_object_new_int64((int64_t)d->cache_bytes));
@@ -361,7 +385,22 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		json_object_object_add(m, "pid", json_object_new_int(getpid()));
 		json_object_object_add(m, "mountpoint", json_object_new_string(v[i]->o->mountpoint));
 		json_object_object_add(m, "outcome", json_object_new_string(reply));
-		json_object_array_add(arr, m);
+		/* the binds of its session switched with it */
+		pthread_mutex_lock(&d->mounts_lock);
+		if (v[i]->primary_gone)
+			json_object_put(m);
+		else
+			json_object_array_add(arr, m);
+		for (struct cfs_view *w = v[i]->views; w; w = w->next) {
+			json_object *b = json_object_new_object();
+
+			json_object_object_add(b, "id", json_object_new_string(w->id));
+			json_object_object_add(b, "pid", json_object_new_int(getpid()));
+			json_object_object_add(b, "mountpoint", json_object_new_string(w->mountpoint));
+			json_object_object_add(b, "outcome", json_object_new_string(reply));
+			json_object_array_add(arr, b);
+		}
+		pthread_mutex_unlock(&d->mounts_lock);
 	}
 	cfs_switch_memo_free(memo);
 	pthread_mutex_unlock(&d->switch_mutex);
@@ -373,24 +412,148 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 
 static json_object *answer_stats(struct cfs_daemon *d, json_object *req)
 {
-	const char *id = cfs_ctl_str(req, "id");
+	struct cfs *fs = mount_by_id(d, cfs_ctl_str(req, "id"));
 	json_object *r, *st;
-	struct cfs **v;
-	size_t n;
 
-	v = mounts_ref(d, has_id, id, &n);
-	if (!v || n == 0) {
-		mounts_unref(v, n);
+	if (!fs)
 		return cfs_ctl_reply("no such mount in this daemon");
-	}
-	st = cfs_mount_stats(v[0]);
-	mounts_unref(v, n);
+	st = cfs_mount_stats(fs);
+	cfs_mount_unref(fs);
 	r = cfs_ctl_reply(NULL);
 	if (r && st)
 		json_object_object_add(r, "stats", st);
 	else
 		json_object_put(st);
 	return r;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * share: a read-only mount of the same source and options that has a
+ * mountpoint in the caller's mount namespace, for the caller to bind: its
+ * session then serves both, with one page cache.
+ */
+static json_object *answer_share(struct cfs_daemon *d, json_object *req)
+{
+	struct cfs_options o;
+	const char *mp = NULL;
+	json_object *r;
+	char id[32] = "";
+	int ret = cfs_ctl_mount_options(req, &o);
+
+	if (ret)
+		return cfs_ctl_reply(cairn_errmsg());
+	if (o.upper_dir)
+		return cfs_ctl_reply("a writable mount has a session of its own");
+	r = cfs_ctl_reply(NULL);
+	if (!r)
+		return NULL;
+	pthread_mutex_lock(&d->mounts_lock);
+	for (struct cfs *fs = d->mounts; fs && !mp; fs = fs->next) {
+		bool pinned_same;
+
+		if (fs->upper || fs->gone || fs->o->dev != o.dev || fs->o->nosuid != o.nosuid ||
+		    !same_str(fs->o->fuse_opts, o.fuse_opts) || !same_str(fs->o->platform, o.platform))
+			continue;
+		pthread_rwlock_rdlock(&fs->switch_lock);
+		pinned_same = o.platform || cairn_id_eq(&fs->image, &o.image);
+		pthread_rwlock_unlock(&fs->switch_lock);
+		if (!pinned_same)
+			continue;
+		if (!fs->primary_gone && fs->o->ns == o.ns) {
+			mp = fs->o->mountpoint;
+		} else {
+			for (struct cfs_view *v = fs->views; v && !mp; v = v->next)
+				if (v->ns == o.ns)
+					mp = v->mountpoint;
+		}
+		if (mp) {
+			json_object_object_add(r, "mountpoint", json_object_new_string(mp));
+			snprintf(id, sizeof(id), "%s", fs->id);
+		}
+	}
+	pthread_mutex_unlock(&d->mounts_lock);
+	json_object_object_add(r, "id", json_object_new_string(id));
+	return r;
+}
+
+/* bind: the caller bound the session of mount id at mountpoint: a record for it. */
+static json_object *answer_bind(struct cfs_daemon *d, json_object *req)
+{
+	struct cfs *fs = mount_by_id(d, cfs_ctl_str(req, "id"));
+	const char *mp = cfs_ctl_str(req, "mountpoint");
+	struct cfs_view *v;
+	json_object *r;
+	int ret;
+
+	if (!fs)
+		return cfs_ctl_reply("the mount to share is gone");
+	v = calloc(1, sizeof(*v));
+	if (!v || mp[0] != '/' || !(v->mountpoint = strdup(mp))) {
+		free(v);
+		cfs_mount_unref(fs);
+		return cfs_ctl_reply(mp[0] != '/' ? "a bind without an absolute mountpoint"
+						  : "out of memory");
+	}
+	v->ns = (uint64_t)cfs_ctl_int(req, "ns");
+	pthread_mutex_lock(&d->mounts_lock);
+	snprintf(v->id, sizeof(v->id), "%d-%llu", (int)getpid(), (unsigned long long)++d->next_id);
+	v->next = fs->views;
+	fs->views = v;
+	pthread_mutex_unlock(&d->mounts_lock);
+	ret = cfs_mount_record(fs);
+	cfs_log(fs, LOG_INFO, "bound at %s (%s)", v->mountpoint, v->id);
+	r = ret ? cfs_ctl_reply("cannot write the bind's record") : cfs_ctl_reply(NULL);
+	if (r && !ret)
+		json_object_object_add(r, "id", json_object_new_string(v->id));
+	cfs_mount_unref(fs);
+	return r;
+}
+
+/*
+ * forget: the mountpoint of record id was unmounted. Its record goes if the
+ * session has another one (which holds the leases); the last one stays
+ * until the connection ends (a copy of the mount may live on in another
+ * namespace).
+ */
+static json_object *answer_forget(struct cfs_daemon *d, json_object *req)
+{
+	const char *id = cfs_ctl_str(req, "id");
+	struct cfs *fs = mount_by_id(d, id);
+	bool removed = false;
+	unsigned left;
+
+	if (!fs)
+		return cfs_ctl_reply(NULL); /* gone already */
+	pthread_mutex_lock(&d->mounts_lock);
+	left = !fs->primary_gone;
+	for (struct cfs_view *v = fs->views; v; v = v->next)
+		left++;
+	if (left > 1) {
+		if (strcmp(fs->id, id) == 0) {
+			fs->primary_gone = true;
+			removed = true;
+		}
+		for (struct cfs_view **pp = &fs->views; !removed && *pp; pp = &(*pp)->next) {
+			if (strcmp((*pp)->id, id) == 0) {
+				struct cfs_view *v = *pp;
+
+				*pp = v->next;
+				free(v->mountpoint);
+				free(v);
+				removed = true;
+			}
+		}
+		if (removed)
+			cfs_record_remove(d->store_dir, id);
+	}
+	pthread_mutex_unlock(&d->mounts_lock);
+	cfs_mount_unref(fs);
+	return cfs_ctl_reply(NULL);
 }
 
 static void *client_main(void *arg)
@@ -415,6 +578,12 @@ static void *client_main(void *arg)
 			reply = answer_switch(d, req);
 		else if (strcmp(op, "stats") == 0)
 			reply = answer_stats(d, req);
+		else if (strcmp(op, "share") == 0)
+			reply = answer_share(d, req);
+		else if (strcmp(op, "bind") == 0)
+			reply = answer_bind(d, req);
+		else if (strcmp(op, "forget") == 0)
+			reply = answer_forget(d, req);
 		else
 			reply = cfs_ctl_reply("unknown request");
 	}
@@ -761,7 +930,7 @@ void cfs_daemon_free(struct cfs_daemon *d)
 		struct cfs *fs = d->mounts;
 
 		d->mounts = fs->next;
-		cfs_record_remove(d->store_dir, fs->id);
+		cfs_mount_unrecord(fs);
 		cfs_mount_unref(fs);
 	}
 	if (d->lsock >= 0)

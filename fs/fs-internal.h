@@ -142,6 +142,14 @@ struct cfs_daemon {
 	pthread_mutex_t switch_mutex;    /* one platform switch at a time */
 };
 
+/* A bind of a read-only mount's session at another mountpoint (daemon.c). */
+struct cfs_view {
+	char id[32];
+	char *mountpoint;
+	uint64_t ns;
+	struct cfs_view *next;
+};
+
 struct cfs {
 	struct cfs_daemon *d;
 	const struct cfs_options *o; /* &opts */
@@ -179,6 +187,15 @@ struct cfs {
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
+
+	/*
+	 * Where the mount is: its own mountpoint (o->mountpoint, record fs->id)
+	 * unless unmounted while binds of it live on, and the binds other
+	 * read-only mounts of the same source made of it (one session, one
+	 * page cache). Each has a record. d->mounts_lock.
+	 */
+	bool primary_gone;
+	struct cfs_view *views;
 
 	/* in the daemon's loop (daemon.c) */
 	struct cfs *next;           /* d->mounts; d->mounts_lock */
@@ -339,8 +356,13 @@ int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, con
 		  struct cfs **out);
 /* Frees a mount no request and no control user holds any more. */
 void cfs_mount_free(struct cfs *fs);
-/* Writes the mount's record (control.h) from its state now. 0 or -errno. */
+/*
+ * Writes the mount's records (control.h) from its state now: its own and
+ * one per bind of it. 0 or -errno.
+ */
 int cfs_mount_record(struct cfs *fs);
+/* Removes every record of the mount (its own and its binds'). */
+void cfs_mount_unrecord(struct cfs *fs);
 /* The mount's counters and the daemon's cache's, as JSON (the caller puts it). */
 json_object *cfs_mount_stats(struct cfs *fs);
 

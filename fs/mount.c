@@ -231,6 +231,13 @@ void cfs_mount_free(struct cfs *fs)
 		cfs_itable_release(fs);
 	free(fs->kbuckets);
 	cfs_upper_close(fs->upper);
+	while (fs->views) {
+		struct cfs_view *v = fs->views;
+
+		fs->views = v->next;
+		free(v->mountpoint);
+		free(v);
+	}
 	pthread_mutex_destroy(&fs->loop_lock);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_rwlock_destroy(&fs->switch_lock);
@@ -241,15 +248,14 @@ void cfs_mount_free(struct cfs *fs)
 int cfs_mount_record(struct cfs *fs)
 {
 	struct cfs_record r = { 0 };
-	int ret;
+	struct cfs_view *views = NULL;
+	bool primary;
+	int ret = 0;
 
-	snprintf(r.id, sizeof(r.id), "%s", fs->id);
 	r.pid = getpid();
 	r.isolated = fs->d->isolated;
 	r.ro = !fs->upper;
 	r.socket = fs->d->sock_path;
-	r.mountpoint = (char *)fs->o->mountpoint;
-	r.ns = fs->o->ns;
 	r.source = (char *)fs->o->source;
 	r.platform = (char *)(fs->o->platform ? fs->o->platform : "");
 	r.upper = (char *)(fs->o->upper_dir ? fs->o->upper_dir : "");
@@ -266,9 +272,55 @@ int cfs_mount_record(struct cfs *fs)
 	pthread_rwlock_unlock(&fs->switch_lock);
 	if (!r.leases)
 		return -ENOMEM;
-	ret = cfs_record_write(fs->d->store_dir, &r);
+	/* a copy of where the mount is, so no lock is held while writing files */
+	pthread_mutex_lock(&fs->d->mounts_lock);
+	primary = !fs->primary_gone;
+	for (struct cfs_view *v = fs->views; v; v = v->next) {
+		struct cfs_view *c = calloc(1, sizeof(*c));
+
+		if (!c || !(c->mountpoint = strdup(v->mountpoint))) {
+			free(c);
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(c->id, v->id, sizeof(c->id));
+		c->ns = v->ns;
+		c->next = views;
+		views = c;
+	}
+	pthread_mutex_unlock(&fs->d->mounts_lock);
+	if (primary && !ret) {
+		snprintf(r.id, sizeof(r.id), "%s", fs->id);
+		r.mountpoint = (char *)fs->o->mountpoint;
+		r.ns = fs->o->ns;
+		r.shares = "";
+		ret = cfs_record_write(fs->d->store_dir, &r);
+	}
+	while (views) {
+		struct cfs_view *v = views;
+
+		views = v->next;
+		if (!ret) {
+			snprintf(r.id, sizeof(r.id), "%s", v->id);
+			r.mountpoint = v->mountpoint;
+			r.ns = v->ns;
+			r.shares = fs->id;
+			ret = cfs_record_write(fs->d->store_dir, &r);
+		}
+		free(v->mountpoint);
+		free(v);
+	}
 	free(r.leases);
 	return ret;
+}
+
+void cfs_mount_unrecord(struct cfs *fs)
+{
+	pthread_mutex_lock(&fs->d->mounts_lock);
+	cfs_record_remove(fs->d->store_dir, fs->id);
+	for (struct cfs_view *v = fs->views; v; v = v->next)
+		cfs_record_remove(fs->d->store_dir, v->id);
+	pthread_mutex_unlock(&fs->d->mounts_lock);
 }
 
 json_object *cfs_mount_stats(struct cfs *fs)

@@ -308,6 +308,61 @@ static int mount_shared(const char *store, const struct cfs_options *o, int fd,
 	return ret;
 }
 
+/*
+ * A read-only mount of a source the shared daemon already serves read-only
+ * with the same options, with a mountpoint in our mount namespace: a bind
+ * of that mount, so both are one session and one page cache. Returns 0
+ * when bound, 1 when there is nothing to share (mount normally), or
+ * -errno.
+ */
+static int mount_share(const char *store, const struct cfs_options *o)
+{
+	json_object *req = cfs_ctl_mount_request(o), *reply = NULL;
+	char sock[128], from[PATH_MAX] = "", id[32] = "";
+	int lock, ret;
+
+	if (!req)
+		return -ENOMEM;
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	lock = ret ? ret : cfs_ctl_lock_open(store);
+	if (lock < 0) {
+		json_object_put(req);
+		return 1; /* the normal mount says what is wrong */
+	}
+	flock(lock, LOCK_SH); /* the daemon stays while we bind */
+	json_object_object_del(req, "op");
+	json_object_object_add(req, "op", json_object_new_string("share"));
+	ret = cfs_ctl_call(sock, req, NULL, 0, 10000, &reply);
+	json_object_put(req);
+	if (!ret) {
+		snprintf(from, sizeof(from), "%s", cfs_ctl_str(reply, "mountpoint"));
+		snprintf(id, sizeof(id), "%s", cfs_ctl_str(reply, "id"));
+	}
+	json_object_put(reply);
+	cairn_err_clear();
+	ret = 1;
+	if (*from && *id && mount(from, o->mountpoint, NULL, MS_BIND, NULL) == 0) {
+		req = cfs_ctl_request("bind");
+		if (req) {
+			json_object_object_add(req, "id", json_object_new_string(id));
+			json_object_object_add(req, "mountpoint", json_object_new_string(o->mountpoint));
+			json_object_object_add(req, "ns", json_object_new_int64((int64_t)o->ns));
+			ret = cfs_ctl_call(sock, req, NULL, 0, 10000, &reply);
+			json_object_put(reply);
+			json_object_put(req);
+		} else {
+			ret = -ENOMEM;
+		}
+		if (ret) {
+			umount2(o->mountpoint, MNT_DETACH);
+			cairn_err_clear();
+			ret = 1; /* the daemon did not take the bind: a mount of our own then */
+		}
+	}
+	close(lock);
+	return ret;
+}
+
 /* A daemon of its own for this mount (--isolated): forked, reports on a pipe. */
 static int mount_isolated(const char *store, const struct cfs_options *o, int fd,
 			  size_t cache_bytes)
@@ -495,6 +550,14 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	if (ret)
 		return cli_fail(ret, "cannot mount '%s'", o.source);
 
+	if (!o.upper_dir && !isolated && !foreground) {
+		o.ns = cfs_ctl_mount_ns();
+		ret = mount_share(store, &o);
+		if (ret <= 0)
+			return ret ? cli_fail(ret, "cannot mount '%s' on '%s'", o.source,
+					      argv[optind + 1])
+				   : 0;
+	}
 	ret = cfs_kernel_mount(&o, &fd);
 	if (ret)
 		return cli_fail(ret, "cannot mount '%s' on '%s'", o.source, argv[optind + 1]);
@@ -578,6 +641,8 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 					       json_object_new_int64((int64_t)rs[i].generation));
 			json_object_object_add(o, "upper", *rs[i].upper ?
 					       json_object_new_string(rs[i].upper) : NULL);
+			json_object_object_add(o, "shares", *rs[i].shares ?
+					       json_object_new_string(rs[i].shares) : NULL);
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
@@ -842,6 +907,27 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 	}
 	if (lazy)
 		return 0; /* the connection ends when its last user leaves */
+	{
+		/* its daemon drops the record at once when the session has others (binds) */
+		struct cfs_record *rs2 = NULL;
+		int n2 = cfs_records_load(cli->store_dir, &rs2);
+
+		for (int k = 0; k < n2; k++) {
+			json_object *req, *reply = NULL;
+
+			if (strcmp(rs2[k].id, id) != 0 || rs2[k].isolated)
+				continue;
+			req = cfs_ctl_request("forget");
+			if (req) {
+				json_object_object_add(req, "id", json_object_new_string(id));
+				cfs_ctl_call(rs2[k].socket, req, NULL, 0, 5000, &reply);
+				cairn_err_clear();
+			}
+			json_object_put(reply);
+			json_object_put(req);
+		}
+		cfs_records_free(rs2, n2);
+	}
 	/*
 	 * The daemon sees the connection end and removes the record; when it
 	 * was the daemon's last mount, the daemon exits. Wait for both, bounded
@@ -960,9 +1046,11 @@ static int daemon_status(struct cli *cli, bool json)
 		json_object_object_del(reply, "v");
 		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
 	} else {
-		printf("daemon %lld (cairn %s): %lld mounts, %lld worker threads, %lld MiB cache\n",
+		printf("daemon %lld (cairn %s): %lld mounts (%lld FUSE sessions), %lld worker "
+		       "threads, %lld MiB cache\n",
 		       (long long)cfs_ctl_int(reply, "pid"), cfs_ctl_str(reply, "version"),
-		       (long long)cfs_ctl_int(reply, "mounts"), (long long)cfs_ctl_int(reply, "threads"),
+		       (long long)cfs_ctl_int(reply, "mounts"), (long long)cfs_ctl_int(reply, "sessions"),
+		       (long long)cfs_ctl_int(reply, "threads"),
 		       (long long)(cfs_ctl_int(reply, "cache_bytes") >> 20));
 	}
 	json_object_put(reply);

@@ -115,6 +115,37 @@ for spec in "${SPECS[@]}"; do
 	fi
 done
 
+say "read-only mounts of one source share one session (and one page cache)"
+mkdir -p "$WORK/s1" "$WORK/s2"
+mount_ok "$STORE" v1 "$WORK/s1" --ro
+mount_ok "$STORE" v1 "$WORK/s2" --ro
+[ "$(stat -c %d "$WORK/s1")" = "$(stat -c %d "$WORK/s2")" ] ||
+	soft_fail "two read-only mounts of v1 are two filesystems ($(stat -c %d "$WORK/s1") and $(stat -c %d "$WORK/s2"))"
+[ "$(stat -c %d "$WORK/s1")" != "$(stat -c %d "$WORK/m9")" ] ||
+	soft_fail "a read-only mount shares the session of a writable one"
+python3 - "$(tcairn "$STORE" mounts --json)" "$WORK/s1" "$WORK/s2" <<'EOF' || soft_fail "cairn mounts does not list the bind"
+import json, sys
+by = {m["mountpoint"]: m for m in json.loads(sys.argv[1])}
+a, b = by[sys.argv[2]], by[sys.argv[3]]
+assert b["shares"] == a["id"] and b["pid"] == a["pid"], (a, b)
+print("   ok: %s is listed, sharing %s" % (sys.argv[3], a["id"]))
+EOF
+stats_reads() { tcairn "$STORE" stats "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["reads"])'; }
+r0=$(stats_reads "$WORK/s1")
+cat "$WORK/s1/bin/busybox" >/dev/null
+r1=$(stats_reads "$WORK/s1")
+cat "$WORK/s2/bin/busybox" >/dev/null
+r2=$(stats_reads "$WORK/s2")
+info "reads the daemon answered: $r0, after reading through s1 $r1, then through s2 $r2"
+[ "$r1" -gt "$r0" ] || soft_fail "reading through s1 asked the daemon nothing"
+[ "$r2" = "$r1" ] || soft_fail "reading the same file through s2 asked the daemon again (two page caches)"
+umount_ok "$STORE" "$WORK/s1"
+timeout 10 cat "$WORK/s2/etc/hostname" >/dev/null || soft_fail "s2 stopped serving after umount of s1"
+run_capture s2m tcairn "$STORE" mounts --json
+grep -qF "\"$WORK/s1\"" "$WORK/s2m.out" && soft_fail "s1 is still listed after its umount"
+grep -qF "\"$WORK/s2\"" "$WORK/s2m.out" || soft_fail "s2 is no longer listed after the umount of s1"
+umount_ok "$STORE" "$WORK/s2"
+
 say "umount of one leaves the others serving"
 umount_ok "$STORE" "$WORK/m3"
 pid_alive "$DAEMON" || fail "the daemon exited after one umount"
