@@ -11,7 +11,8 @@ nettle-dev"
 TEST_DEPS="python3 python3-lmdb libarchive-tools attr acl libcap2-bin
 busybox-static e2fsprogs util-linux umoci skopeo runc crun debootstrap
 clang libclang-rt-dev
-ceph-mon ceph-osd radosgw ceph-common python3-rados openssl curl"
+ceph-mon ceph-osd radosgw ceph-common python3-rados openssl curl
+qemu-system-x86 cpio"
 
 missing=""
 for pkg in $BUILD_DEPS $TEST_DEPS; do
