@@ -32,17 +32,7 @@
 
 #include "fs-internal.h"
 
-/*
- * libfuse 3.14 reads up to its session's buffer size, at most
- * FUSE_MAX_MAX_PAGES (256) pages and a header page, and never more after
- * INIT: one buffer of that size per worker serves every session.
- */
-#define CFS_REQ_BUF (257u * 4096u)
-
-static void dlog(struct cfs_daemon *d, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void dlog(struct cfs_daemon *d, int prio, const char *fmt, ...)
+void cfs_daemon_log(struct cfs_daemon *d, int prio, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -104,13 +94,32 @@ static void mount_gone(struct cfs *fs)
 	cfs_mount_unref(fs);
 }
 
+/* Keeps the INIT a connection begins with: a new daemon gives it to its session again. */
+static void keep_init(struct cfs *fs, const struct fuse_buf *buf)
+{
+	struct fuse_in_header h;
+	void *copy;
+
+	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(h))
+		return;
+	memcpy(&h, buf->mem, sizeof(h));
+	if (h.opcode != FUSE_INIT || h.len > buf->size)
+		return;
+	copy = malloc(h.len);
+	if (!copy)
+		return; /* this mount cannot be handed over, it says so then */
+	memcpy(copy, buf->mem, h.len);
+	fs->init = copy;
+	fs->init_len = h.len;
+}
+
 static void *worker_main(void *arg)
 {
 	struct cfs_daemon *d = arg;
 	struct fuse_buf buf = { .mem = malloc(CFS_REQ_BUF), .size = CFS_REQ_BUF };
 
 	if (!buf.mem) {
-		dlog(d, LOG_CRIT, "a worker has no memory for its request buffer");
+		cfs_daemon_log(d, LOG_CRIT, "a worker has no memory for its request buffer");
 		return NULL;
 	}
 	for (;;) {
@@ -121,7 +130,7 @@ static void *worker_main(void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			dlog(d, LOG_CRIT, "epoll_wait: %s", strerror(errno));
+			cfs_daemon_log(d, LOG_CRIT, "epoll_wait: %s", strerror(errno));
 			break;
 		}
 		if (n == 0)
@@ -130,10 +139,24 @@ static void *worker_main(void *arg)
 		if (!fs)
 			break; /* wake_fd: the daemon is stopping */
 		cfs_mount_ref(fs);
+		pthread_mutex_lock(&fs->loop_lock);
+		if (fs->frozen) {
+			/* a handover takes it: the request stays queued for the new daemon */
+			pthread_mutex_unlock(&fs->loop_lock);
+			cfs_mount_unref(fs);
+			continue;
+		}
+		fs->reading = true;
+		pthread_mutex_unlock(&fs->loop_lock);
+		buf.flags = 0;
+		buf.size = CFS_REQ_BUF;
 		n = fuse_session_receive_buf(fs->se, &buf);
+		if (n > 0 && !fs->init_len)
+			keep_init(fs, &buf);
 		if (n > 0) {
 			pthread_mutex_lock(&fs->loop_lock);
-			if (++fs->inflight < fs->d->budget)
+			fs->reading = false;
+			if (++fs->inflight < fs->d->budget && !fs->frozen)
 				arm_locked(fs);
 			else
 				fs->parked = true; /* re-armed when one is answered */
@@ -143,17 +166,21 @@ static void *worker_main(void *arg)
 
 			pthread_mutex_lock(&fs->loop_lock);
 			fs->inflight--;
-			if (fs->parked && !fs->gone) {
+			if (fs->parked && !fs->gone && !fs->frozen) {
 				fs->parked = false;
 				arm_locked(fs);
 			}
 			pthread_mutex_unlock(&fs->loop_lock);
 		} else if (n == -EINTR || n == -EAGAIN) {
 			pthread_mutex_lock(&fs->loop_lock);
-			if (!fs->gone)
+			fs->reading = false;
+			if (!fs->gone && !fs->frozen)
 				arm_locked(fs);
 			pthread_mutex_unlock(&fs->loop_lock);
 		} else {
+			pthread_mutex_lock(&fs->loop_lock);
+			fs->reading = false;
+			pthread_mutex_unlock(&fs->loop_lock);
 			if (n < 0)
 				cfs_log(fs, LOG_ERR, "reading the FUSE connection: %s", strerror(-n));
 			mount_gone(fs);
@@ -166,10 +193,11 @@ static void *worker_main(void *arg)
 
 /* --- mounts -------------------------------------------------------------- */
 
+static int serve(struct cfs_daemon *d, struct cfs *fs);
+
 int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, char *id,
 		     size_t idlen)
 {
-	struct epoll_event ev;
 	struct cfs *fs;
 	char mid[32];
 	int ret, flags;
@@ -213,12 +241,28 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 			cfs_mount_record(fs);
 		cfs_switch_memo_free(memo);
 	}
+	ret = serve(d, fs);
+	if (ret) {
+		cfs_record_remove(d->store_dir, fs->id);
+		cfs_mount_unref(fs);
+		return cairn_err(ret, "cannot watch the FUSE connection: %s", strerror(-ret));
+	}
+	cfs_log(fs, LOG_INFO, "serving %s", fs->o->source);
+	snprintf(id, idlen, "%s", mid);
+	return 0;
+}
+
+/* Into the list and the workers' set; -errno (and out of the list again) when epoll refuses. */
+static int serve(struct cfs_daemon *d, struct cfs *fs)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = fs };
+	int ret = 0;
+
 	pthread_mutex_lock(&d->mounts_lock);
 	fs->next = d->mounts;
 	d->mounts = fs;
 	d->nmounts++;
 	pthread_mutex_unlock(&d->mounts_lock);
-	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT, .data.ptr = fs };
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fs->fd, &ev) < 0) {
 		ret = -errno;
 		fs->gone = true;
@@ -231,13 +275,43 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 			}
 		}
 		pthread_mutex_unlock(&d->mounts_lock);
-		cfs_record_remove(d->store_dir, fs->id);
-		cfs_mount_unref(fs);
-		return cairn_err(ret, "cannot watch the FUSE connection: %s", strerror(-ret));
 	}
-	cfs_log(fs, LOG_INFO, "serving %s", fs->o->source);
-	snprintf(id, idlen, "%s", mid);
-	return 0;
+	return ret;
+}
+
+void cfs_daemon_serve_mount(struct cfs_daemon *d, struct cfs *fs)
+{
+	int ret = serve(d, fs);
+
+	if (ret) {
+		cfs_log(fs, LOG_CRIT, "cannot watch the handed-over FUSE connection: %s; it ends",
+			strerror(-ret));
+		cfs_mount_unrecord(fs);
+		cfs_mount_unref(fs);
+		return;
+	}
+	cfs_log(fs, LOG_INFO, "serving %s (handed over)", fs->o->source);
+}
+
+void cfs_mount_let_go(struct cfs *fs)
+{
+	struct cfs_daemon *d = fs->d;
+
+	pthread_mutex_lock(&fs->loop_lock);
+	fs->gone = true;
+	pthread_mutex_unlock(&fs->loop_lock);
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, fs->fd, NULL);
+	pthread_mutex_lock(&d->mounts_lock);
+	for (struct cfs **pp = &d->mounts; *pp; pp = &(*pp)->next) {
+		if (*pp == fs) {
+			*pp = fs->next;
+			d->nmounts--;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&d->mounts_cond);
+	pthread_mutex_unlock(&d->mounts_lock);
+	cfs_mount_unref(fs); /* the list's: its record stays, the new daemon's now */
 }
 
 /*
@@ -268,6 +342,41 @@ static void mounts_unref(struct cfs **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		cfs_mount_unref(v[i]);
 	free(v);
+}
+
+struct cfs **cfs_mounts_ref(struct cfs_daemon *d, size_t *n)
+{
+	return mounts_ref(d, NULL, NULL, n);
+}
+
+void cfs_mounts_unref(struct cfs **v, size_t n)
+{
+	mounts_unref(v, n);
+}
+
+static bool follows(struct cfs *fs, const void *arg)
+{
+	return fs->o->platform != NULL;
+}
+
+void cfs_daemon_follow_platforms(struct cfs_daemon *d)
+{
+	struct cfs_switch_memo *memo = cfs_switch_memo_new();
+	struct cfs **v;
+	size_t n;
+
+	pthread_mutex_lock(&d->switch_mutex);
+	v = mounts_ref(d, follows, NULL, &n);
+	for (size_t i = 0; v && memo && i < n; i++) {
+		char reply[256];
+
+		if (cfs_switch(v[i], memo, reply, sizeof(reply)) == 0 &&
+		    strncmp(reply, "switched", 8) == 0)
+			cfs_mount_record(v[i]);
+	}
+	pthread_mutex_unlock(&d->switch_mutex);
+	mounts_unref(v, n);
+	cfs_switch_memo_free(memo);
 }
 
 static bool of_platform(struct cfs *fs, const void *name)
@@ -368,6 +477,13 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		return NULL;
 	}
 	pthread_mutex_lock(&d->switch_mutex);
+	if (d->handed_over) {
+		/* its new daemon read the pointer again after taking over */
+		pthread_mutex_unlock(&d->switch_mutex);
+		json_object_put(r);
+		json_object_put(arr);
+		return cfs_ctl_reply("the daemon was restarted meanwhile: its successor switched");
+	}
 	memo = cfs_switch_memo_new();
 	v = mounts_ref(d, of_platform, platform, &n);
 	for (size_t i = 0; v && i < n; i++) {
@@ -584,11 +700,23 @@ static void *client_main(void *arg)
 			reply = answer_bind(d, req);
 		else if (strcmp(op, "forget") == 0)
 			reply = answer_forget(d, req);
-		else
+		else if (strcmp(op, "handover") != 0)
 			reply = cfs_ctl_reply("unknown request");
 	}
+	if (!ret && strcmp(cfs_ctl_str(req, "op"), "handover") == 0) {
+		unsigned given = 0;
+
+		json_object_put(reply);
+		reply = NULL;
+		ret = d->isolated ? cairn_err(-EPERM, "an isolated daemon does not hand over")
+				  : cfs_handover_give(d, c->sock, &given);
+		if (ret)
+			reply = cfs_ctl_reply(cairn_errmsg());
+		else
+			cfs_daemon_log(d, LOG_INFO, "handed %u mounts over to a new daemon", given);
+	}
 	if (reply && cfs_ctl_send(c->sock, reply, NULL, 0))
-		dlog(d, LOG_DEBUG, "a control client went away before its answer");
+		cfs_daemon_log(d, LOG_DEBUG, "a control client went away before its answer");
 	json_object_put(reply);
 	json_object_put(req);
 	for (unsigned i = 0; i < nfds; i++)
@@ -764,7 +892,7 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 	ret = d->isolated ? cfs_ctl_isolated_socket(d->store_dir, getpid(), d->sock_path,
 						    sizeof(d->sock_path))
 			  : cfs_ctl_daemon_socket(d->store_dir, d->sock_path, sizeof(d->sock_path));
-	if (!ret) {
+	if (!ret && !o->takeover) {
 		d->lsock = cfs_ctl_listen(d->sock_path);
 		ret = d->lsock < 0 ? d->lsock : 0;
 	}
@@ -799,15 +927,31 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 			goto fail;
 		}
 	}
-	if (pthread_create(&d->control, NULL, control_main, d)) {
-		ret = -EAGAIN;
-		goto fail;
+	if (!o->takeover) {
+		if (pthread_create(&d->control, NULL, control_main, d)) {
+			ret = -EAGAIN;
+			goto fail;
+		}
+		d->control_running = true;
 	}
-	d->control_running = true;
 	*out = d;
 	return 0;
 fail:
 	cfs_daemon_free(d);
+	return ret;
+}
+
+int cfs_daemon_take_over(struct cfs_daemon *d, unsigned *mounts)
+{
+	int ret = cfs_handover_take(d, mounts);
+
+	if (d->lsock >= 0 && !d->control_running) {
+		if (pthread_create(&d->control, NULL, control_main, d) == 0)
+			d->control_running = true;
+		else
+			cfs_daemon_log(d, LOG_ERR, "no control thread: the mounts are served, "
+						   "nothing else is answered");
+	}
 	return ret;
 }
 
@@ -826,7 +970,17 @@ static void stop_all(struct cfs_daemon *d)
 		char path[96];
 		int fd;
 
-		if (fs->o->ns == d->ns && umount2(fs->o->mountpoint, MNT_DETACH) == 0)
+		bool done = false;
+
+		/* its binds first (read-only mounts sharing the session), then itself */
+		pthread_mutex_lock(&d->mounts_lock);
+		for (struct cfs_view *w = fs->views; w; w = w->next)
+			if (w->ns == d->ns)
+				umount2(w->mountpoint, MNT_DETACH);
+		pthread_mutex_unlock(&d->mounts_lock);
+		if (!fs->primary_gone && fs->o->ns == d->ns)
+			done = umount2(fs->o->mountpoint, MNT_DETACH) == 0;
+		if (done)
 			continue;
 		/* in another mount namespace: end the connection (ENOTCONN there) */
 		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", fs->o->conn);
@@ -847,6 +1001,10 @@ static bool may_exit(struct cfs_daemon *d)
 
 	pthread_mutex_lock(&d->mounts_lock);
 	idle = d->nmounts == 0 && d->nclients == 0;
+	if (d->handed_over && idle) {
+		pthread_mutex_unlock(&d->mounts_lock);
+		return true; /* the path, the lock and the records are the new daemon's */
+	}
 	pthread_mutex_unlock(&d->mounts_lock);
 	if (!idle)
 		return false;
@@ -879,17 +1037,17 @@ int cfs_daemon_run(struct cfs_daemon *d, int ready_fd)
 	signals(&set);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "ok\n", 3) != 3)
-			dlog(d, LOG_DEBUG, "the command that started the daemon went away");
+			cfs_daemon_log(d, LOG_DEBUG, "the command that started the daemon went away");
 		close(ready_fd);
 	}
-	dlog(d, LOG_INFO, "daemon for store %s: %u workers, %zu MiB cache", d->store_dir,
+	cfs_daemon_log(d, LOG_INFO, "daemon for store %s: %u workers, %zu MiB cache", d->store_dir,
 	     d->nworkers, d->cache_bytes >> 20);
 	for (;;) {
 		struct timespec ts = { 0, 200 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &ts);
 
 		if (sig > 0) {
-			dlog(d, LOG_INFO, "signal %d: unmounting every mount", sig);
+			cfs_daemon_log(d, LOG_INFO, "signal %d: unmounting every mount", sig);
 			stop_all(d);
 			if (!stop_at)
 				stop_at = cairn_now_ns() + 3000000000ll;
@@ -900,7 +1058,7 @@ int cfs_daemon_run(struct cfs_daemon *d, int ready_fd)
 		if (stop_at && cairn_now_ns() > stop_at)
 			break;
 	}
-	dlog(d, LOG_INFO, "daemon for store %s exits", d->store_dir);
+	cfs_daemon_log(d, LOG_INFO, "daemon for store %s exits", d->store_dir);
 	return 0;
 }
 
@@ -921,7 +1079,7 @@ void cfs_daemon_free(struct cfs_daemon *d)
 		uint64_t one = 1;
 
 		if (write(d->wake_fd, &one, sizeof(one)) != sizeof(one))
-			dlog(d, LOG_ERR, "cannot wake the workers");
+			cfs_daemon_log(d, LOG_ERR, "cannot wake the workers");
 	}
 	for (unsigned i = 0; d->workers && i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
@@ -933,10 +1091,11 @@ void cfs_daemon_free(struct cfs_daemon *d)
 		cfs_mount_unrecord(fs);
 		cfs_mount_unref(fs);
 	}
+	/* the path is ours only if we listened on it (a takeover that failed never did) */
+	if (d->lsock >= 0 && d->sock_path[0])
+		cfs_ctl_unlink(d->sock_path);
 	if (d->lsock >= 0)
 		close(d->lsock);
-	if (d->sock_path[0])
-		cfs_ctl_unlink(d->sock_path);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	if (d->epfd >= 0)

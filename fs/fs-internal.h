@@ -16,6 +16,7 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h> /* the INIT a handover keeps (handover.c) */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -137,7 +138,8 @@ struct cfs_daemon {
 	unsigned nmounts;                /* mounts_lock */
 	unsigned nclients;               /* control connections being answered; mounts_lock */
 	uint64_t next_id;                /* mounts_lock */
-	bool stopping;                   /* no more mounts: a signal came; mounts_lock */
+	bool stopping;                   /* no more mounts (a signal, a handover); mounts_lock */
+	bool handed_over;                /* a new daemon serves the mounts: exit; mounts_lock */
 
 	pthread_mutex_t switch_mutex;    /* one platform switch at a time */
 };
@@ -187,6 +189,7 @@ struct cfs {
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
+	struct rw_dirs *dirs;       /* open directory handles (rw-dir.c) */
 
 	/*
 	 * Where the mount is: its own mountpoint (o->mountpoint, record fs->id)
@@ -197,6 +200,11 @@ struct cfs {
 	bool primary_gone;
 	struct cfs_view *views;
 
+	/* a daemon restart (handover.c) */
+	void *init;                 /* the INIT request the connection began with */
+	size_t init_len;            /* set once, by the worker that read INIT */
+	struct cfs_replay *replay;  /* a handed-over session's first read, until it is taken */
+
 	/* in the daemon's loop (daemon.c) */
 	struct cfs *next;           /* d->mounts; d->mounts_lock */
 	atomic_uint refs;           /* d->mounts' one, each request in flight, each control user */
@@ -205,7 +213,24 @@ struct cfs {
 	unsigned inflight;          /* requests being answered; loop_lock */
 	bool parked;                /* at its budget: not re-armed until one finishes; loop_lock */
 	bool gone;                  /* the connection ended: never re-armed; loop_lock */
+	bool frozen;                /* a handover takes it: nothing more is read; loop_lock */
+	bool reading;               /* a worker is reading a request of it; loop_lock */
 };
+
+/* A handed-over session's INIT, given to it once (handover.c). */
+struct cfs_replay {
+	const void *init;
+	size_t len;
+	uint64_t unique;
+	bool given, dropped;
+};
+
+/*
+ * libfuse 3.14 reads up to its session's buffer size, at most
+ * FUSE_MAX_MAX_PAGES (256) pages and a header page, and never more after
+ * INIT: one buffer of that size per worker serves every session.
+ */
+#define CFS_REQ_BUF (257u * 4096u)
 
 #define CFS_MAX_READ (1u << 20)
 #define CFS_BLKSIZE 65536u
@@ -229,6 +254,8 @@ struct cfs_inode *cfs_inode_find(struct cfs *fs, uint64_t ino);
 struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t parent,
 				const char *name, size_t len, const struct cairn_id *node,
 				const struct cairn_node_view *v);
+/* The hash of a name an inode keeps (its identity with the parent). */
+uint64_t cfs_name_hash(const char *name, size_t len);
 /* The number cfs_inode_ref() gives such an entry (short of a hash collision). */
 uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
 			  const struct cairn_id *node, const struct cairn_node_view *v);
@@ -238,6 +265,8 @@ void cfs_inode_derive(struct cfs_thread *t, struct cfs_inode *in, const struct c
 struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino);
 /* Adds in under ino, or the next free number after it (itable_lock held). */
 void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino);
+/* Adds a handed-over inode under its own number (the root's too); -EEXIST if taken. */
+int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 /* Drops n kernel references; frees the inode at zero. */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 
@@ -280,6 +309,24 @@ int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/*
+ * A daemon restart (handover.c): what a writable mount keeps for an inode,
+ * saved with its fds appended to fds (at most 2 more), and made again (the
+ * fds it takes become -1; itable_lock held, in already in the table).
+ */
+json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds);
+int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int *fds,
+		      unsigned nfds);
+/*
+ * Open directory handles of a writable mount (rw-dir.c): the kernel holds
+ * their ids (fi->fh), never our pointers, so a new daemon can take them
+ * over. save() gives every handle's listing as an array of parts (an id
+ * and at most 1000 of its names each); load() adds one part.
+ */
+int cfs_rw_dirs_init(struct cfs *fs);
+void cfs_rw_dirs_release(struct cfs *fs);
+json_object *cfs_rw_dirs_save(struct cfs *fs);
+int cfs_rw_dirs_load(struct cfs *fs, json_object *part);
 /* Read-side handlers a writable mount uses for what lies in the image. */
 void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
@@ -366,8 +413,33 @@ void cfs_mount_unrecord(struct cfs *fs);
 /* The mount's counters and the daemon's cache's, as JSON (the caller puts it). */
 json_object *cfs_mount_stats(struct cfs *fs);
 
+/*
+ * Makes a handed-over mount (handover.c) of o with record id, its upper
+ * from upper (NULL: read-only) and fds: no session I/O yet, no inode but
+ * what the caller adds. 0 or -errno with a message.
+ */
+int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const char *id,
+		    json_object *upper, int *fds, unsigned nfds, struct cfs **out);
+/* The old daemon lets go of a handed-over mount: no unmount, no record removed. */
+void cfs_mount_let_go(struct cfs *fs);
+
 /* daemon.c */
 void cfs_mount_ref(struct cfs *fs);
 void cfs_mount_unref(struct cfs *fs);
+/* Every live mount, referenced (cfs_mounts_unref() them); *n is how many. NULL without memory. */
+struct cfs **cfs_mounts_ref(struct cfs_daemon *d, size_t *n);
+void cfs_mounts_unref(struct cfs **v, size_t n);
+/* Adds a mount the daemon has set up to its list and its workers. */
+void cfs_daemon_serve_mount(struct cfs_daemon *d, struct cfs *fs);
+/* Every mount of a platform reads its pointer again (a switch it may have missed). */
+void cfs_daemon_follow_platforms(struct cfs_daemon *d);
+void cfs_daemon_log(struct cfs_daemon *d, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* handover.c */
+/* The running daemon gives its mounts to the new one at the other end of sock. */
+int cfs_handover_give(struct cfs_daemon *d, int sock, unsigned *given);
+/* A new daemon takes every mount of the one running (d->sock_path). */
+int cfs_handover_take(struct cfs_daemon *d, unsigned *taken);
 
 #endif

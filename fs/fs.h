@@ -47,6 +47,7 @@ struct cfs_daemon_options {
 	unsigned threads;        /* worker threads for every mount together (0: the default) */
 	bool foreground;         /* log to stderr instead of syslog */
 	bool isolated;           /* one mount, its own socket; exits when the mount ends */
+	bool takeover;           /* the store's daemon runs: cfs_daemon_take_over() from it */
 };
 
 #define CFS_CACHE_DEFAULT (256ull << 20)
@@ -93,6 +94,15 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
  * process). 0 or -errno.
  */
 int cfs_daemon_run(struct cfs_daemon *d, int ready_fd);
+
+/*
+ * Takes every mount of the store's running daemon over (a daemon made with
+ * takeover): their connections, inode tables, open directories, uppers and
+ * leases; the old daemon exits, nothing is unmounted (handover.c). Then
+ * listens on the store's socket. *mounts gets how many. 0, or -errno with a
+ * message (the old daemon then serves on).
+ */
+int cfs_daemon_take_over(struct cfs_daemon *d, unsigned *mounts);
 
 /* Stops the workers, frees everything. No mount may be left. */
 void cfs_daemon_free(struct cfs_daemon *d);

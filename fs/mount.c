@@ -131,7 +131,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		}
 		fs->nkbuckets = 1u << 16;
 		fs->kbuckets = calloc(fs->nkbuckets, sizeof(*fs->kbuckets));
-		if (!fs->kbuckets) {
+		if (!fs->kbuckets || cfs_rw_dirs_init(fs)) {
 			cairn_txn_abort(t);
 			return -ENOMEM;
 		}
@@ -221,6 +221,69 @@ int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, con
 	return 0;
 }
 
+int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const char *id,
+		    json_object *upper, int *fds, unsigned nfds, struct cfs **out)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct cfs *fs = calloc(1, sizeof(*fs));
+	char opt[64];
+	bool nomem = false;
+	int ret;
+
+	*out = NULL;
+	if (!fs)
+		return -ENOMEM;
+	fs->d = d;
+	fs->opts = *o;
+	fs->opts.source = dup_or_null(o->source ? o->source : "", &nomem);
+	fs->opts.platform = dup_or_null(o->platform, &nomem);
+	fs->opts.mountpoint = dup_or_null(o->mountpoint, &nomem);
+	fs->opts.fuse_opts = dup_or_null(o->fuse_opts, &nomem);
+	fs->opts.upper_dir = dup_or_null(o->upper_dir, &nomem);
+	fs->o = &fs->opts;
+	snprintf(fs->id, sizeof(fs->id), "%s", id);
+	fs->timeout = 86400.0;
+	fs->fd = -1;
+	atomic_init(&fs->refs, 1);
+	{
+		pthread_rwlockattr_t a;
+
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&fs->switch_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->loop_lock, NULL);
+	ret = nomem || !fs->opts.mountpoint || !*id ? -ENOMEM : cfs_itable_init(fs);
+	if (!ret && (upper != NULL) != (o->upper_dir != NULL))
+		ret = cairn_err(-EPROTO, "a handed-over mount whose upper does not match");
+	if (!ret && upper) {
+		ret = cfs_upper_adopt(upper, fds, nfds, &fs->upper);
+		fs->nkbuckets = 1u << 16;
+		fs->kbuckets = ret ? NULL : calloc(fs->nkbuckets, sizeof(*fs->kbuckets));
+		if (!ret && (!fs->kbuckets || cfs_rw_dirs_init(fs)))
+			ret = -ENOMEM;
+	}
+	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
+	if (!ret && (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
+		     fuse_opt_add_arg(&args, opt)))
+		ret = -ENOMEM;
+	if (!ret) {
+		fs->se = o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), fs)
+				      : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), fs);
+		if (!fs->se)
+			ret = cairn_err(-ENOMEM, "cannot make a FUSE session");
+	}
+	fuse_opt_free_args(&args);
+	if (ret) {
+		cfs_mount_free(fs);
+		return ret;
+	}
+	*out = fs;
+	return 0;
+}
+
 void cfs_mount_free(struct cfs *fs)
 {
 	if (!fs)
@@ -230,6 +293,7 @@ void cfs_mount_free(struct cfs *fs)
 	if (fs->buckets)
 		cfs_itable_release(fs);
 	free(fs->kbuckets);
+	cfs_rw_dirs_release(fs);
 	cfs_upper_close(fs->upper);
 	while (fs->views) {
 		struct cfs_view *v = fs->views;
@@ -242,6 +306,8 @@ void cfs_mount_free(struct cfs *fs)
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_rwlock_destroy(&fs->switch_lock);
 	opts_release(&fs->opts);
+	free(fs->init);
+	free(fs->replay);
 	free(fs);
 }
 

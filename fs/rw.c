@@ -139,6 +139,76 @@ void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in)
 	in->rw = NULL;
 }
 
+/* ---- a daemon restart (handover.c) ---- */
+
+json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds)
+{
+	const struct cfs_rw *rw = in->rw;
+	json_object *o = json_object_new_object();
+	int ufd = rw->ufd, dfd = rw->dfd;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "u", json_object_new_int(ufd >= 0 ? (int)*nfds : -1));
+	if (ufd >= 0)
+		fds[(*nfds)++] = ufd;
+	json_object_object_add(o, "d", json_object_new_int(dfd >= 0 ? (int)*nfds : -1));
+	if (dfd >= 0)
+		fds[(*nfds)++] = dfd;
+	json_object_object_add(o, "l", json_object_new_int(rw->lower));
+	json_object_object_add(o, "m", json_object_new_boolean(atomic_load(&rw->metacopy)));
+	json_object_object_add(o, "ll", json_object_new_int64((int64_t)rw->lower_len));
+	json_object_object_add(o, "o", json_object_new_boolean(rw->opaque));
+	json_object_object_add(o, "x", json_object_new_boolean(rw->unlinked));
+	json_object_object_add(o, "nx", json_object_new_boolean(rw->no_xattrs));
+	json_object_object_add(o, "k", json_object_new_int64((int64_t)rw->key));
+	json_object_object_add(o, "ui", json_object_new_int64((int64_t)rw->upper_ino));
+	json_object_object_add(o, "g", json_object_new_int64(rw->seen_gen));
+	return o;
+}
+
+static int64_t jint(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* An fd of the message by its index in o's member k (taken: -1 in fds), or -1. */
+static int jfd(json_object *o, const char *k, int *fds, unsigned nfds)
+{
+	int64_t i = jint(o, k);
+	int fd;
+
+	if (i < 0 || (uint64_t)i >= nfds)
+		return -1;
+	fd = fds[i];
+	fds[i] = -1;
+	return fd;
+}
+
+int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int *fds,
+		      unsigned nfds)
+{
+	struct cfs_rw *rw = calloc(1, sizeof(*rw));
+
+	if (!rw)
+		return -ENOMEM;
+	rw->ufd = jfd(o, "u", fds, nfds);
+	rw->dfd = jfd(o, "d", fds, nfds);
+	rw->lower = (uint8_t)jint(o, "l");
+	rw->metacopy = jint(o, "m") != 0;
+	rw->lower_len = (uint64_t)jint(o, "ll");
+	rw->opaque = jint(o, "o") != 0;
+	rw->unlinked = jint(o, "x") != 0;
+	rw->no_xattrs = jint(o, "nx") != 0;
+	rw->upper_ino = (uint64_t)jint(o, "ui");
+	rw->seen_gen = (unsigned)jint(o, "g");
+	in->rw = rw;
+	key_add_locked(fs, in, (uint64_t)jint(o, "k"));
+	return 0;
+}
+
 /* ---- requests ---- */
 
 int rw_req_begin(fuse_req_t req, struct rw_req *r)

@@ -105,9 +105,16 @@ static const struct cli_command commands[] = {
 	  "A mount whose daemon was killed is listed as dead until 'cairn umount' cleans it.\n"
 	  "PIDs marked i are --isolated daemons.\n" },
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
-	{ "daemon", cmd_daemon, "status [--json]", "the store's shared daemon: pid, mounts, threads, cache",
+	{ "daemon", cmd_daemon, "status [--json] | restart",
+	  "the store's shared daemon: its state, or a restart that unmounts nothing",
 	  "One daemon per store serves every mount of the store that was not made with\n"
 	  "--isolated; 'cairn mount' starts it and it exits after its last mount ends.\n"
+	  "status: its pid, version, mounts, threads and cache. restart: a new daemon (this\n"
+	  "cairn program, so also after an upgrade of cairn) takes every mount over: the\n"
+	  "FUSE connections, inode numbers and lookup counts, open directories, uppers and\n"
+	  "leases; the old daemon answers what it holds, hands over and exits. Containers\n"
+	  "keep running; requests made meanwhile wait in the kernel. A daemon that speaks\n"
+	  "another control protocol version is left as it is, with a message.\n"
 	  "('cairn daemon serve' is how mount starts it.)\n" },
 };
 

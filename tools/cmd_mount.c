@@ -213,9 +213,10 @@ static void host_namespace(const char *store)
  * caller, no daemon answering): this program again, as 'cairn daemon
  * serve', detached. Returns once it listens, or -errno with its error.
  */
-static int start_daemon(const char *store, size_t cache_bytes)
+static int start_daemon(const char *store, size_t cache_bytes, bool takeover, char *line,
+			size_t len)
 {
-	char exe[PATH_MAX], fdarg[16], cache[32], line[1200];
+	char exe[PATH_MAX], fdarg[16], cache[32];
 	int pfd[2];
 	pid_t pid;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -243,15 +244,15 @@ static int start_daemon(const char *store, size_t cache_bytes)
 		detach();
 		fcntl(pfd[1], F_SETFD, 0); /* the ready pipe crosses exec */
 		execl(exe, "cairn", "--store", store, "daemon", "serve", "--ready-fd", fdarg,
-		      "--cache-size", cache, (char *)NULL);
+		      "--cache-size", cache, takeover ? "--takeover" : NULL, (char *)NULL);
 		dprintf(pfd[1], "cannot run '%s': %s\n", exe, strerror(errno));
 		_exit(1);
 	}
 	close(pfd[1]);
 	waitpid(pid, NULL, 0);
-	read_line(pfd[0], line, sizeof(line));
+	read_line(pfd[0], line, len);
 	close(pfd[0]);
-	if (strcmp(line, "ok") == 0)
+	if (strncmp(line, "ok", 2) == 0 && (!line[2] || line[2] == ' '))
 		return 0;
 	return cairn_err(-EIO, "the daemon did not start: %s", *line ? line : "it died");
 }
@@ -284,7 +285,9 @@ static int mount_shared(const char *store, const struct cfs_options *o, int fd,
 		ret = cfs_ctl_call(sock, req, &fd, 1, 60000, &reply);
 		if (ret == -ENOENT || ret == -ECONNREFUSED) {
 			cairn_err_clear();
-			ret = start_daemon(store, cache_bytes);
+			char line[1200];
+
+			ret = start_daemon(store, cache_bytes, false, line, sizeof(line));
 			if (!ret)
 				ret = cfs_ctl_call(sock, req, &fd, 1, 60000, &reply);
 		}
@@ -951,6 +954,7 @@ static int daemon_serve(struct cli *cli, int argc, char **argv)
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "cache-size", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "takeover", no_argument, NULL, 't' },
 		{ 0 },
 	};
 	struct cfs_daemon_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
@@ -961,6 +965,9 @@ static int daemon_serve(struct cli *cli, int argc, char **argv)
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
 		switch (opt) {
+		case 't':
+			o.takeover = true;
+			break;
 		case 'r':
 			ready = atoi(optarg);
 			break;
@@ -1010,6 +1017,24 @@ static int daemon_serve(struct cli *cli, int argc, char **argv)
 			dprintf(ready, "%s\n", cairn_errmsg());
 		return cli_fail(ret, "cannot start the daemon");
 	}
+	if (o.takeover) {
+		int64_t t0 = cairn_now_ns();
+		unsigned n = 0;
+
+		ret = cfs_daemon_take_over(d, &n);
+		if (ret) {
+			if (ready >= 0)
+				dprintf(ready, "%s\n", cairn_errmsg());
+			cfs_daemon_free(d);
+			return cli_fail(ret, "cannot take the mounts over");
+		}
+		if (ready >= 0) {
+			dprintf(ready, "ok %u %.1f %d\n", n, (double)(cairn_now_ns() - t0) / 1e6,
+				(int)getpid());
+			close(ready);
+			ready = -1;
+		}
+	}
 	ret = cfs_daemon_run(d, ready);
 	cfs_daemon_free(d);
 	return ret ? 1 : 0;
@@ -1057,8 +1082,66 @@ static int daemon_status(struct cli *cli, bool json)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/*
+ * cairn daemon restart: a new daemon (this program) takes every mount of
+ * the running one over; nothing is unmounted (fs/handover.c).
+ */
+static int daemon_restart(struct cli *cli)
+{
+	char store[PATH_MAX], sock[128], line[1200];
+	json_object *req = cfs_ctl_request("hello"), *reply = NULL;
+	unsigned n = 0;
+	double ms = 0;
+	int lock, ret, old, pid = 0;
+	size_t cache;
+
+	if (!realpath(cli->store_dir, store))
+		return cli_fail(-errno, "cannot open store '%s'", cli->store_dir);
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	lock = ret ? ret : cfs_ctl_lock_open(store);
+	if (lock < 0) {
+		json_object_put(req);
+		return cli_fail(lock, "cannot restart the daemon of store '%s'", store);
+	}
+	/* no mount, umount or other restart comes in meanwhile */
+	flock(lock, LOCK_EX);
+	ret = req ? cfs_ctl_call(sock, req, NULL, 0, 5000, &reply) : -ENOMEM;
+	json_object_put(req);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		close(lock);
+		json_object_put(reply);
+		cairn_err_clear();
+		return cli_fail(0, "no daemon serves store '%s': nothing to restart", store);
+	}
+	if (ret) {
+		close(lock);
+		json_object_put(reply);
+		return cli_fail(ret, "cannot restart the daemon of store '%s'", store);
+	}
+	old = (int)cfs_ctl_int(reply, "pid");
+	cache = (size_t)cfs_ctl_int(reply, "cache_bytes");
+	json_object_put(reply);
+	ret = start_daemon(store, cache ? cache : CFS_CACHE_DEFAULT, true, line, sizeof(line));
+	if (!ret && sscanf(line, "ok %u %lf %d", &n, &ms, &pid) != 3)
+		ret = cairn_err(-EPROTO, "the new daemon said '%s'", line);
+	if (ret) {
+		close(lock);
+		return cli_fail(ret, "cannot restart the daemon of store '%s' (daemon %d serves on)",
+				store, old);
+	}
+	/* the old daemon lets go and exits */
+	for (int k = 0; k < 200 && alive(old); k++)
+		usleep(50000);
+	close(lock);
+	printf("daemon %d handed %u mount%s to daemon %d in %.1f ms%s\n", old, n, n == 1 ? "" : "s",
+	       pid, ms, alive(old) ? " (the old one has not exited yet)" : "");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int cmd_daemon(struct cli *cli, int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "restart") == 0)
+		return daemon_restart(cli);
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return daemon_serve(cli, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0) {
@@ -1068,5 +1151,5 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 			return cli_usage("daemon", "daemon status takes only --json");
 		return daemon_status(cli, json);
 	}
-	return cli_usage("daemon", "daemon takes status or serve");
+	return cli_usage("daemon", "daemon takes status, restart or serve");
 }

@@ -11,7 +11,8 @@
 # dentry and inode caches are dropped and each mount's /usr is read whole (tar | cat), mount 1
 # first, then 2..N. Figures:
 #   rss        the daemons' RssAnon summed, MiB, after the reads (overlay: none)
-#   pagecache  growth of Cached (/proc/meminfo) over the reads, MiB
+#   pagecache  page cache held for the mounts' /usr after the reads, MiB (fincore): each mount's
+#              own pages, plus the lower's (overlay, fuse-overlayfs) or the store's packs (cairn)
 #   procs, threads   the daemons and their threads
 #   first      seconds to read mount 1's /usr (cold); others: the median of mounts 2..N
 #   more       ms to mount one more container (the command's wall time, usable when it returns)
@@ -44,7 +45,7 @@ T=$CACHE/rootfs-density
 [[ -x $CAIRN ]] || bench_die "no cairn binary at $CAIRN"
 [[ $(id -u) == 0 ]] || bench_die "run as root (mounts, drop_caches)"
 [[ -n ${EPOCHREALTIME:-} ]] || bench_die "needs bash >= 5 (EPOCHREALTIME)"
-bench_need_pkgs fuse-overlayfs:fuse-overlayfs fusermount3:fuse3 flock:util-linux
+bench_need_pkgs fuse-overlayfs:fuse-overlayfs fusermount3:fuse3 flock:util-linux fincore:util-linux
 case $CSIZE in
 *G) CBYTES=$((${CSIZE%G} << 30)) ;; *M) CBYTES=$((${CSIZE%M} << 20)) ;; *) CBYTES=$CSIZE ;;
 esac
@@ -134,7 +135,30 @@ print("\n".join(sorted({str(m["pid"]) for m in json.load(sys.stdin) if m["state"
 	esac
 }
 
-cached_kib() { awk '$1 == "Cached:" { print $2 }' /proc/meminfo; }
+# Page cache held for the mounts' /usr, from fincore after the reads (the machine's Cached
+# would count other work too): each mount's own pages (a FUSE mount has its own page cache)
+# plus what its files come from: the lower /usr (overlay, whose mounts share the lower's pages;
+# fuse-overlayfs) or the store's pack files (cairn).
+resident_mib() { # FILE...: resident bytes summed, MiB
+	xargs -0 -r fincore -b -n -o RES 2> /dev/null | awk '{ s += $1 } END { printf "%d\n", s / 1048576 }'
+}
+pagecache_mib() { # SYSTEM DIR N
+	local sys=$1 dir=$2 n=$3 total=0 i
+	case $sys in
+	overlay) find "$T/usr" -type f -print0 | resident_mib ;;
+	*)
+		for i in $(seq 1 "$n"); do
+			total=$((total + $(find "$dir/m$i/usr" -type f -print0 | resident_mib)))
+		done
+		if [[ $sys == fuse-overlayfs ]]; then
+			total=$((total + $(find "$T/usr" -type f -print0 | resident_mib)))
+		else
+			total=$((total + $(find "$STORE/packs" -type f -print0 | resident_mib)))
+		fi
+		echo "$total"
+		;;
+	esac
+}
 mem_avail_mib() { awk '$1 == "MemAvailable:" { print int($2 / 1024) }' /proc/meminfo; }
 read_usr() { tar -C "$1/usr" -cf - . | cat > /dev/null; }
 
@@ -153,7 +177,6 @@ for n in $COUNTS; do
 		bench_log "$sys x $n: mounting"
 		for i in $(seq 1 "$n"); do mount_one "$sys" "$dir/m$i" "$dir/u$i"; done
 		bench_drop_caches
-		c0=$(cached_kib)
 		bench_log "$sys x $n: reading /usr of mount 1 (cold)"
 		t0=$EPOCHREALTIME
 		read_usr "$dir/m1"
@@ -165,8 +188,7 @@ for n in $COUNTS; do
 			others+=("$(awk -v ms="$(bench_ms_since "$t0")" 'BEGIN { printf "%.2f", ms / 1000 }')")
 		done
 		R[$sys,$n,others]=$(bench_median "${others[@]}")
-		c1=$(cached_kib)
-		R[$sys,$n,pagecache]=$(((c1 - c0) / 1024))
+		R[$sys,$n,pagecache]=$(pagecache_mib "$sys" "$dir" "$n")
 		rss=0 thr=0 procs=0
 		for p in $(daemons "$sys" "$dir"); do
 			r=$(bench_rss_anon "$p")
@@ -204,7 +226,7 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 report() {
 	printf 'Density: %s (/usr: %s files, %s), cache %s, %s, load %s\n\n' "$(cat "$T.stamp" | head -n 1)" \
 		"$USR_FILES" "$(bench_human "$USR_BYTES")" "$CSIZE" "$(date -u '+%Y-%m-%d')" "$LOAD"
-	printf '| mounts | system | procs | threads | RssAnon MiB | page cache +MiB | first /usr s | others s (median) | first/others | one more ms | upgrade ms |\n'
+	printf '| mounts | system | procs | threads | RssAnon MiB | page cache MiB | first /usr s | others s (median) | first/others | one more ms | upgrade ms |\n'
 	printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 	for n in $COUNTS; do
 		for sys in $SYSTEMS; do
