@@ -596,6 +596,7 @@ static int take_mount(struct cfs_daemon *d, int sock, json_object *msg, int *fds
 		unsigned mn = 0;
 		json_object *m = NULL;
 		const char *p;
+		bool end;
 
 		ret = cfs_ctl_recv(sock, 60000, &m, mfds, &mn, CFS_CTL_MAX_FDS);
 		p = cfs_ctl_str(m, "part");
@@ -610,11 +611,12 @@ static int take_mount(struct cfs_daemon *d, int sock, json_object *msg, int *fds
 		} else if (!ret && strcmp(p, "end") != 0) {
 			ret = cairn_err(-EPROTO, "a handover message out of place ('%s')", p);
 		}
+		end = strcmp(p, "end") == 0; /* p lives as long as m */
 		for (unsigned i = 0; i < mn; i++)
 			if (mfds[i] >= 0)
 				close(mfds[i]);
 		json_object_put(m);
-		if (!ret && strcmp(p, "end") == 0)
+		if (!ret && end)
 			break;
 	}
 	if (!ret && !cfs_inode_find(fs, FUSE_ROOT_ID))
@@ -658,6 +660,7 @@ int cfs_handover_take(struct cfs_daemon *d, unsigned *taken)
 		int fds[CFS_CTL_MAX_FDS];
 		unsigned nfds = 0;
 		const char *p;
+		bool done;
 
 		msg = NULL;
 		ret = cfs_ctl_recv(sock, 60000, &msg, fds, &nfds, CFS_CTL_MAX_FDS);
@@ -680,11 +683,12 @@ int cfs_handover_take(struct cfs_daemon *d, unsigned *taken)
 		} else if (!ret && strcmp(p, "done") != 0) {
 			ret = cairn_err(-EPROTO, "a handover message out of place ('%s')", p);
 		}
+		done = strcmp(p, "done") == 0; /* p lives as long as msg */
 		for (unsigned i = 0; i < nfds; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		json_object_put(msg);
-		if (!ret && strcmp(p, "done") == 0)
+		if (!ret && done)
 			break;
 	}
 	/*

@@ -1090,7 +1090,7 @@ static int daemon_restart(struct cli *cli)
 {
 	char store[PATH_MAX], sock[128], line[1200];
 	json_object *req = cfs_ctl_request("hello"), *reply = NULL;
-	unsigned n = 0;
+	unsigned n = 0, points;
 	double ms = 0;
 	int lock, ret, old, pid = 0;
 	size_t cache;
@@ -1120,6 +1120,7 @@ static int daemon_restart(struct cli *cli)
 	}
 	old = (int)cfs_ctl_int(reply, "pid");
 	cache = (size_t)cfs_ctl_int(reply, "cache_bytes");
+	points = (unsigned)cfs_ctl_int(reply, "mounts");
 	json_object_put(reply);
 	ret = start_daemon(store, cache ? cache : CFS_CACHE_DEFAULT, true, line, sizeof(line));
 	if (!ret && sscanf(line, "ok %u %lf %d", &n, &ms, &pid) != 3)
@@ -1133,8 +1134,9 @@ static int daemon_restart(struct cli *cli)
 	for (int k = 0; k < 200 && alive(old); k++)
 		usleep(50000);
 	close(lock);
-	printf("daemon %d handed %u mount%s to daemon %d in %.1f ms%s\n", old, n, n == 1 ? "" : "s",
-	       pid, ms, alive(old) ? " (the old one has not exited yet)" : "");
+	printf("daemon %d handed %u mount%s (%u FUSE session%s) to daemon %d in %.1f ms%s\n", old,
+	       points, points == 1 ? "" : "s", n, n == 1 ? "" : "s", pid, ms,
+	       alive(old) ? " (the old one has not exited yet)" : "");
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
