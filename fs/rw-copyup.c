@@ -360,14 +360,15 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		name[d.name_len] = '\0';
 		in_upper = ufd >= 0 && fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 		if (d.type == CAIRN_NODE_DIR) {
-			struct rw_marks m;
+			struct cfs_marks m;
+			bool none;
 			int cfd = -1;
 
 			if (in_upper) {
 				if (!S_ISDIR(st.st_mode))
 					continue;
 				cfd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-				if (cfd < 0 || rw_marks_read(cfd, &m)) {
+				if (cfd < 0 || rw_marks_read(cfd, &m, &none)) {
 					if (cfd >= 0)
 						close(cfd);
 					continue;
@@ -414,7 +415,8 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		}
 		for (struct dirent *de; !g->err && (de = readdir(dir));) {
 			struct cairn_dirent d;
-			struct rw_marks m;
+			struct cfs_marks m;
+			bool none;
 			int cfd;
 
 			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
@@ -428,7 +430,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 								O_CLOEXEC);
 			if (cfd < 0)
 				continue;
-			if (rw_marks_read(cfd, &m)) {
+			if (rw_marks_read(cfd, &m, &none)) {
 				close(cfd);
 				continue;
 			}

@@ -48,16 +48,12 @@ void rw_unkey(struct cfs *fs, struct cfs_inode *in);
 
 /* ---- the merged view of a name (rw.c) ---- */
 
-/* cairn's markers of an upper object. */
-struct rw_marks {
-	bool none; /* no xattrs but markers */
-	bool opaque, metacopy, has_origin, has_redirect;
-	uint64_t lower_len; /* with metacopy: UINT64_MAX for "y" (all of the origin) */
-	struct cairn_id origin, redirect;
-};
-
-/* Reads the markers of the upper object fd (an O_PATH fd). 0 or -errno. */
-int rw_marks_read(int fd, struct rw_marks *m);
+/*
+ * Reads the markers of the upper object fd (an O_PATH fd) into m
+ * (cfs_marks_parse(), upper.h); *none: it has no xattrs but markers.
+ * 0 or -errno.
+ */
+int rw_marks_read(int fd, struct cfs_marks *m, bool *none);
 
 /* What the merged view shows at a name. */
 struct rw_entry {

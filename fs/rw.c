@@ -247,15 +247,18 @@ static int lower_at(struct rw_req *r, struct cfs_inode *p, const char *name, siz
 	return ret == -EUCLEAN ? -EIO : ret;
 }
 
-int rw_marks_read(int fd, struct rw_marks *m)
+int rw_marks_read(int fd, struct cfs_marks *m, bool *none)
 {
+	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
+					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT };
 	char list[4096], path[32], val[64];
 	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
 
 	memset(m, 0, sizeof(*m));
+	*none = false;
 	if (n < 0) {
 		if (errno == ENOTSUP) {
-			m->none = true;
+			*none = true;
 			return 0;
 		}
 		if (errno != ERANGE)
@@ -268,36 +271,17 @@ int rw_marks_read(int fd, struct rw_marks *m)
 			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
 			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
 				other = true;
-		m->none = !other;
+		*none = !other;
 	}
 	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
 		return 0;
-	if (getxattr(path, CFS_XATTR_OPAQUE, val, sizeof(val)) > 0)
-		m->opaque = true;
-	n = getxattr(path, CFS_XATTR_METACOPY, val, sizeof(val) - 1);
-	if (n > 0) {
-		char *end;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
 
-		val[n] = '\0';
-		m->metacopy = true;
-		m->lower_len = UINT64_MAX;
-		if (strcmp(val, "y") != 0) {
-			errno = 0;
-			m->lower_len = strtoull(val, &end, 10);
-			m->metacopy = !errno && *end == '\0' && val[0] >= '0' && val[0] <= '9';
-		}
+		if (vl >= 0)
+			cfs_marks_parse(m, names[i], val, (size_t)vl);
 	}
-	n = getxattr(path, CFS_XATTR_ORIGIN, val, sizeof(val) - 1);
-	if (n == CAIRN_ID_HEX_LEN) {
-		val[n] = '\0';
-		m->has_origin = cairn_id_parse_prefix(val, &m->origin) == CAIRN_ID_HEX_LEN;
-	}
-	n = getxattr(path, CFS_XATTR_REDIRECT, val, sizeof(val) - 1);
-	if (n == CAIRN_ID_HEX_LEN) {
-		val[n] = '\0';
-		m->has_redirect = cairn_id_parse_prefix(val, &m->redirect) == CAIRN_ID_HEX_LEN;
-	}
-	m->metacopy &= m->has_origin;
+	cfs_marks_finish(m);
 	return 0;
 }
 
@@ -347,9 +331,10 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 			return -errno;
 	}
 	if (e->ufd >= 0) {
-		struct rw_marks m;
+		struct cfs_marks m;
+		bool none;
 
-		ret = fstat(e->ufd, &e->st) < 0 ? -errno : rw_marks_read(e->ufd, &m);
+		ret = fstat(e->ufd, &e->st) < 0 ? -errno : rw_marks_read(e->ufd, &m, &none);
 		if (ret) {
 			rw_entry_release(e);
 			return ret;
@@ -360,7 +345,7 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 			return -ENOENT;
 		}
 		e->type = rw_st_type(e->st.st_mode);
-		e->no_xattrs = m.none;
+		e->no_xattrs = none;
 		if (e->type == CAIRN_NODE_DIR) {
 			e->opaque = m.opaque;
 			if (m.has_redirect) {

@@ -156,8 +156,9 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 	size_t k = memo_bucket(old, new), cap = 0, used = 0;
 	struct cairn_node_view a, b;
 	struct cairn_dirent ea, eb;
+	struct cairn_dir_merge mg;
 	struct dirdiff *d;
-	uint32_t i = 0, j = 0;
+	int side;
 
 	for (d = m->buckets[k]; d; d = d->next) {
 		if (cairn_id_eq(&d->old, old) && cairn_id_eq(&d->new, new)) {
@@ -172,45 +173,17 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 	d->new = *new;
 	if (cairn_node_get(t->txn, old, 0, &a) || cairn_node_get(t->txn, new, 0, &b))
 		goto done; /* nothing to compare: no name expired */
-	while (i < a.nentries || j < b.nentries) {
-		bool ha = i < a.nentries && cairn_dir_entry(&a, i, &ea) == 0;
-		bool hb = j < b.nentries && cairn_dir_entry(&b, j, &eb) == 0;
-		const char *name = NULL;
-		size_t len = 0;
-		int c;
+	cairn_dir_merge_init(&mg, &a, &b);
+	while ((side = cairn_dir_merge_next(&mg, &ea, &eb)) > 0) {
+		/*
+		 * removed, added (drops a cached negative entry) or changed; a
+		 * directory that stays one keeps its dentry: it is re-bound itself
+		 */
+		const struct cairn_dirent *e = side == CAIRN_MERGE_B ? &eb : &ea;
 
-		if (!ha && !hb)
-			break;
-		if (!hb) {
-			c = -1;
-		} else if (!ha) {
-			c = 1;
-		} else {
-			size_t n = ea.name_len < eb.name_len ? ea.name_len : eb.name_len;
-
-			c = memcmp(ea.name, eb.name, n);
-			if (!c)
-				c = ea.name_len < eb.name_len ? -1 : ea.name_len > eb.name_len;
-		}
-		if (c < 0) { /* removed */
-			name = ea.name;
-			len = ea.name_len;
-			i++;
-		} else if (c > 0) { /* added: drops a cached negative entry */
-			name = eb.name;
-			len = eb.name_len;
-			j++;
-		} else {
-			/* a directory that stays one keeps its dentry: it is re-bound itself */
-			if (!cairn_id_eq(&ea.id, &eb.id) &&
-			    !(ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)) {
-				name = ea.name;
-				len = ea.name_len;
-			}
-			i++;
-			j++;
-		}
-		if (!name)
+		if (side == CAIRN_MERGE_BOTH &&
+		    (cairn_id_eq(&ea.id, &eb.id) ||
+		     (ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)))
 			continue;
 		if (d->n % 64 == 0) {
 			uint16_t *l = realloc(d->lens, (d->n + 64) * sizeof(*l));
@@ -219,11 +192,11 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 				goto nomem;
 			d->lens = l;
 		}
-		if (used + len > cap) {
+		if (used + e->name_len > cap) {
 			size_t ncap = cap ? cap * 2 : 1024;
 			char *p;
 
-			while (ncap < used + len)
+			while (ncap < used + e->name_len)
 				ncap *= 2;
 			p = realloc(d->names, ncap);
 			if (!p)
@@ -231,9 +204,9 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 			d->names = p;
 			cap = ncap;
 		}
-		memcpy(d->names + used, name, len);
-		used += len;
-		d->lens[d->n++] = (uint16_t)len;
+		memcpy(d->names + used, e->name, e->name_len);
+		used += e->name_len;
+		d->lens[d->n++] = (uint16_t)e->name_len;
 	}
 done:
 	d->next = m->buckets[k];

@@ -38,6 +38,58 @@ const char *cfs_xattr_from_upper(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* 32 hex digits: a node id. */
+static bool marker_id(const void *value, size_t len, struct cairn_id *id)
+{
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	if (len != CAIRN_ID_HEX_LEN)
+		return false;
+	memcpy(hex, value, CAIRN_ID_HEX_LEN);
+	hex[CAIRN_ID_HEX_LEN] = '\0';
+	return cairn_id_parse_prefix(hex, id) == CAIRN_ID_HEX_LEN;
+}
+
+/* "y" (all of the origin) or how many leading bytes are the origin's. */
+static bool metacopy_len(const void *value, size_t len, uint64_t *out)
+{
+	char v[24], *end;
+
+	if (len == 1 && *(const char *)value == 'y') {
+		*out = UINT64_MAX;
+		return true;
+	}
+	if (len == 0 || len >= sizeof(v))
+		return false;
+	memcpy(v, value, len);
+	v[len] = '\0';
+	if (v[0] < '0' || v[0] > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	return !errno && *end == '\0';
+}
+
+bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, size_t len)
+{
+	if (!strcmp(name, CFS_XATTR_OPAQUE))
+		m->opaque = true;
+	else if (!strcmp(name, CFS_XATTR_METACOPY))
+		m->metacopy = metacopy_len(value, len, &m->lower_len);
+	else if (!strcmp(name, CFS_XATTR_ORIGIN))
+		m->has_origin = marker_id(value, len, &m->origin);
+	else if (!strcmp(name, CFS_XATTR_REDIRECT))
+		m->has_redirect = marker_id(value, len, &m->redirect);
+	else
+		return false;
+	return true;
+}
+
+void cfs_marks_finish(struct cfs_marks *m)
+{
+	m->metacopy &= m->has_origin;
+}
+
 void cfs_upper_tmpname(struct cfs_upper *u, char name[32])
 {
 	snprintf(name, 32, "t%d.%u", (int)getpid(), atomic_fetch_add(&u->seq, 1));

@@ -111,6 +111,25 @@ static inline bool cfs_is_whiteout(const struct stat *st)
 const char *cfs_xattr_to_upper(const char *name, char *buf, size_t len);
 const char *cfs_xattr_from_upper(const char *name, char *buf, size_t len);
 
+/* cairn's markers of one upper object, as the daemon and commit read them. */
+struct cfs_marks {
+	bool opaque, metacopy, has_origin, has_redirect;
+	uint64_t lower_len; /* with metacopy: bytes that are the origin's (UINT64_MAX: all, "y") */
+	struct cairn_id origin, redirect;
+};
+
+/*
+ * Takes one xattr of an upper object (value: len bytes) into m when it is
+ * one of cairn's markers. Returns true for a marker's name (a malformed
+ * value leaves that marker unset), false for any other name, escaped
+ * container xattrs included. Start from a zeroed m; call cfs_marks_finish()
+ * after the last xattr.
+ */
+bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, size_t len);
+
+/* A metacopy mark counts only next to a valid origin. */
+void cfs_marks_finish(struct cfs_marks *m);
+
 /* "/proc/self/fd/N": reaches exactly the object fd holds (an O_PATH fd too). */
 static inline const char *cfs_fdpath(int fd, char buf[32])
 {

@@ -20,6 +20,9 @@
  * A record cut short ends the list. fuzz/mkseeds.py writes real stores
  * this way. Stores live under $TMPDIR (fuzz/run.sh points it at a tmpfs).
  */
+/* white-box: reads and damages the store's tables on purpose */
+#define CAIRN_STORE_INTERNAL
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@
 #include "platform.h"
 #include "read.h"
 #include "walk.h"
+#include "store-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

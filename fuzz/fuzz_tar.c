@@ -12,12 +12,16 @@
  * store and a run is reproducible. The store lives under $TMPDIR (fuzz/run.sh
  * points it at a tmpfs); the input reaches import_tar() through a memfd.
  */
+/* white-box: reads and damages the store's tables on purpose */
+#define CAIRN_STORE_INTERNAL
+
 #include <ftw.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
 #include "fsck.h"
 #include "import.h"
+#include "store-internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -203,53 +203,34 @@ static int one_side(struct differ *d, enum cairn_diff_kind kind, const struct ca
 static int pair(struct differ *d, const struct cairn_id *old_id, const struct cairn_id *new_id,
 		unsigned depth);
 
-static int name_cmp(const struct cairn_dirent *a, const struct cairn_dirent *b)
-{
-	int c = memcmp(a->name, b->name, a->name_len < b->name_len ? a->name_len : b->name_len);
-
-	if (c)
-		return c;
-	return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
-}
-
 /* Merges two directories' sorted entries; equal ids are skipped unread. */
 static int merge(struct differ *d, const struct cairn_node_view *a,
 		 const struct cairn_node_view *b, unsigned depth)
 {
 	size_t base = d->path.len;
-	uint32_t i = 0, j = 0;
-	int ret = 0;
+	struct cairn_dir_merge m;
+	struct cairn_dirent ea, eb;
+	int side, ret = 0;
 
 	if (depth >= CAIRN_DIFF_MAX_DEPTH)
 		return too_deep(d);
-	while (!ret && (i < a->nentries || j < b->nentries)) {
-		struct cairn_dirent ea, eb;
-		int c;
-
+	cairn_dir_merge_init(&m, a, b);
+	while (!ret && (side = cairn_dir_merge_next(&m, &ea, &eb)) > 0) {
 		d->st.entries_visited++;
-		if (i < a->nentries && (ret = entry(d, a, i, &ea)))
-			break;
-		if (j < b->nentries && (ret = entry(d, b, j, &eb)))
-			break;
-		c = i == a->nentries ? 1 : j == b->nentries ? -1 : name_cmp(&ea, &eb);
-		if (c == 0 && cairn_id_eq(&ea.id, &eb.id)) {
-			i++, j++;
+		if (side == CAIRN_MERGE_BOTH && cairn_id_eq(&ea.id, &eb.id))
 			continue; /* the same subtree, however big */
-		}
-		if ((ret = path_push(d, c <= 0 ? &ea : &eb)))
+		if ((ret = path_push(d, side & CAIRN_MERGE_A ? &ea : &eb)))
 			break;
-		if (c < 0) {
+		if (side == CAIRN_MERGE_A)
 			ret = one_side(d, CAIRN_DIFF_REMOVED, &ea, depth);
-			i++;
-		} else if (c > 0) {
+		else if (side == CAIRN_MERGE_B)
 			ret = one_side(d, CAIRN_DIFF_ADDED, &eb, depth);
-			j++;
-		} else {
+		else
 			ret = pair(d, &ea.id, &eb.id, depth + 1);
-			i++, j++;
-		}
 		path_pop(d, base);
 	}
+	if (!ret && side < 0)
+		ret = cairn_err(side, "'%s': a directory entry is damaged", path_str(d));
 	return ret;
 }
 

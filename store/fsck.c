@@ -22,6 +22,7 @@
 #include "image.h"
 #include "node.h"
 #include "walk.h"
+#include "store-internal.h"
 
 #define PROGRESS_EVERY 1024u
 #define WALK_MARK 1u

@@ -17,6 +17,7 @@
 #include "image.h"
 #include "platform.h"
 #include "walk.h"
+#include "store-internal.h"
 
 #define SWEEP_BATCH 10000 /* deletes per transaction */
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * image.c - image records and name resolution.
+ * image.c - image records, and the verbs that name images: resolution,
+ * tags, removal (image.h). Every write here runs in one naming
+ * transaction (cairn_naming_begin/commit, below): the one place where
+ * naming meets gc.
  */
 #include "image.h"
 
@@ -9,6 +12,7 @@
 #include <xxhash.h>
 
 #include "platform.h"
+#include "store-internal.h"
 
 void cairn_image_id(const struct cairn_id *layers, uint32_t n, const struct cairn_id *root,
 		    struct cairn_id *out)
@@ -98,6 +102,30 @@ int cairn_image_get(struct cairn_txn *t, const struct cairn_id *id, struct cairn
 	return 0;
 }
 
+struct image_each {
+	int (*fn)(const struct cairn_image *img, void *arg);
+	void *arg;
+};
+
+static int image_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct image_each *ie = arg;
+	struct cairn_image img;
+
+	if (kl != CAIRN_ID_LEN || cairn_image_parse(v, vl, &img))
+		return 0; /* fsck reports it */
+	memcpy(img.id.b, k, CAIRN_ID_LEN);
+	return ie->fn(&img, ie->arg);
+}
+
+int cairn_image_each(struct cairn_txn *t, int (*fn)(const struct cairn_image *img, void *arg),
+		     void *arg)
+{
+	struct image_each ie = { fn, arg };
+
+	return cairn_table_each(t, CAIRN_DBI_IMAGES, image_one, &ie);
+}
+
 int cairn_tag_check(const char *name)
 {
 	size_t n = strlen(name);
@@ -111,6 +139,49 @@ int cairn_tag_check(const char *name)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+int cairn_tag_get(struct cairn_txn *t, const char *name, struct cairn_id *id)
+{
+	size_t n = strlen(name);
+	const void *v;
+	size_t vl;
+	int ret;
+
+	if (n == 0 || n > CAIRN_TAG_MAX)
+		return -ENOENT;
+	ret = cairn_get(t, CAIRN_DBI_TAGS, name, n, &v, &vl);
+	if (ret)
+		return ret;
+	if (vl != CAIRN_ID_LEN)
+		return cairn_err(-EUCLEAN, "tag '%s' is damaged", name);
+	memcpy(id->b, v, CAIRN_ID_LEN);
+	return 0;
+}
+
+struct tag_each {
+	int (*fn)(const char *name, size_t len, const struct cairn_id *image, void *arg);
+	void *arg;
+};
+
+static int tag_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct tag_each *te = arg;
+	struct cairn_id id;
+
+	if (vl != CAIRN_ID_LEN)
+		return 0; /* fsck reports it */
+	memcpy(id.b, v, CAIRN_ID_LEN);
+	return te->fn(k, kl, &id, te->arg);
+}
+
+int cairn_tag_each(struct cairn_txn *t,
+		   int (*fn)(const char *name, size_t len, const struct cairn_id *image, void *arg),
+		   void *arg)
+{
+	struct tag_each te = { fn, arg };
+
+	return cairn_table_each(t, CAIRN_DBI_TAGS, tag_one, &te);
 }
 
 static int resolve_prefix(struct cairn_txn *t, const char *spec, struct cairn_id *id)
@@ -148,52 +219,189 @@ static int resolve_prefix(struct cairn_txn *t, const char *spec, struct cairn_id
 	return found ? 0 : cairn_err(-ENOENT, "no image named '%s'", spec);
 }
 
-int cairn_image_resolve(struct cairn_txn *t, const char *spec, struct cairn_id *id)
+/* PLATFORM@GEN */
+static int resolve_generation(struct cairn_txn *t, const char *spec, const char *at,
+			      struct cairn_name *out)
 {
-	size_t n = strlen(spec);
-	const void *v;
-	size_t vl;
+	struct cairn_generation g;
+	char *end;
+	unsigned long long gen;
 	int ret;
 
+	gen = strtoull(at + 1, &end, 10);
+	if (at == spec || (size_t)(at - spec) > CAIRN_TAG_MAX || !at[1] || *end || gen == 0 ||
+	    at[1] < '0' || at[1] > '9')
+		return cairn_err(-ENOENT, "no image named '%s' (PLATFORM@GENERATION)", spec);
+	memcpy(out->platform, spec, (size_t)(at - spec));
+	out->platform[at - spec] = '\0';
+	ret = cairn_generation_get(t, out->platform, gen, &g);
+	if (ret == -ENOENT)
+		return cairn_err(ret, "platform '%s' has no generation %llu", out->platform, gen);
+	if (ret)
+		return ret;
+	out->kind = CAIRN_NAME_GENERATION;
+	out->image = g.image;
+	out->generation = gen;
+	return 0;
+}
+
+int cairn_name_resolve(struct cairn_txn *t, const char *spec, struct cairn_name *out)
+{
 	const char *at = strrchr(spec, '@');
+	size_t n = strlen(spec);
 	struct cairn_platform p;
+	int ret;
 
-	if (at) {
-		/* PLATFORM@GEN */
-		struct cairn_generation g;
-		char name[130], *end;
-		unsigned long long gen;
-
-		gen = strtoull(at + 1, &end, 10);
-		if (at == spec || (size_t)(at - spec) >= sizeof(name) || !at[1] || *end || gen == 0)
-			return cairn_err(-ENOENT, "no image named '%s' (PLATFORM@GENERATION)", spec);
-		memcpy(name, spec, (size_t)(at - spec));
-		name[at - spec] = '\0';
-		ret = cairn_generation_get(t, name, gen, &g);
-		if (ret == -ENOENT)
-			return cairn_err(ret, "platform '%s' has no generation %llu", name, gen);
-		if (ret)
-			return ret;
-		*id = g.image;
-		return 0;
-	}
-	if (n == 0 || n > 128)
+	memset(out, 0, sizeof(*out));
+	if (at)
+		return resolve_generation(t, spec, at, out);
+	if (n == 0 || n > CAIRN_TAG_MAX)
 		return cairn_err(-ENOENT, "no image named '%s'", spec);
-	ret = cairn_get(t, CAIRN_DBI_TAGS, spec, n, &v, &vl);
+	ret = cairn_tag_get(t, spec, &out->image);
 	if (ret == 0) {
-		if (vl != CAIRN_ID_LEN)
-			return cairn_err(-EUCLEAN, "tag '%s' is damaged", spec);
-		memcpy(id->b, v, CAIRN_ID_LEN);
+		out->kind = CAIRN_NAME_TAG;
 		return 0;
 	}
 	if (ret != -ENOENT)
 		return ret;
 	ret = cairn_platform_get(t, spec, &p);
 	if (ret == 0) {
-		*id = p.image;
+		out->kind = CAIRN_NAME_PLATFORM;
+		out->image = p.image;
+		out->generation = p.generation;
+		memcpy(out->platform, spec, n + 1);
 		return 0;
 	}
 	if (ret != -ENOENT)
 		return ret;
-	return resolve_prefix(t, spec, id);
+	out->kind = CAIRN_NAME_ID;
+	return resolve_prefix(t, spec, &out->image);
+}
+
+int cairn_image_resolve(struct cairn_txn *t, const char *spec, struct cairn_id *id)
+{
+	struct cairn_name name;
+	int ret = cairn_name_resolve(t, spec, &name);
+
+	if (!ret)
+		*id = name.image;
+	return ret;
+}
+
+/* --- naming: the writes --------------------------------------------------- */
+
+int cairn_naming_begin(struct cairn_store *s, struct cairn_txn **t)
+{
+	/* a publishing transaction: fully synced */
+	int ret = cairn_store_set_batch_mode(s, false);
+
+	return ret ? ret : cairn_txn_begin(s, true, t);
+}
+
+int cairn_naming_commit(struct cairn_txn *t)
+{
+	return cairn_txn_commit(t);
+}
+
+int cairn_naming_check(struct cairn_txn *t, const struct cairn_id *image)
+{
+	struct cairn_image img;
+	int ret = cairn_image_get(t, image, &img);
+
+	return ret == -ENOENT ? cairn_err(ret, "the image is not in the store") : ret;
+}
+
+int cairn_tag_put(struct cairn_txn *t, const char *name, const struct cairn_id *image)
+{
+	return cairn_put(t, CAIRN_DBI_TAGS, name, strlen(name), image->b, CAIRN_ID_LEN, 0, NULL,
+			 NULL);
+}
+
+/* Ends a naming transaction: committed when ret is 0, aborted otherwise. */
+static int naming_end(struct cairn_txn *t, int ret)
+{
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret;
+	}
+	return cairn_naming_commit(t);
+}
+
+int cairn_tag_set(struct cairn_store *s, const char *name, const struct cairn_id *image)
+{
+	struct cairn_txn *t;
+	int ret;
+
+	if (cairn_tag_check(name))
+		return cairn_err(-EINVAL, "'%s' is not a valid tag name", name);
+	ret = cairn_naming_begin(s, &t);
+	if (ret)
+		return ret;
+	ret = cairn_naming_check(t, image);
+	if (!ret)
+		ret = cairn_tag_put(t, name, image);
+	return naming_end(t, ret);
+}
+
+int cairn_tag_remove(struct cairn_store *s, const char *name)
+{
+	struct cairn_txn *t;
+	struct cairn_id id;
+	int ret = cairn_naming_begin(s, &t);
+
+	if (ret)
+		return ret;
+	ret = cairn_tag_get(t, name, &id);
+	if (ret == -ENOENT)
+		ret = cairn_err(ret, "there is no tag '%s'", name);
+	if (!ret)
+		ret = cairn_del(t, CAIRN_DBI_TAGS, name, strlen(name));
+	return naming_end(t, ret);
+}
+
+/* Deletes every tag naming id. */
+static int untag_all(struct cairn_txn *t, const struct cairn_id *id)
+{
+	struct cairn_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int ret = cairn_cursor_open(t, CAIRN_DBI_TAGS, &c);
+
+	if (ret)
+		return ret;
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;) {
+		if (vl == CAIRN_ID_LEN && memcmp(v, id->b, CAIRN_ID_LEN) == 0) {
+			ret = cairn_cursor_del(c);
+			if (ret)
+				break;
+			/* start over: tags are few, and this needs no cursor subtleties */
+			ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl);
+			continue;
+		}
+		ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl);
+	}
+	cairn_cursor_close(c);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+int cairn_image_remove(struct cairn_store *s, const struct cairn_id *image)
+{
+	struct cairn_txn *t;
+	char who[CAIRN_TAG_MAX + 32];
+	int ret = cairn_naming_begin(s, &t);
+
+	if (ret)
+		return ret;
+	ret = cairn_naming_check(t, image);
+	if (!ret) {
+		ret = cairn_platform_uses(t, image, who, sizeof(who));
+		if (ret > 0)
+			ret = cairn_err(-EBUSY, "platform generation %s uses it (gc --keep prunes "
+						"history)", who);
+	}
+	if (!ret)
+		ret = untag_all(t, image);
+	if (!ret)
+		ret = cairn_del(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN);
+	return naming_end(t, ret);
 }

@@ -208,6 +208,36 @@ int cairn_dir_lookup(const struct cairn_node_view *v, const char *name, size_t l
 	return -ENOENT;
 }
 
+void cairn_dir_merge_init(struct cairn_dir_merge *m, const struct cairn_node_view *a,
+			  const struct cairn_node_view *b)
+{
+	*m = (struct cairn_dir_merge){ .a = a, .b = b };
+}
+
+int cairn_dir_merge_next(struct cairn_dir_merge *m, struct cairn_dirent *ea,
+			 struct cairn_dirent *eb)
+{
+	bool ha = m->a && m->i < m->a->nentries, hb = m->b && m->j < m->b->nentries;
+	int c;
+
+	if ((ha && cairn_dir_entry(m->a, m->i, ea)) || (hb && cairn_dir_entry(m->b, m->j, eb)))
+		return -EUCLEAN;
+	if (!ha && !hb)
+		return 0;
+	c = !hb ? -1 : !ha ? 1 : cairn_name_cmp(ea->name, ea->name_len, eb->name, eb->name_len);
+	if (c < 0) {
+		m->i++;
+		return CAIRN_MERGE_A;
+	}
+	if (c > 0) {
+		m->j++;
+		return CAIRN_MERGE_B;
+	}
+	m->i++;
+	m->j++;
+	return CAIRN_MERGE_BOTH;
+}
+
 int cairn_xattr_next(const struct cairn_node_view *v, size_t *off, struct cairn_xattr *x)
 {
 	size_t o = *off;

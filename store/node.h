@@ -129,6 +129,32 @@ int cairn_dir_lookup(const struct cairn_node_view *v, const char *name, size_t l
 		     struct cairn_dirent *out, uint32_t *pos);
 
 /*
+ * Two directories' entries walked together in name order, one name at a
+ * time: the one merge of sorted entries that diff, stack and the live
+ * switch share. Either directory may be NULL (no entries).
+ */
+struct cairn_dir_merge {
+	const struct cairn_node_view *a, *b;
+	uint32_t i, j;
+};
+
+enum cairn_merge_side {
+	CAIRN_MERGE_A = 1,    /* the name is only in a: *ea is filled */
+	CAIRN_MERGE_B = 2,    /* only in b: *eb is filled */
+	CAIRN_MERGE_BOTH = 3, /* in both: *ea and *eb are filled */
+};
+
+void cairn_dir_merge_init(struct cairn_dir_merge *m, const struct cairn_node_view *a,
+			  const struct cairn_node_view *b);
+/*
+ * The next name: a cairn_merge_side (a bit mask: A | B), 0 past the last
+ * name, or -EUCLEAN for a damaged entry (no message). The entries point
+ * into the views.
+ */
+int cairn_dir_merge_next(struct cairn_dir_merge *m, struct cairn_dirent *ea,
+			 struct cairn_dirent *eb);
+
+/*
  * Xattr iteration: *off starts at 0; fills x and advances. Returns 0, -ENOENT
  * past the last one, or -EUCLEAN.
  */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "image.h"
+#include "store-internal.h"
 
 int cairn_platform_check(const char *name)
 {
@@ -62,6 +63,38 @@ static int generation_parse(const void *v, size_t vl, uint64_t gen, struct cairn
 	g->time_ns = CAIRN_GET(d.time_ns);
 	g->restored = CAIRN_GET(d.restored);
 	return 0;
+}
+
+struct platform_each {
+	struct cairn_txn *t;
+	int (*fn)(const char *name, const struct cairn_platform *p, void *arg);
+	void *arg;
+};
+
+static int platform_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct platform_each *pe = arg;
+	char name[CAIRN_TAG_MAX + 1];
+	struct cairn_platform p;
+
+	if (kl > CAIRN_TAG_MAX)
+		return 0; /* fsck reports it */
+	memcpy(name, k, kl);
+	name[kl] = '\0';
+	if (cairn_platform_get(pe->t, name, &p)) {
+		cairn_err_clear();
+		return 0;
+	}
+	return pe->fn(name, &p, pe->arg);
+}
+
+int cairn_platform_each(struct cairn_txn *t,
+			int (*fn)(const char *name, const struct cairn_platform *p, void *arg),
+			void *arg)
+{
+	struct platform_each pe = { t, fn, arg };
+
+	return cairn_table_each(t, CAIRN_DBI_PLATFORMS, platform_one, &pe);
 }
 
 int cairn_generation_get(struct cairn_txn *t, const char *name, uint64_t gen,
@@ -144,30 +177,19 @@ static int append(struct cairn_txn *t, const char *name, uint64_t gen, uint8_t a
 			 NULL);
 }
 
-/* A publishing transaction: full sync. */
-static int begin_synced(struct cairn_store *s, struct cairn_txn **t)
-{
-	int ret = cairn_store_set_batch_mode(s, false);
-
-	return ret ? ret : cairn_txn_begin(s, true, t);
-}
-
 int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct cairn_id *image,
 			   uint64_t *gen)
 {
 	struct cairn_platform cur = { 0 };
-	struct cairn_image img;
 	struct cairn_txn *t;
 	int ret;
 
 	if (cairn_platform_check(name))
 		return cairn_err(-EINVAL, "'%s' is not a valid platform name", name);
-	ret = begin_synced(s, &t);
+	ret = cairn_naming_begin(s, &t);
 	if (ret)
 		return ret;
-	ret = cairn_image_get(t, image, &img);
-	if (ret == -ENOENT)
-		ret = cairn_err(ret, "the image is not in the store");
+	ret = cairn_naming_check(t, image);
 	if (!ret) {
 		ret = cairn_platform_get(t, name, &cur);
 		if (ret == -ENOENT) {
@@ -186,7 +208,7 @@ int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct
 		cairn_txn_abort(t);
 		return ret;
 	}
-	ret = cairn_txn_commit(t);
+	ret = cairn_naming_commit(t);
 	if (!ret)
 		*gen = cur.generation + 1;
 	return ret;
@@ -201,7 +223,7 @@ int cairn_platform_rollback(struct cairn_store *s, const char *name, uint64_t to
 	struct cairn_txn *t;
 	int ret;
 
-	ret = begin_synced(s, &t);
+	ret = cairn_naming_begin(s, &t);
 	if (ret)
 		return ret;
 	ret = cairn_platform_get(t, name, &cur);
@@ -241,7 +263,7 @@ int cairn_platform_rollback(struct cairn_store *s, const char *name, uint64_t to
 	ret = append(t, name, cur.generation + 1, CAIRN_ACTION_ROLLBACK, &target.image, to);
 	if (ret)
 		goto fail;
-	ret = cairn_txn_commit(t);
+	ret = cairn_naming_commit(t);
 	if (!ret) {
 		*gen = cur.generation + 1;
 		*image = target.image;

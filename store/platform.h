@@ -3,14 +3,17 @@
  * platform.h - platforms: a name pointing at one image, moved by upgrades
  * and rollbacks, each of which appends a generation to its history.
  *
- * Every switch is one fully synced LMDB transaction: after a crash at any
- * moment a platform is on its old image or its new one, never between.
+ * Every switch is one fully synced LMDB transaction (a naming transaction,
+ * image.h): after a crash at any moment a platform is on its old image or
+ * its new one, never between. These verbs and image.h's are the one family
+ * through which commands name images.
  */
 #ifndef CAIRN_PLATFORM_H
 #define CAIRN_PLATFORM_H
 
 #include <stdint.h>
 
+#include "image.h"
 #include "store.h"
 
 struct cairn_platform {
@@ -31,6 +34,15 @@ int cairn_platform_check(const char *name);
 
 /* The platform's current generation and image; -ENOENT if there is none. */
 int cairn_platform_get(struct cairn_txn *t, const char *name, struct cairn_platform *p);
+
+/*
+ * Calls fn for each platform in name order (a damaged record is skipped:
+ * fsck reports it). Stops at the first non-zero return of fn and returns
+ * it; 0 at the end, or -errno.
+ */
+int cairn_platform_each(struct cairn_txn *t,
+			int (*fn)(const char *name, const struct cairn_platform *p, void *arg),
+			void *arg);
 
 /* One generation of a platform's history; -ENOENT if absent. */
 int cairn_generation_get(struct cairn_txn *t, const char *name, uint64_t gen,

@@ -3,6 +3,7 @@
  * read.c - path walks and file reads over the Merkle tree.
  */
 #include "read.h"
+#include "store-internal.h"
 
 #include "source.h"
 

@@ -10,6 +10,7 @@
  * must hash to the id.
  */
 #include "source.h"
+#include "store-internal.h"
 
 /* --- the verbs ------------------------------------------------------------ */
 

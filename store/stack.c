@@ -178,12 +178,15 @@ static int base_whiteout(const char *name, size_t len)
 				   "flattened tree", (int)len, name);
 }
 
+static int damaged_dir(void)
+{
+	return cairn_err(-EUCLEAN, "a damaged directory (run 'cairn fsck')");
+}
+
 /* The i-th entry of a directory read from the store. */
 static int dir_entry(const struct cairn_node_view *v, uint32_t i, struct cairn_dirent *e)
 {
-	if (cairn_dir_entry(v, i, e))
-		return cairn_err(-EUCLEAN, "a damaged directory (run 'cairn fsck')");
-	return 0;
+	return cairn_dir_entry(v, i, e) ? damaged_dir() : 0;
 }
 
 /* A base entry the layer deletes or replaces: note the groups it breaks. */
@@ -290,10 +293,11 @@ static int merge(struct stack *st, const struct cairn_node_view *base,
 		 const struct cairn_id *layer_id, const struct cairn_node_view *layer,
 		 unsigned depth, struct sdir **out, bool *same)
 {
+	bool opaque = base && (layer->flags & CAIRN_NODE_OPAQUE);
+	struct cairn_dir_merge m;
 	struct sdir *d;
 	struct cairn_dirent be, le;
-	uint32_t i = 0, j = 0, nb;
-	int ret = 0;
+	int side = 0, ret = 0;
 
 	*out = NULL;
 	*same = !base && !(layer->flags & CAIRN_NODE_OPAQUE);
@@ -302,38 +306,22 @@ static int merge(struct stack *st, const struct cairn_node_view *base,
 	d = sdir_new(layer_id);
 	if (!d)
 		return -ENOMEM;
-	nb = base ? base->nentries : 0;
-	if (base && (layer->flags & CAIRN_NODE_OPAQUE)) { /* the base's entries are hidden */
-		for (; !ret && i < nb; i++)
-			if (!(ret = dir_entry(base, i, &be)))
-				ret = drop(st, &be, depth + 1);
-	}
-	while (!ret && (i < nb || j < layer->nentries)) {
-		int c;
-
-		if (i < nb && (ret = dir_entry(base, i, &be)))
-			break;
-		if (j < layer->nentries && (ret = dir_entry(layer, j, &le)))
-			break;
-		if (i == nb)
-			c = 1;
-		else if (j == layer->nentries)
-			c = -1;
-		else
-			c = cairn_name_cmp(be.name, be.name_len, le.name, le.name_len);
-		if (c < 0) {
+	/* opaque: the base's entries are hidden; the layer's merge with nothing */
+	for (uint32_t i = 0; opaque && !ret && i < base->nentries; i++)
+		if (!(ret = dir_entry(base, i, &be)))
+			ret = drop(st, &be, depth + 1);
+	cairn_dir_merge_init(&m, opaque ? NULL : base, layer);
+	while (!ret && (side = cairn_dir_merge_next(&m, &be, &le)) > 0) {
+		if (side == CAIRN_MERGE_A)
 			ret = be.type == CAIRN_NODE_WHITEOUT ? base_whiteout(be.name, be.name_len)
 							     : sdir_add(d, &be, FROM_BASE, NULL);
-			i++;
-		} else if (c > 0) {
+		else if (side == CAIRN_MERGE_B)
 			ret = add_layer(st, d, &le, depth, same);
-			j++;
-		} else {
+		else
 			ret = add_both(st, d, &be, &le, depth);
-			i++;
-			j++;
-		}
 	}
+	if (!ret && side < 0)
+		ret = damaged_dir();
 	if (ret) {
 		sdir_free(d);
 		return ret;

@@ -8,6 +8,7 @@
  * person reading the error. Nothing above this file sees an MDB_* code.
  */
 #include "store.h"
+#include "store-internal.h"
 
 #include "source.h"
 
@@ -713,6 +714,85 @@ int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool 
 int cairn_cursor_del(struct cairn_cursor *c)
 {
 	return lmdb_err(mdb_cursor_del(c->cur, 0), "cannot delete from the store");
+}
+
+int cairn_table_each(struct cairn_txn *t, enum cairn_db db,
+		     int (*fn)(const void *k, size_t kl, const void *v, size_t vl, void *arg),
+		     void *arg)
+{
+	struct cairn_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int ret = cairn_cursor_open(t, db, &c);
+
+	if (ret)
+		return ret;
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
+	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
+		ret = fn(k, kl, v, vl, arg);
+		if (ret)
+			break;
+	}
+	cairn_cursor_close(c);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int table_add(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct cairn_table_usage *u = arg;
+
+	u->entries++;
+	u->bytes += vl;
+	return 0;
+}
+
+int cairn_store_table_usage(struct cairn_txn *t, struct cairn_table_usage *out)
+{
+	static const struct {
+		const char *name;
+		enum cairn_db db;
+	} tables[CAIRN_TABLES_REPORTED] = {
+		{ "chunks", CAIRN_DBI_CHUNKS },	      { "contents", CAIRN_DBI_CONTENTS },
+		{ "nodes", CAIRN_DBI_NODES },	      { "layers", CAIRN_DBI_LAYERS },
+		{ "images", CAIRN_DBI_IMAGES },	      { "tags", CAIRN_DBI_TAGS },
+		{ "platforms", CAIRN_DBI_PLATFORMS }, { "packs", CAIRN_DBI_PACKS },
+	};
+
+	for (size_t i = 0; i < CAIRN_TABLES_REPORTED; i++) {
+		int ret;
+
+		out[i] = (struct cairn_table_usage){ .name = tables[i].name };
+		ret = cairn_table_each(t, tables[i].db, table_add, &out[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct pack_each {
+	int (*fn)(uint32_t pack, uint64_t bytes, void *arg);
+	void *arg;
+};
+
+static int pack_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct pack_each *pe = arg;
+	struct cairn_pack_disk d;
+	uint32_t pack;
+
+	if (kl != sizeof(pack) || vl != sizeof(d))
+		return 0; /* fsck reports it */
+	memcpy(&pack, k, sizeof(pack));
+	memcpy(&d, v, sizeof(d));
+	return pe->fn(be32toh(pack), CAIRN_GET(d.size), pe->arg);
+}
+
+int cairn_store_pack_each(struct cairn_txn *t, int (*fn)(uint32_t pack, uint64_t bytes, void *arg),
+			  void *arg)
+{
+	struct pack_each pe = { fn, arg };
+
+	return cairn_table_each(t, CAIRN_DBI_PACKS, pack_one, &pe);
 }
 
 static int count_other_readers(const char *msg, void *ctx)

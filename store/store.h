@@ -8,9 +8,9 @@
  * transactions, and translates LMDB's error codes to -errno at this
  * boundary, logging LMDB's own message with cairn_err().
  *
- * Values returned by cairn_get() and cursors point into the map: valid
- * until the transaction ends (or, for a write transaction, until the next
- * write to the same database).
+ * The tables themselves are private to store/ (store-internal.h): other
+ * modules read and write them through the verbs of image.h, platform.h,
+ * source.h and the figures below.
  */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
@@ -25,20 +25,6 @@
 
 struct cairn_store;
 struct cairn_txn;
-struct cairn_cursor;
-
-enum cairn_db {
-	CAIRN_DBI_META,
-	CAIRN_DBI_CHUNKS,
-	CAIRN_DBI_CONTENTS,
-	CAIRN_DBI_NODES,
-	CAIRN_DBI_LAYERS,
-	CAIRN_DBI_IMAGES,
-	CAIRN_DBI_TAGS,
-	CAIRN_DBI_PLATFORMS,
-	CAIRN_DBI_HISTORY,
-	CAIRN_DBI_PACKS,
-};
 
 enum cairn_store_flags {
 	CAIRN_STORE_CREATE = 1u << 0, /* create the directory and store if missing */
@@ -117,6 +103,29 @@ struct cairn_store_space {
 };
 int cairn_store_space(struct cairn_store *s, struct cairn_store_space *out);
 
+/* Entries and value bytes of one of the store's tables. */
+struct cairn_table_usage {
+	const char *name; /* "chunks", "contents", ...: static */
+	uint64_t entries, bytes;
+};
+
+#define CAIRN_TABLES_REPORTED 8
+
+/*
+ * The usage of the tables cairn du reports, in this order: chunks,
+ * contents, nodes, layers, images, tags, platforms, packs (a walk of each:
+ * its cost grows with the store). out holds CAIRN_TABLES_REPORTED entries.
+ */
+int cairn_store_table_usage(struct cairn_txn *t, struct cairn_table_usage *out);
+
+/*
+ * Calls fn for each pack file the store indexes, with its number and its
+ * committed bytes (format.h). Stops at the first non-zero return and
+ * returns it; 0 at the end, or -errno.
+ */
+int cairn_store_pack_each(struct cairn_txn *t, int (*fn)(uint32_t pack, uint64_t bytes, void *arg),
+			  void *arg);
+
 /* Transactions. A read transaction may be reset and renewed (per-thread reuse). */
 int cairn_txn_begin(struct cairn_store *s, bool write, struct cairn_txn **out);
 int cairn_txn_commit(struct cairn_txn *t);
@@ -124,36 +133,5 @@ void cairn_txn_abort(struct cairn_txn *t);
 void cairn_txn_reset(struct cairn_txn *t);
 int cairn_txn_renew(struct cairn_txn *t);
 struct cairn_store *cairn_txn_store(struct cairn_txn *t);
-
-/* Returns 0, -ENOENT when the key is absent, or another -errno. */
-int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
-	      const void **val, size_t *vlen);
-
-enum cairn_put_flags {
-	CAIRN_PUT_NOOVERWRITE = 1u << 0, /* -EEXIST if present; *val is then set */
-};
-
-/* Puts a value; with CAIRN_PUT_NOOVERWRITE, an existing value is returned via old. */
-int cairn_put(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
-	      const void *val, size_t vlen, unsigned flags, const void **old, size_t *oldlen);
-/* Reserves vlen bytes for the value and returns where to write them. */
-int cairn_put_reserve(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,
-		      size_t vlen, void **where);
-int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen);
-
-/* Number of entries in a database. */
-int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count);
-
-/* Cursors walk a database in key order. */
-int cairn_cursor_open(struct cairn_txn *t, enum cairn_db db, struct cairn_cursor **out);
-void cairn_cursor_close(struct cairn_cursor *c);
-/*
- * Positions at the first key >= key (key NULL: the first key), or moves to
- * the next (next != 0). Returns 0, -ENOENT at the end, or -errno.
- */
-int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool next,
-		     const void **k, size_t *kl, const void **v, size_t *vl);
-/* Deletes the entry the cursor is on (write transactions). */
-int cairn_cursor_del(struct cairn_cursor *c);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "chunk.h"
 #include "image.h"
+#include "store-internal.h"
 
 /* --- the map ------------------------------------------------------------ */
 

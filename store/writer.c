@@ -19,6 +19,7 @@
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
+#include "store-internal.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
 #define MAX_WORKERS 8
@@ -864,7 +865,7 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 	if (ret)
 		goto out;
 
-	ret = cairn_txn_begin(w->s, true, &t);
+	ret = cairn_naming_begin(w->s, &t);
 	if (ret)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
@@ -879,12 +880,11 @@ int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 	if (ret && ret != -EEXIST)
 		goto out;
 	if (p->tag) {
-		ret = cairn_put(t, CAIRN_DBI_TAGS, p->tag, strlen(p->tag), image->b, CAIRN_ID_LEN, 0,
-				NULL, NULL);
+		ret = cairn_tag_put(t, p->tag, image);
 		if (ret)
 			goto out;
 	}
-	ret = cairn_txn_commit(t);
+	ret = cairn_naming_commit(t);
 	t = NULL;
 out:
 	cairn_txn_abort(t);

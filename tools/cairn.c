@@ -187,19 +187,43 @@ bool cli_help(const char *cmd, int argc, char **argv)
 	return false;
 }
 
-/* "16K" -> 16384; 0 on a malformed size. */
-static uint32_t parse_size(const char *s, char **end)
+int cli_parse_bytes(const char *s, const char **end, uint64_t *out)
 {
-	unsigned long v = strtoul(s, end, 10);
+	unsigned long long v;
+	unsigned shift = 0;
+	char *e;
 
-	if (**end == 'K' || **end == 'k') {
-		v <<= 10;
-		(*end)++;
-	} else if (**end == 'M' || **end == 'm') {
-		v <<= 20;
-		(*end)++;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &e, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*e) {
+	case 'K': case 'k': shift = 10; e++; break;
+	case 'M': case 'm': shift = 20; e++; break;
+	case 'G': case 'g': shift = 30; e++; break;
+	case 'T': case 't': shift = 40; e++; break;
+	default: break;
 	}
-	return v > UINT32_MAX ? 0 : (uint32_t)v;
+	if ((end ? 0 : *e) || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	if (end)
+		*end = e;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* One MIN:AVG:MAX field of CAIRN_CHUNK_SIZES, then the character after it. */
+static int chunk_size(const char **s, char sep, uint32_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_bytes(*s, s, &v) || v > UINT32_MAX || **s != sep)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	(*s) += sep ? 1 : 0;
+	return 0;
 }
 
 /*
@@ -215,17 +239,10 @@ static int create_params(struct cairn_store_params *p)
 	char *end;
 
 	cairn_store_params_default(p);
-	if (sizes && *sizes) {
-		p->chunk.min = parse_size(sizes, &end);
-		if (*end++ != ':')
-			return -EINVAL;
-		p->chunk.avg = parse_size(end, &end);
-		if (*end++ != ':')
-			return -EINVAL;
-		p->chunk.max = parse_size(end, &end);
-		if (*end || cairn_chunker_init(&c, &p->chunk))
-			return -EINVAL;
-	}
+	if (sizes && *sizes &&
+	    (chunk_size(&sizes, ':', &p->chunk.min) || chunk_size(&sizes, ':', &p->chunk.avg) ||
+	     chunk_size(&sizes, '\0', &p->chunk.max) || cairn_chunker_init(&c, &p->chunk)))
+		return -EINVAL;
 	if (level && *level) {
 		p->zstd_level = (int)strtol(level, &end, 10);
 		if (*end || p->zstd_level < 1 || p->zstd_level > 19)

@@ -11,6 +11,7 @@
 #define CAIRN_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "image.h"
@@ -51,6 +52,13 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s);
 
 /* "IMAGE" or "IMAGE:PATH": resolves the image, splits off the path. */
 int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path);
+
+/*
+ * A byte count: decimal digits, then K, M, G or T (powers of 1024). With
+ * end NULL the whole string must be the count; otherwise *end is set past
+ * it. 0, or -EINVAL for anything else (an overflow included).
+ */
+int cli_parse_bytes(const char *s, const char **end, uint64_t *out);
 
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);

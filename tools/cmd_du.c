@@ -50,98 +50,48 @@ static void tags_release(struct tags *t)
 	free(t->v);
 }
 
-static int tags_load(struct cairn_txn *txn, struct tags *t)
+static int tag_add(const char *name, size_t len, const struct cairn_id *image, void *arg)
 {
-	struct cairn_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int ret;
+	struct tags *t = arg;
 
-	ret = cairn_cursor_open(txn, CAIRN_DBI_TAGS, &c);
-	if (ret)
-		return ret;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		if (vl != CAIRN_ID_LEN)
-			continue;
-		if (t->n == t->cap) {
-			size_t ncap = t->cap ? t->cap * 2 : 16;
-			struct tag *n = realloc(t->v, ncap * sizeof(*n));
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		struct tag *n = realloc(t->v, ncap * sizeof(*n));
 
-			if (!n) {
-				ret = -ENOMEM;
-				break;
-			}
-			t->v = n;
-			t->cap = ncap;
-		}
-		memcpy(t->v[t->n].image.b, v, CAIRN_ID_LEN);
-		t->v[t->n].name = strndup(k, kl);
-		if (!t->v[t->n].name) {
-			ret = -ENOMEM;
-			break;
-		}
-		t->n++;
+		if (!n)
+			return -ENOMEM;
+		t->v = n;
+		t->cap = ncap;
 	}
-	cairn_cursor_close(c);
-	if (ret != -ENOENT)
-		return ret;
-	cairn_err_clear();
+	t->v[t->n].image = *image;
+	t->v[t->n].name = strndup(name, len);
+	if (!t->v[t->n].name)
+		return -ENOMEM;
+	t->n++;
 	return 0;
 }
 
-/* Value bytes and entries of one database. */
-struct db_usage {
-	const char *name;
-	enum cairn_db db;
-	uint64_t entries, bytes;
-};
-
-static int db_usage(struct cairn_txn *t, struct db_usage *u)
+static int tags_load(struct cairn_txn *txn, struct tags *t)
 {
-	struct cairn_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int ret;
-
-	ret = cairn_cursor_open(t, u->db, &c);
-	if (ret)
-		return ret;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		u->entries++;
-		u->bytes += vl;
-	}
-	cairn_cursor_close(c);
-	if (ret != -ENOENT)
-		return ret;
-	cairn_err_clear();
-	return 0;
+	return cairn_tag_each(txn, tag_add, t);
 }
 
 struct store_figures {
+	struct cairn_store *store;
 	struct cairn_store_space space;
 	uint64_t disk_bytes;      /* st_blocks * 512 of data.mdb */
 	uint64_t packs;           /* pack files */
 	uint64_t pack_bytes;      /* their committed bytes */
 	uint64_t pack_disk_bytes; /* their st_blocks * 512 */
-	struct db_usage dbs[8];
+	struct cairn_table_usage dbs[CAIRN_TABLES_REPORTED];
 };
 
 static int store_figures(struct cairn_store *s, struct store_figures *f)
 {
-	static const struct db_usage dbs[] = {
-		{ "chunks", CAIRN_DBI_CHUNKS },	    { "contents", CAIRN_DBI_CONTENTS },
-		{ "nodes", CAIRN_DBI_NODES },	    { "layers", CAIRN_DBI_LAYERS },
-		{ "images", CAIRN_DBI_IMAGES },	    { "tags", CAIRN_DBI_TAGS },
-		{ "platforms", CAIRN_DBI_PLATFORMS }, { "packs", CAIRN_DBI_PACKS },
-	};
 	cleanup_free char *path = NULL;
 	struct stat st;
 	int ret;
 
-	_Static_assert(ARRAY_SIZE(dbs) == ARRAY_SIZE(f->dbs), "database list");
-	memcpy(f->dbs, dbs, sizeof(dbs));
 	ret = cairn_store_space(s, &f->space);
 	if (ret)
 		return ret;
@@ -153,51 +103,30 @@ static int store_figures(struct cairn_store *s, struct store_figures *f)
 	return 0;
 }
 
-/* Pack files: what the packs database says is committed, and their disk usage. */
+static int pack_add(uint32_t pack, uint64_t bytes, void *arg)
+{
+	struct store_figures *f = arg;
+	struct stat st;
+	char path[4096];
+
+	f->packs++;
+	f->pack_bytes += bytes;
+	cairn_store_pack_path(f->store, pack, path, sizeof(path));
+	if (stat(path, &st) == 0)
+		f->pack_disk_bytes += (uint64_t)st.st_blocks * 512;
+	return 0;
+}
+
+/* Pack files: what the store says is committed, and their disk usage. */
 static int pack_figures(struct cairn_txn *t, struct store_figures *f)
 {
-	struct cairn_store *s = cairn_txn_store(t);
-	struct cairn_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int ret;
-
-	ret = cairn_cursor_open(t, CAIRN_DBI_PACKS, &c);
-	if (ret)
-		return ret;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		struct cairn_pack_disk d;
-		char path[4096];
-		struct stat st;
-		uint32_t pack;
-
-		if (kl != sizeof(pack) || vl != sizeof(d))
-			continue;
-		memcpy(&pack, k, sizeof(pack));
-		memcpy(&d, v, sizeof(d));
-		f->packs++;
-		f->pack_bytes += CAIRN_GET(d.size);
-		cairn_store_pack_path(s, be32toh(pack), path, sizeof(path));
-		if (stat(path, &st) == 0)
-			f->pack_disk_bytes += (uint64_t)st.st_blocks * 512;
-	}
-	cairn_cursor_close(c);
-	if (ret != -ENOENT)
-		return ret;
-	cairn_err_clear();
-	return 0;
+	f->store = cairn_txn_store(t);
+	return cairn_store_pack_each(t, pack_add, f);
 }
 
 static int store_db_figures(struct cairn_txn *t, struct store_figures *f)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(f->dbs); i++) {
-		int ret = db_usage(t, &f->dbs[i]);
-
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return cairn_store_table_usage(t, f->dbs);
 }
 
 static double ratio(const struct cairn_usage *u)

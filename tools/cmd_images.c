@@ -7,7 +7,6 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "platform.h"
 
 struct image_row {
 	struct cairn_id id;
@@ -39,88 +38,79 @@ static void rows_free(struct image_row *rows, size_t n)
 	free(rows);
 }
 
+struct rows {
+	struct image_row *v;
+	size_t n, cap;
+};
+
+static int add_image(const struct cairn_image *img, void *arg)
+{
+	struct rows *r = arg;
+	struct image_row *row;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 16;
+		struct image_row *p = realloc(r->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r->v = p;
+		r->cap = cap;
+	}
+	row = &r->v[r->n];
+	memset(row, 0, sizeof(*row));
+	row->id = img->id;
+	row->created_ns = img->created_ns;
+	row->logical_size = img->logical_size;
+	row->nodes = img->nodes;
+	row->layers = malloc((size_t)img->nlayers * CAIRN_ID_LEN);
+	if (!row->layers)
+		return -ENOMEM;
+	memcpy(row->layers, img->layers, (size_t)img->nlayers * CAIRN_ID_LEN);
+	row->nlayers = img->nlayers;
+	r->n++;
+	return 0;
+}
+
+static int add_tag(const char *name, size_t len, const struct cairn_id *image, void *arg)
+{
+	struct rows *r = arg;
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct image_row *row = &r->v[i];
+		char **p;
+
+		if (!cairn_id_eq(&row->id, image))
+			continue;
+		p = realloc(row->tags, (row->ntags + 1) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		row->tags = p;
+		p[row->ntags] = strndup(name, len);
+		if (!p[row->ntags])
+			return -ENOMEM;
+		row->ntags++;
+	}
+	return 0;
+}
+
 /* Every image with its tags, newest first. */
 static int load_rows(struct cairn_txn *t, struct image_row **out, size_t *count)
 {
-	struct cairn_cursor *c = NULL;
-	struct image_row *rows = NULL;
-	size_t n = 0, cap = 0;
-	const void *k, *v;
-	size_t kl, vl;
-	int ret;
+	struct rows r = { 0 };
+	int ret = cairn_image_each(t, add_image, &r);
 
-	ret = cairn_cursor_open(t, CAIRN_DBI_IMAGES, &c);
-	if (ret)
+	if (!ret)
+		ret = cairn_tag_each(t, add_tag, &r);
+	if (ret) {
+		rows_free(r.v, r.n);
 		return ret;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		struct cairn_image img;
-
-		if (kl != CAIRN_ID_LEN || cairn_image_parse(v, vl, &img))
-			continue; /* fsck reports it */
-		if (n == cap) {
-			struct image_row *p = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*p));
-
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			rows = p;
-		}
-		memset(&rows[n], 0, sizeof(rows[n]));
-		memcpy(rows[n].id.b, k, CAIRN_ID_LEN);
-		rows[n].created_ns = img.created_ns;
-		rows[n].logical_size = img.logical_size;
-		rows[n].nodes = img.nodes;
-		rows[n].layers = malloc((size_t)img.nlayers * CAIRN_ID_LEN);
-		if (!rows[n].layers) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		memcpy(rows[n].layers, img.layers, (size_t)img.nlayers * CAIRN_ID_LEN);
-		rows[n].nlayers = img.nlayers;
-		n++;
 	}
-	if (ret != -ENOENT)
-		goto out;
-	cairn_cursor_close(c);
-	c = NULL;
-	ret = cairn_cursor_open(t, CAIRN_DBI_TAGS, &c);
-	if (ret)
-		goto out;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		for (size_t i = 0; i < n && vl == CAIRN_ID_LEN; i++) {
-			char **p;
-
-			if (memcmp(rows[i].id.b, v, CAIRN_ID_LEN))
-				continue;
-			p = realloc(rows[i].tags, (rows[i].ntags + 1) * sizeof(*p));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			rows[i].tags = p;
-			p[rows[i].ntags] = strndup(k, kl);
-			if (!p[rows[i].ntags]) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			rows[i].ntags++;
-		}
-	}
-	if (ret != -ENOENT)
-		goto out;
-	ret = 0;
-	qsort(rows, n, sizeof(*rows), row_cmp);
-	*out = rows;
-	*count = n;
-	rows = NULL;
-	n = 0;
-out:
-	cairn_cursor_close(c);
-	rows_free(rows, n);
-	return ret;
+	if (r.n)
+		qsort(r.v, r.n, sizeof(*r.v), row_cmp);
+	*out = r.v;
+	*count = r.n;
+	return 0;
 }
 
 int cmd_images(struct cli *cli, int argc, char **argv)
@@ -225,95 +215,49 @@ int cmd_tag(struct cli *cli, int argc, char **argv)
 		return 2;
 	if (cli_open(cli, true, &s))
 		return 1;
-	ret = cairn_txn_begin(s, true, &t);
-	if (ret)
-		goto fail;
-	ret = cli_resolve(t, argv[1], &id, NULL);
-	if (!ret)
-		ret = cairn_put(t, CAIRN_DBI_TAGS, argv[2], strlen(argv[2]), id.b, CAIRN_ID_LEN, 0,
-				NULL, NULL);
-	if (ret) {
+	ret = cairn_txn_begin(s, false, &t);
+	if (!ret) {
+		ret = cli_resolve(t, argv[1], &id, NULL);
 		cairn_txn_abort(t);
-		goto fail;
 	}
-	ret = cairn_txn_commit(t);
-	if (ret)
-		goto fail;
+	if (!ret)
+		ret = cairn_tag_set(s, argv[2], &id);
 	cairn_store_close(s);
-	return 0;
-fail:
-	cairn_store_close(s);
-	return cli_fail(ret, "cannot tag '%s'", argv[1]);
+	return ret ? cli_fail(ret, "cannot tag '%s'", argv[1]) : 0;
 }
 
-/* Deletes every tag naming id. */
-static int untag_all(struct cairn_txn *t, const struct cairn_id *id)
+/* A tag: only the name goes. Anything else names an image, which goes with its tags. */
+static int rmi_one(struct cairn_store *s, const char *name)
 {
-	struct cairn_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int ret = cairn_cursor_open(t, CAIRN_DBI_TAGS, &c);
+	struct cairn_txn *t;
+	struct cairn_id id;
+	bool tag;
+	int ret = cairn_txn_begin(s, false, &t);
 
 	if (ret)
 		return ret;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;) {
-		if (vl == CAIRN_ID_LEN && memcmp(v, id->b, CAIRN_ID_LEN) == 0) {
-			ret = cairn_cursor_del(c);
-			if (ret)
-				break;
-			/* start over: tags are few, and this needs no cursor subtleties */
-			ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl);
-			continue;
-		}
-		ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl);
-	}
-	cairn_cursor_close(c);
-	return ret == -ENOENT ? 0 : ret;
+	tag = cairn_tag_get(t, name, &id) == 0;
+	cairn_err_clear();
+	if (!tag)
+		ret = cairn_image_resolve(t, name, &id);
+	cairn_txn_abort(t);
+	if (ret)
+		return ret;
+	return tag ? cairn_tag_remove(s, name) : cairn_image_remove(s, &id);
 }
 
 int cmd_rmi(struct cli *cli, int argc, char **argv)
 {
 	struct cairn_store *s;
-	struct cairn_txn *t;
-	int ret = 0, status = 0;
+	int status = 0;
 
 	if (argc < 2)
 		return cli_usage("rmi", "rmi takes at least one image");
 	if (cli_open(cli, true, &s))
 		return 1;
 	for (int i = 1; i < argc; i++) {
-		const void *v;
-		size_t vl;
-		struct cairn_id id;
+		int ret = rmi_one(s, argv[i]);
 
-		ret = cairn_txn_begin(s, true, &t);
-		if (ret)
-			break;
-		if (strlen(argv[i]) <= 128 && *argv[i] &&
-		    cairn_get(t, CAIRN_DBI_TAGS, argv[i], strlen(argv[i]), &v, &vl) == 0) {
-			/* a tag: only the name goes */
-			ret = cairn_del(t, CAIRN_DBI_TAGS, argv[i], strlen(argv[i]));
-		} else {
-			char who[160];
-
-			ret = cairn_image_resolve(t, argv[i], &id);
-			if (!ret) {
-				ret = cairn_platform_uses(t, &id, who, sizeof(who));
-				if (ret > 0)
-					ret = cairn_err(-EBUSY, "platform generation %s uses it "
-								"(gc --keep prunes history)", who);
-			}
-			if (!ret)
-				ret = untag_all(t, &id);
-			if (!ret)
-				ret = cairn_del(t, CAIRN_DBI_IMAGES, id.b, CAIRN_ID_LEN);
-		}
-		if (ret) {
-			cairn_txn_abort(t);
-			status = cli_fail(ret, "cannot remove '%s'", argv[i]);
-			continue;
-		}
-		ret = cairn_txn_commit(t);
 		if (ret)
 			status = cli_fail(ret, "cannot remove '%s'", argv[i]);
 	}

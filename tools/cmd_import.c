@@ -17,32 +17,6 @@
 #include "oci.h"
 #include "stack.h"
 
-/* "N", "NK", "NM", "NG" or "NT" (powers of 1024). */
-static int parse_max_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'T': case 't': shift = 40; end++; break;
-	default: break;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* The base image of --on: its tree and layers (malloc'ed). */
 struct base {
 	struct cairn_id root;
@@ -123,7 +97,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			break;
 		}
 		case 'b':
-			if (parse_max_bytes(optarg, &max_bytes))
+			if (cli_parse_bytes(optarg, NULL, &max_bytes))
 				return cli_usage("import", "--max-bytes takes a byte count (with K, "
 							   "M, G or T), not '%s'", optarg);
 			have_max = true;

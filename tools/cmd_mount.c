@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -67,23 +68,6 @@ static bool is_mountpoint(const char *path)
 	}
 	fclose(f);
 	return found;
-}
-
-static int parse_bytes(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end || v < (1u << 20))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
 }
 
 /* mkdir -p: missing parents 0700 (uppers hold containers' files), the directory itself 0755. */
@@ -475,11 +459,16 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			o.fuse_opts = optarg;
 			break;
 		case 'c':
-			if (parse_bytes(optarg, &cache_bytes))
+		{
+			uint64_t v;
+
+			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
 				return cli_usage("mount", "--cache-size must be at least 1M, not '%s'",
 						 optarg);
+			cache_bytes = (size_t)v;
 			cache_set = true;
 			break;
+		}
 		case 'D':
 			o.dev = true;
 			break;
@@ -535,18 +524,15 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	}
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
-		struct cairn_platform p;
-		const void *v;
-		size_t vl;
+		struct cairn_name name;
 
-		ret = cairn_image_resolve(t, o.source, &o.image);
+		ret = cairn_name_resolve(t, o.source, &name);
+		o.image = name.image;
 		if (!ret)
 			ret = cairn_image_get(t, &o.image, &img);
 		/* a platform's name (not a tag, not NAME@GEN): the mount follows it */
-		if (!ret && cairn_platform_get(t, o.source, &p) == 0 &&
-		    cairn_get(t, CAIRN_DBI_TAGS, o.source, strlen(o.source), &v, &vl) == -ENOENT)
+		if (!ret && name.kind == CAIRN_NAME_PLATFORM)
 			o.platform = o.source;
-		cairn_err_clear();
 		cairn_txn_abort(t);
 	}
 	cairn_store_close(s); /* a daemon opens its own, after any fork */
@@ -843,6 +829,28 @@ static bool alive(int pid)
 	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
 }
 
+#define UMOUNT_WAIT_MS 60000
+
+/*
+ * Waits until process pid has exited, at most timeout_ms; true when it has
+ * (or is not there). A pidfd turns readable when the process exits, not
+ * when its parent reaps it: kill(pid, 0) would go on succeeding on the
+ * zombie for as long as a busy or slow init takes to reap it.
+ */
+static bool wait_exit(pid_t pid, int timeout_ms)
+{
+	cleanup_fd int fd = pidfd_open(pid, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	if (fd < 0)
+		return errno == ESRCH;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r != 0;
+}
+
 int cmd_umount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "lazy", no_argument, NULL, 'l' }, { 0 } };
@@ -932,16 +940,15 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 		cfs_records_free(rs2, n2);
 	}
 	/*
-	 * The daemon sees the connection end and removes the record; when it
-	 * was the daemon's last mount, the daemon exits. Wait for both, bounded
-	 * (a copy of the mount in another namespace keeps the connection).
+	 * The daemon sees the connection end and removes the record (bounded:
+	 * a copy of the mount in another namespace keeps the connection); when
+	 * it was the daemon's last mount, the daemon exits: wait for that too.
 	 */
 	for (int k = 0; k < 100 && record_exists(cli->store_dir, id, pid, &more); k++)
 		usleep(50000);
-	for (int k = 0; k < 100 && !more && alive(pid); k++) {
-		usleep(50000);
-		record_exists(cli->store_dir, id, pid, &more);
-	}
+	if (!more && pid > 0 && !wait_exit(pid, UMOUNT_WAIT_MS))
+		fprintf(stderr, "cairn: warning: the daemon of '%s' (pid %d) has not exited after %d s\n",
+			argv[optind], pid, UMOUNT_WAIT_MS / 1000);
 	return 0;
 }
 
@@ -972,8 +979,13 @@ static int daemon_serve(struct cli *cli, int argc, char **argv)
 			ready = atoi(optarg);
 			break;
 		case 'c':
-			if (parse_bytes(optarg, &o.cache_bytes))
+		{
+			uint64_t v;
+
+			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
 				return cli_usage("daemon", "--cache-size must be at least 1M");
+			o.cache_bytes = (size_t)v;
+		}
 			break;
 		case 'f':
 			o.foreground = true;

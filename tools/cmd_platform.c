@@ -10,27 +10,31 @@
 #include "control.h"
 #include "platform.h"
 
+struct tags_of {
+	const struct cairn_id *id;
+	char *buf;
+	size_t len, used;
+};
+
+static int tag_of(const char *name, size_t len, const struct cairn_id *image, void *arg)
+{
+	struct tags_of *o = arg;
+
+	if (!cairn_id_eq(image, o->id))
+		return 0;
+	o->used += (size_t)snprintf(o->buf + o->used, o->used < o->len ? o->len - o->used : 0,
+				    "%s%.*s", o->used ? "," : "", (int)len, name);
+	return o->used >= o->len; /* full: stop */
+}
+
 /* The tags naming id, comma-separated, into buf ("" when none). */
 static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, size_t len)
 {
-	struct cairn_cursor *c;
-	const void *k, *v;
-	size_t kl, vl, used = 0;
-	int ret;
+	struct tags_of o = { .id = id, .buf = buf, .len = len };
 
 	buf[0] = '\0';
-	if (cairn_cursor_open(t, CAIRN_DBI_TAGS, &c))
-		return;
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		if (vl != CAIRN_ID_LEN || memcmp(v, id->b, CAIRN_ID_LEN))
-			continue;
-		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%.*s",
-					 used ? "," : "", (int)kl, (const char *)k);
-		if (used >= len)
-			break;
-	}
-	cairn_cursor_close(c);
+	if (cairn_tag_each(t, tag_of, &o) < 0)
+		cairn_err_clear();
 }
 
 /*
@@ -204,15 +208,38 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+struct platforms_ctx {
+	struct cairn_txn *t;
+	json_object *arr; /* NULL: a table */
+};
+
+static int platform_row(const char *name, const struct cairn_platform *p, void *arg)
+{
+	struct platforms_ctx *pc = arg;
+	char hex[CAIRN_ID_HEX_LEN + 1], tags[256];
+
+	cairn_id_hex(&p->image, hex);
+	tags_of(pc->t, &p->image, tags, sizeof(tags));
+	if (pc->arr) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "platform", json_object_new_string(name));
+		json_object_object_add(o, "generation", json_object_new_int64((int64_t)p->generation));
+		json_object_object_add(o, "image", json_object_new_string(hex));
+		json_object_object_add(o, "tags", json_object_new_string(tags));
+		json_object_array_add(pc->arr, o);
+	} else {
+		printf("%-20s %5llu  %-14.12s %s\n", name, (unsigned long long)p->generation, hex,
+		       tags);
+	}
+	return 0;
+}
+
 int cmd_platforms(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	struct platforms_ctx pc = { 0 };
 	struct cairn_store *s;
-	struct cairn_txn *t;
-	struct cairn_cursor *c = NULL;
-	json_object *arr = NULL;
-	const void *k, *v;
-	size_t kl, vl;
 	bool json = false;
 	int opt, ret;
 
@@ -226,53 +253,24 @@ int cmd_platforms(struct cli *cli, int argc, char **argv)
 		return cli_usage("platforms", "platforms takes no arguments");
 	if (cli_open(cli, false, &s))
 		return 1;
-	ret = cairn_txn_begin(s, false, &t);
-	if (!ret)
-		ret = cairn_cursor_open(t, CAIRN_DBI_PLATFORMS, &c);
+	ret = cairn_txn_begin(s, false, &pc.t);
 	if (ret) {
 		cairn_store_close(s);
 		return cli_fail(ret, "cannot list platforms");
 	}
 	if (json)
-		arr = json_object_new_array();
+		pc.arr = json_object_new_array();
 	else
 		printf("%-20s %5s  %-14s %s\n", "PLATFORM", "GEN", "IMAGE", "TAGS");
-	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
-		char name[130], hex[CAIRN_ID_HEX_LEN + 1], tags[256];
-		struct cairn_platform p;
-
-		if (kl >= sizeof(name))
-			continue;
-		memcpy(name, k, kl);
-		name[kl] = '\0';
-		if (cairn_platform_get(t, name, &p))
-			continue; /* fsck reports it */
-		cairn_id_hex(&p.image, hex);
-		tags_of(t, &p.image, tags, sizeof(tags));
-		if (json) {
-			json_object *o = json_object_new_object();
-
-			json_object_object_add(o, "platform", json_object_new_string(name));
-			json_object_object_add(o, "generation",
-					       json_object_new_int64((int64_t)p.generation));
-			json_object_object_add(o, "image", json_object_new_string(hex));
-			json_object_object_add(o, "tags", json_object_new_string(tags));
-			json_object_array_add(arr, o);
-		} else {
-			printf("%-20s %5llu  %-14.12s %s\n", name, (unsigned long long)p.generation,
-			       hex, tags);
-		}
-	}
-	cairn_cursor_close(c);
-	cairn_txn_abort(t);
+	ret = cairn_platform_each(pc.t, platform_row, &pc);
+	cairn_txn_abort(pc.t);
 	cairn_store_close(s);
 	if (json) {
-		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(arr);
+		puts(json_object_to_json_string_ext(pc.arr, JSON_C_TO_STRING_PRETTY |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(pc.arr);
 	}
-	if (ret != -ENOENT)
+	if (ret)
 		return cli_fail(ret, "cannot list platforms");
 	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -64,9 +64,7 @@ struct walk {
 
 /* cairn's markers on an upper object (upper.h), read off its xattrs. */
 struct upper_marks {
-	bool opaque, metacopy, has_origin, has_redirect;
-	uint64_t lower_len; /* with metacopy: bytes that are the origin's (UINT64_MAX: all) */
-	struct cairn_id origin, redirect;
+	struct cfs_marks m;
 	struct cairn_buf names; /* unescaped xattr names */
 };
 
@@ -480,35 +478,6 @@ static int read_file(struct walk *wk, int fd, const struct stat *st, struct cair
 
 static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct cairn_id *out);
 
-static bool marker_id(const struct cairn_xattr *x, struct cairn_id *id)
-{
-	char hex[CAIRN_ID_HEX_LEN + 1];
-
-	if (x->value_len != CAIRN_ID_HEX_LEN)
-		return false;
-	memcpy(hex, x->value, CAIRN_ID_HEX_LEN);
-	hex[CAIRN_ID_HEX_LEN] = '\0';
-	return cairn_id_parse_prefix(hex, id) == CAIRN_ID_HEX_LEN;
-}
-
-/* The metacopy marker: "y" (all of the origin) or how many bytes are the origin's. */
-static bool metacopy_len(const struct cairn_xattr *x, uint64_t *len)
-{
-	char v[24], *end;
-
-	if (x->value_len == 1 && *(const char *)x->value == 'y') {
-		*len = UINT64_MAX;
-		return true;
-	}
-	if (x->value_len == 0 || x->value_len >= sizeof(v))
-		return false;
-	memcpy(v, x->value, x->value_len);
-	v[x->value_len] = '\0';
-	errno = 0;
-	*len = strtoull(v, &end, 10);
-	return !errno && *end == '\0' && v[0] >= '0' && v[0] <= '9';
-}
-
 /*
  * An upper object's xattrs as the container set them: cairn's markers
  * taken out (into m), escaped names restored, sorted again.
@@ -540,14 +509,7 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 			out++;
 			continue;
 		}
-		if (!strcmp(x->name, CFS_XATTR_OPAQUE))
-			m->opaque = true;
-		else if (!strcmp(x->name, CFS_XATTR_METACOPY))
-			m->metacopy = metacopy_len(x, &m->lower_len);
-		else if (!strcmp(x->name, CFS_XATTR_ORIGIN))
-			m->has_origin = marker_id(x, &m->origin);
-		else if (!strcmp(x->name, CFS_XATTR_REDIRECT))
-			m->has_redirect = marker_id(x, &m->redirect);
+		cfs_marks_parse(&m->m, x->name, x->value, x->value_len);
 	}
 	for (size_t i = 0; i < out; i++) {
 		uintptr_t at = (uintptr_t)xs[i].name;
@@ -559,7 +521,7 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
 	*nx = out;
 	if (out)
 		qsort(xs, out, sizeof(*xs), xattr_cmp);
-	m->metacopy &= m->has_origin;
+	cfs_marks_finish(&m->m);
 	return 0;
 }
 
@@ -568,7 +530,7 @@ static int upper_xattrs(struct cairn_xattr *xs, size_t *nx, struct upper_marks *
  * or, when the container appended or cut it, the origin's first lower_len
  * bytes followed by the file's own.
  */
-static int origin_content(struct walk *wk, const struct upper_marks *m, int fd,
+static int origin_content(struct walk *wk, const struct cfs_marks *m, int fd,
 			  const struct stat *st, struct cairn_node_build *n)
 {
 	struct cairn_txn *t;
@@ -743,8 +705,8 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 			ret = upper_xattrs(xs, &nx, &marks);
 		if (ret)
 			goto out;
-		if (marks.metacopy)
-			ret = origin_content(wk, &marks, fd, &st, &n);
+		if (marks.m.metacopy)
+			ret = origin_content(wk, &marks.m, fd, &st, &n);
 		else
 			ret = read_file(wk, fd, &st, &n);
 		if (ret)
@@ -876,15 +838,15 @@ static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct 
 		goto out;
 	fill_common(&n, dst);
 	n.type = CAIRN_NODE_DIR;
-	n.flags = marks.opaque && !marks.has_redirect ? CAIRN_NODE_OPAQUE : 0;
+	n.flags = marks.m.opaque && !marks.m.has_redirect ? CAIRN_NODE_OPAQUE : 0;
 	n.nlink = 0;
 	n.xattrs = xs;
 	n.nxattr = nx;
 	n.entries = ents;
 	n.nentries = count;
 	ret = cairn_writer_put_node(wk->w, &n, out);
-	if (!ret && marks.has_redirect)
-		ret = redirect_dir(wk, &marks.redirect, out);
+	if (!ret && marks.m.has_redirect)
+		ret = redirect_dir(wk, &marks.m.redirect, out);
 out:
 	free(xs); /* names and values live in xstore */
 	cairn_buf_release(&xstore);

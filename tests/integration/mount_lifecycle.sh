@@ -319,6 +319,33 @@ rc=$?
 set -e
 [ "$rc" -eq 0 ] || soft_fail "cairn mount -f exited $rc after cairn umount"
 
+say "umount returns as soon as the daemon exits, however late it is reaped"
+# the daemon is reparented to a subreaper that reaps it only at the end: a
+# zombie for the whole umount, as under an init that reaps late
+python3 - "$CAIRN" "$STORE" "$M1" >"$WORK/reap.out" 2>&1 <<'PY' || soft_fail "umount waited on a zombie: $(cat "$WORK/reap.out")"
+import ctypes, json, os, select, subprocess, sys, threading, time
+cairn, store, mnt = sys.argv[1:]
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+run = lambda *a: subprocess.run([cairn, "--store", store, *a], check=True, timeout=60,
+                                capture_output=True, text=True).stdout
+run("mount", "v1", mnt)
+pid = [m["pid"] for m in json.loads(run("mounts", "--json")) if m["mountpoint"] == mnt][0]
+fd = os.pidfd_open(pid)
+exited = []
+threading.Thread(target=lambda: (select.select([fd], [], []),
+                                 exited.append(time.monotonic()))).start()
+run("umount", mnt)
+returned = time.monotonic()
+time.sleep(0.2)
+os.waitpid(pid, 0)
+if not exited:
+    sys.exit("umount returned before daemon %d exited" % pid)
+late = returned - exited[0]
+print("umount returned %.3f s after daemon %d exited" % (late, pid))
+sys.exit(0 if late < 1.0 else 1)
+PY
+info "$(cat "$WORK/reap.out")"
+
 say "bad umounts"
 expect_error "umount of a directory that is not mounted" tcairn "$STORE" umount "$M1"
 expect_error "umount of a missing directory" tcairn "$STORE" umount "$WORK/missing"

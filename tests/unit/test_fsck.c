@@ -10,6 +10,9 @@
  * Criterion forks per test: the store is opened in the fixture, inside the
  * test's process.
  */
+/* white-box: reads and damages the store's tables on purpose */
+#define CAIRN_STORE_INTERNAL
+
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -22,6 +25,7 @@
 #include "read.h"
 #include "walk.h"
 #include "writer.h"
+#include "store-internal.h"
 
 static char dir[] = "/tmp/cairn-fsck-XXXXXX";
 static struct cairn_store *store;

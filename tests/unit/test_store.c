@@ -3,6 +3,9 @@
  * test_store.c - the writer against a real LMDB store: dedup, holes,
  * collision refusal, atomic publishing, reading back.
  */
+/* white-box: reads and damages the store's tables on purpose */
+#define CAIRN_STORE_INTERNAL
+
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include "read.h"
 #include "source.h"
 #include "writer.h"
+#include "store-internal.h"
 
 static char dir[] = "/tmp/cairn-test-XXXXXX";
 static struct cairn_store *store;
