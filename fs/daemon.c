@@ -609,7 +609,10 @@ static json_object *answer_bind(struct cfs_daemon *d, json_object *req)
 	if (!fs)
 		return cfs_ctl_reply("the mount to share is gone");
 	v = calloc(1, sizeof(*v));
-	if (!v || mp[0] != '/' || !(v->mountpoint = strdup(mp))) {
+	if (!v || mp[0] != '/' || !(v->mountpoint = strdup(mp)) ||
+	    !(v->source = strdup(cfs_ctl_str(req, "source")))) {
+		if (v)
+			free(v->mountpoint);
 		free(v);
 		cfs_mount_unref(fs);
 		return cfs_ctl_reply(mp[0] != '/' ? "a bind without an absolute mountpoint"
@@ -660,6 +663,7 @@ static json_object *answer_forget(struct cfs_daemon *d, json_object *req)
 
 				*pp = v->next;
 				free(v->mountpoint);
+				free(v->source);
 				free(v);
 				removed = true;
 			}

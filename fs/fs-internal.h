@@ -148,6 +148,7 @@ struct cfs_daemon {
 struct cfs_view {
 	char id[32];
 	char *mountpoint;
+	char *source;             /* what the user named for this mount */
 	uint64_t ns;
 	struct cfs_view *next;
 };

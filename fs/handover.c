@@ -140,6 +140,7 @@ static json_object *mount_json(struct cfs *fs, int *fds, unsigned *nfds)
 
 		json_object_object_add(w, "id", json_object_new_string(v->id));
 		json_object_object_add(w, "mountpoint", json_object_new_string(v->mountpoint));
+		json_object_object_add(w, "source", json_object_new_string(v->source ? v->source : ""));
 		json_object_object_add(w, "ns", json_object_new_int64((int64_t)v->ns));
 		json_object_array_add(views, w);
 	}
@@ -555,7 +556,10 @@ static int take_mount(struct cfs_daemon *d, int sock, json_object *msg, int *fds
 			json_object *w = json_object_array_get_idx(views, i);
 			struct cfs_view *v = calloc(1, sizeof(*v));
 
-			if (!v || !(v->mountpoint = strdup(cfs_ctl_str(w, "mountpoint")))) {
+			if (!v || !(v->mountpoint = strdup(cfs_ctl_str(w, "mountpoint"))) ||
+			    !(v->source = strdup(cfs_ctl_str(w, "source")))) {
+				if (v)
+					free(v->mountpoint);
 				free(v);
 				ret = -ENOMEM;
 				break;

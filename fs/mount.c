@@ -300,6 +300,7 @@ void cfs_mount_free(struct cfs *fs)
 
 		fs->views = v->next;
 		free(v->mountpoint);
+		free(v->source);
 		free(v);
 	}
 	pthread_mutex_destroy(&fs->loop_lock);
@@ -344,7 +345,10 @@ int cfs_mount_record(struct cfs *fs)
 	for (struct cfs_view *v = fs->views; v; v = v->next) {
 		struct cfs_view *c = calloc(1, sizeof(*c));
 
-		if (!c || !(c->mountpoint = strdup(v->mountpoint))) {
+		if (!c || !(c->mountpoint = strdup(v->mountpoint)) ||
+		    !(c->source = strdup(v->source ? v->source : fs->o->source))) {
+			if (c)
+				free(c->mountpoint);
 			free(c);
 			ret = -ENOMEM;
 			break;
@@ -369,11 +373,13 @@ int cfs_mount_record(struct cfs *fs)
 		if (!ret) {
 			snprintf(r.id, sizeof(r.id), "%s", v->id);
 			r.mountpoint = v->mountpoint;
+			r.source = v->source;
 			r.ns = v->ns;
 			r.shares = fs->id;
 			ret = cfs_record_write(fs->d->store_dir, &r);
 		}
 		free(v->mountpoint);
+		free(v->source);
 		free(v);
 	}
 	free(r.leases);

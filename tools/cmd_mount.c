@@ -334,6 +334,7 @@ static int mount_share(const char *store, const struct cfs_options *o)
 			json_object_object_add(req, "id", json_object_new_string(id));
 			json_object_object_add(req, "mountpoint", json_object_new_string(o->mountpoint));
 			json_object_object_add(req, "ns", json_object_new_int64((int64_t)o->ns));
+			json_object_object_add(req, "source", json_object_new_string(o->source));
 			ret = cfs_ctl_call(sock, req, NULL, 0, 10000, &reply);
 			json_object_put(reply);
 			json_object_put(req);
