@@ -183,7 +183,7 @@ memstore device bytes = ${CEPH_RGW_MEMSTORE_BYTES:-2147483648}
 ms bind port min = $osdbase
 ms bind port max = $((osdbase + 31))
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$rgw ssl_endpoint=127.0.0.1:$rgws ssl_certificate=$dir/tls/rgw.crt ssl_private_key=$dir/tls/rgw.key
+rgw frontends = beast endpoint=127.0.0.1:$rgw ssl_endpoint=127.0.0.1:$rgws ssl_certificate=$dir/tls/rgw.crt ssl_private_key=$dir/tls/rgw.key tcp_nodelay=1
 debug rgw = 0/0
 EOF
 }

@@ -7,7 +7,7 @@ set -eu
 
 BUILD_DEPS="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libxxhash-dev
 liblmdb-dev lmdb-utils libzstd-dev libcriterion-dev libarchive-dev libjson-c-dev
-nettle-dev"
+nettle-dev libcurl4-openssl-dev"
 TEST_DEPS="python3 python3-lmdb libarchive-tools attr acl libcap2-bin
 busybox-static e2fsprogs util-linux umoci skopeo runc crun debootstrap
 clang libclang-rt-dev

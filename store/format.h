@@ -32,7 +32,15 @@
 #define CAIRN_DB_PLATFORMS "platforms" /* platform name -> platform record */
 #define CAIRN_DB_HISTORY "history"     /* name \0 gen(u64 BE) -> generation */
 #define CAIRN_DB_PACKS "packs"         /* pack id (u32 BE) -> struct cairn_pack_disk */
-#define CAIRN_DB_COUNT 10
+#define CAIRN_DB_REMOTES "remotes"     /* remote name -> remote record */
+#define CAIRN_DB_FOLLOWS "follows"     /* platform name -> follow record */
+#define CAIRN_DB_COUNT 12
+/*
+ * Databases from this index on came after stores existed without them:
+ * opening a writable store creates them when missing; a read-only store
+ * without them reads them as empty.
+ */
+#define CAIRN_DB_FIRST_ADDED 10
 
 #define CAIRN_META_KEY "store"
 
@@ -316,5 +324,48 @@ struct cairn_history_disk {
 	uint64_t restored;  /* for a rollback: the generation whose image it restored */
 } __attribute__((packed));
 _Static_assert(sizeof(struct cairn_history_disk) == 36, "history layout");
+
+/*
+ * Remote: name (the tag rules) -> struct cairn_remote_disk, then the four
+ * strings it counts, without NULs: the URL ("s3://BUCKET[/PREFIX]"), the
+ * endpoint ("http[s]://HOST[:PORT]"), the CA file and the credentials file
+ * (absolute paths, or empty). Credentials are never stored: only where to
+ * read them. trust_key is an Ed25519 public key when CAIRN_REMOTE_TRUST is
+ * set: pointers (tags, generations) from this remote must be signed by it.
+ */
+enum cairn_remote_flags {
+	CAIRN_REMOTE_TRUST = 1u << 0,
+};
+
+struct cairn_remote_disk {
+	uint8_t version;
+	uint8_t flags;        /* enum cairn_remote_flags */
+	uint16_t reserved;
+	uint32_t timeout_ms;  /* for reads */
+	uint8_t trust_key[32];
+	uint16_t url_len;
+	uint16_t endpoint_len;
+	uint16_t ca_len;
+	uint16_t cred_len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_remote_disk) == 48, "remote layout");
+
+/*
+ * Follow: platform name -> struct cairn_follow_disk, then the remote's name
+ * (remote_len bytes). remote_gen is the highest generation of the remote's
+ * platform this platform was switched to (a follower never moves to a lower
+ * or equal one), local_gen the local generation that switch made. It is
+ * written in the same transaction as that switch. A platform whose current
+ * generation is no longer local_gen was moved by hand (a local rollback):
+ * following is paused until a follow --resume.
+ */
+struct cairn_follow_disk {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint64_t remote_gen;
+	uint64_t local_gen;
+	uint16_t remote_len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_follow_disk) == 22, "follow layout");
 
 #endif

@@ -405,3 +405,25 @@ int cairn_image_remove(struct cairn_store *s, const struct cairn_id *image)
 		ret = cairn_del(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN);
 	return naming_end(t, ret);
 }
+
+int cairn_image_record(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		       size_t *len)
+{
+	return cairn_get(t, CAIRN_DBI_IMAGES, id->b, CAIRN_ID_LEN, val, len);
+}
+
+int cairn_layer_source(struct cairn_txn *t, const struct cairn_id *layer, uint8_t *source)
+{
+	struct cairn_layer_disk d;
+	const void *v;
+	size_t vl;
+	int ret = cairn_get(t, CAIRN_DBI_LAYERS, layer->b, CAIRN_ID_LEN, &v, &vl);
+
+	if (ret)
+		return ret;
+	if (vl != sizeof(d))
+		return -EUCLEAN;
+	memcpy(&d, v, sizeof(d));
+	*source = d.source;
+	return 0;
+}

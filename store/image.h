@@ -124,4 +124,13 @@ int cairn_tag_remove(struct cairn_store *s, const char *name);
  */
 int cairn_image_remove(struct cairn_store *s, const struct cairn_id *image);
 
+/*
+ * The image record as the store keeps it (format.h), in place: valid until
+ * the transaction ends; -ENOENT. For code that copies it (push).
+ */
+int cairn_image_record(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		       size_t *len);
+/* A layer's source (enum cairn_layer_source); -ENOENT, -EUCLEAN. */
+int cairn_layer_source(struct cairn_txn *t, const struct cairn_id *layer, uint8_t *source);
+
 #endif

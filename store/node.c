@@ -375,7 +375,7 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 		return 0;
 	case CAIRN_NODE_DIR: {
 		struct cairn_dir_disk d;
-		struct cairn_dirent e, prev;
+		struct cairn_dirent e, prev = { 0 };
 		uint32_t names = 0;
 
 		if (rest < sizeof(d))

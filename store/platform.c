@@ -177,10 +177,36 @@ static int append(struct cairn_txn *t, const char *name, uint64_t gen, uint8_t a
 			 NULL);
 }
 
+int cairn_platform_upgrade_txn(struct cairn_txn *t, const char *name,
+			       const struct cairn_id *image, uint64_t *gen)
+{
+	struct cairn_platform cur = { 0 };
+	int ret;
+
+	if (cairn_platform_check(name))
+		return cairn_err(-EINVAL, "'%s' is not a valid platform name", name);
+	ret = cairn_naming_check(t, image);
+	if (ret)
+		return ret;
+	ret = cairn_platform_get(t, name, &cur);
+	if (ret == -ENOENT)
+		cur.generation = 0;
+	else if (ret)
+		return ret;
+	if (cur.generation && cairn_id_eq(&cur.image, image)) {
+		*gen = cur.generation;
+		return 1;
+	}
+	ret = append(t, name, cur.generation + 1, CAIRN_ACTION_UPGRADE, image, 0);
+	if (ret)
+		return ret;
+	*gen = cur.generation + 1;
+	return 0;
+}
+
 int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct cairn_id *image,
 			   uint64_t *gen)
 {
-	struct cairn_platform cur = { 0 };
 	struct cairn_txn *t;
 	int ret;
 
@@ -189,29 +215,12 @@ int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct
 	ret = cairn_naming_begin(s, &t);
 	if (ret)
 		return ret;
-	ret = cairn_naming_check(t, image);
-	if (!ret) {
-		ret = cairn_platform_get(t, name, &cur);
-		if (ret == -ENOENT) {
-			cur.generation = 0;
-			ret = 0;
-		}
-	}
-	if (!ret && cur.generation && cairn_id_eq(&cur.image, image)) {
-		cairn_txn_abort(t);
-		*gen = cur.generation;
-		return 0;
-	}
-	if (!ret)
-		ret = append(t, name, cur.generation + 1, CAIRN_ACTION_UPGRADE, image, 0);
+	ret = cairn_platform_upgrade_txn(t, name, image, gen);
 	if (ret) {
 		cairn_txn_abort(t);
-		return ret;
+		return ret < 0 ? ret : 0;
 	}
-	ret = cairn_naming_commit(t);
-	if (!ret)
-		*gen = cur.generation + 1;
-	return ret;
+	return cairn_naming_commit(t);
 }
 
 int cairn_platform_rollback(struct cairn_store *s, const char *name, uint64_t to, uint64_t *gen,

@@ -63,6 +63,7 @@ int cairn_history_walk(struct cairn_txn *t, const char *name,
 int cairn_platform_upgrade(struct cairn_store *s, const char *name, const struct cairn_id *image,
 			   uint64_t *gen);
 
+
 /*
  * Rolls name back, in one synced transaction, to the image of generation
  * to (0: the generation before the one the current generation came from,

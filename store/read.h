@@ -50,4 +50,22 @@ long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const
 ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
 			   void *buf, size_t len, uint64_t off);
 
+/*
+ * Checks a content list against its content id by hashing the bytes it
+ * lists (its chunks must be local). 0, -EIO with a message on a mismatch.
+ */
+int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
+			const struct cairn_content_view *cv);
+
+/*
+ * A node's or a content list's value as the store keeps it (its canonical
+ * encoding, the bytes its id hashes for a node), in place: valid until the
+ * transaction ends. -ENOENT when the store does not hold it. For code that
+ * copies objects without parsing them (push).
+ */
+int cairn_node_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+		     size_t *len);
+int cairn_content_value(struct cairn_txn *t, const struct cairn_id *id, const void **val,
+			size_t *len);
+
 #endif

@@ -47,6 +47,7 @@ static int local_stat(struct cairn_chunk_source *src, struct cairn_txn *t,
 	size_t vlen;
 	int ret = cairn_get(t, CAIRN_DBI_CHUNKS, id->b, CAIRN_ID_LEN, &val, &vlen);
 
+	*out = (struct cairn_chunk_info){ 0 }; /* -O3 cannot tell cairn_err() never returns 0 */
 	if (ret)
 		return ret;
 	if (cairn_chunk_parse(val, vlen, &ref)) {
@@ -91,8 +92,8 @@ static long local_read(struct cairn_chunk_source *src, struct cairn_txn *t, stru
 		       const struct cairn_id *id, unsigned flags, void *out, size_t cap)
 {
 	struct cairn_chunk_info info;
-	const void *entry;
-	size_t len;
+	const void *entry = NULL;
+	size_t len = 0;
 	int ret = local_stat(src, t, id, &info);
 
 	if (ret == -EUCLEAN)

@@ -36,6 +36,8 @@ enum cairn_db {
 	CAIRN_DBI_PLATFORMS,
 	CAIRN_DBI_HISTORY,
 	CAIRN_DBI_PACKS,
+	CAIRN_DBI_REMOTES,
+	CAIRN_DBI_FOLLOWS,
 };
 
 /* Returns 0, -ENOENT when the key is absent, or another -errno. */
@@ -94,6 +96,15 @@ int cairn_naming_commit(struct cairn_txn *t);
  * it here, in the transaction that writes the name.
  */
 int cairn_naming_check(struct cairn_txn *t, const struct cairn_id *image);
+
+/*
+ * Points platform name at image inside a naming transaction: 0 when it
+ * appended generation *gen, 1 when the platform already shows image (*gen
+ * is its generation), or -errno. (platform.c; remotes.c records a follow in
+ * the same transaction.)
+ */
+int cairn_platform_upgrade_txn(struct cairn_txn *t, const char *name,
+			       const struct cairn_id *image, uint64_t *gen);
 
 /* Points tag name at image inside a naming transaction (no checks). */
 int cairn_tag_put(struct cairn_txn *t, const char *name, const struct cairn_id *image);

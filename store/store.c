@@ -31,11 +31,15 @@ static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_PLATFORMS] = CAIRN_DB_PLATFORMS,
 	[CAIRN_DBI_HISTORY] = CAIRN_DB_HISTORY,
 	[CAIRN_DBI_PACKS] = CAIRN_DB_PACKS,
+	[CAIRN_DBI_REMOTES] = CAIRN_DB_REMOTES,
+	[CAIRN_DBI_FOLLOWS] = CAIRN_DB_FOLLOWS,
 };
+_Static_assert(CAIRN_DBI_REMOTES == CAIRN_DB_FIRST_ADDED, "added databases come last");
 
 struct cairn_store {
 	MDB_env *env;
 	MDB_dbi dbi[CAIRN_DB_COUNT];
+	unsigned absent;        /* bit i: added database i is missing (read-only store) */
 	unsigned flags;
 	char *dir;
 	struct cairn_store_params params;
@@ -149,20 +153,40 @@ static void meta_encode(const struct cairn_store_params *p, struct cairn_meta_di
 	CAIRN_SET(m->created_ns, cairn_now_ns());
 }
 
-/* Opens every named database, creating them and the metadata record if asked. */
+/*
+ * Opens every named database, creating them and the metadata record if
+ * asked. A database added after the store was made is created by any
+ * writable open (in a write transaction of its own), and marked absent on a
+ * read-only one.
+ */
 static int store_init_dbs(struct cairn_store *s, const struct cairn_store_params *params)
 {
 	bool create = !(s->flags & CAIRN_STORE_RDONLY) && (s->flags & CAIRN_STORE_CREATE);
+	bool add = false;
 	MDB_txn *txn;
 	MDB_val k = { .mv_size = strlen(CAIRN_META_KEY), .mv_data = (void *)CAIRN_META_KEY };
 	MDB_val v;
 	int rc, ret;
 
-	rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+again:
+	rc = mdb_txn_begin(s->env, NULL, create || add ? 0 : MDB_RDONLY, &txn);
 	if (rc)
 		return lmdb_err(rc, "cannot begin a transaction");
+	s->absent = 0;
 	for (unsigned i = 0; i < CAIRN_DB_COUNT; i++) {
-		rc = mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &s->dbi[i]);
+		bool added = i >= CAIRN_DB_FIRST_ADDED;
+
+		rc = mdb_dbi_open(txn, db_names[i], create || (add && added) ? MDB_CREATE : 0,
+				  &s->dbi[i]);
+		if (rc == MDB_NOTFOUND && added && !(s->flags & CAIRN_STORE_RDONLY)) {
+			mdb_txn_abort(txn);
+			add = true;
+			goto again;
+		}
+		if (rc == MDB_NOTFOUND && added) {
+			s->absent |= 1u << i;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND) {
 			mdb_txn_abort(txn);
 			return cairn_err(-ENOENT, "not a cairn store");
@@ -611,8 +635,11 @@ int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 {
 	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v;
-	int rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
+	int rc;
 
+	if (t->s->absent & (1u << db))
+		return -ENOENT;
+	rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
 	if (rc)
 		return lmdb_err(rc, "cannot read from the store");
 	*val = v.mv_data;
@@ -658,8 +685,13 @@ int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count)
 {
 	MDB_stat st;
-	int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+	int rc;
 
+	if (t->s->absent & (1u << db)) {
+		*count = 0;
+		return 0;
+	}
+	rc = mdb_stat(t->txn, t->s->dbi[db], &st);
 	if (rc)
 		return lmdb_err(rc, "cannot read database statistics");
 	*count = st.ms_entries;
@@ -673,6 +705,10 @@ int cairn_cursor_open(struct cairn_txn *t, enum cairn_db db, struct cairn_cursor
 
 	if (!c)
 		return -ENOMEM;
+	if (t->s->absent & (1u << db)) { /* an empty walk: c->cur stays NULL */
+		*out = c;
+		return 0;
+	}
 	rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->cur);
 	if (rc) {
 		free(c);
@@ -686,7 +722,8 @@ void cairn_cursor_close(struct cairn_cursor *c)
 {
 	if (!c)
 		return;
-	mdb_cursor_close(c->cur);
+	if (c->cur)
+		mdb_cursor_close(c->cur);
 	free(c);
 }
 
@@ -696,8 +733,11 @@ int cairn_cursor_get(struct cairn_cursor *c, const void *key, size_t klen, bool 
 	MDB_val mk = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val mv;
 	MDB_cursor_op op = next ? MDB_NEXT : key ? MDB_SET_RANGE : MDB_FIRST;
-	int rc = mdb_cursor_get(c->cur, &mk, &mv, op);
+	int rc;
 
+	if (!c->cur)
+		return -ENOENT;
+	rc = mdb_cursor_get(c->cur, &mk, &mv, op);
 	if (rc)
 		return lmdb_err(rc, "cannot walk the store");
 	if (k) {

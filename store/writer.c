@@ -892,3 +892,114 @@ out:
 	free(layers);
 	return ret;
 }
+
+/*
+ * Objects that arrive already encoded (pulled from a remote store). The
+ * caller has checked each against its id; these store them with the same
+ * batching and dedup as an import.
+ */
+
+int cairn_writer_put_entry(struct cairn_writer *w, const struct cairn_id *id, const void *entry,
+			   size_t elen)
+{
+	struct cairn_pack_entry h;
+	struct seen_slot *s;
+	const void *val;
+	size_t vlen;
+	uint64_t off;
+	int ret;
+
+	if (elen < sizeof(h))
+		return -EINVAL;
+	memcpy(&h, entry, sizeof(h));
+	if (w->seen_cap && (s = seen_find(w, id))->used) {
+		w->st.chunks_dup++;
+		return 0;
+	}
+	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
+	if (ret == 0) {
+		w->st.chunks_dup++;
+		return seen_add(w, id, CAIRN_GET(h.raw_len), UINT64_MAX);
+	}
+	if (ret != -ENOENT)
+		return ret;
+	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, entry, elen, &off);
+	if (ret)
+		return ret;
+	ret = seen_add(w, id, CAIRN_GET(h.raw_len), off);
+	if (ret)
+		return ret;
+	w->st.chunks_new++;
+	w->st.chunk_bytes_new += CAIRN_GET(h.raw_len);
+	return maybe_flush(w);
+}
+
+int cairn_writer_put_node_value(struct cairn_writer *w, const struct cairn_id *id,
+				const void *val, size_t vlen)
+{
+	bool dup;
+	int ret = put_value(w, CAIRN_DBI_NODES, id, val, vlen, &dup);
+
+	if (!ret && dup)
+		w->st.nodes_dup++;
+	else if (!ret)
+		w->st.nodes_new++;
+	return ret;
+}
+
+int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id *id,
+				   const void *val, size_t vlen)
+{
+	bool dup;
+
+	return put_value(w, CAIRN_DBI_CONTENTS, id, val, vlen, &dup);
+}
+
+int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,
+				const void *rec, size_t len, const uint8_t *sources,
+				const char *tag)
+{
+	struct cairn_layer_disk layer = { .version = CAIRN_FORMAT_VERSION };
+	struct cairn_image img;
+	struct cairn_id want;
+	struct cairn_txn *t = NULL;
+	int ret;
+
+	ret = cairn_image_parse(rec, len, &img);
+	if (ret)
+		return cairn_err(-EUCLEAN, "the image record does not parse");
+	cairn_image_id((const struct cairn_id *)img.layers, img.nlayers, &img.root, &want);
+	if (!cairn_id_eq(&want, image))
+		return cairn_err(-EUCLEAN, "the image record does not match its id");
+	ret = cairn_writer_flush(w);
+	if (!ret)
+		ret = cairn_store_set_batch_mode(w->s, false);
+	if (!ret)
+		ret = cairn_store_sync(w->s);
+	if (!ret)
+		ret = cairn_txn_begin(w->s, true, &t);
+	for (uint32_t i = 0; !ret && sources && i < img.nlayers; i++) {
+		layer.source = sources[i];
+		memcpy(layer.root, img.layers + (size_t)i * CAIRN_ID_LEN, CAIRN_ID_LEN);
+		ret = cairn_put(t, CAIRN_DBI_LAYERS, layer.root, CAIRN_ID_LEN, &layer,
+				sizeof(layer), CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+		if (ret == -EEXIST)
+			ret = 0;
+	}
+	if (!ret) {
+		ret = cairn_put(t, CAIRN_DBI_IMAGES, image->b, CAIRN_ID_LEN, rec, len,
+				CAIRN_PUT_NOOVERWRITE, NULL, NULL);
+		if (ret == -EEXIST)
+			ret = 0;
+	}
+	if (!ret && tag)
+		ret = cairn_put(t, CAIRN_DBI_TAGS, tag, strlen(tag), image->b, CAIRN_ID_LEN, 0,
+				NULL, NULL);
+	if (!ret) {
+		ret = cairn_txn_commit(t);
+		t = NULL;
+	}
+	if (t)
+		cairn_txn_abort(t);
+	return ret;
+}

@@ -94,4 +94,34 @@ struct cairn_publish {
 int cairn_writer_publish(struct cairn_writer *w, const struct cairn_publish *p,
 			 struct cairn_id *image);
 
+/*
+ * Objects that arrive encoded (a pull from a remote store), each already
+ * checked against its id by the caller; batched and deduplicated like an
+ * import's, invisible until something publishes a reference to them.
+ *
+ * put_entry stores a chunk from its pack entry (struct cairn_pack_entry
+ * and payload, flags as the caller wants them: a pulled chunk is
+ * CAIRN_CHUNK_UNTRUSTED). put_node_value and put_content_value store a
+ * node's or a content list's value; a different value stored under the id
+ * is a collision (-EEXIST with a message).
+ */
+int cairn_writer_put_entry(struct cairn_writer *w, const struct cairn_id *id, const void *entry,
+			   size_t elen);
+int cairn_writer_put_node_value(struct cairn_writer *w, const struct cairn_id *id,
+				const void *val, size_t vlen);
+int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id *id,
+				   const void *val, size_t vlen);
+
+/*
+ * Publishes an image record as it is (a pulled image keeps its time and
+ * message): flushes, syncs, then in one synced transaction writes the
+ * layer records (sources: one byte per layer; NULL when the layers are
+ * in the store already), the image record and, when
+ * tag is not NULL, the tag. The record must parse and match image. Returns
+ * 0 or -errno.
+ */
+int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,
+				const void *rec, size_t len, const uint8_t *sources,
+				const char *tag);
+
 #endif

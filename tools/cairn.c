@@ -59,7 +59,7 @@ static const struct cli_command commands[] = {
 	  cmd_export_help, true },
 	{ "fsck", cmd_fsck, "[--json]", "check every node and chunk of the store",
 	  cmd_fsck_help },
-	{ "gc", cmd_gc, "[--keep N] [--compact]", "drop old history, unnamed images and what nothing reaches",
+	{ "gc", cmd_gc, "[--keep N] [--compact] | --remote NAME [--keep N]", "drop old history, unnamed images and what nothing reaches",
 	  "Drops each platform's history beyond its newest N generations (never the\n"
 	  "current one), then images with neither a tag nor a generation, then every node,\n"
 	  "content list and chunk no kept image reaches, in bounded transactions. Images\n"
@@ -67,7 +67,11 @@ static const struct cli_command commands[] = {
 	  "are mostly dead are rewritten and the old ones unlinked, so the space returns\n"
 	  "to the filesystem. Refuses to run beside an import. --compact also rewrites\n"
 	  "every pack with any dead bytes and data.mdb without its free pages (only when\n"
-	  "no other process has the store open).\n" },
+	  "no other process has the store open).\n"
+	  "--remote NAME collects a remote store instead: each platform's generations\n"
+	  "beyond the newest N (--keep), images no tag or kept generation names, and the\n"
+	  "packs no kept image needs. It refuses to run beside a push (lock objects on the\n"
+	  "remote), and a push refuses to start beside it.\n" },
 	{ "mount", cmd_mount,
 	  "IMAGE DIR [--upper UPPERDIR | --ro] [--isolated] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
 	  "mount an image through FUSE, read-only or with a writable upper directory",
@@ -116,6 +120,20 @@ static const struct cli_command commands[] = {
 	  "keep running; requests made meanwhile wait in the kernel. A daemon that speaks\n"
 	  "another control protocol version is left as it is, with a message.\n"
 	  "('cairn daemon serve' is how mount starts it.)\n" },
+	{ "remote", cmd_remote,
+	  "add NAME s3://BUCKET[/PREFIX] [--endpoint URL] [--credentials FILE] [--ca FILE] "
+	  "[--timeout SECONDS] [--trust PUBKEY] | ls [--json] | rm NAME | keygen KEYFILE",
+	  "name, list and forget remote stores (S3: Ceph RGW, MinIO, AWS)", cmd_remote_help,
+	  .remote = true },
+	{ "push", cmd_push, "IMAGE|PLATFORM REMOTE [--sign KEY] [--json]",
+	  "upload what a remote lacks of an image; a platform becomes its next generation",
+	  cmd_push_help, .remote = true },
+	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--tag NAME] [--json]",
+	  "download what the store lacks of a remote image, tag or platform", cmd_pull_help,
+	  .remote = true },
+	{ "follow", cmd_follow, "REMOTE PLATFORM [--watch SECONDS] [--resume] [--json]",
+	  "switch a platform, live, to its remote's newest generation", cmd_follow_help,
+	  .remote = true },
 };
 
 static const struct cli_command *find_command(const char *name)
@@ -341,19 +359,30 @@ static void usage(FILE *f)
 		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
 }
 
-int cli_exec_archive(struct cli *cli)
+/* Runs the same command line in the program prog, installed beside this one. */
+static int exec_sibling(struct cli *cli, const char *prog)
 {
 	char path[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
 	char *slash;
 
 	if (n <= 0)
-		return cli_fail(-errno, "cannot find cairn-archive");
+		return cli_fail(-errno, "cannot find %s", prog);
 	path[n] = '\0';
 	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, "cairn-archive");
+	strcpy(slash ? slash + 1 : path, prog);
 	execv(path, cli->argv);
 	return cli_fail(-errno, "cannot run '%s' (installed beside cairn)", path);
+}
+
+int cli_exec_archive(struct cli *cli)
+{
+	return exec_sibling(cli, "cairn-archive");
+}
+
+int cli_exec_remote(struct cli *cli)
+{
+	return exec_sibling(cli, "cairn-remote");
 }
 
 static char *default_store(void)
@@ -435,6 +464,8 @@ int main(int argc, char **argv)
 	cli.argv = argv;
 	if (c->archive && !cli_has_archive())
 		return cli_exec_archive(&cli); /* --help included: it is that program's */
+	if (c->remote && !cli_has_remote())
+		return cli_exec_remote(&cli);
 	opterr = 0; /* commands report bad options in one line of their own */
 	if (cli_help(c->name, argc - optind, argv + optind))
 		return 0;

@@ -30,12 +30,17 @@ struct cli_command {
 	const char *summary; /* one line */
 	const char *help;    /* longer description for --help, or NULL */
 	bool archive;        /* needs libarchive: runs in cairn-archive */
+	bool remote;         /* needs libcurl: runs in cairn-remote */
 };
 
 /* Is this the build that links libarchive (cairn-archive)? */
 bool cli_has_archive(void);
 /* Runs the same command line in cairn-archive, beside this program. Returns only on failure. */
 int cli_exec_archive(struct cli *cli);
+/* Is this the build that links libcurl (cairn-remote)? */
+bool cli_has_remote(void);
+/* Runs the same command line in cairn-remote. Returns only on failure. */
+int cli_exec_remote(struct cli *cli);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);
@@ -54,11 +59,31 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s);
 int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const char **path);
 
 /*
+ * Tells every running mount of platform name to switch to its current image
+ * and prints each one's answer to out (at most 5 s in all).
+ */
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out);
+
+/*
  * A byte count: decimal digits, then K, M, G or T (powers of 1024). With
  * end NULL the whole string must be the count; otherwise *end is set past
  * it. 0, or -EINVAL for anything else (an overflow included).
  */
 int cli_parse_bytes(const char *s, const char **end, uint64_t *out);
+
+/*
+ * Names in --json output (cli_json.c). A name (path, symlink target, xattr
+ * name) is bytes, a JSON string Unicode: cli_json_add_bytes() adds key as
+ * the name when it is valid UTF-8, else as the name with each invalid byte
+ * replaced by U+FFFD plus key_base64, its exact bytes in base64. The
+ * README's "JSON output" section documents this for readers.
+ */
+struct json_object;
+bool cli_utf8_valid(const void *p, size_t len);
+void cli_json_add_bytes(struct json_object *obj, const char *key, const void *p, size_t len);
+/* The string alone (U+FFFD for invalid bytes), and the base64 of exact bytes. */
+struct json_object *cli_json_text(const void *p, size_t len);
+struct json_object *cli_json_base64(const void *p, size_t len);
 
 /* Prints a byte string, escaping what a terminal should not see (\xNN, \n, \\). */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
@@ -90,11 +115,21 @@ int cmd_rollback(struct cli *cli, int argc, char **argv);
 int cmd_platforms(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_remote(struct cli *cli, int argc, char **argv);
+/* gc --remote NAME: runs in cairn-remote (cmd_transfer.c). */
+int cli_gc_remote(struct cli *cli, const char *remote, int64_t keep);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_follow(struct cli *cli, int argc, char **argv);
 
 /* --help texts, defined beside their commands. */
 extern const char cmd_diff_help[];
 extern const char cmd_du_help[];
 extern const char cmd_export_help[];
 extern const char cmd_fsck_help[];
+extern const char cmd_remote_help[];
+extern const char cmd_push_help[];
+extern const char cmd_pull_help[];
+extern const char cmd_follow_help[];
 
 #endif

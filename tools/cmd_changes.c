@@ -42,11 +42,13 @@ static void emit(struct changes *c, char kind)
 		json_object *o = json_object_new_object();
 		char k[2] = { kind, 0 };
 
-		json_object_object_add(o, "path", json_object_new_string(p));
+		cli_json_add_bytes(o, "path", p, strlen(p));
 		json_object_object_add(o, "change", json_object_new_string(k));
 		json_object_array_add(c->arr, o);
 	} else {
-		printf("%c %s\n", kind, p);
+		printf("%c ", kind);
+		cli_print_escaped(stdout, p, strlen(p));
+		putchar('\n');
 	}
 }
 

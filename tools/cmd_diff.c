@@ -75,8 +75,7 @@ static int print_change(void *ctx, const struct cairn_diff_change *c)
 			json_object_put(list);
 			return -ENOMEM;
 		}
-		json_object_object_add(e, "path",
-				       json_object_new_string_len(c->path, (int)c->path_len));
+		cli_json_add_bytes(e, "path", c->path, c->path_len);
 		json_object_object_add(e, "change", json_object_new_string(change_name(c->kind)));
 		for (unsigned i = 0; i < CAIRN_DIFF_WHAT_COUNT; i++)
 			if (what & (1u << i))

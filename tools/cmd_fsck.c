@@ -53,9 +53,8 @@ static void on_problem(void *ctx, const struct cairn_fsck_problem *p)
 		json_object *j = json_object_new_object();
 
 		json_object_object_add(j, "kind", json_object_new_string(p->kind));
-		json_object_object_add(j, "id", json_object_new_string_len(p->name,
-									   (int)p->name_len));
-		json_object_object_add(j, "message", json_object_new_string(p->msg));
+		cli_json_add_bytes(j, "id", p->name, p->name_len);
+		json_object_object_add(j, "message", cli_json_text(p->msg, strlen(p->msg)));
 		json_object_array_add(o->problems, j);
 		return;
 	}

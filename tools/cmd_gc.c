@@ -15,6 +15,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "keep", required_argument, NULL, 'k' },
 		{ "compact", no_argument, NULL, 'c' },
+		{ "remote", required_argument, NULL, 'r' },
 		{ 0 },
 	};
 	bool compact = false;
@@ -25,6 +26,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	struct cfs_record *rs = NULL;
 	struct cairn_store *s;
 	char a[32], b[32], c[32], d[32];
+	const char *remote = NULL;
 	int opt, n, lock, ret;
 
 	optind = 0;
@@ -33,6 +35,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 
 		if (opt == 'c') {
 			compact = true;
+			continue;
+		}
+		if (opt == 'r') {
+			remote = optarg;
 			continue;
 		}
 		if (opt != 'k')
@@ -44,6 +50,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage("gc", "gc takes no arguments");
+	if (remote && compact)
+		return cli_usage("gc", "--compact is for the local store, not --remote");
+	if (remote)
+		return cli_gc_remote(cli, remote, o.keep);
 	if (cli_open(cli, true, &s))
 		return 1;
 	lock = cairn_gc_lock(s, true);

@@ -27,11 +27,6 @@ static void mode_string(const struct cairn_node_view *v, char out[11])
 	out[10] = '\0';
 }
 
-static json_object *json_bytes(const void *p, size_t len)
-{
-	return json_object_new_string_len(p, (int)len);
-}
-
 /* One entry as JSON: the fields stat and ls --json share. */
 static json_object *node_json(const char *path, size_t plen, const struct cairn_id *id,
 			      const struct cairn_node_view *v)
@@ -41,9 +36,10 @@ static json_object *node_json(const char *path, size_t plen, const struct cairn_
 	struct cairn_xattr x;
 	json_object *xa;
 	size_t off = 0;
+	bool raw = false;
 
 	cairn_id_hex(id, hex);
-	json_object_object_add(o, "path", json_bytes(path, plen));
+	cli_json_add_bytes(o, "path", path, plen);
 	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "mode", json_object_new_int((int)v->mode));
 	json_object_object_add(o, "uid", json_object_new_int64(v->uid));
@@ -57,17 +53,33 @@ static json_object *node_json(const char *path, size_t plen, const struct cairn_
 		json_object_object_add(o, "size", json_object_new_int64((int64_t)v->size));
 		json_object_object_add(o, "content", json_object_new_string(hex));
 	}
-	if (v->type == CAIRN_NODE_LNK)
-		json_object_object_add(o, "target", json_bytes(v->target, v->target_len));
+	if (v->type == CAIRN_NODE_LNK) {
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)v->target_len));
+		cli_json_add_bytes(o, "target", v->target, v->target_len);
+	}
 	if (v->type == CAIRN_NODE_CHR || v->type == CAIRN_NODE_BLK) {
 		json_object_object_add(o, "major", json_object_new_int64(v->major));
 		json_object_object_add(o, "minor", json_object_new_int64(v->minor));
 	}
 	xa = json_object_new_array();
-	while (cairn_xattr_next(v, &off, &x) == 0)
-		json_object_array_add(xa, json_bytes(x.name, x.name_len));
+	while (cairn_xattr_next(v, &off, &x) == 0) {
+		json_object_array_add(xa, cli_json_text(x.name, x.name_len));
+		raw |= !cli_utf8_valid(x.name, x.name_len);
+	}
 	json_object_object_add(o, "xattrs", xa);
+	if (raw) { /* the exact names, in the same order */
+		xa = json_object_new_array();
+		for (off = 0; cairn_xattr_next(v, &off, &x) == 0;)
+			json_object_array_add(xa, cli_json_base64(x.name, x.name_len));
+		json_object_object_add(o, "xattrs_base64", xa);
+	}
 	return o;
+}
+
+/* st_size as stat(2) gives it: a file's length, a symlink's target's length. */
+static uint64_t node_size(const struct cairn_node_view *v)
+{
+	return v->type == CAIRN_NODE_REG ? v->size : v->type == CAIRN_NODE_LNK ? v->target_len : 0;
 }
 
 struct ls_opts {
@@ -84,7 +96,7 @@ static void print_long(const struct cairn_node_view *v)
 	if (v->type == CAIRN_NODE_CHR || v->type == CAIRN_NODE_BLK)
 		printf("%5u,%5u ", v->major, v->minor);
 	else
-		printf("%11llu ", v->type == CAIRN_NODE_REG ? (unsigned long long)v->size : 0ull);
+		printf("%11llu ", (unsigned long long)node_size(v));
 	printf("%s ", cli_time(tbuf, sizeof(tbuf), v->mtime_sec * 1000000000ll + v->mtime_nsec));
 }
 
@@ -359,6 +371,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 			printf(")\n");
 		}
 		if (v.type == CAIRN_NODE_LNK) {
+			printf("  size: %zu\n", v.target_len);
 			fputs("target: ", stdout);
 			cli_print_escaped(stdout, v.target, v.target_len);
 			putchar('\n');

@@ -622,15 +622,17 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 			json_object_object_add(o, "state", json_object_new_string(rs[i].alive ? "serving"
 										       : "dead"));
 			json_object_object_add(o, "isolated", json_object_new_boolean(rs[i].isolated));
-			json_object_object_add(o, "mountpoint",
-					       json_object_new_string(rs[i].mountpoint));
-			json_object_object_add(o, "source", json_object_new_string(rs[i].source));
+			cli_json_add_bytes(o, "mountpoint", rs[i].mountpoint,
+					   strlen(rs[i].mountpoint));
+			cli_json_add_bytes(o, "source", rs[i].source, strlen(rs[i].source));
 			json_object_object_add(o, "image", json_object_new_string(hex));
 			json_object_object_add(o, "platform", json_object_new_string(rs[i].platform));
 			json_object_object_add(o, "generation",
 					       json_object_new_int64((int64_t)rs[i].generation));
-			json_object_object_add(o, "upper", *rs[i].upper ?
-					       json_object_new_string(rs[i].upper) : NULL);
+			if (*rs[i].upper)
+				cli_json_add_bytes(o, "upper", rs[i].upper, strlen(rs[i].upper));
+			else
+				json_object_object_add(o, "upper", NULL);
 			json_object_object_add(o, "shares", *rs[i].shares ?
 					       json_object_new_string(rs[i].shares) : NULL);
 			json_object_array_add(arr, o);

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "control.h"
 #include "platform.h"
+#include "remotes.h"
 
 struct tags_of {
 	const struct cairn_id *id;
@@ -44,7 +45,7 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
  * that does not answer in time does not fail the command: the pointer has
  * moved; it follows on its next switch or remount.
  */
-static void notify_mounts(struct cli *cli, const char *name)
+void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
 	struct cfs_record *rs = NULL;
 	int n = cfs_records_load(cli->store_dir, &rs);
@@ -87,7 +88,7 @@ static void notify_mounts(struct cli *cli, const char *name)
 			for (int i = 0; i < n; i++)
 				if (strcmp(rs[i].platform, name) == 0 && rs[i].alive &&
 				    strcmp(rs[i].socket, paths[j]) == 0)
-					printf("  mount %s (pid %d, %s): %s\n", rs[i].mountpoint,
+					fprintf(out, "  mount %s (pid %d, %s): %s\n", rs[i].mountpoint,
 					       rs[i].pid, rs[i].id, *err ? err : "not answering");
 			json_object_put(reply);
 			continue;
@@ -95,7 +96,7 @@ static void notify_mounts(struct cli *cli, const char *name)
 		for (size_t k = 0; k < json_object_array_length(arr); k++) {
 			json_object *m = json_object_array_get_idx(arr, k);
 
-			printf("  mount %s (pid %lld, %s): %s\n", cfs_ctl_str(m, "mountpoint"),
+			fprintf(out, "  mount %s (pid %lld, %s): %s\n", cfs_ctl_str(m, "mountpoint"),
 			       (long long)cfs_ctl_int(m, "pid"), cfs_ctl_str(m, "id"),
 			       cfs_ctl_str(m, "outcome"));
 			answered++;
@@ -103,7 +104,7 @@ static void notify_mounts(struct cli *cli, const char *name)
 		json_object_put(reply);
 	}
 	if (answered)
-		printf("  %u mount%s switched in %.1f ms\n", answered, answered == 1 ? "" : "s",
+		fprintf(out, "  %u mount%s switched in %.1f ms\n", answered, answered == 1 ? "" : "s",
 		       (double)(cairn_now_ns() - t0) / 1e6);
 out:
 	for (unsigned j = 0; j < nd; j++)
@@ -168,7 +169,7 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 	cairn_store_close(s);
 	if (before.generation != gen) {
 		fflush(stdout);
-		notify_mounts(cli, argv[1]);
+		cli_notify_mounts(cli, argv[1], stdout);
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -202,9 +203,22 @@ int cmd_rollback(struct cli *cli, int argc, char **argv)
 		return cli_fail(ret, "cannot roll '%s' back", argv[optind]);
 	}
 	report(s, "rolled back", argv[optind], gen, &image);
+	{
+		struct cairn_follow f;
+		struct cairn_txn *t;
+
+		if (cairn_txn_begin(s, false, &t) == 0) {
+			if (cairn_follow_get(t, argv[optind], &f) == 0)
+				printf("%s follows remote '%s': following is paused until 'cairn "
+				       "follow %s %s --resume'\n", argv[optind], f.remote, f.remote,
+				       argv[optind]);
+			cairn_txn_abort(t);
+		}
+		cairn_err_clear();
+	}
 	cairn_store_close(s);
 	fflush(stdout);
-	notify_mounts(cli, argv[optind]);
+	cli_notify_mounts(cli, argv[optind], stdout);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

@@ -179,6 +179,25 @@ done
 run_capture ls2 cairn_in "$STORE" ls -l v1:dev
 [ "$RC" -eq 0 ] || soft_fail "ls -l v1:dev exited $RC"
 show_file "$WORK/ls2.out" 8
+# a symlink's size is its target's length, as ls -l and stat(2) say
+run_capture lsl cairn_in "$STORE" ls -l v1:links
+[ "$RC" -eq 0 ] || soft_fail "ls -l v1:links exited $RC"
+run_capture lslj cairn_in "$STORE" ls --json v1:links
+python3 - "$SRC/links" "$WORK/lsl.out" "$WORK/lslj.out" <<'EOF' || soft_fail "ls -l or ls --json: a symlink's size is not its target's length"
+import json, os, sys
+links, text, js = sys.argv[1:]
+want = {n: os.lstat(os.path.join(links, n)).st_size for n in os.listdir(links)
+        if os.path.islink(os.path.join(links, n))}
+got = {}
+for line in open(text):
+    f = line.split()
+    if f[0].startswith("l"):
+        got[f[f.index("->") - 1].split("/")[-1]] = int(f[4])
+gotj = {e["path"].split("/")[-1]: e.get("size") for e in json.load(open(js)) if e["type"] == "l"}
+print("   symlink sizes:", sorted(got.items()))
+assert got == want, (got, want)
+assert gotj == want, (gotj, want)
+EOF
 run_capture ls3 cairn_in "$STORE" ls --json v1:files
 [ "$RC" -eq 0 ] && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert isinstance(j, (list, dict))' \
 	"$WORK/ls3.out" || soft_fail "ls --json v1:files is not JSON"
