@@ -38,19 +38,66 @@ static unsigned conn_of(const char *mp)
 	return conn;
 }
 
-int cfs_kernel_mount(struct cfs_options *o, int *fd)
+/* Mount flags by name, as mount(8) and libfuse know them; the rest go to the kernel's data. */
+static const struct {
+	const char *name;
+	unsigned long set, clear;
+} mount_flags[] = {
+	{ "ro", MS_RDONLY, 0 },        { "rw", 0, MS_RDONLY },
+	{ "nosuid", MS_NOSUID, 0 },    { "suid", 0, MS_NOSUID },
+	{ "nodev", MS_NODEV, 0 },      { "dev", 0, MS_NODEV },
+	{ "noexec", MS_NOEXEC, 0 },    { "exec", 0, MS_NOEXEC },
+	{ "noatime", MS_NOATIME, 0 },  { "atime", 0, MS_NOATIME },
+	{ "nodiratime", MS_NODIRATIME, 0 }, { "diratime", 0, MS_NODIRATIME },
+	{ "relatime", MS_RELATIME, 0 }, { "norelatime", 0, MS_RELATIME },
+	{ "strictatime", MS_STRICTATIME, 0 }, { "lazytime", MS_LAZYTIME, 0 },
+	{ "sync", MS_SYNCHRONOUS, 0 }, { "async", 0, MS_SYNCHRONOUS },
+	{ "dirsync", MS_DIRSYNC, 0 },
+};
+
+/*
+ * opts (comma-separated) into mount flags and the kernel's own options,
+ * appended to data. -EINVAL for what only libfuse's mount would know.
+ */
+static int split_opts(const char *opts, unsigned long *flags, char *data, size_t len)
+{
+	cleanup_free char *copy = strdup(opts);
+	char *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		size_t i, used = strlen(data);
+
+		for (i = 0; i < ARRAY_SIZE(mount_flags); i++)
+			if (strcmp(w, mount_flags[i].name) == 0)
+				break;
+		if (i < ARRAY_SIZE(mount_flags)) {
+			*flags = (*flags & ~mount_flags[i].clear) | mount_flags[i].set;
+			continue;
+		}
+		if (!strncmp(w, "fsname=", 7) || !strncmp(w, "subtype=", 8) || !strcmp(w, "auto_unmount") ||
+		    !strcmp(w, "nonempty") || !strncmp(w, "fd=", 3) || !strncmp(w, "rootmode=", 9) ||
+		    !strncmp(w, "user_id=", 8) || !strncmp(w, "group_id=", 9))
+			return cairn_err(-EINVAL, "mount option '%s' is cairn's own", w);
+		if (snprintf(data + used, len - used, ",%s", w) >= (int)(len - used))
+			return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/*
+ * Without the right to mount (not root): libfuse's way, through fusermount3.
+ * (libfuse keeps a copy of the mountpoint it never frees unless it also
+ * unmounts: a few bytes, once, in a short-lived command.)
+ */
+static int mount_by_libfuse(const struct cfs_options *o, const char *opts, int *fd)
 {
 	static const struct fuse_lowlevel_ops none = { 0 };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se;
-	char opts[4096];
 	int ret = 0;
 
-	*fd = -1;
-	snprintf(opts, sizeof(opts),
-		 "fsname=cairn,subtype=cairn,%s,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
-		 o->upper_dir ? "rw" : "ro", CFS_MAX_READ, o->nosuid ? "nosuid" : "suid",
-		 o->dev ? "dev" : "nodev", o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts)) {
 		fuse_opt_free_args(&args);
@@ -69,10 +116,50 @@ int cfs_kernel_mount(struct cfs_options *o, int *fd)
 		ret = -errno;
 	/* closes the session's fd, not the mount: ours keeps the connection */
 	fuse_session_destroy(se);
-	if (ret) {
+	if (ret)
 		umount2(o->mountpoint, MNT_DETACH);
-		return cairn_err(ret, "cannot keep the FUSE connection: %s", strerror(-ret));
+	return ret;
+}
+
+int cfs_kernel_mount(struct cfs_options *o, int *fd)
+{
+	unsigned long flags = MS_NOSUID | MS_NODEV | (o->upper_dir ? 0 : MS_RDONLY);
+	char data[4096], opts[4096];
+	int ret;
+
+	*fd = -1;
+	cairn_err_clear();
+	if (!o->nosuid)
+		flags &= ~MS_NOSUID;
+	if (o->dev)
+		flags &= ~MS_NODEV;
+	snprintf(opts, sizeof(opts),
+		 "fsname=cairn,subtype=cairn,%s,allow_other,default_permissions,max_read=%u,%s,%s%s%s",
+		 o->upper_dir ? "rw" : "ro", CFS_MAX_READ, o->nosuid ? "nosuid" : "suid",
+		 o->dev ? "dev" : "nodev", o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+	*fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
+		return cairn_err(-errno, "cannot open /dev/fuse: %s", strerror(errno));
+	snprintf(data, sizeof(data),
+		 "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other,default_permissions,"
+		 "max_read=%u", *fd, (unsigned)getuid(), (unsigned)getgid(), CFS_MAX_READ);
+	ret = o->fuse_opts ? split_opts(o->fuse_opts, &flags, data, sizeof(data)) : 0;
+	if (!ret && mount("cairn", o->mountpoint, "fuse.cairn", flags, data) < 0)
+		ret = -errno;
+	if (ret == -EPERM) {
+		/* not ours to mount: libfuse's helper may be */
+		close(*fd);
+		*fd = -1;
+		ret = mount_by_libfuse(o, opts, fd);
+	} else if (ret) {
+		close(*fd);
+		*fd = -1;
+		if (!*cairn_errmsg())
+			cairn_err(ret, "the kernel refused the mount (%s; options %s)", strerror(-ret),
+				  data);
 	}
+	if (ret)
+		return ret;
 	o->conn = conn_of(o->mountpoint);
 	o->ns = cfs_ctl_mount_ns();
 	return 0;
