@@ -203,17 +203,18 @@ if [ "$rootfs_kind" = busybox ]; then
 		run "$cairn" import "$r" --tag "vm-busybox-v$v" -m "busybox VM root, version $v"
 	done
 	v1=vm-busybox-v1 v2=vm-busybox-v2
-	sample=(/bin/busybox /usr/bin/suid-busybox /root /tmp /srv/shared /srv/fifo /dev/null /dev/sda
-		/etc/version-link /etc/passwd)
+	sample_dirs=(/ /bin /usr/bin /dev /srv /etc)
 	export VM_INIT=agent
 else
 	step "a Debian minbase tree"
 	debian_minbase_tree || die "no Debian minbase tree"
 	echo "$debian_tree"
 	v1=vm-v1 v2=vm-v2
-	if has_tag vm-v1 && has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ]; then
+	if has_tag vm-v1 && has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ] &&
+		[ "$("$cairn" cat vm-v2:etc/systemd/system/cairn-vm-agent.service 2>/dev/null)" = "$(vm_agent_unit)" ]; then
 		echo "(the store has vm-v1 and vm-v2 from an earlier run: reused; VM_REBUILD=1 makes them again)"
 	else
+		has_tag vm-v2 && [ -z "${VM_REBUILD:-}" ] && echo "(the store's vm-v2 has another agent unit than this script's: made again)"
 		run "$cairn" import "$debian_tree" --tag vm-minbase -m "debootstrap --variant=minbase"
 
 		step "a bootable image: systemd installed with apt-get in a writable mount, committed"
@@ -224,18 +225,8 @@ else
 			systemd-sysv udev attr libcap2-bin
 		in_mount "$b" apt-get clean
 		rm -rf "$b"/var/lib/apt/lists/*
-		echo "(the agent: a root shell on ttyS1 for this script's checks, started by systemd)"
-		mkdir -p "$b/usr/local/sbin"
-		{ echo '#!/bin/sh'; vm_agent_script; } >"$b/usr/local/sbin/cairn-vm-agent"
-		chmod 0755 "$b/usr/local/sbin/cairn-vm-agent"
-		cat >"$b/etc/systemd/system/cairn-vm-agent.service" <<-EOF
-			[Unit]
-			Description=cairn examples/vm.sh: a root shell on ttyS1 for the host's checks
-			[Service]
-			ExecStart=/usr/local/sbin/cairn-vm-agent
-			[Install]
-			WantedBy=multi-user.target
-		EOF
+		echo "(the agent: a unit starting the root shell on ttyS1 the initramfs leaves in /run, for this script's checks)"
+		vm_agent_unit >"$b/etc/systemd/system/cairn-vm-agent.service"
 		in_mount "$b" systemctl enable cairn-vm-agent.service
 		echo vm-demo >"$b/etc/hostname"
 		echo "(a user for the su and passwd checks, and a file with a capability and an xattr)"
@@ -260,8 +251,7 @@ else
 		rm "$work/build-mnt/tmp/cairn-release_2_all.deb"
 		build_commit vm-v2 "vm-v1 + cairn-release 2"
 	fi
-	sample=(/usr/bin/su /usr/bin/passwd /usr/bin/chage /usr/bin/mount /etc/shadow /etc/passwd
-		/var/mail /tmp /root /home/cairn /dev/null /dev/zero /dev/ptmx /dev/stdout /usr/local/bin/cairn-cap)
+	sample_dirs=(/ /usr/bin /usr/sbin /usr/local/bin /dev /etc /var /home)
 	export VM_INIT=/sbin/init
 fi
 if [ "${VM_BUILD_ONLY:-0}" = 1 ]; then
@@ -312,25 +302,37 @@ vm_run "uname -r; grep ' / ' /proc/mounts; cat $pair_a"
 step "the image's owners, modes, setuid bits, devices and xattrs, seen inside"
 # the guest's view of the root itself (its /dev is a devtmpfs over the image's)
 vm_run 'mkdir -p /dev/shm/root && mount --bind / /dev/shm/root'
-# STAT: raw mode (hex, type bits included), uid, gid, device major:minor
-# (hex), size for regular files
-guest_fmt='%f %u %g %t:%T %s %F %n'
-: >"$work/stat.guest"
-: >"$work/stat.image"
-for p in "${sample[@]}"; do
-	vm_run "stat -c '$guest_fmt' /dev/shm/root$p" | awk '{
-		size = ($6 == "regular") ? $5 : "-"; dev = ($6 == "character" || $6 == "block") ? $4 : "-"
-		sub("^/dev/shm/root", "", $NF); print $1, $2, $3, dev, size, $NF }' >>"$work/stat.guest"
-	"$cairn" stat --json "vm-demo:${p#/}" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-types = {"-": 0o100000, "d": 0o040000, "l": 0o120000, "c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
-dev = "%x:%x" % (s["major"], s["minor"]) if s["type"] in "cb" else "-"
-size = str(s["size"]) if s["type"] == "-" else "-"
-print("%x" % (types[s["type"]] | s["mode"]), s["uid"], s["gid"], dev, size, sys.argv[1])' "$p" >>"$work/stat.image"
+# 'cairn ls -l' of each directory of the sample against 'ls -lnA' of it in
+# the guest (names unquoted), both as "MODE UID GID SIZE|MAJOR,MINOR MTIME PATH[ -> TARGET]"
+# (sizes of regular files only; no link counts); entries the guest itself
+# changed by then ('cairn changes': systemd writes /etc at boot) left out
+ls_norm() {
+	awk -v dir="$1" '$1 ~ /^[-dlcbps][-r][-w][-xsS][-r][-w][-xsS][-r][-w][-xtT][.+]?$/ {
+		mode = $1; sub(/\.$/, "", mode)
+		if (mode ~ /^[cb]/) { sz = $5 $6; i = 7 } else { sz = (mode ~ /^-/) ? $5 : "-"; i = 6 }
+		# cairn: 2026-01-01T00:00:00Z; ls --full-time: 2026-01-01 00:00:00[.N] +0000
+		if ($i ~ /Z$/) { t = $i; i++ } else { t = $i "T" substr($(i + 1), 1, 8) "Z"; i += 3 }
+		name = $i; for (i++; i <= NF; i++) name = name " " $i
+		print mode, $3, $4, sz, t, (dir == "/" ? "" : dir) "/" name }'
+}
+: >"$work/ls.guest"
+: >"$work/ls.image"
+for d in "${sample_dirs[@]}"; do
+	{ vm_run "(cd /dev/shm/root$d && TZ=UTC QUOTING_STYLE=literal ls -lnA --full-time)" || true; } | ls_norm "$d" >>"$work/ls.guest"
+	{ "$cairn" ls -l "vm-demo:${d#/}" || true; } | ls_norm "$d" >>"$work/ls.image"
 done
-paste -d '\n' "$work/stat.image" "$work/stat.guest" | awk 'NR % 2 { printf "image: %s\n", $0; next } { printf "guest: %s\n", $0 }'
-check "owners, modes, setuid bits and devices inside are the image's (cairn stat)" cmp -s "$work/stat.image" "$work/stat.guest"
+"$cairn" changes "$upper" | awk '{ print $2 }' >"$work/ls.changed"
+for f in image guest; do
+	awk 'FILENAME == ARGV[1] { changed[$0] = 1; next } !($6 in changed)' \
+		"$work/ls.changed" "$work/ls.$f" | LC_ALL=C sort -k 6 >"$work/ls.$f.cmp"
+done
+echo "$(wc -l <"$work/ls.image.cmp") entries of ${sample_dirs[*]} compared ($(wc -l <"$work/ls.changed") paths changed by the guest left out); setuid, setgid, sticky and devices among them:"
+special() { awk '$1 ~ /^[cb]/ || $1 ~ /[sStT]/' "$1" | head -n 30; }
+paste -d '\n' <(special "$work/ls.image.cmp") <(special "$work/ls.guest.cmp") |
+	awk 'NR % 2 { print "  image: " $0; next } { print "  guest: " $0 }'
+diff "$work/ls.image.cmp" "$work/ls.guest.cmp" | sed 's/^/  differs: /' | head -n 40 || true
+check "'ls -l' inside is 'cairn ls -l' of the image (owners, modes, setuid bits, devices, mtimes, link targets)" \
+	eval '[ -s "$work/ls.image.cmp" ] && cmp -s "$work/ls.image.cmp" "$work/ls.guest.cmp"'
 if [ "$rootfs_kind" = debian ]; then
 	caps=$(vm_run 'getcap /usr/local/bin/cairn-cap' || true)
 	echo "inside: ${caps:-(getcap shows no capability)}"

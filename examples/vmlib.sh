@@ -26,7 +26,8 @@
 #                         boot a VM (in the background) with ROOT as its root
 #                         filesystem; DIR holds its logs, fifos and sockets;
 #                         VM_INIT=agent (default: the agent is PID 1) or a path
-#                         (/sbin/init: systemd, which starts the agent as a unit)
+#                         (/sbin/init: systemd, which starts the agent as a unit:
+#                         vm_agent_unit; the initramfs leaves the agent in /run)
 #   vm_wait_agent SECS    wait until the agent answers
 #   vm_run [-t SECS] CMD  run CMD (sh syntax) in the guest, print its output,
 #                         return its status (255: no answer in time)
@@ -34,7 +35,10 @@
 #                         the atomicity probe: a guest loop reading two files
 #   vm_poweroff [SECS]    shut the guest down cleanly, wait for qemu to exit
 #   vm_kill               stop qemu and virtiofsd (cleanup paths)
-#   vm_agent_script       the agent's text (for an image that starts it itself)
+#   vm_agent_script       the agent's text
+#   vm_agent_unit         a systemd unit that starts it (for an image that boots
+#                         systemd), from /run/cairn-vm-agent, where the initramfs
+#                         puts the agent of the vmlib.sh that boots the VM
 #
 # Environment: VM_CACHE (default /var/cache/cairn-vm), VM_ACCEL, VM_MEM (MiB,
 # default 1024), VM_SMP (default 2), VM_KERNEL_PKG (default: what
@@ -48,6 +52,13 @@ vm_virtiofsd_pid=""
 vm_reader_pid=""
 vm_dir=""
 vm_fd=""
+
+# the kernel's command line. no_timer_check: at boot the kernel checks that
+# the timer interrupt ticks during a delay loop it calibrated a moment
+# before; under TCG on a loaded host the loop runs faster than it was
+# calibrated, too few ticks arrive and the kernel panics ("IO-APIC + timer
+# doesn't work!") before it mounts anything, whatever the root's transport
+vm_kernel_args="console=ttyS0 panic=-1 no_timer_check"
 
 # the modules the initramfs loads, each after what it depends on
 vm_root_modules="virtio_pci 9pnet_virtio 9p virtiofs"
@@ -101,8 +112,9 @@ _vm_mod_deps() {
 }
 
 # vm_agent_script: the guest's agent. As PID 1 (no systemd) it first mounts
-# what a shell needs; then it puts ttyS1 in raw mode, says it is ready and
-# reads commands from it. 'vm_run' sends a command followed by a marker line.
+# what a shell needs; then it opens ttyS1, puts it in raw mode, says it is
+# ready and reads commands from it. 'vm_run' sends a command followed by a
+# marker line.
 vm_agent_script() {
 	cat <<'EOF'
 if [ "$$" = 1 ]; then
@@ -113,12 +125,28 @@ if [ "$$" = 1 ]; then
 	mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 	mount -t devpts devpts /dev/pts
 fi
-stty -F /dev/ttyS1 raw -echo
+# ttyS1 is opened once and kept open: each last close shuts the port down
+# and its next open clears the UART's FIFO, dropping what the host sent
+# in between (a command sent as soon as the ready line came, lost)
+exec 0</dev/ttyS1 3>/dev/ttyS1
+stty raw -echo
 cd /
+echo "@@cairn-vm 0 0" >&3
 # a shell that is not interactive (its stdout is not a tty: no prompts,
 # no line editing); vm_run sends each command's output to fd 3, the tty
-echo "@@cairn-vm 0 0" >/dev/ttyS1
-exec /bin/sh </dev/ttyS1 >/dev/null 2>&1 3>/dev/ttyS1
+exec /bin/sh >/dev/null 2>&1
+EOF
+}
+
+vm_agent_unit() {
+	cat <<'EOF'
+[Unit]
+Description=cairn examples/vmlib.sh: a root shell on ttyS1 for the host's checks
+ConditionPathExists=/run/cairn-vm-agent
+[Service]
+ExecStart=/bin/sh /run/cairn-vm-agent
+[Install]
+WantedBy=multi-user.target
 EOF
 }
 
@@ -174,6 +202,10 @@ umount /proc /sys /dev
 if [ "$init" = agent ]; then
 	exec switch_root /newroot /bin/sh -c "$(cat /agent.sh)"
 fi
+# for an init that starts the agent itself (a unit running
+# /run/cairn-vm-agent): /run, which systemd keeps when it is mounted
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=20% tmpfs /newroot/run || fail "cannot mount /run"
+cp /agent.sh /newroot/run/cairn-vm-agent
 exec switch_root /newroot "$init"
 EOF
 	chmod 0755 "$d/init"
@@ -207,7 +239,7 @@ vm_accel() {
 	_vm_say "probing KVM: booting the kernel with -accel kvm (20 s at most)"
 	timeout -k 2 20 "$vm_qemu" -nodefaults -no-user-config -display none -no-reboot -nic none \
 		-accel kvm -cpu host -m 256 -kernel "$vm_kernel_image" -initrd "$d/initrd" \
-		-append "console=ttyS0 panic=-1 cairn.init=probe" -serial "file:$d/console" >"$d/qemu.log" 2>&1
+		-append "$vm_kernel_args cairn.init=probe" -serial "file:$d/console" >"$d/qemu.log" 2>&1
 	rc=$?
 	if [ "$rc" = 0 ] && grep -q '@@cairn-vm probe ok' "$d/console"; then
 		vm_accel=kvm
@@ -258,7 +290,7 @@ vm_start() {
 	*) _vm_say "unknown transport '$transport' (9p or virtiofs)"; return 1 ;;
 	esac
 	if [ "$vm_accel" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg); fi
-	append="console=ttyS0 panic=-1 cairn.transport=$transport cairn.init=${VM_INIT:-agent}"
+	append="$vm_kernel_args cairn.transport=$transport cairn.init=${VM_INIT:-agent}"
 	[ -n "$flags" ] && append+=" cairn.rootflags=$flags"
 	[ -n "${VM_APPEND:-}" ] && append+=" $VM_APPEND"
 	rm -f "$dir/agent.in" "$dir/agent.out"

@@ -66,6 +66,11 @@ static void arm_locked(struct cfs *fs)
 		cfs_log(fs, LOG_ERR, "cannot re-arm the FUSE connection: %s", strerror(errno));
 }
 
+static void rebudget(struct cfs_daemon *d);
+static struct cfs **mounts_ref(struct cfs_daemon *d, bool (*keep)(struct cfs *, const void *),
+			       const void *arg, size_t *n);
+static void mounts_unref(struct cfs **v, size_t n);
+
 /* The connection ended: out of the set and the list (the list's reference dropped). */
 static void mount_gone(struct cfs *fs)
 {
@@ -92,6 +97,7 @@ static void mount_gone(struct cfs *fs)
 	cfs_mount_unrecord(fs);
 	cfs_log(fs, LOG_INFO, "unmounted");
 	cfs_mount_unref(fs);
+	rebudget(d);
 }
 
 /* Keeps the INIT a connection begins with: a new daemon gives it to its session again. */
@@ -237,8 +243,10 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 		struct cfs_switch_memo *memo = cfs_switch_memo_new();
 		char reply[256];
 
-		if (memo && cfs_switch(fs, memo, reply, sizeof(reply)) == 0)
+		if (memo && cfs_switch(fs, memo, reply, sizeof(reply)) == 0) {
+			atomic_store(&fs->leases.dirty, false);
 			cfs_mount_record(fs);
+		}
 		cfs_switch_memo_free(memo);
 	}
 	ret = serve(d, fs);
@@ -247,9 +255,53 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 		cfs_mount_unref(fs);
 		return cairn_err(ret, "cannot watch the FUSE connection: %s", strerror(-ret));
 	}
+	rebudget(d);
 	cfs_log(fs, LOG_INFO, "serving %s", fs->o->source);
 	snprintf(id, idlen, "%s", mid);
 	return 0;
+}
+
+/*
+ * The writable mounts' fd budgets (rw-fds.c): the daemon's half of its fd
+ * limit shared among them, so that one container's files cannot take the
+ * fds every other mount needs. A mount's share is at most 65536 and at
+ * least 256; up to 8 mounts each get an eighth (or all of it, alone in an
+ * isolated daemon); CAIRN_FD_BUDGET lowers it.
+ */
+static void rebudget(struct cfs_daemon *d)
+{
+	struct rlimit rl;
+	unsigned long pool = 1024, share;
+	const char *env = getenv("CAIRN_FD_BUDGET");
+	unsigned nrw = 0;
+	struct cfs **v;
+	size_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		pool = rl.rlim_cur / 2;
+	v = mounts_ref(d, NULL, NULL, &n);
+	for (size_t i = 0; v && i < n; i++)
+		nrw += v[i]->upper != NULL;
+	share = pool / (d->isolated ? 1 : nrw > 8 ? nrw : 8);
+	if (share > 65536)
+		share = 65536;
+	if (env && *env) {
+		char *end;
+		unsigned long e = strtoul(env, &end, 10);
+
+		if (!*end && e < share)
+			share = e;
+	}
+	if (share < 256)
+		share = 256;
+	for (size_t i = 0; v && i < n; i++) {
+		if (!v[i]->upper)
+			continue;
+		pthread_mutex_lock(&v[i]->itable_lock);
+		v[i]->fds.budget = share;
+		pthread_mutex_unlock(&v[i]->itable_lock);
+	}
+	mounts_unref(v, n);
 }
 
 /* Into the list and the workers' set; -errno (and out of the list again) when epoll refuses. */
@@ -290,6 +342,7 @@ void cfs_daemon_serve_mount(struct cfs_daemon *d, struct cfs *fs)
 		cfs_mount_unref(fs);
 		return;
 	}
+	rebudget(d);
 	cfs_log(fs, LOG_INFO, "serving %s (handed over)", fs->o->source);
 }
 
@@ -311,7 +364,10 @@ void cfs_mount_let_go(struct cfs *fs)
 	}
 	pthread_cond_broadcast(&d->mounts_cond);
 	pthread_mutex_unlock(&d->mounts_lock);
-	cfs_mount_unref(fs); /* the list's: its record stays, the new daemon's now */
+	pthread_mutex_lock(&fs->record_lock);
+	fs->unrecorded = true; /* its records are the new daemon's now: never written again here */
+	pthread_mutex_unlock(&fs->record_lock);
+	cfs_mount_unref(fs); /* the list's */
 }
 
 /*
@@ -371,8 +427,10 @@ void cfs_daemon_follow_platforms(struct cfs_daemon *d)
 		char reply[256];
 
 		if (cfs_switch(v[i], memo, reply, sizeof(reply)) == 0 &&
-		    strncmp(reply, "switched", 8) == 0)
+		    strncmp(reply, "switched", 8) == 0) {
+			atomic_store(&v[i]->leases.dirty, false);
 			cfs_mount_record(v[i]);
+		}
 	}
 	pthread_mutex_unlock(&d->switch_mutex);
 	mounts_unref(v, n);
@@ -495,8 +553,10 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 		else
 			cfs_switch(v[i], memo, reply, sizeof(reply));
 		reply[strcspn(reply, "\n")] = '\0';
-		if (strncmp(reply, "switched", 8) == 0)
+		if (strncmp(reply, "switched", 8) == 0) {
+			atomic_store(&v[i]->leases.dirty, false);
 			cfs_mount_record(v[i]);
+		}
 		json_object_object_add(m, "id", json_object_new_string(v[i]->id));
 		json_object_object_add(m, "pid", json_object_new_int(getpid()));
 		json_object_object_add(m, "mountpoint", json_object_new_string(v[i]->o->mountpoint));

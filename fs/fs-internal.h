@@ -52,6 +52,38 @@ struct cfs_inode {
 	uint64_t blocks;          /* 512-byte units of data (holes excluded) */
 	_Atomic uint64_t read_end; /* where the last read ended: sequential access detection */
 	struct cfs_rw *rw;        /* writable mounts only (rw*.c); NULL on a read-only one */
+	struct cfs_lease *lease;  /* the image its node came from, or NULL (lease.c); itable_lock */
+};
+
+/* An image the mount may still read, and how many inodes read it (lease.c). */
+struct cfs_lease {
+	struct cairn_id image;
+	uint64_t inodes;          /* itable_lock */
+	struct cfs_lease *next;   /* itable_lock */
+};
+
+/*
+ * A writable mount's fd budget (rw-fds.c): the upper fds it keeps open,
+ * and which inodes hold them.
+ */
+struct cfs_fds {
+	unsigned long budget;     /* at most this many ufds and dfds stay open between requests */
+	unsigned long open;       /* open now; itable_lock */
+	struct cfs_inode **held;  /* inodes holding an fd; itable_lock */
+	size_t nheld, cap;        /* itable_lock */
+	uint64_t gen;             /* bumped by every request that takes ns_lock; ns_lock */
+	bool handles;             /* the upper's filesystem gives file handles we can open */
+	atomic_uint_fast64_t reopens, closes;
+};
+
+/* A mount's leases: what its record lists, so gc keeps those images. */
+struct cfs_leases {
+	/* the image served now; written under switch_lock (write) and itable_lock */
+	struct cfs_lease *current;
+	struct cfs_lease *list;   /* every leased image, current included; itable_lock */
+	atomic_bool dirty;        /* the list changed since the record was written */
+	void (*publish)(void *arg); /* rewrites the mount record (serve.c) */
+	void *publish_arg;
 };
 
 /*
@@ -66,14 +98,28 @@ enum cfs_lower {
 };
 
 struct cfs_rw {
-	_Atomic int ufd;          /* O_PATH fd of the upper object, -1 while there is none */
-	_Atomic int dfd;          /* O_RDWR fd of an upper regular file's data, -1 until opened */
+	/*
+	 * The upper object, if there is one (upper), is known by its file
+	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
+	 * data fd (dfd) are kept open only within the mount's fd budget
+	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
+	 * rw_ufd(). While a file is open in the kernel (opens > 0) both stay:
+	 * reads and writes use dfd without ns_lock.
+	 */
+	bool upper;               /* the upper object exists; ns_lock */
+	_Atomic int ufd;          /* ns_lock */
+	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
+	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
+	atomic_uint opens;        /* FUSE opens not yet released */
+	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
+	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */
 	atomic_bool metacopy;     /* bytes below lower_len are node's, the rest the upper file's */
 	uint64_t lower_len;       /* with metacopy; ns_lock */
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
 	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
+	bool dev00;               /* the upper object is an image's char device 0/0, escaped (upper.h) */
 	uint64_t key;             /* identity in the key map (see rw.c) */
 	struct cfs_inode *knext;  /* key map chain; itable_lock */
 	uint64_t upper_ino;       /* st_ino of the upper object */
@@ -167,11 +213,10 @@ struct cfs {
 	struct cairn_id image;    /* the image served now; switch_lock */
 	uint64_t generation;      /* of the platform followed, 0 when pinned; switch_lock */
 	/*
-	 * Images served before a switch: files opened then may still read
-	 * them, so gc must keep them (the mount record lists them as leases).
+	 * Images served now and before a switch that inodes still read (files
+	 * opened then): gc must keep them (the mount record lists them).
 	 */
-	struct cairn_id served[64]; /* switch_lock */
-	unsigned nserved;           /* switch_lock */
+	struct cfs_leases leases;
 	struct cairn_id root;     /* the image's flattened tree; switch_lock */
 	uint64_t image_nodes, image_size;
 	struct fuse_session *se;
@@ -187,6 +232,7 @@ struct cfs {
 	/* writable mounts (rw*.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
 	pthread_mutex_t ns_lock;    /* every change to the upper and to rw inode state */
+	struct cfs_fds fds;         /* writable mounts: the upper fds kept open */
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
@@ -200,6 +246,8 @@ struct cfs {
 	 */
 	bool primary_gone;
 	struct cfs_view *views;
+	pthread_mutex_t record_lock; /* one writer of the records at a time (mount.c) */
+	bool unrecorded;             /* the records are gone for good; record_lock */
 
 	/* a daemon restart (handover.c) */
 	void *init;                 /* the INIT request the connection began with */
@@ -268,7 +316,7 @@ struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino);
 void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino);
 /* Adds a handed-over inode under its own number (the root's too); -EEXIST if taken. */
 int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in);
-/* Drops n kernel references; frees the inode at zero. */
+/* Drops n kernel references; frees the inode at zero (its lease dropped). */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 
 /*
@@ -282,6 +330,29 @@ void cfs_inode_rebind(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *in
  * writing (so the table cannot change).
  */
 void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg);
+/* Calls fn on every inode, with itable_lock held (switch_lock held for writing). */
+void cfs_itable_each(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg);
+
+/* lease.c: see its top comment. The _locked ones need itable_lock. */
+int cfs_leases_init(struct cfs *fs);
+void cfs_leases_release(struct cfs *fs);
+/* in reads through l (NULL: through no image); l's count goes up. */
+void cfs_lease_hold_locked(struct cfs *fs, struct cfs_inode *in, struct cfs_lease *l);
+/* in no longer reads its lease's image; a lease nothing holds and not current goes. */
+void cfs_lease_drop_locked(struct cfs *fs, struct cfs_inode *in);
+/* in reads through l from now on (the old one dropped). */
+void cfs_lease_move_locked(struct cfs *fs, struct cfs_inode *in, struct cfs_lease *l);
+/* The lease of image: the one in the list, or a new one in it; NULL when out of memory. */
+struct cfs_lease *cfs_lease_get_locked(struct cfs *fs, const struct cairn_id *image);
+/* l becomes the current lease; the old one goes if nothing holds it. */
+void cfs_lease_set_current_locked(struct cfs *fs, struct cfs_lease *l);
+/* A copy of the leased images (free() it); their count. */
+size_t cfs_leases_get(struct cfs *fs, struct cairn_id **out);
+/*
+ * Rewrites the mount record if the leases changed since it was written.
+ * Call with no lock held (the record reads the image under switch_lock).
+ */
+void cfs_leases_publish(struct cfs *fs);
 
 /* switch.c */
 /*
@@ -308,6 +379,13 @@ extern const struct fuse_lowlevel_ops cfs_rw_ops;
 int cfs_rw_root_attrs(struct cfs *fs, const struct cairn_node_view *v);
 /* The root's writable state (rw.c). */
 struct cfs_rw *cfs_rw_root(struct cfs *fs);
+/*
+ * The fd budget of a writable mount (rw-fds.c): set from RLIMIT_NOFILE
+ * (half of it, at most 65536), after checking that file handles work on
+ * the upper's filesystem.
+ */
+void cfs_rw_fds_init(struct cfs *fs);
+void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
 /*

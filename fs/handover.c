@@ -103,7 +103,9 @@ static int send_part(int sock, json_object *o, const int *fds, unsigned nfds)
 
 /* --- the old daemon ---------------------------------------------------------- */
 
-static json_object *mount_json(struct cfs *fs, int *fds, unsigned *nfds)
+/* leased: the images the mount's inodes read (cfs_leases_get(), taken before mounts_lock) */
+static json_object *mount_json(struct cfs *fs, const struct cairn_id *leased, size_t nleased,
+			       int *fds, unsigned *nfds)
 {
 	const struct cfs_options *o = fs->o;
 	json_object *m = part("mount"), *opts = json_object_new_object(),
@@ -150,13 +152,13 @@ static json_object *mount_json(struct cfs *fs, int *fds, unsigned *nfds)
 	json_object_object_add(m, "generation", json_object_new_int64((int64_t)fs->generation));
 	json_object_object_add(m, "image_nodes", json_object_new_int64((int64_t)fs->image_nodes));
 	json_object_object_add(m, "image_size", json_object_new_int64((int64_t)fs->image_size));
-	for (unsigned i = 0; i < fs->nserved; i++) {
+	for (size_t i = 0; i < nleased; i++) {
 		char hex[CAIRN_ID_HEX_LEN + 1];
 
-		cairn_id_hex(&fs->served[i], hex);
+		cairn_id_hex(&leased[i], hex);
 		json_object_array_add(served, json_object_new_string(hex));
 	}
-	json_object_object_add(m, "served", served);
+	json_object_object_add(m, "leases", served);
 	json_object_object_add(m, "upper_gen", json_object_new_int64(fs->upper_gen));
 	json_object_object_add(m, "reads", json_object_new_int64((int64_t)atomic_load(&fs->reads)));
 	json_object_object_add(m, "init", json_object_new_string(init ? init : ""));
@@ -193,6 +195,8 @@ static json_object *inode_json(struct cfs_inode *in, int *fds, unsigned *nfds)
 		json_object_object_add(o, "nm", json_object_new_string(name));
 	free(name);
 	add_id(o, "nd", &in->node);
+	if (in->lease)
+		add_id(o, "l", &in->lease->image);
 	json_object_object_add(o, "t", json_object_new_int(in->type));
 	json_object_object_add(o, "dn", json_object_new_int64(in->dir_nlink));
 	json_object_object_add(o, "b", json_object_new_int64((int64_t)in->blocks));
@@ -255,15 +259,21 @@ static int send_mount(int sock, struct cfs *fs)
 	unsigned nfds = 0;
 	int ret;
 
+	struct cairn_id *leased = NULL;
+	size_t nleased;
+
 	/* frozen: no request runs; the switch mutex keeps switches out */
 	pthread_rwlock_rdlock(&fs->switch_lock);
+	nleased = cfs_leases_get(fs, &leased);
 	pthread_mutex_lock(&fs->d->mounts_lock);
 	{
-		json_object *m = mount_json(fs, fds, &nfds); /* fills fds: before send_part reads them */
+		/* fills fds: before send_part reads them */
+		json_object *m = leased ? mount_json(fs, leased, nleased, fds, &nfds) : NULL;
 
 		ret = send_part(sock, m, fds, nfds);
 	}
 	pthread_mutex_unlock(&fs->d->mounts_lock);
+	free(leased);
 	if (!ret) {
 		pthread_mutex_lock(&fs->itable_lock);
 		ret = send_inodes(sock, fs);
@@ -492,6 +502,18 @@ static int take_inodes(struct cfs *fs, json_object *msg, int *fds, unsigned nfds
 					ret = -ENOMEM;
 			}
 		}
+		if (!ret && *cfs_ctl_str(o, "l")) {
+			struct cairn_id img;
+			struct cfs_lease *l = NULL;
+
+			if (get_id(o, "l", &img) == 0)
+				l = cfs_lease_get_locked(fs, &img);
+			if (!l)
+				ret = cairn_err(-EPROTO, "inode %llu: its lease is lost",
+						(unsigned long long)in->ino);
+			else
+				cfs_lease_hold_locked(fs, in, l);
+		}
 		if (!ret && cfs_inode_adopt_locked(fs, in))
 			ret = cairn_err(-EPROTO, "inode %llu handed over twice",
 					(unsigned long long)in->ino);
@@ -543,13 +565,21 @@ static int take_mount(struct cfs_daemon *d, int sock, json_object *msg, int *fds
 	fs->image_size = (uint64_t)cfs_ctl_int(msg, "image_size");
 	fs->upper_gen = (unsigned)cfs_ctl_int(msg, "upper_gen");
 	atomic_store(&fs->reads, (uint64_t)cfs_ctl_int(msg, "reads"));
-	if (!ret && json_object_object_get_ex(msg, "served", &served)) {
-		for (size_t i = 0; !ret && i < json_object_array_length(served) &&
-				   fs->nserved < ARRAY_SIZE(fs->served); i++)
+	/* the leases: the image served now first, then every one an inode reads */
+	if (!ret)
+		ret = cfs_leases_init(fs);
+	if (!ret && json_object_object_get_ex(msg, "leases", &served)) {
+		pthread_mutex_lock(&fs->itable_lock);
+		for (size_t i = 0; !ret && i < json_object_array_length(served); i++) {
+			struct cairn_id img;
+
 			if (cairn_id_parse_prefix(json_object_get_string(
 							  json_object_array_get_idx(served, i)),
-						  &fs->served[fs->nserved]) == CAIRN_ID_HEX_LEN)
-				fs->nserved++;
+						  &img) == CAIRN_ID_HEX_LEN &&
+			    !cfs_lease_get_locked(fs, &img))
+				ret = -ENOMEM;
+		}
+		pthread_mutex_unlock(&fs->itable_lock);
 	}
 	if (!ret && json_object_object_get_ex(msg, "views", &views)) {
 		for (size_t i = 0; !ret && i < json_object_array_length(views); i++) {

@@ -230,6 +230,12 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 	}
 	fresh->ino = ino;
 	fresh->nlookup = 1;
+	{
+		/* read from the tree its directory reads (an old one, for a deleted cwd) */
+		struct cfs_inode *p = find_locked(fs, parent);
+
+		cfs_lease_hold_locked(fs, fresh, p ? p->lease : fs->leases.current);
+	}
 	if (++fs->ninodes > fs->nbuckets)
 		grow_locked(fs);
 	{
@@ -268,6 +274,7 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 	if (in->nlookup == 0) {
 		*pp = in->next;
 		fs->ninodes--;
+		cfs_lease_drop_locked(fs, in);
 		if (in->rw)
 			cfs_rw_inode_free(fs, in);
 		free(in->name);
@@ -329,6 +336,7 @@ int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)
 	}
 	cfs_inode_derive(NULL, root, v);
 	pthread_mutex_lock(&fs->itable_lock);
+	cfs_lease_hold_locked(fs, root, fs->leases.current);
 	root->next = fs->buckets[bucket_of(fs, FUSE_ROOT_ID)];
 	fs->buckets[bucket_of(fs, FUSE_ROOT_ID)] = root;
 	fs->ninodes++;
@@ -341,6 +349,15 @@ void cfs_inode_rebind(struct cfs *fs, struct cfs_thread *t, struct cfs_inode *in
 {
 	in->node = *node;
 	cfs_inode_derive(t, in, v);
+}
+
+void cfs_itable_each(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg)
+{
+	pthread_mutex_lock(&fs->itable_lock);
+	for (size_t i = 0; i < fs->nbuckets; i++)
+		for (struct cfs_inode *in = fs->buckets[i]; in; in = in->next)
+			fn(in, arg);
+	pthread_mutex_unlock(&fs->itable_lock);
 }
 
 void cfs_itable_each_dir(struct cfs *fs, void (*fn)(struct cfs_inode *in, void *arg), void *arg)

@@ -222,6 +222,7 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 			cairn_txn_abort(t);
 			return -ENOMEM;
 		}
+		cfs_rw_fds_init(fs); /* the daemon shares its fds out among its mounts (daemon.c) */
 	}
 	if (fs->upper && fs->upper->fresh) {
 		ret = cfs_rw_root_attrs(fs, &v);
@@ -232,9 +233,17 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 	}
 	ret = cfs_itable_init(fs);
 	if (!ret)
+		ret = cfs_leases_init(fs);
+	if (!ret)
 		ret = cfs_inode_root(fs, &v);
 	cairn_txn_abort(t);
 	return ret;
+}
+
+/* The leases changed (an old image's last inode was forgotten): the records again. */
+static void record_publish(void *arg)
+{
+	cfs_mount_record(arg);
 }
 
 int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
@@ -274,6 +283,9 @@ int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, con
 	}
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->loop_lock, NULL);
+	pthread_mutex_init(&fs->record_lock, NULL);
+	fs->leases.publish = record_publish;
+	fs->leases.publish_arg = fs;
 	if (nomem || !fs->opts.mountpoint) {
 		cfs_mount_free(fs);
 		return -ENOMEM;
@@ -342,6 +354,9 @@ int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const cha
 	}
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->loop_lock, NULL);
+	pthread_mutex_init(&fs->record_lock, NULL);
+	fs->leases.publish = record_publish;
+	fs->leases.publish_arg = fs;
 	ret = nomem || !fs->opts.mountpoint || !*id ? -ENOMEM : cfs_itable_init(fs);
 	if (!ret && (upper != NULL) != (o->upper_dir != NULL))
 		ret = cairn_err(-EPROTO, "a handed-over mount whose upper does not match");
@@ -351,6 +366,8 @@ int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const cha
 		fs->kbuckets = ret ? NULL : calloc(fs->nkbuckets, sizeof(*fs->kbuckets));
 		if (!ret && (!fs->kbuckets || cfs_rw_dirs_init(fs)))
 			ret = -ENOMEM;
+		if (!ret)
+			cfs_rw_fds_init(fs);
 	}
 	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
 	if (!ret && (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
@@ -379,7 +396,9 @@ void cfs_mount_free(struct cfs *fs)
 		fuse_session_destroy(fs->se); /* closes the fd once it had it, not before */
 	if (fs->buckets)
 		cfs_itable_release(fs);
+	cfs_leases_release(fs);
 	free(fs->kbuckets);
+	cfs_rw_fds_release(fs);
 	cfs_rw_dirs_release(fs);
 	cfs_upper_close(fs->upper);
 	while (fs->views) {
@@ -390,6 +409,7 @@ void cfs_mount_free(struct cfs *fs)
 		free(v->source);
 		free(v);
 	}
+	pthread_mutex_destroy(&fs->record_lock);
 	pthread_mutex_destroy(&fs->loop_lock);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_rwlock_destroy(&fs->switch_lock);
@@ -417,15 +437,30 @@ int cfs_mount_record(struct cfs *fs)
 	pthread_rwlock_rdlock(&fs->switch_lock);
 	r.image = fs->image;
 	r.generation = fs->generation;
-	r.leases = calloc(1 + fs->nserved, sizeof(*r.leases));
-	if (r.leases) {
-		r.leases[r.nleases++] = fs->image;
-		for (unsigned i = 0; i < fs->nserved; i++)
-			r.leases[r.nleases++] = fs->served[i];
-	}
 	pthread_rwlock_unlock(&fs->switch_lock);
+	{
+		/* the image served first, then every other one inodes still read (lease.c) */
+		struct cairn_id *leased = NULL;
+		size_t n = cfs_leases_get(fs, &leased);
+
+		r.leases = calloc(1 + n, sizeof(*r.leases));
+		if (r.leases) {
+			r.leases[r.nleases++] = r.image;
+			for (size_t i = 0; i < n; i++)
+				if (!cairn_id_eq(&leased[i], &r.image))
+					r.leases[r.nleases++] = leased[i];
+		}
+		free(leased);
+	}
 	if (!r.leases)
 		return -ENOMEM;
+	pthread_mutex_lock(&fs->record_lock);
+	if (fs->unrecorded) {
+		/* gone, or handed to another daemon: no record of ours any more */
+		pthread_mutex_unlock(&fs->record_lock);
+		free(r.leases);
+		return 0;
+	}
 	/* a copy of where the mount is, so no lock is held while writing files */
 	pthread_mutex_lock(&fs->d->mounts_lock);
 	primary = !fs->primary_gone;
@@ -469,12 +504,16 @@ int cfs_mount_record(struct cfs *fs)
 		free(v->source);
 		free(v);
 	}
+	pthread_mutex_unlock(&fs->record_lock);
 	free(r.leases);
 	return ret;
 }
 
 void cfs_mount_unrecord(struct cfs *fs)
 {
+	pthread_mutex_lock(&fs->record_lock);
+	fs->unrecorded = true;
+	pthread_mutex_unlock(&fs->record_lock);
 	pthread_mutex_lock(&fs->d->mounts_lock);
 	cfs_record_remove(fs->d->store_dir, fs->id);
 	for (struct cfs_view *v = fs->views; v; v = v->next)
@@ -513,6 +552,21 @@ json_object *cfs_mount_stats(struct cfs *fs)
 	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
 	pthread_mutex_lock(&fs->itable_lock);
 	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	{
+		size_t n = 0;
+
+		for (struct cfs_lease *l = fs->leases.list; l; l = l->next)
+			n++;
+		json_object_object_add(o, "leases", json_object_new_int64((int64_t)n));
+	}
+	if (fs->upper) {
+		json_object_object_add(o, "fds", json_object_new_int64((int64_t)fs->fds.open));
+		json_object_object_add(o, "fd_budget", json_object_new_int64((int64_t)fs->fds.budget));
+		json_object_object_add(o, "fd_reopens",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.reopens)));
+		json_object_object_add(o, "fd_closes",
+				       json_object_new_int64((int64_t)atomic_load(&fs->fds.closes)));
+	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	pthread_mutex_lock(&fs->d->mounts_lock);
 	json_object_object_add(o, "mounts", json_object_new_int64((int64_t)fs->d->nmounts));

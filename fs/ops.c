@@ -298,6 +298,7 @@ void cfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	cfs_inode_forget(fs, ino, nlookup);
 	pthread_rwlock_unlock(&fs->switch_lock);
 	fuse_reply_none(req);
+	cfs_leases_publish(fs); /* the last inode of an old image may have gone */
 }
 
 void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
@@ -309,6 +310,7 @@ void cfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *for
 		cfs_inode_forget(fs, forgets[i].ino, forgets[i].nlookup);
 	pthread_rwlock_unlock(&fs->switch_lock);
 	fuse_reply_none(req);
+	cfs_leases_publish(fs);
 }
 
 /* Begins a request on an inode: the inode, this thread, and its node. */

@@ -20,17 +20,17 @@
 #endif
 
 /* chmod of an upper object: through its data fd, fchmodat2, or /proc. */
-static int set_mode(struct cfs_inode *in, mode_t mode)
+static int set_mode(struct cfs *fs, struct cfs_inode *in, mode_t mode)
 {
 	char path[32];
 
 	if (in->rw->dfd >= 0)
 		return fchmod(in->rw->dfd, mode);
-	if (syscall(SYS_fchmodat2, (int)in->rw->ufd, "", mode, AT_EMPTY_PATH) == 0)
+	if (syscall(SYS_fchmodat2, rw_ufd(fs, in), "", mode, AT_EMPTY_PATH) == 0)
 		return 0;
 	if (errno != ENOSYS && errno != EINVAL)
 		return -1;
-	return chmod(cfs_fdpath(in->rw->ufd, path), mode);
+	return chmod(cfs_fdpath(rw_ufd(fs, in), path), mode);
 }
 
 void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -61,10 +61,10 @@ void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		} else {
 			/* a metacopy file keeps its image part: only what is cut goes */
 			ret = rw_copy_up(&r, in);
-			if (!ret && rw_data_fd(in) < 0)
+			if (!ret && rw_data_fd(r.fs, in) < 0)
 				ret = -EIO;
 			if (!ret && in->rw->metacopy)
-				ret = rw_set_lower_len(in, (uint64_t)attr->st_size);
+				ret = rw_set_lower_len(r.fs, in, (uint64_t)attr->st_size);
 		}
 		if (!ret && ftruncate(in->rw->dfd, attr->st_size) < 0)
 			ret = -errno;
@@ -73,18 +73,18 @@ void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	}
 	if (ret)
 		goto out;
-	cfs_fdpath(in->rw->ufd, path);
+	cfs_fdpath(rw_ufd(r.fs, in), path);
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(in->rw->ufd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fchownat(rw_ufd(r.fs, in), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 			ret = -errno;
 			goto out;
 		}
 	}
 	if ((to_set & FUSE_SET_ATTR_MODE) && in->type != CAIRN_NODE_LNK &&
-	    set_mode(in, attr->st_mode & 07777) < 0) {
+	    set_mode(r.fs, in, attr->st_mode & 07777) < 0) {
 		ret = -errno;
 		goto out;
 	}
@@ -99,7 +99,7 @@ void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
-		if (utimensat(in->rw->ufd, "", ts, AT_EMPTY_PATH) < 0 &&
+		if (utimensat(rw_ufd(r.fs, in), "", ts, AT_EMPTY_PATH) < 0 &&
 		    (errno != EINVAL || utimensat(AT_FDCWD, path, ts, 0) < 0)) {
 			ret = -errno;
 			goto out;
@@ -129,8 +129,8 @@ void rw_readlink(fuse_req_t req, fuse_ino_t ino)
 	in = cfs_inode_find(r.fs, ino);
 	if (!in) {
 		ret = -ESTALE;
-	} else if (in->rw->ufd >= 0) {
-		ssize_t n = readlinkat(in->rw->ufd, "", target, sizeof(target) - 1);
+	} else if (in->rw->upper) {
+		ssize_t n = readlinkat(rw_ufd(r.fs, in), "", target, sizeof(target) - 1);
 
 		if (n < 0)
 			ret = -errno;
@@ -185,15 +185,15 @@ void rw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		fuse_reply_err(req, in ? ENODATA : ESTALE);
 		return;
 	}
-	if (in->rw->ufd >= 0 && in->rw->no_xattrs) {
+	if (in->rw->upper && in->rw->no_xattrs) {
 		/* asked on every write (security.capability): answered without a syscall */
 		rw_req_end(&r);
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (in->rw->ufd >= 0) {
+	if (in->rw->upper) {
 		char *buf = malloc(XATTR_SIZE_MAX);
-		ssize_t n = buf ? getxattr(cfs_fdpath(in->rw->ufd, path), un, buf, XATTR_SIZE_MAX)
+		ssize_t n = buf ? getxattr(cfs_fdpath(rw_ufd(r.fs, in), path), un, buf, XATTR_SIZE_MAX)
 				: -1;
 
 		rw_req_end(&r);
@@ -236,11 +236,11 @@ void rw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	in = cfs_inode_find(r.fs, ino);
 	if (!in) {
 		ret = -ESTALE;
-	} else if (in->rw->ufd >= 0 && in->rw->no_xattrs) {
+	} else if (in->rw->upper && in->rw->no_xattrs) {
 		ret = 0;
-	} else if (in->rw->ufd >= 0) {
+	} else if (in->rw->upper) {
 		char *raw = malloc(XATTR_LIST_MAX);
-		ssize_t n = raw ? listxattr(cfs_fdpath(in->rw->ufd, path), raw, XATTR_LIST_MAX) : -1;
+		ssize_t n = raw ? listxattr(cfs_fdpath(rw_ufd(r.fs, in), path), raw, XATTR_LIST_MAX) : -1;
 
 		if (n < 0)
 			ret = raw ? -errno : -ENOMEM;
@@ -295,7 +295,7 @@ void rw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	}
 	in = cfs_inode_find(r.fs, ino);
 	ret = !in ? -ESTALE : !un ? -ERANGE : rw_copy_up(&r, in);
-	if (!ret && setxattr(cfs_fdpath(in->rw->ufd, path), un, value, size, flags) < 0)
+	if (!ret && setxattr(cfs_fdpath(rw_ufd(r.fs, in), path), un, value, size, flags) < 0)
 		ret = -errno;
 	if (!ret)
 		in->rw->no_xattrs = false;
@@ -322,7 +322,7 @@ void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	in = cfs_inode_find(r.fs, ino);
 	ret = !in ? -ESTALE : !un ? -ENODATA : 0;
-	if (!ret && in->rw->ufd < 0) {
+	if (!ret && !in->rw->upper) {
 		/* absent in the image: no copy-up just to fail */
 		struct cairn_node_view v;
 		struct cairn_xattr x;
@@ -333,7 +333,7 @@ void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	if (!ret)
 		ret = rw_copy_up(&r, in);
-	if (!ret && removexattr(cfs_fdpath(in->rw->ufd, path), un) < 0)
+	if (!ret && removexattr(cfs_fdpath(rw_ufd(r.fs, in), path), un) < 0)
 		ret = -errno;
 	rw_req_end(&r);
 	fuse_reply_err(req, -ret);

@@ -57,12 +57,34 @@ static int copy_xattrs_fd(const struct cairn_node_view *v, int fd, const char *p
 }
 
 /*
+ * The image's xattrs of node did not fit on the upper's filesystem (ext4
+ * keeps them in one block): the copy-up fails with err and nothing made,
+ * and the log says why, once per failure.
+ */
+static void xattrs_failed(struct rw_req *r, const char *name, const struct cairn_id *node,
+			  const struct cairn_node_view *v, int err)
+{
+	struct cairn_xattr x;
+	size_t off = 0, bytes = 0;
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	while (cairn_xattr_next(v, &off, &x) == 0)
+		bytes += x.name_len + 1 + x.value_len;
+	cairn_id_hex(node, hex);
+	cfs_log(r->fs, LOG_ERR, "cannot copy up '%s' (image node %.12s): its %u xattrs (%zu bytes) "
+		"%s on the upper's filesystem: %s", name, hex, v->nxattr, bytes,
+		err == -ENOSPC || err == -E2BIG || err == -ERANGE || err == -EDQUOT
+			? "do not fit" : "cannot be set",
+		strerrordesc_np(-err));
+}
+
+/*
  * Makes, in work/ under tmp, an upper copy of node v's metadata (a
  * directory, a sparse metacopy file, a symlink, a device...), with its
  * owner, mode, xattrs and times. Returns an O_PATH fd to it, or -errno.
  */
 static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct cairn_node_view *v,
-		     const char *tmp)
+		     const char *tmp, const char *name)
 {
 	struct cfs_upper *u = r->fs->upper;
 	char path[64], xpath[80];
@@ -92,6 +114,16 @@ static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct
 		break;
 	}
 	default:
+		if (rw_node_dev00(v)) {
+			/* made as itself it would be a whiteout: an empty file that says what it is */
+			fd = openat(u->work_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd < 0)
+				return -errno;
+			if (fsetxattr(fd, CFS_XATTR_DEVICE, CFS_DEVICE_CHR00,
+				      strlen(CFS_DEVICE_CHR00), 0) < 0)
+				ret = -errno;
+			break;
+		}
 		if (mknodat(u->work_fd, tmp, cairn_node_st_mode(v),
 			    makedev(v->major, v->minor)) < 0)
 			return -errno;
@@ -108,8 +140,11 @@ static int make_copy(struct rw_req *r, const struct cairn_id *node, const struct
 	/* owner before mode (a chown clears set-id bits), xattrs after owner (it clears caps) */
 	if (!ret && fchownat(u->work_fd, tmp, v->uid, v->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
-	if (!ret)
+	if (!ret) {
 		ret = copy_xattrs(v, xpath);
+		if (ret)
+			xattrs_failed(r, name, node, v, ret);
+	}
 	if (!ret && v->type != CAIRN_NODE_LNK &&
 	    fchmodat(u->work_fd, tmp, cairn_node_st_mode(v) & 07777, 0) < 0)
 		ret = -errno;
@@ -159,8 +194,8 @@ static void keep_times(int dirfd, const struct stat *before)
  * upper object's fd), -EEXIST when the name is taken, -EOPNOTSUPP where
  * the filesystem has no O_TMPFILE, or another -errno.
  */
-static int copy_up_tmpfile(int dirfd, const char *name, const struct cairn_id *node,
-			   const struct cairn_node_view *v)
+static int copy_up_tmpfile(struct rw_req *r, int dirfd, const char *name,
+			   const struct cairn_id *node, const struct cairn_node_view *v)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct timespec ts[2];
@@ -177,8 +212,11 @@ static int copy_up_tmpfile(int dirfd, const char *name, const struct cairn_id *n
 	    fsetxattr(fd, CFS_XATTR_METACOPY, "y", 1, 0) < 0 ||
 	    fchown(fd, v->uid, v->gid) < 0) /* owner first: a chown clears set-id bits and caps */
 		ret = -errno;
-	if (!ret)
+	if (!ret) {
 		ret = copy_xattrs_fd(v, fd, NULL);
+		if (ret)
+			xattrs_failed(r, name, node, v, ret);
+	}
 	if (!ret && (fchmod(fd, cairn_node_st_mode(v) & 07777) < 0 || futimens(fd, ts) < 0 ||
 		     fstat(dirfd, &before) < 0 || linkat(fd, "", dirfd, name, AT_EMPTY_PATH) < 0))
 		ret = -errno;
@@ -198,7 +236,7 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 	int fd;
 
 	if (v->type == CAIRN_NODE_REG) {
-		fd = copy_up_tmpfile(dirfd, name, node, v);
+		fd = copy_up_tmpfile(r, dirfd, name, node, v);
 		if (fd == -EEXIST) {
 			fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			return fd < 0 ? -errno : fd;
@@ -207,7 +245,7 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 			return fd;
 	}
 	cfs_upper_tmpname(r->fs->upper, tmp);
-	fd = make_copy(r, node, v, tmp);
+	fd = make_copy(r, node, v, tmp, name);
 	if (fd < 0)
 		return fd;
 	if (fstat(dirfd, &before) < 0 ||
@@ -226,16 +264,12 @@ static int copy_up_at(struct rw_req *r, int dirfd, const char *name, const struc
 }
 
 
-/* Sets in's upper fd (an O_PATH fd it takes over) and its key. */
+/* Sets in's upper object (an O_PATH fd it takes over) and its key. */
 static void adopt(struct rw_req *r, struct cfs_inode *in, int fd)
 {
-	struct stat st;
-
-	in->rw->ufd = fd;
-	if (fstat(fd, &st) == 0) {
-		in->rw->upper_ino = st.st_ino;
-		rw_rekey(r->fs, in, rw_upper_key(st.st_ino));
-	}
+	rw_install(r->fs, in, fd);
+	if (in->rw->upper_ino)
+		rw_rekey(r->fs, in, rw_upper_key(in->rw->upper_ino));
 }
 
 /*
@@ -260,6 +294,8 @@ struct group_walk {
 	size_t nf, cap;
 	int first;      /* the upper file made for the first member, or -1 */
 	bool made_dirs; /* directories inodes do not know of were copied up */
+	bool undo;      /* walking again to take back the links to first (first_ino) */
+	ino_t first_ino;
 	int err;
 };
 
@@ -359,6 +395,17 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 		memcpy(name, d.name, d.name_len);
 		name[d.name_len] = '\0';
 		in_upper = ufd >= 0 && fstatat(ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (g->undo && d.type != CAIRN_NODE_DIR) {
+			/* a link this copy-up made: taken back, the image's entry shows again */
+			struct stat before;
+
+			if (in_upper && st.st_ino == g->first_ino && fstat(ufd, &before) == 0 &&
+			    unlinkat(ufd, name, 0) == 0)
+				keep_times(ufd, &before);
+			continue;
+		}
+		if (g->undo && !in_upper)
+			continue; /* nothing of this copy-up can be below a directory it did not make */
 		if (d.type == CAIRN_NODE_DIR) {
 			struct cfs_marks m;
 			bool none;
@@ -440,27 +487,57 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 	}
 }
 
+/* Walks the merged view for the group from the root (see group_dir()). */
+static void group_walk(struct group_walk *g, int root_ufd)
+{
+	g->nf = 1;
+	g->f[0] = (struct gframe){ .fd = fcntl(root_ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
+				   .has_lower = true, .id = g->r->fs->root };
+	if (g->f[0].fd < 0)
+		g->err = -errno;
+	else
+		group_dir(g, 0, 0);
+	if (g->f[0].fd >= 0)
+		close(g->f[0].fd);
+}
+
 static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct cairn_node_view *v)
 {
 	struct cfs_inode *root = cfs_inode_find(r->fs, FUSE_ROOT_ID);
 	struct group_walk g = { .r = r, .node = &in->node, .v = v, .first = -1 };
+	unsigned long link_max = r->fs->upper->link_max;
 
 	/* a group is found by its node id: one walk of the image per group, once */
 	if (!root)
 		return -ESTALE;
+	if (link_max && v->nlink > link_max) {
+		/* refused before anything is linked: a part-linked group would split on a retry */
+		cfs_log(r->fs, LOG_ERR, "cannot copy up '%s': its hard-link group has %u names in the "
+			"image, more than the upper's filesystem links to one file (%lu)",
+			in->name ? in->name : "/", v->nlink, link_max);
+		return -EMLINK;
+	}
 	g.f = calloc(32, sizeof(*g.f));
 	if (!g.f)
 		return -ENOMEM;
 	g.cap = 32;
-	g.f[0] = (struct gframe){ .fd = fcntl(root->rw->ufd, F_DUPFD_CLOEXEC, 0), .parent = -1,
-				  .has_lower = true, .id = r->fs->root };
-	g.nf = 1;
-	if (g.f[0].fd < 0)
-		g.err = -errno;
-	else
-		group_dir(&g, 0, 0);
-	if (g.f[0].fd >= 0)
-		close(g.f[0].fd);
+	group_walk(&g, rw_ufd(r->fs, root));
+	if (g.err && g.first >= 0) {
+		/* part of the group is linked (EMLINK where the limit was not known): take it back */
+		struct stat st;
+		int err = g.err;
+
+		if (fstat(g.first, &st) == 0) {
+			g.undo = true;
+			g.first_ino = st.st_ino;
+			g.err = 0;
+			group_walk(&g, rw_ufd(r->fs, root));
+		}
+		cfs_log(r->fs, LOG_ERR, "cannot copy up '%s', a member of a hard-link group of %u "
+			"names: %s%s", in->name ? in->name : "/", v->nlink, strerrordesc_np(-err),
+			g.undo && !g.err ? " (the links made were taken back)" : "");
+		g.err = err;
+	}
 	free(g.f);
 	if (g.made_dirs)
 		r->fs->upper_gen++; /* inodes of those directories find them again */
@@ -475,6 +552,7 @@ static int copy_up_group(struct rw_req *r, struct cfs_inode *in, const struct ca
 	in->rw->lower = CFS_LOWER_PINNED;
 	in->rw->lower_len = v->size;
 	in->rw->metacopy = v->type == CAIRN_NODE_REG;
+	in->rw->dev00 = rw_node_dev00(v);
 	return 0;
 }
 
@@ -487,7 +565,7 @@ void rw_refresh_upper(struct rw_req *r, struct cfs_inode *p, unsigned depth)
 	struct cfs_inode *pp;
 	int fd;
 
-	if (p->rw->ufd >= 0 || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
+	if (p->rw->upper || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
 	    p->rw->unlinked || p->ino == FUSE_ROOT_ID || depth > 4096)
 		return;
 	p->rw->seen_gen = r->fs->upper_gen;
@@ -495,9 +573,9 @@ void rw_refresh_upper(struct rw_req *r, struct cfs_inode *p, unsigned depth)
 	if (!pp)
 		return;
 	rw_refresh_upper(r, pp, depth + 1);
-	if (pp->rw->ufd < 0)
+	if (!pp->rw->upper)
 		return;
-	fd = openat(pp->rw->ufd, p->name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(rw_ufd(r->fs, pp), p->name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0)
 		adopt(r, p, fd);
 }
@@ -510,7 +588,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	int ret, fd;
 
 	rw_refresh_upper(r, in, 0);
-	if (in->rw->ufd >= 0)
+	if (in->rw->upper)
 		return 0;
 	if (in->rw->lower == CFS_LOWER_NONE)
 		return -EIO; /* neither upper nor image: cannot be */
@@ -524,11 +602,11 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		if (v.type != CAIRN_NODE_REG)
 			return -ENOENT;
 		cfs_upper_tmpname(r->fs->upper, tmp);
-		fd = make_copy(r, &in->node, &v, tmp);
+		fd = make_copy(r, &in->node, &v, tmp, in->name);
 		if (fd < 0)
 			return fd;
 		unlinkat(r->fs->upper->work_fd, tmp, 0);
-		in->rw->ufd = fd;
+		rw_install(r->fs, in, fd); /* unlinked: its fds stay while it lives */
 		in->rw->lower = CFS_LOWER_PINNED;
 		in->rw->lower_len = v.size;
 		in->rw->metacopy = true;
@@ -542,11 +620,12 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	ret = rw_copy_up(r, p);
 	if (ret)
 		return ret;
-	fd = copy_up_at(r, p->rw->ufd, in->name, &in->node, &v);
+	fd = copy_up_at(r, rw_ufd(r->fs, p), in->name, &in->node, &v);
 	if (fd < 0)
 		return fd;
 	adopt(r, in, fd);
 	in->rw->no_xattrs = v.nxattr == 0;
+	in->rw->dev00 = rw_node_dev00(&v);
 	if (v.type != CAIRN_NODE_DIR) {
 		in->rw->lower = v.type == CAIRN_NODE_REG ? CFS_LOWER_PINNED : CFS_LOWER_NONE;
 		in->rw->lower_len = v.size;
@@ -555,19 +634,23 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 	return 0;
 }
 
-/* Opens in's data for reading and writing (once). */
-int rw_data_fd(struct cfs_inode *in)
+/* Opens in's data for reading and writing (once, while the budget keeps it). */
+int rw_data_fd(struct cfs *fs, struct cfs_inode *in)
 {
 	char path[32];
-	int fd;
+	int fd, ufd;
 
+	in->rw->used = fs->fds.gen;
 	if (in->rw->dfd >= 0)
 		return in->rw->dfd;
-	fd = open(cfs_fdpath(in->rw->ufd, path), O_RDWR | O_CLOEXEC);
+	ufd = rw_ufd(fs, in);
+	if (ufd < 0)
+		return -errno;
+	fd = open(cfs_fdpath(ufd, path), O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	in->rw->dfd = fd;
-	return fd;
+	rw_set_dfd(fs, in, fd);
+	return in->rw->dfd;
 }
 
 /*
@@ -586,7 +669,7 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 		return ret;
 	if (in->type != CAIRN_NODE_REG)
 		return 0;
-	fd = rw_data_fd(in);
+	fd = rw_data_fd(r->fs, in);
 	if (fd < 0)
 		return fd;
 	if (!in->rw->metacopy)
@@ -634,21 +717,21 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 		if (ret)
 			return ret;
 	}
-	if (removexattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY) < 0 && errno != ENODATA)
+	if (removexattr(cfs_fdpath(rw_ufd(r->fs, in), path), CFS_XATTR_METACOPY) < 0 && errno != ENODATA)
 		return -errno;
 	in->rw->metacopy = false;
 	return 0;
 }
 
 /* A metacopy file keeps only its first n bytes from the image from now on. */
-int rw_set_lower_len(struct cfs_inode *in, uint64_t n)
+int rw_set_lower_len(struct cfs *fs, struct cfs_inode *in, uint64_t n)
 {
 	char path[32], val[24];
 
 	if (n >= in->rw->lower_len)
 		return 0;
 	snprintf(val, sizeof(val), "%llu", (unsigned long long)n);
-	if (setxattr(cfs_fdpath(in->rw->ufd, path), CFS_XATTR_METACOPY, val, strlen(val), 0) < 0)
+	if (setxattr(cfs_fdpath(rw_ufd(fs, in), path), CFS_XATTR_METACOPY, val, strlen(val), 0) < 0)
 		return -errno;
 	in->rw->lower_len = n;
 	return 0;

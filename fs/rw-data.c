@@ -70,8 +70,10 @@ void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = rw_copy_up_data(&r, in, true);
 	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		ret = rw_copy_up(&r, in); /* the data waits for a write that needs it */
-	if (!ret && in->rw->ufd >= 0 && in->type == CAIRN_NODE_REG)
-		ret = rw_data_fd(in) < 0 ? -EIO : 0;
+	if (!ret && in->rw->upper && in->type == CAIRN_NODE_REG)
+		ret = rw_data_fd(r.fs, in) < 0 ? -EIO : 0;
+	if (!ret)
+		atomic_fetch_add(&in->rw->opens, 1); /* its fds stay until the release */
 	rw_req_end(&r);
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -79,7 +81,8 @@ void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = 0;
 	fi->keep_cache = 1; /* every change goes through this mount */
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0)
+		atomic_fetch_sub(&in->rw->opens, 1); /* interrupted: no release will come */
 }
 
 /* The data fd of an inode whose data is in the upper, or -1 (the image's). */
@@ -92,11 +95,13 @@ static int upper_data(struct cfs *fs, fuse_ino_t ino)
 		return -ESTALE;
 	fd = in->rw->dfd;
 	if (fd >= 0 && !in->rw->metacopy)
-		return fd; /* set once, never changed while the inode lives */
+		return fd; /* a file open in the kernel keeps it (rw-fds.c) */
 	fd = -1;
 	pthread_mutex_lock(&fs->ns_lock);
-	if (in->rw->ufd >= 0 && !in->rw->metacopy)
-		fd = in->rw->dfd >= 0 ? in->rw->dfd : rw_data_fd(in);
+	fs->fds.gen++;
+	if (in->rw->upper && !in->rw->metacopy)
+		fd = in->rw->dfd >= 0 ? in->rw->dfd : rw_data_fd(fs, in);
+	rw_fds_trim(fs);
 	pthread_mutex_unlock(&fs->ns_lock);
 	return fd;
 }
@@ -120,7 +125,7 @@ static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		return 1;
 	}
 	in = cfs_inode_find(r.fs, ino);
-	if (!in || !in->rw->metacopy || in->rw->ufd < 0) {
+	if (!in || !in->rw->metacopy || !in->rw->upper) {
 		rw_req_end(&r);
 		return 0; /* copied up since: the caller looks again */
 	}
@@ -129,7 +134,7 @@ static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		rw_req_end(&r);
 		return 0;
 	}
-	fd = rw_data_fd(in);
+	fd = rw_data_fd(r.fs, in);
 	buf = malloc(size);
 	if (fd < 0 || !buf) {
 		ret = fd < 0 ? fd : -ENOMEM;
@@ -208,7 +213,7 @@ void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, of
 			ret = rw_copy_up(&r, in);
 		else
 			ret = rw_copy_up_data(&r, in, false);
-		fd = ret ? ret : rw_data_fd(in);
+		fd = ret ? ret : rw_data_fd(fs, in);
 		if (fd >= 0) {
 			/* under the lock: a truncation must not move lower_len meanwhile */
 			out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -246,6 +251,10 @@ void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
+
+	if (in && atomic_load(&in->rw->opens) > 0)
+		atomic_fetch_sub(&in->rw->opens, 1);
 	fuse_reply_err(req, 0);
 }
 

@@ -134,8 +134,8 @@ static int snapshot(struct rw_req *r, struct cfs_inode *in, struct dirsnap **out
 
 	if (!s)
 		return -ENOMEM;
-	if (in->rw->ufd >= 0) {
-		int fd = openat(in->rw->ufd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (in->rw->upper) {
+		int fd = openat(rw_ufd(r->fs, in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
 		if (!d) {
@@ -416,17 +416,25 @@ void rw_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void rw_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct cfs *fs = cfs_of(req);
-	struct cfs_inode *in = cfs_inode_find(fs, ino);
-	int ret = 0;
+	struct rw_req r;
+	struct cfs_inode *in;
+	int ret = rw_req_begin(req, &r), fd = -1;
 
-	if (in && in->rw->ufd >= 0) {
-		int fd = openat(in->rw->ufd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (fd < 0 || fsync(fd) < 0)
-			ret = errno;
-		if (fd >= 0)
-			close(fd);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
 	}
-	fuse_reply_err(req, in ? ret : ESTALE);
+	in = cfs_inode_find(r.fs, ino);
+	if (in && in->rw->upper) {
+		fd = openat(rw_ufd(r.fs, in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			ret = -errno;
+	}
+	rw_req_end(&r);
+	/* the sync itself without the lock: it may take a while */
+	if (fd >= 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	fuse_reply_err(req, in ? -ret : ESTALE);
 }

@@ -38,6 +38,43 @@ int rw_req_begin(fuse_req_t req, struct rw_req *r);
 /* Ends it: both locks dropped, the transaction reset (views into the map end here). */
 void rw_req_end(struct rw_req *r);
 
+/* ---- the fd budget (rw-fds.c) ---- */
+
+/* fd's file handle (malloc'd), or NULL where the filesystem gives none. */
+struct file_handle *rw_handle(int fd);
+/*
+ * in's upper object from now on: fd (an O_PATH fd, taken over), st_ino.
+ * The _locked one with itable_lock held, and rw_take_handle() after it is
+ * dropped (ns_lock still held); rw_install() does both and the stat.
+ */
+void rw_install_locked(struct cfs *fs, struct cfs_inode *in, int fd, ino_t st_ino);
+void rw_take_handle(struct cfs *fs, struct cfs_inode *in);
+void rw_install(struct cfs *fs, struct cfs_inode *in, int fd);
+/* fd (O_RDWR, taken over) becomes in's data fd, unless it has one (then fd is closed). */
+void rw_set_dfd(struct cfs *fs, struct cfs_inode *in, int fd);
+/* rw_ufd()'s slow path: the upper object opened again by its handle. */
+int rw_ufd_reopen(struct cfs *fs, struct cfs_inode *in);
+/* Closes what the budget does not keep (ns_lock held; this request's fds stay). */
+void rw_fds_trim(struct cfs *fs);
+/* Closes in's fds and forgets its handle: the inode goes (itable_lock held). */
+void rw_fds_forget_locked(struct cfs *fs, struct cfs_inode *in);
+/* Counts the fds a handed-over inode arrived with (itable_lock held). */
+void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in);
+
+/*
+ * The O_PATH fd of in's upper object, opened again if the budget closed it;
+ * valid until the request ends (ns_lock held). -1 with errno when there is
+ * none or it cannot be opened: never another negative value, so a failure
+ * passed to an *at() call is EBADF, never AT_FDCWD.
+ */
+static inline int rw_ufd(struct cfs *fs, struct cfs_inode *in)
+{
+	int fd = in->rw->ufd;
+
+	in->rw->used = fs->fds.gen;
+	return fd >= 0 ? fd : rw_ufd_reopen(fs, in);
+}
+
 /* ---- identity (rw.c) ---- */
 
 /* The key of an upper object with st_ino. */
@@ -66,6 +103,7 @@ struct rw_entry {
 	uint8_t kind;          /* enum cfs_lower */
 	uint8_t type;          /* CAIRN_NODE_* */
 	bool metacopy, opaque, no_xattrs;
+	bool dev00;            /* an escaped char device 0/0: type is CAIRN_NODE_CHR */
 	uint64_t lower_len;    /* with metacopy */
 	struct cairn_node_view v; /* node's view when kind != NONE; valid until rw_req_end() */
 };
@@ -113,9 +151,14 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in);
  */
 int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate);
 /* Opens in's data for reading and writing (once); the fd lives as long as in. */
-int rw_data_fd(struct cfs_inode *in);
+int rw_data_fd(struct cfs *fs, struct cfs_inode *in);
+/* Is v a char device 0/0 (which the upper holds escaped)? */
+static inline bool rw_node_dev00(const struct cairn_node_view *v)
+{
+	return v->type == CAIRN_NODE_CHR && v->major == 0 && v->minor == 0;
+}
 /* A metacopy file keeps only its first n bytes from the image from now on. */
-int rw_set_lower_len(struct cfs_inode *in, uint64_t n);
+int rw_set_lower_len(struct cfs *fs, struct cfs_inode *in, uint64_t n);
 /*
  * A directory inode made when the directory was only the image's, whose
  * upper copy a group copy-up made since: found by its parent's.

@@ -30,7 +30,7 @@ static void new_owner(fuse_req_t req, struct rw_req *r, struct cfs_inode *p, uid
 	*gid = c->gid;
 	*setgid = false;
 	(void)r;
-	if (fstat(p->rw->ufd, &pst) == 0 && (pst.st_mode & S_ISGID)) {
+	if (fstat(rw_ufd(r->fs, p), &pst) == 0 && (pst.st_mode & S_ISGID)) {
 		*gid = pst.st_gid;
 		*setgid = true;
 	}
@@ -45,19 +45,19 @@ static int place(struct rw_req *r, struct cfs_inode *p, const char *tmp, const c
 	struct cfs_upper *u = r->fs->upper;
 	struct stat st;
 
-	if (fstatat(p->rw->ufd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (fstatat(rw_ufd(r->fs, p), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!cfs_is_whiteout(&st))
 			return -EEXIST;
 		if (isdir) {
 			/* a directory cannot replace a device: swap, then drop the whiteout */
-			if (renameat2(u->work_fd, tmp, p->rw->ufd, name, RENAME_EXCHANGE) < 0)
+			if (renameat2(u->work_fd, tmp, rw_ufd(r->fs, p), name, RENAME_EXCHANGE) < 0)
 				return -errno;
 			unlinkat(u->work_fd, tmp, 0);
 			return 0;
 		}
-		return renameat(u->work_fd, tmp, p->rw->ufd, name) < 0 ? -errno : 0;
+		return renameat(u->work_fd, tmp, rw_ufd(r->fs, p), name) < 0 ? -errno : 0;
 	}
-	return renameat2(u->work_fd, tmp, p->rw->ufd, name, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	return renameat2(u->work_fd, tmp, rw_ufd(r->fs, p), name, RENAME_NOREPLACE) < 0 ? -errno : 0;
 }
 
 /*
@@ -138,9 +138,9 @@ static struct cfs_inode *make_entry(fuse_req_t req, struct rw_req *r, struct cfs
 	opaque = S_ISDIR(mode) && e.below;
 	if (!e.whiteout && !opaque) {
 		/* nothing to replace, nothing to mark: made in place, atomically by O_EXCL */
-		ret = new_at(p->rw->ufd, name, mode, rdev, target, uid, gid, setgid, false, &fd);
+		ret = new_at(rw_ufd(r->fs, p), name, mode, rdev, target, uid, gid, setgid, false, &fd);
 		if (ret && ret != -EEXIST)
-			unlinkat(p->rw->ufd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+			unlinkat(rw_ufd(r->fs, p), name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
 	} else {
 		/* over a whiteout, or marked: made aside, then swapped in */
 		char tmp[32];
@@ -159,7 +159,7 @@ static struct cfs_inode *make_entry(fuse_req_t req, struct rw_req *r, struct cfs
 		return NULL;
 	}
 	memset(&e, 0, sizeof(e));
-	e.ufd = openat(p->rw->ufd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	e.ufd = openat(rw_ufd(r->fs, p), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (e.ufd < 0 || fstat(e.ufd, &e.st) < 0) {
 		*err = -errno;
 		if (e.ufd >= 0)
@@ -179,12 +179,8 @@ static struct cfs_inode *make_entry(fuse_req_t req, struct rw_req *r, struct cfs
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if (fd >= 0) {
-		if (in->rw->dfd < 0)
-			in->rw->dfd = fd;
-		else
-			close(fd);
-	}
+	if (fd >= 0)
+		rw_set_dfd(r->fs, in, fd);
 	return in;
 }
 
@@ -259,9 +255,12 @@ void rw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	e.attr_timeout = e.entry_timeout = r.fs->timeout;
 	fi->fh = 0;
 	fi->keep_cache = 1;
+	atomic_fetch_add(&in->rw->opens, 1); /* its fds stay until the release */
 	rw_req_end(&r);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		atomic_fetch_sub(&in->rw->opens, 1);
 		cfs_inode_forget(r.fs, in->ino, 1);
+	}
 }
 
 void rw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -296,7 +295,7 @@ void rw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	if (ret)
 		goto fail;
 	cfs_upper_tmpname(r.fs->upper, tmp);
-	if (linkat(in->rw->ufd, "", r.fs->upper->work_fd, tmp, AT_EMPTY_PATH) < 0) {
+	if (linkat(rw_ufd(r.fs, in), "", r.fs->upper->work_fd, tmp, AT_EMPTY_PATH) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -324,8 +323,8 @@ static int merged_empty(struct rw_req *r, struct cfs_inode *in)
 	DIR *d;
 	int fd;
 
-	if (in->rw->ufd >= 0) {
-		fd = openat(in->rw->ufd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (in->rw->upper) {
+		fd = openat(rw_ufd(r->fs, in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
 		d = fdopendir(fd);
@@ -359,7 +358,7 @@ static int merged_empty(struct rw_req *r, struct cfs_inode *in)
 			return -EIO;
 		memcpy(name, de.name, de.name_len);
 		name[de.name_len] = '\0';
-		if (in->rw->ufd < 0 || fstatat(in->rw->ufd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		if (!in->rw->upper || fstatat(rw_ufd(r->fs, in), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !cfs_is_whiteout(&st))
 			return -ENOTEMPTY;
 	}
@@ -424,7 +423,7 @@ static void note_unlinked(struct rw_req *r, struct cfs_inode *in)
 {
 	struct stat st;
 
-	if (in->rw->ufd >= 0 && in->type != CAIRN_NODE_DIR && fstat(in->rw->ufd, &st) == 0 &&
+	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
 	    st.st_nlink > 0)
 		return;
 	in->rw->unlinked = true;
@@ -461,7 +460,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	}
 	if (isdir) {
 		struct cfs_inode probe = { .type = CAIRN_NODE_DIR, .node = e.node };
-		struct cfs_rw prw = { .ufd = e.ufd, .lower = e.kind };
+		struct cfs_rw prw = { .upper = e.ufd >= 0, .ufd = e.ufd, .dfd = -1, .lower = e.kind };
 
 		probe.rw = &prw;
 		ret = merged_empty(&r, &probe);
@@ -476,11 +475,16 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	ret = rw_copy_up(&r, p);
 	if (ret)
 		goto out_e;
+	if (in && in->rw->upper && rw_ufd(r.fs, in) < 0) {
+		/* held open from here: once unlinked, its handle no longer opens it (rw-fds.c) */
+		ret = -errno;
+		goto out_e;
+	}
 	if (e.ufd >= 0) {
-		ret = remove_upper(&r, p->rw->ufd, name, isdir, e.below);
+		ret = remove_upper(&r, rw_ufd(r.fs, p), name, isdir, e.below);
 	} else {
 		/* only the image's: a whiteout hides it */
-		ret = mknodat(p->rw->ufd, name, S_IFCHR | 0000, 0) < 0 ? -errno : 0;
+		ret = mknodat(rw_ufd(r.fs, p), name, S_IFCHR | 0000, 0) < 0 ? -errno : 0;
 	}
 	if (!ret && in)
 		note_unlinked(&r, in);
@@ -515,7 +519,7 @@ static int prepare_move(struct rw_req *r, struct cfs_inode *in, bool below_dir)
 
 	if (in->type != CAIRN_NODE_DIR)
 		return 0;
-	cfs_fdpath(in->rw->ufd, path);
+	cfs_fdpath(rw_ufd(r->fs, in), path);
 	if (in->rw->lower == CFS_LOWER_PATH) {
 		cairn_id_hex(&in->node, hex);
 		if (setxattr(path, CFS_XATTR_REDIRECT, hex, CAIRN_ID_HEX_LEN, 0) < 0)
@@ -590,7 +594,8 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	}
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR) {
 		struct cfs_inode probe = { .type = CAIRN_NODE_DIR, .node = de.node };
-		struct cfs_rw prw = { .ufd = de.ufd, .lower = de.kind };
+		struct cfs_rw prw = { .upper = de.ufd >= 0, .ufd = de.ufd, .dfd = -1,
+				       .lower = de.kind };
 
 		if (se.type != CAIRN_NODE_DIR) {
 			ret = -EISDIR;
@@ -637,6 +642,10 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		ret = prepare_move(&r, src, de.below && de.lower.type == CAIRN_NODE_DIR);
 	if (ret)
 		goto out_de;
+	if (dst && dst->rw->upper && rw_ufd(r.fs, dst) < 0) {
+		ret = -errno; /* held open: replaced, its handle would no longer open it */
+		goto out_de;
+	}
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR && de.ufd >= 0) {
 		ret = clear_whiteouts(de.ufd);
 		if (ret)
@@ -644,27 +653,27 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	}
 
 	if (flags & RENAME_EXCHANGE) {
-		if (renameat2(p->rw->ufd, name, np->rw->ufd, newname, RENAME_EXCHANGE) < 0)
+		if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
 			ret = -errno;
 	} else {
 		struct stat st;
-		bool wh_at_dst = fstatat(np->rw->ufd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		bool wh_at_dst = fstatat(rw_ufd(r.fs, np), newname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 				 cfs_is_whiteout(&st);
 		bool need_wh = se.below; /* the image's entry at the old name must stay hidden */
 
 		if (wh_at_dst && se.type == CAIRN_NODE_DIR) {
 			/* a directory cannot replace the whiteout device: swap them */
-			if (renameat2(p->rw->ufd, name, np->rw->ufd, newname, RENAME_EXCHANGE) < 0)
+			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
 				ret = -errno;
-			else if (!need_wh && unlinkat(p->rw->ufd, name, 0) < 0)
+			else if (!need_wh && unlinkat(rw_ufd(r.fs, p), name, 0) < 0)
 				ret = -errno;
 		} else if (need_wh && u->rename_whiteout) {
-			if (renameat2(p->rw->ufd, name, np->rw->ufd, newname, RENAME_WHITEOUT) < 0)
+			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_WHITEOUT) < 0)
 				ret = -errno;
 		} else {
-			if (renameat(p->rw->ufd, name, np->rw->ufd, newname) < 0)
+			if (renameat(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname) < 0)
 				ret = -errno;
-			else if (need_wh && mknodat(p->rw->ufd, name, S_IFCHR | 0000, 0) < 0)
+			else if (need_wh && mknodat(rw_ufd(r.fs, p), name, S_IFCHR | 0000, 0) < 0)
 				ret = -errno;
 		}
 	}

@@ -117,11 +117,15 @@ struct cfs_rw *cfs_rw_root(struct cfs *fs)
 		return NULL;
 	rw->ufd = fcntl(fs->upper->tree_fd, F_DUPFD_CLOEXEC, 0);
 	rw->dfd = -1;
+	rw->slot = SIZE_MAX; /* the root's fd stays: outside the budget */
 	rw->lower = CFS_LOWER_PATH;
 	if (rw->ufd < 0 || fstat(rw->ufd, &st) < 0) {
+		if (rw->ufd >= 0)
+			close(rw->ufd);
 		free(rw);
 		return NULL;
 	}
+	rw->upper = true;
 	rw->upper_ino = st.st_ino;
 	return rw;
 }
@@ -131,10 +135,7 @@ void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in)
 	struct cfs_rw *rw = in->rw;
 
 	key_del_locked(fs, in);
-	if (rw->ufd >= 0)
-		close(rw->ufd);
-	if (rw->dfd >= 0)
-		close(rw->dfd);
+	rw_fds_forget_locked(fs, in);
 	free(rw);
 	in->rw = NULL;
 }
@@ -155,6 +156,21 @@ json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *n
 	json_object_object_add(o, "d", json_object_new_int(dfd >= 0 ? (int)*nfds : -1));
 	if (dfd >= 0)
 		fds[(*nfds)++] = dfd;
+	json_object_object_add(o, "up", json_object_new_boolean(rw->upper));
+	if (rw->fh) {
+		char *hex = malloc(2 * rw->fh->handle_bytes + 1);
+
+		for (unsigned i = 0; hex && i < rw->fh->handle_bytes; i++)
+			snprintf(hex + 2 * i, 3, "%02x", rw->fh->f_handle[i]);
+		if (hex) {
+			hex[2 * rw->fh->handle_bytes] = '\0';
+			json_object_object_add(o, "fh", json_object_new_string(hex));
+			json_object_object_add(o, "ft", json_object_new_int(rw->fh->handle_type));
+		}
+		free(hex);
+	}
+	json_object_object_add(o, "op", json_object_new_int64(atomic_load(&rw->opens)));
+	json_object_object_add(o, "dv", json_object_new_boolean(rw->dev00));
 	json_object_object_add(o, "l", json_object_new_int(rw->lower));
 	json_object_object_add(o, "m", json_object_new_boolean(atomic_load(&rw->metacopy)));
 	json_object_object_add(o, "ll", json_object_new_int64((int64_t)rw->lower_len));
@@ -196,6 +212,30 @@ int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int 
 		return -ENOMEM;
 	rw->ufd = jfd(o, "u", fds, nfds);
 	rw->dfd = jfd(o, "d", fds, nfds);
+	rw->upper = jint(o, "up") != 0;
+	rw->opens = (unsigned)jint(o, "op");
+	rw->dev00 = jint(o, "dv") != 0;
+	{
+		json_object *v;
+		const char *hex = json_object_object_get_ex(o, "fh", &v) ? json_object_get_string(v) : NULL;
+		size_t n = hex ? strlen(hex) / 2 : 0;
+
+		if (hex && n <= MAX_HANDLE_SZ) {
+			rw->fh = malloc(sizeof(*rw->fh) + n);
+			if (!rw->fh) {
+				free(rw);
+				return -ENOMEM;
+			}
+			rw->fh->handle_bytes = (unsigned)n;
+			rw->fh->handle_type = (int)jint(o, "ft");
+			for (size_t i = 0; i < n; i++) {
+				unsigned c = 0;
+
+				sscanf(hex + 2 * i, "%2x", &c);
+				rw->fh->f_handle[i] = (unsigned char)c;
+			}
+		}
+	}
 	rw->lower = (uint8_t)jint(o, "l");
 	rw->metacopy = jint(o, "m") != 0;
 	rw->lower_len = (uint64_t)jint(o, "ll");
@@ -206,6 +246,7 @@ int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int 
 	rw->seen_gen = (unsigned)jint(o, "g");
 	in->rw = rw;
 	key_add_locked(fs, in, (uint64_t)jint(o, "k"));
+	rw_fds_adopt_locked(fs, in);
 	return 0;
 }
 
@@ -220,11 +261,14 @@ int rw_req_begin(fuse_req_t req, struct rw_req *r)
 	if (!r->t)
 		return ret;
 	pthread_mutex_lock(&r->fs->ns_lock);
+	r->fs->fds.gen++; /* the fds this request uses stay open until it ends */
 	return 0;
 }
 
 void rw_req_end(struct rw_req *r)
 {
+	if (r->fs->upper)
+		rw_fds_trim(r->fs);
 	pthread_mutex_unlock(&r->fs->ns_lock);
 	cfs_thread_end(r->t);
 }
@@ -250,7 +294,8 @@ static int lower_at(struct rw_req *r, struct cfs_inode *p, const char *name, siz
 int rw_marks_read(int fd, struct cfs_marks *m, bool *none)
 {
 	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
-					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT };
+					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT,
+					     CFS_XATTR_DEVICE };
 	char list[4096], path[32], val[64];
 	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
 
@@ -325,8 +370,8 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 	if (ret && ret != -ENOENT)
 		return ret;
 	e->below = ret == 0;
-	if (p->rw->ufd >= 0) {
-		e->ufd = openat(p->rw->ufd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (p->rw->upper) {
+		e->ufd = openat(rw_ufd(r->fs, p), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (e->ufd < 0 && errno != ENOENT)
 			return -errno;
 	}
@@ -346,7 +391,10 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 		}
 		e->type = rw_st_type(e->st.st_mode);
 		e->no_xattrs = none;
-		if (e->type == CAIRN_NODE_DIR) {
+		if (e->type == CAIRN_NODE_REG && m.dev00) {
+			e->type = CAIRN_NODE_CHR; /* an image's char device 0/0, escaped */
+			e->dev00 = true;
+		} else if (e->type == CAIRN_NODE_DIR) {
 			e->opaque = m.opaque;
 			if (m.has_redirect) {
 				e->kind = CFS_LOWER_PINNED;
@@ -411,14 +459,14 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 					e->kind == CFS_LOWER_PATH ? e->v.nlink : 1);
 		struct cfs_inode *old = key_find_locked(fs, lk);
 
-		if (old && old->rw->ufd < 0 && old->type == e->type) {
+		if (old && !old->rw->upper && old->type == e->type) {
 			in = old;
-			old->rw->ufd = e->ufd;
+			rw_install_locked(fs, old, e->ufd, e->st.st_ino);
 			e->ufd = -1;
-			old->rw->upper_ino = e->st.st_ino;
 			old->rw->metacopy = e->metacopy;
 			old->rw->lower_len = e->lower_len;
 			old->rw->no_xattrs = e->no_xattrs;
+			old->rw->dev00 = e->dev00;
 			key_add_locked(fs, old, key);
 		}
 	}
@@ -426,6 +474,7 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 		in->nlookup++;
 		pthread_mutex_unlock(&fs->itable_lock);
 		rw_entry_release(e);
+		rw_take_handle(fs, in);
 		return in;
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
@@ -444,22 +493,28 @@ struct cfs_inode *rw_entry_ref(struct rw_req *r, struct cfs_inode *p, const char
 	in->name_hash = XXH3_64bits(name, strlen(name));
 	in->type = e->type;
 	in->node = e->node;
-	in->rw->ufd = e->ufd;
+	in->rw->ufd = -1;
 	in->rw->dfd = -1;
+	in->rw->slot = SIZE_MAX;
 	in->rw->lower = e->kind;
 	in->rw->metacopy = e->metacopy;
 	in->rw->lower_len = e->lower_len;
 	in->rw->opaque = e->opaque;
 	in->rw->no_xattrs = e->ufd >= 0 ? e->no_xattrs : e->v.nxattr == 0;
-	in->rw->upper_ino = e->ufd >= 0 ? e->st.st_ino : 0;
-	e->ufd = -1;
+	in->rw->dev00 = e->dev00;
 	if (e->kind != CFS_LOWER_NONE)
 		cfs_inode_derive(r->t, in, &e->v);
 	pthread_mutex_lock(&fs->itable_lock);
+	if (e->ufd >= 0)
+		rw_install_locked(fs, in, e->ufd, e->st.st_ino);
+	e->ufd = -1;
 	cfs_inode_insert_locked(fs, in, key);
 	in->nlookup = 1;
 	key_add_locked(fs, in, key);
+	/* what the image shows at a path is read from the tree its directory reads */
+	cfs_lease_hold_locked(fs, in, e->kind == CFS_LOWER_PATH ? p->lease : NULL);
 	pthread_mutex_unlock(&fs->itable_lock);
+	rw_take_handle(fs, in);
 	return in;
 }
 
@@ -482,7 +537,7 @@ static nlink_t merged_nlink(struct rw_req *r, struct cfs_inode *in, const struct
 			continue;
 		memcpy(name, d.name, d.name_len);
 		name[d.name_len] = '\0';
-		if (fstatat(in->rw->ufd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		if (fstatat(rw_ufd(r->fs, in), name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
 			n++;
 	}
 	return n;
@@ -493,15 +548,21 @@ int rw_inode_stat(struct rw_req *r, struct cfs_inode *in, struct stat *st)
 	struct cairn_node_view v;
 	int ret;
 
-	if (in->rw->ufd >= 0) {
-		if (fstat(in->rw->ufd, st) < 0)
+	if (in->rw->upper) {
+		if (fstat(rw_ufd(r->fs, in), st) < 0)
 			return -errno;
 		st->st_ino = in->ino;
 		st->st_dev = 0;
-		if (in->type == CAIRN_NODE_DIR)
+		if (in->type == CAIRN_NODE_DIR) {
 			st->st_nlink = merged_nlink(r, in, st);
-		else if (in->rw->metacopy)
+		} else if (in->rw->metacopy) {
 			st->st_blocks = (blkcnt_t)in->blocks;
+		} else if (in->rw->dev00) {
+			st->st_mode = S_IFCHR | (st->st_mode & 07777);
+			st->st_rdev = 0;
+			st->st_size = 0;
+			st->st_blocks = 0;
+		}
 		return 0;
 	}
 	ret = cfs_node_get(r->fs, r->t, &in->node, &v);

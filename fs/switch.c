@@ -17,6 +17,13 @@
  * marks the dentry for revalidation; plain invalidation would go through
  * d_invalidate and detach any mount on or below it). Negative entries
  * cached for names the new tree adds are expired the same way.
+ *
+ * On a writable mount, a directory with an upper part is merged again with
+ * the new tree, as a fresh mount would merge it: bound to the image's
+ * directory at its path where there is one, to nothing where the new tree
+ * has none there (or has a file), and every name of the image's side that
+ * changed is expired. A renamed (redirected) or opaque directory keeps
+ * what it had: its image part never follows the platform.
  */
 #include <stdio.h>
 
@@ -24,10 +31,18 @@
 #include "image.h"
 #include "platform.h"
 
+enum {
+	R_UNRESOLVED, /* not looked at yet */
+	R_FOUND,      /* a directory in the new tree: new */
+	R_UNKNOWN,    /* its place in the new tree cannot be told: it keeps what it serves */
+	R_ABSENT,     /* its parent is in the new tree and it is not (or not as a directory) */
+};
+
 struct rebind {
 	struct cfs_inode *in;
 	struct cairn_id old, new;
-	int state; /* 0: not resolved yet, 1: in the new tree, 2: gone from it */
+	bool had, has; /* bound to an image directory before the switch / after it */
+	int state;     /* R_* */
 };
 
 struct dirset {
@@ -40,8 +55,14 @@ static void collect(struct cfs_inode *in, void *arg)
 {
 	struct dirset *d = arg;
 
-	/* a writable mount's directory follows the image only where bound by path */
-	if (in->rw && in->rw->lower != CFS_LOWER_PATH)
+	/*
+	 * A writable mount's directory follows the image where bound by path,
+	 * and where it is the upper's alone but would merge with an image
+	 * directory that appears at its path (not opaque, not renamed).
+	 */
+	if (in->rw && in->rw->lower != CFS_LOWER_PATH &&
+	    (in->rw->lower != CFS_LOWER_NONE || in->rw->opaque || !in->rw->upper ||
+	     in->rw->unlinked))
 		return;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
@@ -54,7 +75,8 @@ static void collect(struct cfs_inode *in, void *arg)
 		d->v = p;
 		d->cap = cap;
 	}
-	d->v[d->n++] = (struct rebind){ .in = in, .old = in->node };
+	d->v[d->n++] = (struct rebind){ .in = in, .old = in->node,
+					.had = !in->rw || in->rw->lower == CFS_LOWER_PATH };
 }
 
 static int by_ino(const void *a, const void *b)
@@ -82,28 +104,112 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 
 	if (r->state)
 		return;
-	r->state = 2;
+	r->state = R_UNKNOWN;
 	if (r->in->ino == FUSE_ROOT_ID) {
 		r->new = *root;
-		r->state = 1;
+		r->state = R_FOUND;
 		return;
 	}
 	p = find(d, r->in->parent);
 	if (!p || depth > 4096)
 		return;
 	resolve(fs, t, d, p, root, depth + 1);
-	if (p->state != 1 || cairn_node_get(t->txn, &p->new, 0, &pv) ||
-	    cairn_dir_lookup(&pv, r->in->name, strlen(r->in->name), &e, NULL) ||
-	    e.type != CAIRN_NODE_DIR)
-		return; /* gone: it keeps serving what it was (an open cwd still works) */
+	if (p->state == R_ABSENT) {
+		r->state = R_ABSENT;
+		return;
+	}
+	if (p->state != R_FOUND || cairn_node_get(t->txn, &p->new, 0, &pv))
+		return;
+	if (cairn_dir_lookup(&pv, r->in->name, strlen(r->in->name), &e, NULL) ||
+	    e.type != CAIRN_NODE_DIR) {
+		/* gone: a read-only one keeps serving what it was (an open cwd still works) */
+		r->state = R_ABSENT;
+		return;
+	}
 	r->new = e.id;
-	r->state = 1;
+	r->state = R_FOUND;
+}
+
+/* An inode left on the old image: the kernel is asked to drop it once unused. */
+struct stale {
+	uint64_t parent, ino;
+	char *name;
+};
+
+/* Moving the inodes the new image serves unchanged to its lease. */
+struct lease_move {
+	struct cfs *fs;
+	struct cfs_thread *t;
+	struct dirset *d;
+	struct cfs_lease *old, *new;
+	struct stale *v;
+	size_t n, cap;
+};
+
+/* Does the new tree show in's node at in's place (its parent re-bound)? */
+static bool unchanged(struct lease_move *m, struct cfs_inode *in)
+{
+	struct rebind *p = find(m->d, in->parent);
+	struct cairn_node_view pv;
+	struct cairn_dirent e;
+
+	if (!p || p->state != R_FOUND || !p->has || !in->name)
+		return false;
+	if (p->had && cairn_id_eq(&p->old, &p->new))
+		return true; /* the same directory: every entry the same */
+	return cairn_node_get(m->t->txn, &p->new, 0, &pv) == 0 &&
+	       cairn_dir_lookup(&pv, in->name, strlen(in->name), &e, NULL) == 0 &&
+	       cairn_id_eq(&e.id, &in->node);
+}
+
+static void move_lease(struct cfs_inode *in, void *arg)
+{
+	struct lease_move *m = arg;
+	struct rebind *r;
+
+	if (in->ino == FUSE_ROOT_ID) {
+		cfs_lease_move_locked(m->fs, in, m->new);
+		return;
+	}
+	if (in->type == CAIRN_NODE_DIR) {
+		r = find(m->d, in->ino);
+		if (r && r->state == R_FOUND && r->has)
+			cfs_lease_move_locked(m->fs, in, m->new);
+		else if (r && in->rw && !r->has)
+			cfs_lease_move_locked(m->fs, in, NULL); /* the upper's alone now */
+		return; /* else it keeps serving what it was */
+	}
+	if (!in->lease || in->lease != m->old)
+		return;
+	if (in->rw && (in->rw->upper || in->rw->lower != CFS_LOWER_PATH)) {
+		cfs_lease_move_locked(m->fs, in, NULL); /* copied up: no longer read through the image */
+		return;
+	}
+	if (unchanged(m, in)) {
+		cfs_lease_move_locked(m->fs, in, m->new);
+		return;
+	}
+	if (in->rw && in->rw->unlinked)
+		return; /* the kernel dropped its name already: forgotten once closed */
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct stale *v = realloc(m->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* it stays leased until the kernel forgets it some other way */
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n] = (struct stale){ .parent = in->parent, .ino = in->ino, .name = strdup(in->name) };
+	if (m->v[m->n].name)
+		m->n++;
 }
 
 /*
  * What changed between two versions of a directory: the names whose entry
  * differs. Computed once per switch request and kept in the memo, so ten
- * mounts of a platform compare each directory once, not ten times.
+ * mounts of a platform compare each directory once, not ten times. A side
+ * the image had no directory on is the zero id (an empty directory).
  */
 struct dirdiff {
 	struct cairn_id old, new;
@@ -154,7 +260,7 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 				const struct cairn_id *old, const struct cairn_id *new)
 {
 	size_t k = memo_bucket(old, new), cap = 0, used = 0;
-	struct cairn_node_view a, b;
+	struct cairn_node_view a = { .type = CAIRN_NODE_DIR }, b = { .type = CAIRN_NODE_DIR };
 	struct cairn_dirent ea, eb;
 	struct cairn_dir_merge mg;
 	struct dirdiff *d;
@@ -171,7 +277,8 @@ static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
 		return NULL;
 	d->old = *old;
 	d->new = *new;
-	if (cairn_node_get(t->txn, old, 0, &a) || cairn_node_get(t->txn, new, 0, &b))
+	if ((!cairn_id_is_zero(old) && cairn_node_get(t->txn, old, 0, &a)) ||
+	    (!cairn_id_is_zero(new) && cairn_node_get(t->txn, new, 0, &b)))
 		goto done; /* nothing to compare: no name expired */
 	cairn_dir_merge_init(&mg, &a, &b);
 	while ((side = cairn_dir_merge_next(&mg, &ea, &eb)) > 0) {
@@ -220,12 +327,16 @@ nomem:
 	return NULL;
 }
 
-/* Expires every name whose entry differs between two versions of a directory. */
+/*
+ * Expires every name whose entry differs between two versions of a
+ * directory; a NULL side is an empty directory (the image had none there).
+ */
 static void expire_changes(struct cfs *fs, struct cfs_thread *t, struct cfs_switch_memo *m,
 			   uint64_t ino, const struct cairn_id *old, const struct cairn_id *new,
 			   unsigned *expired)
 {
-	struct dirdiff *d = dir_diff(t, m, old, new);
+	static const struct cairn_id none;
+	struct dirdiff *d = dir_diff(t, m, old ? old : &none, new ? new : &none);
 	size_t off = 0;
 
 	if (!d) {
@@ -248,6 +359,7 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 	struct cairn_image img;
 	struct dirset d = { 0 };
 	struct cfs_thread t = { .fs = fs };
+	struct lease_move m = { .fs = fs, .t = &t, .d = &d };
 	struct cairn_node_view v;
 	uint64_t from;
 	unsigned rebound = 0, expired = 0;
@@ -293,21 +405,41 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 		resolve(fs, &t, &d, &d.v[i], &img.root, 0);
 	for (size_t i = 0; i < d.n; i++) {
 		struct rebind *r = &d.v[i];
+		/* a merged directory of a writable mount: the upper's part stays either way */
+		bool merged = r->in->rw && r->in->rw->upper;
 
-		if (r->state != 1 || cairn_id_eq(&r->old, &r->new) ||
+		r->has = r->had;
+		if (r->state == R_ABSENT && merged && r->had) {
+			r->in->rw->lower = CFS_LOWER_NONE; /* the upper's alone now */
+			r->has = false;
+			rebound++;
+			continue;
+		}
+		if (r->state != R_FOUND || (r->had && cairn_id_eq(&r->old, &r->new)) ||
 		    cairn_node_get(t.txn, &r->new, 0, &v))
 			continue;
 		cfs_inode_rebind(fs, &t, r->in, &r->new, &v);
+		if (r->in->rw)
+			r->in->rw->lower = CFS_LOWER_PATH;
+		r->has = true;
 		rebound++;
 	}
-	/* the image left behind may still be read through files opened on it */
-	if (fs->nserved < ARRAY_SIZE(fs->served) && !cairn_id_eq(&fs->image, &p.image)) {
-		bool known = false;
-
-		for (unsigned i = 0; i < fs->nserved; i++)
-			known |= cairn_id_eq(&fs->served[i], &fs->image);
-		if (!known)
-			fs->served[fs->nserved++] = fs->image;
+	/*
+	 * The image left behind stays leased while inodes still read it: what
+	 * the new image serves unchanged moves to the new lease, the rest
+	 * (files opened before the switch) holds the old one until forgotten.
+	 */
+	pthread_mutex_lock(&fs->itable_lock);
+	m.new = cfs_lease_get_locked(fs, &p.image);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (m.new) {
+		m.old = fs->leases.current;
+		cfs_itable_each(fs, move_lease, &m);
+		pthread_mutex_lock(&fs->itable_lock);
+		cfs_lease_set_current_locked(fs, m.new);
+		pthread_mutex_unlock(&fs->itable_lock);
+	} else {
+		cfs_log(fs, LOG_WARNING, "out of memory: the old image stays leased");
 	}
 	fs->image = p.image;
 	fs->root = img.root;
@@ -322,11 +454,23 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 	for (size_t i = 0; i < d.n; i++) {
 		struct rebind *r = &d.v[i];
 
-		if (r->state != 1 || cairn_id_eq(&r->old, &r->new))
+		if (r->had == r->has && (!r->has || cairn_id_eq(&r->old, &r->new)))
 			continue;
 		fuse_lowlevel_notify_inval_inode(fs->se, r->in->ino, 0, 0);
-		expire_changes(fs, &t, memo, r->in->ino, &r->old, &r->new, &expired);
+		expire_changes(fs, &t, memo, r->in->ino, r->had ? &r->old : NULL, r->has ? &r->new : NULL,
+			       &expired);
 	}
+	/*
+	 * An old file's name is deleted in the kernel (its inode's link count
+	 * cleared; a name with a mount on it is left alone): the inode goes,
+	 * and is forgotten, when its last user closes it, releasing the lease.
+	 */
+	for (size_t i = 0; i < m.n; i++) {
+		fuse_lowlevel_notify_delete(fs->se, m.v[i].parent, m.v[i].ino, m.v[i].name,
+					    strlen(m.v[i].name));
+		free(m.v[i].name);
+	}
+	free(m.v);
 	cairn_txn_abort(t.txn);
 	free(d.v);
 	cfs_log(fs, LOG_INFO, "switched %s from generation %llu to %llu: %u directories re-bound, "

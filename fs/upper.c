@@ -80,6 +80,8 @@ bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, s
 		m->has_origin = marker_id(value, len, &m->origin);
 	else if (!strcmp(name, CFS_XATTR_REDIRECT))
 		m->has_redirect = marker_id(value, len, &m->redirect);
+	else if (!strcmp(name, CFS_XATTR_DEVICE))
+		m->dev00 = len == strlen(CFS_DEVICE_CHR00) && !memcmp(value, CFS_DEVICE_CHR00, len);
 	else
 		return false;
 	return true;
@@ -268,6 +270,18 @@ static int open_layout(struct cfs_upper *u, bool create)
 	return 0;
 }
 
+/*
+ * How many links one file may have on the upper's filesystem (65000 on
+ * ext4). glibc answers 127 for a filesystem it does not know (tmpfs, whose
+ * limit is far higher): that is taken as not known.
+ */
+static unsigned long upper_link_max(struct cfs_upper *u)
+{
+	long n = fpathconf(u->tree_fd, _PC_LINK_MAX);
+
+	return n > 0 && n != 127 ? (unsigned long)n : 0;
+}
+
 static int take_lock(struct cfs_upper *u, bool keep)
 {
 	int fd = openat(u->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -279,8 +293,8 @@ static int take_lock(struct cfs_upper *u, bool keep)
 
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return cairn_err(-EBUSY, "upper directory '%s' is in use by a running mount",
-					 u->path);
+			return cairn_err(-EBUSY, "upper directory '%s' is in use by a running mount "
+					 "or commit", u->path);
 		return cairn_err(-e, "cannot lock %s/lock: %s", u->path, strerror(e));
 	}
 	if (keep)
@@ -335,6 +349,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 			close(wfd);
 		}
 		u->rename_whiteout = probe_rename_whiteout(u);
+		u->link_max = upper_link_max(u);
 	}
 	if (ret) {
 		cfs_upper_close(u);
@@ -344,7 +359,7 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 	return 0;
 }
 
-int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out)
+int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out)
 {
 	struct cfs_upper *u = upper_new(dir);
 	int ret;
@@ -352,8 +367,8 @@ int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper *
 	if (!u)
 		return -ENOMEM;
 	ret = open_layout(u, false);
-	if (!ret && refuse_mounted)
-		ret = take_lock(u, false);
+	if (!ret && lock)
+		ret = take_lock(u, true); /* held until cfs_upper_close(): no mount starts meanwhile */
 	if (!ret) {
 		ret = read_json(u);
 		if (ret == -ENOENT)

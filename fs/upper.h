@@ -21,6 +21,10 @@
  *             Or a decimal byte count N: the first N bytes are the origin's,
  *             the rest the file's own (an append or a truncation needed no
  *             copy of the data)
+ *   device    "c 0 0" on an empty regular file: it stands for a character
+ *             device 0/0 of the image, which made as itself in tree/ would
+ *             read as a whiteout (its owner, mode, times and xattrs are the
+ *             file's)
  * A container's own xattr trusted.cairn.NAME is stored as
  * trusted.cairn.x.NAME, so no xattr set through the mount can forge a marker.
  */
@@ -44,6 +48,8 @@
 #define CFS_XATTR_REDIRECT "trusted.cairn.redirect"
 #define CFS_XATTR_ORIGIN "trusted.cairn.origin"
 #define CFS_XATTR_METACOPY "trusted.cairn.metacopy"
+#define CFS_XATTR_DEVICE "trusted.cairn.device"
+#define CFS_DEVICE_CHR00 "c 0 0" /* the one value of CFS_XATTR_DEVICE */
 #define CFS_XATTR_ESCAPE "trusted.cairn.x."
 
 struct cfs_upper {
@@ -54,6 +60,7 @@ struct cfs_upper {
 	char path[4096];
 	atomic_uint seq; /* names of scratch entries in work/ */
 	bool rename_whiteout; /* RENAME_WHITEOUT works on this filesystem */
+	unsigned long link_max; /* links one file may have on this filesystem; 0: not known */
 	bool fresh;           /* made by this open: tree/ takes the image root's attributes */
 	/* from upper.json */
 	struct cairn_id image; /* the image it was made on (the latest one, for a platform) */
@@ -72,11 +79,14 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 		   struct cfs_upper **out);
 
 /*
- * Opens an upper directory to read it (commit, changes): no lock taken;
- * with refuse_mounted, -EBUSY with a message when a mount holds it.
+ * Opens an upper directory to read it (commit, changes). With lock, it is
+ * locked as a mount locks it, until cfs_upper_close(): -EBUSY with a
+ * message when a mount (or another commit) holds it, and a mount that
+ * starts meanwhile is refused, so the tree cannot change while it is read.
+ * Without, nothing is locked (changes reads a mounted upper too).
  * Returns 0 or -errno.
  */
-int cfs_upper_open_read(const char *dir, bool refuse_mounted, struct cfs_upper **out);
+int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out);
 
 void cfs_upper_close(struct cfs_upper *u);
 
@@ -114,6 +124,7 @@ const char *cfs_xattr_from_upper(const char *name, char *buf, size_t len);
 /* cairn's markers of one upper object, as the daemon and commit read them. */
 struct cfs_marks {
 	bool opaque, metacopy, has_origin, has_redirect;
+	bool dev00; /* a regular file standing for a char device 0/0 (device "c 0 0") */
 	uint64_t lower_len; /* with metacopy: bytes that are the origin's (UINT64_MAX: all, "y") */
 	struct cairn_id origin, redirect;
 };

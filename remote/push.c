@@ -11,6 +11,7 @@
 #include "layout.h"
 #include "platform.h"
 #include "read.h"
+#include "rgc.h"
 #include "source.h"
 #include "transfer.h"
 #include "walk.h"
@@ -41,13 +42,14 @@ void cairn_xfer_progress(struct cairn_xfer *x, bool final)
 	const struct cairn_s3_stats *st = cairn_s3_stats(x->c->s3);
 	double secs = (double)(now - x->st.start_ns) / 1e9;
 	uint64_t bytes = st->bytes_sent + st->bytes_received;
+	uint64_t total = x->st.bytes_total > bytes ? x->st.bytes_total : bytes; /* indexes too */
 
 	if (!x->progress || (!final && now - x->last_progress_ns < 200000000))
 		return;
 	x->last_progress_ns = now;
 	fprintf(stderr, "\r%s: %" PRIu64 "/%" PRIu64 " objects, %.1f/%.1f MiB, %.1f MB/s   %s",
 		x->verb, x->st.objects_sent + x->st.objects_received, x->st.objects_total,
-		(double)bytes / 1048576.0, (double)x->st.bytes_total / 1048576.0,
+		(double)bytes / 1048576.0, (double)total / 1048576.0,
 		secs > 0 ? (double)bytes / secs / 1e6 : 0.0, final ? "\n" : "");
 	fflush(stderr);
 }
@@ -165,6 +167,32 @@ static void outpack_free(struct outpack *op)
 	free(op);
 }
 
+static void lock_refreshed(void *arg, const struct cairn_s3_result *r)
+{
+	/* a refresh that fails is tried again after the next pack */
+	struct cairn_xfer *x = arg;
+
+	if (r->err)
+		x->lock_ns = 0;
+}
+
+/* Keeps a long push's lock fresh (an asynchronous PUT: callbacks may not wait). */
+static void lock_refresh(struct cairn_xfer *x)
+{
+	int64_t now = cairn_now_ns();
+	struct cairn_s3_request req = {
+		.method = CAIRN_S3_PUT, .key = x->lock_key, .body = x->lock_body,
+		.body_len = sizeof(x->lock_body), .done = lock_refreshed, .arg = x,
+	};
+
+	if (!x->lock_key || now - x->lock_ns < CAIRN_RLOCK_REFRESH_NS)
+		return;
+	cairn_rlock_body(x->lock_body);
+	x->lock_ns = now;
+	if (cairn_s3_submit(x->c->s3, &req))
+		x->lock_ns = 0;
+}
+
 static void idx_done(void *arg, const struct cairn_s3_result *r)
 {
 	struct outpack *op = arg;
@@ -193,6 +221,7 @@ static void pack_done(void *arg, const struct cairn_s3_result *r)
 	}
 	p->x->st.objects_sent += op->count;
 	cairn_xfer_progress(p->x, false);
+	lock_refresh(p->x);
 	/* the index only once its pack is whole: an index names a complete pack */
 	cairn_rkey_pack(&op->id, true, rest);
 	ret = cairn_remote_key(p->x->c, rest, op->key, sizeof(op->key));

@@ -14,11 +14,10 @@
 #define LOCK_MAGIC "cairnlk"
 
 /* A lock object: magic, then the time it was written (ns since the epoch, LE). */
-static int lock_body(uint8_t out[16])
+void cairn_rlock_body(uint8_t out[16])
 {
 	memcpy(out, LOCK_MAGIC, 8);
 	cairn_put64(out + 8, (uint64_t)cairn_now_ns());
-	return 0;
 }
 
 /* The age of a lock object, or -1 when it is not one (treated as fresh: never ours to drop). */
@@ -51,7 +50,7 @@ int cairn_rlock_push(struct cairn_remote_conn *c, char *key, size_t cap)
 	ret = ret ?: cairn_remote_key(c, "locks/gc", gckey, sizeof(gckey));
 	if (ret)
 		return ret;
-	lock_body(body);
+	cairn_rlock_body(body);
 	ret = cairn_s3_put(c->s3, key, body, sizeof(body), false);
 	if (ret)
 		return ret;
@@ -213,7 +212,7 @@ int cairn_remote_gc(struct cairn_remote_conn *c, int64_t keep, struct cairn_rgc_
 	ret = cairn_remote_key(c, "locks/gc", gckey, sizeof(gckey));
 	if (ret)
 		return ret;
-	lock_body(body);
+	cairn_rlock_body(body);
 	ret = cairn_s3_put(c->s3, gckey, body, sizeof(body), true);
 	if (ret == -EEXIST) {
 		struct cairn_buf b = { 0 };

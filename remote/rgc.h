@@ -15,7 +15,8 @@
  * is strongly consistent, so of a push and a gc that overlap at least one
  * sees the other and stops (-EBUSY, "try again"); neither can miss the
  * other. A lock older than CAIRN_RLOCK_STALE_NS is a crashed process's and
- * is ignored (a push killed -9 holds gc off that long).
+ * is ignored (a push killed -9 holds gc off that long); a running push
+ * re-writes its lock every CAIRN_RLOCK_REFRESH_NS, so it never looks dead.
  */
 #ifndef CAIRN_RGC_H
 #define CAIRN_RGC_H
@@ -39,6 +40,14 @@ int cairn_remote_gc(struct cairn_remote_conn *c, int64_t keep, struct cairn_rgc_
  * the lock removed again) when a gc holds the remote.
  */
 int cairn_rlock_push(struct cairn_remote_conn *c, char *key, size_t cap);
+/*
+ * Writes a lock object's body (magic and the time now) into body[16]: a
+ * push re-writes its lock with it every CAIRN_RLOCK_REFRESH_NS, so a push
+ * longer than the stale age still holds gc off.
+ */
+void cairn_rlock_body(uint8_t body[16]);
+#define CAIRN_RLOCK_REFRESH_NS (300ll * 1000000000) /* five minutes */
+
 /* Removes a push's lock (nothing when key is empty). */
 void cairn_rlock_release(struct cairn_remote_conn *c, const char *key);
 

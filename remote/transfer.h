@@ -49,6 +49,9 @@ struct cairn_xfer {
 	struct cairn_xfer_stats st;
 	uint64_t bytes_base;            /* protocol bytes (lock objects) not counted as sent */
 	int64_t last_progress_ns;
+	const char *lock_key;           /* push: its lock object, refreshed while it runs */
+	int64_t lock_ns;                /* when the lock was last written */
+	uint8_t lock_body[16];
 };
 
 void cairn_xfer_init(struct cairn_xfer *x, struct cairn_store *s, struct cairn_remote_conn *c,

@@ -166,6 +166,8 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	if (!ret)
 		ret = cairn_rlock_push(c, lockkey, sizeof(lockkey));
 	x.bytes_base = cairn_s3_stats(c->s3)->bytes_sent; /* the lock is not the image */
+	x.lock_key = *lockkey ? lockkey : NULL;
+	x.lock_ns = cairn_now_ns();
 	if (!ret) {
 		if (is_tag)
 			ret = cairn_push_tag(&x, name, &image);

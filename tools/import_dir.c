@@ -705,10 +705,15 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 			ret = upper_xattrs(xs, &nx, &marks);
 		if (ret)
 			goto out;
-		if (marks.m.metacopy)
+		if (marks.m.dev00 && st.st_size == 0) {
+			/* the daemon's escaped form of an image's char device 0/0 (upper.h) */
+			n.type = CAIRN_NODE_CHR;
+			n.major = n.minor = 0;
+		} else if (marks.m.metacopy) {
 			ret = origin_content(wk, &marks.m, fd, &st, &n);
-		else
+		} else {
 			ret = read_file(wk, fd, &st, &n);
+		}
 		if (ret)
 			goto out;
 		if (fstat(fd, &st2) < 0) {

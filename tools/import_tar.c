@@ -892,6 +892,19 @@ static int entry_xattrs(struct tar_import *t, struct archive_entry *e, struct in
 		}
 		xl.x[n++] = xl.x[i];
 	}
+	{
+		/* listxattr(2) returns at most XATTR_LIST_MAX bytes of names on any Linux filesystem */
+		size_t names = 0;
+
+		for (size_t i = 0; i < n; i++)
+			names += strlen(xl.x[i].name) + 1;
+		if (names > XATTR_LIST_MAX) {
+			ret = entry_err(t, -E2BIG, "%zu xattrs whose names take %zu bytes: Linux lists at "
+						   "most %u bytes of xattr names on a file",
+					n, names, (unsigned)XATTR_LIST_MAX);
+			goto out;
+		}
+	}
 	if (n) {
 		/* one allocation: the array, then the blob */
 		size_t head = n * sizeof(struct cairn_xattr);

@@ -14,15 +14,21 @@
 # Table 1 (root on cairn vs plain, each transport with its recommended cache
 # mode, none): boot to multi-user (qemu start to 'systemctl
 # is-system-running --wait'), then inside the guest a metadata walk
-# (find / -xdev -printf '%s %m %u') and reading every file of /usr.
-# Table 2 (cairn, each cache mode): the same walk and read with the agent
-# shell as PID 1 (no systemd), then the atomicity probe over
-# BENCH_SWITCHES upgrades and rollbacks (mixed pairs: 0 required).
+# (find / -xdev -printf '%s %m %u') and reading every file of /usr. The
+# boots are interleaved (each run boots cairn and plain through 9p and
+# through virtiofs, which of cairn and plain goes first alternating) so
+# that a change in the machine's load falls on both sides; each boot gets a
+# fresh upper (cairn) or a fresh copy of the plain tree (what the guest
+# wrote last time is gone).
+# Table 2 (cairn, each cache mode): the same walk and read twice in one
+# boot, with the agent shell as PID 1 (no systemd), then the atomicity probe
+# over BENCH_SWITCHES upgrades and rollbacks (mixed pairs: 0 required).
 #
 # Environment: BENCH_RUNS (boots per cell of table 1, default 3), BENCH_SWITCHES
-# (default 10), BENCH_MODES_9P (default "none mmap loose"), BENCH_MODES_VIRTIOFS
-# (default "none auto always"), BENCH_STORE (default a store in the work
-# directory), CAIRN, TMPDIR, and examples/vmlib.sh's VM_ACCEL, VM_MEM, VM_SMP.
+# (default 10), BENCH_MODES_9P (default "none mmap loose fscache"),
+# BENCH_MODES_VIRTIOFS (default "none auto always"), BENCH_TABLES (default
+# "1 2"), BENCH_STORE (default a store in the work directory), CAIRN, TMPDIR,
+# and examples/vmlib.sh's VM_ACCEL, VM_MEM, VM_SMP.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +43,8 @@ CAIRN=${CAIRN:-$repo/build/tools/cairn}
 [[ $(id -u) == 0 ]] || bench_die "run as root (mounts, qemu, drop_caches)"
 RUNS=${BENCH_RUNS:-3}
 SWITCHES=${BENCH_SWITCHES:-10}
-MODES_9P=${BENCH_MODES_9P:-none mmap loose}
+MODES_9P=${BENCH_MODES_9P:-none mmap loose fscache}
+TABLES=${BENCH_TABLES:-1 2}
 MODES_VIRTIOFS=${BENCH_MODES_VIRTIOFS:-none auto always}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-vm.XXXXXX")
@@ -62,12 +69,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# plain_fresh: $plain is vm-v1 as 'cairn export' writes it, nothing else
+plain_fresh() {
+	rm -rf --one-file-system "$plain"
+	mkdir -p "$plain"
+	bsdtar -x -p -S --acls --xattrs --numeric-owner --same-owner -f "$work/plain.tar" -C "$plain"
+}
+
 bench_log "the images: VM_BUILD_ONLY=1 examples/vm.sh into $store"
 CAIRN=$CAIRN CAIRN_STORE=$store VM_BUILD_ONLY=1 TMPDIR=$work "$repo/examples/vm.sh" >"$work/build.log" 2>&1 ||
 	{ tail -n 30 "$work/build.log"; bench_die "examples/vm.sh could not build the images"; }
 cairn upgrade vm-bench vm-v1 >/dev/null
-mkdir -p "$plain"
-cairn export vm-v1 | bsdtar -x -p -S --acls --xattrs --numeric-owner --same-owner -f - -C "$plain"
+cairn export vm-v1 >"$work/plain.tar"
+plain_fresh
 nfiles=$(bench_tree_files "$plain")
 bytes=$(bench_tree_bytes "$plain/usr")
 vm_kernel >/dev/null
@@ -75,13 +89,14 @@ vm_accel
 bench_log "tree: $nfiles entries, /usr $(bench_human "$bytes") of file data; $vm_accel"
 
 # root_up KIND: the root to boot: a fresh writable cairn mount of vm-bench
-# (cairn), or the plain directory
+# (cairn), or a fresh copy of the plain tree
 root_up() {
 	if [[ $1 == cairn ]]; then
 		rm -rf "$work/upper"
 		cairn mount vm-bench "$mnt" --upper "$work/upper" --nosuid >/dev/null
 		root=$mnt
 	else
+		plain_fresh
 		root=$plain
 	fi
 }
@@ -116,27 +131,43 @@ shutdown() {
 	root_down "$1"
 }
 
+load() { cut -d' ' -f1 /proc/loadavg; }
+loads=()
 declare -A R
-for transport in 9p virtiofs; do
-	for kind in cairn plain; do
-		b=() w=() r=()
-		for i in $(seq "$RUNS"); do
-			boot "$kind" "$transport" none /sbin/init
-			read -r ws rs < <(guest_times)
-			shutdown "$kind"
-			bench_log "$transport $kind run $i: boot $BOOT_S s, walk $ws s, read /usr $rs s"
-			b+=("$BOOT_S") w+=("$ws") r+=("$rs")
+if [[ " $TABLES " == *" 1 "* ]]; then
+	declare -A B W D
+	for i in $(seq "$RUNS"); do
+		kinds=(cairn plain)
+		((i % 2)) || kinds=(plain cairn)
+		for transport in 9p virtiofs; do
+			for kind in "${kinds[@]}"; do
+				loads+=("$(load)")
+				boot "$kind" "$transport" none /sbin/init
+				read -r ws rs < <(guest_times)
+				shutdown "$kind"
+				bench_log "run $i, $transport $kind: boot $BOOT_S s, walk $ws s, read /usr $rs s (load ${loads[-1]})"
+				B[$transport.$kind]+=" $BOOT_S" W[$transport.$kind]+=" $ws" D[$transport.$kind]+=" $rs"
+			done
 		done
-		R[$transport.$kind.boot]=$(bench_median "${b[@]}")
-		R[$transport.$kind.walk]=$(bench_median "${w[@]}")
-		R[$transport.$kind.read]=$(bench_median "${r[@]}")
 	done
-done
+	for transport in 9p virtiofs; do
+		for kind in cairn plain; do
+			# shellcheck disable=SC2086 # the lists of values
+			R[$transport.$kind.boot]=$(bench_median ${B[$transport.$kind]})
+			# shellcheck disable=SC2086
+			R[$transport.$kind.walk]=$(bench_median ${W[$transport.$kind]})
+			# shellcheck disable=SC2086
+			R[$transport.$kind.read]=$(bench_median ${D[$transport.$kind]})
+		done
+	done
+fi
 
 declare -A M
 for transport in 9p virtiofs; do
+	[[ " $TABLES " == *" 2 "* ]] || break
 	if [[ $transport == 9p ]]; then modes=$MODES_9P; else modes=$MODES_VIRTIOFS; fi
 	for mode in $modes; do
+		loads+=("$(load)")
 		boot cairn "$transport" "$mode" agent
 		read -r ws rs < <(guest_times)
 		read -r ws2 rs2 < <(guest_times)
@@ -155,43 +186,51 @@ for transport in 9p virtiofs; do
 done
 
 {
-	echo "- tree: vm-v1 of examples/vm.sh (debootstrap minbase + systemd-sysv, udev): $nfiles entries, /usr $(bench_human "$bytes") of file data"
-	echo "- $(nproc) CPUs, kernel $(uname -r); guest: $vm_kernel_pkg, qemu $($vm_qemu --version | head -n 1 | awk '{ print $4 }'), $vm_accel, ${VM_SMP:-2} vCPUs, ${VM_MEM:-1024} MiB; median of $RUNS boot(s), host caches dropped before each"
-	echo "- cairn: a writable mount (--upper, --nosuid) of a platform on vm-v1; plain: 'cairn export vm-v1' unpacked on the host's disk"
-	echo "- 9p: -fsdev local,security_model=passthrough, guest msize=262144,cache=none; virtiofs: /usr/lib/qemu/virtiofsd -o cache=none -o xattr"
-	echo
-	echo "| transport | root | boot to multi-user s | walk s | read /usr s | boot vs plain | walk vs plain | read vs plain |"
-	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for transport in 9p virtiofs; do
-		for kind in cairn plain; do
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$transport" "$kind" \
-				"${R[$transport.$kind.boot]}" "${R[$transport.$kind.walk]}" "${R[$transport.$kind.read]}" \
-				"$(bench_ratio "${R[$transport.$kind.boot]}" "${R[$transport.plain.boot]}")" \
-				"$(bench_ratio "${R[$transport.$kind.walk]}" "${R[$transport.plain.walk]}")" \
-				"$(bench_ratio "${R[$transport.$kind.read]}" "${R[$transport.plain.read]}")"
+	echo "- $(date -u '+%Y-%m-%d'); tree: vm-v1 of examples/vm.sh (debootstrap minbase + systemd-sysv, udev): $nfiles entries, /usr $(bench_human "$bytes") of file data"
+	echo "- $(nproc) CPUs, kernel $(uname -r); guest: $vm_kernel_pkg, qemu $($vm_qemu --version | head -n 1 | awk '{ print $4 }'), $vm_accel, ${VM_SMP:-2} vCPUs, ${VM_MEM:-1024} MiB; host caches dropped before each boot"
+	echo "- load average (1 min) when each boot started: $(printf '%s\n' "${loads[@]}" | sort -n | head -n 1) to $(printf '%s\n' "${loads[@]}" | sort -n | tail -n 1), median $(bench_median "${loads[@]}") ($(nproc) CPUs)"
+	if [[ " $TABLES " == *" 1 "* ]]; then
+		echo "- cairn: a writable mount (--upper, --nosuid) of a platform on vm-v1; plain: 'cairn export vm-v1' unpacked on the host's disk (a fresh copy per boot)"
+		echo "- 9p: -fsdev local,security_model=passthrough, guest msize=262144,cache=none; virtiofs: /usr/lib/qemu/virtiofsd -o cache=none -o xattr"
+		echo "- median of $RUNS interleaved boot(s) per row"
+		echo
+		echo "| transport | root | boot to multi-user s | walk s | read /usr s | boot vs plain | walk vs plain | read vs plain |"
+		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for transport in 9p virtiofs; do
+			for kind in cairn plain; do
+				printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$transport" "$kind" \
+					"${R[$transport.$kind.boot]}" "${R[$transport.$kind.walk]}" "${R[$transport.$kind.read]}" \
+					"$(bench_ratio "${R[$transport.$kind.boot]}" "${R[$transport.plain.boot]}")" \
+					"$(bench_ratio "${R[$transport.$kind.walk]}" "${R[$transport.plain.walk]}")" \
+					"$(bench_ratio "${R[$transport.$kind.read]}" "${R[$transport.plain.read]}")"
+			done
 		done
-	done
-	echo
-	for transport in 9p virtiofs; do
-		for m in boot walk read; do
-			ratio=$(bench_ratio "${R[$transport.cairn.$m]}" "${R[$transport.plain.$m]}")
-			echo "- $transport $m, cairn / plain: $ratio (target <= 1.2: $(bench_verdict "$ratio" "<=" 1.2))"
-			bench_result vm "$transport $m s" "${R[$transport.cairn.$m]}" "plain ${R[$transport.plain.$m]}" \
-				"$ratio" "<= 1.2" "$(bench_verdict "$ratio" "<=" 1.2)"
+		echo
+		for transport in 9p virtiofs; do
+			for m in boot walk read; do
+				ratio=$(bench_ratio "${R[$transport.cairn.$m]}" "${R[$transport.plain.$m]}")
+				echo "- $transport $m, cairn / plain: $ratio (target <= 1.2: $(bench_verdict "$ratio" "<=" 1.2))"
+				bench_result vm "$transport $m s" "${R[$transport.cairn.$m]}" "plain ${R[$transport.plain.$m]}" \
+					"$ratio" "<= 1.2" "$(bench_verdict "$ratio" "<=" 1.2)"
+			done
 		done
-	done
-	echo
-	echo "Guest cache modes (root on cairn, the agent shell as PID 1; walk and read twice in one boot: first, second; $SWITCHES switches while the guest reads /etc/cairn-release and /usr/share/cairn-release/version):"
-	echo
-	echo "| transport | cache | walk s (1st / 2nd) | read /usr s (1st / 2nd) | probe samples | mixed pairs | atomic |"
-	echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
-	for transport in 9p virtiofs; do
-		if [[ $transport == 9p ]]; then modes=$MODES_9P; else modes=$MODES_VIRTIOFS; fi
-		for mode in $modes; do
-			read -r _ ws ws2 rs rs2 samples mixed _ <<<"${M[$transport.$mode]}"
-			printf '| %s | %s | %s / %s | %s / %s | %s | %s | %s |\n' "$transport" "$mode" "$ws" "$ws2" "$rs" "$rs2" \
-				"$samples" "$mixed" "$([[ $mixed == 0 ]] && echo yes || echo NO)"
+		echo
+	fi
+	if [[ " $TABLES " == *" 2 "* ]]; then
+		echo "Guest cache modes (root on cairn, the agent shell as PID 1; walk and read twice in one boot: first, second; $SWITCHES switches while the guest reads /etc/cairn-release and /usr/share/cairn-release/version; straddled: samples that saw a switch happen):"
+		echo
+		echo "| transport | cache | walk s (1st / 2nd) | read /usr s (1st / 2nd) | 2nd walk, read vs none | probe samples | straddled | mixed pairs | atomic |"
+		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+		for transport in 9p virtiofs; do
+			if [[ $transport == 9p ]]; then modes=$MODES_9P; else modes=$MODES_VIRTIOFS; fi
+			read -r _ _ nw _ _ nr _ <<<"${M[$transport.none]:-- - n/a - - n/a -}"
+			for mode in $modes; do
+				read -r _ ws ws2 rs rs2 samples mixed straddled <<<"${M[$transport.$mode]}"
+				printf '| %s | %s | %s / %s | %s / %s | %s, %s | %s | %s | %s | %s |\n' "$transport" "$mode" "$ws" "$ws2" "$rs" "$rs2" \
+					"$(bench_ratio "$ws2" "$nw")" "$(bench_ratio "$rs2" "$nr")" \
+					"$samples" "$straddled" "$mixed" "$([[ $mixed == 0 ]] && echo yes || echo NO)"
+			done
 		done
-	done
+	fi
 } | tee "$work/report.md"
 [[ -z ${BENCH_MD:-} ]] || cp "$work/report.md" "$BENCH_MD"
