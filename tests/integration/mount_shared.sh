@@ -297,9 +297,12 @@ umount_ok "$STORE" "$WORK/m2"
 umount_ok "$STORE" "$WORK/m4"
 umount "$WORK/slow"
 
-say "a uid-1000 loop making files on one mount does not starve another"
+say "a uid-1000 loop making files on one mount neither starves another nor takes its fds"
+# a new daemon (the last one ended with its last mount), with a small fd budget per mount
+export CAIRN_FD_BUDGET=300
 mount_ok "$STORE" v1 "$WORK/m1" --upper "$WORK/up-busy"
 mount_ok "$STORE" b1 "$WORK/m4" --ro
+unset CAIRN_FD_BUDGET
 D=$MPID
 fds0=$(ls "/proc/$D/fd" | wc -l)
 BUSY=()
@@ -324,7 +327,12 @@ for p in "${BUSY[@]}"; do wait "$p" || true; done
 for k in 1 2 3 4; do made=$((made + $(tail -n 1 "$WORK/busy$k.out" 2>/dev/null | grep -E '^[0-9]+$' || echo 0))); done
 info "m1 took $made files from four uid-1000 loops; 50 first reads on m4 meanwhile, the slowest $worst ms; daemon fds $fds0 -> $(ls "/proc/$D/fd" | wc -l)"
 [ "$worst" -le 3000 ] || soft_fail "a read on m4 took $worst ms while m1 was flooded"
-[ "$made" -gt 0 ] || soft_fail "the uid-1000 loops made no file on m1 (set-up)"
+[ "$made" -gt 600 ] || soft_fail "the uid-1000 loops made only $made files on m1 (set-up)"
+budget=$(tcairn "$STORE" stats "$WORK/m1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fd_budget"])')
+fds1=$(ls "/proc/$D/fd" | wc -l)
+[ "$budget" = 300 ] || soft_fail "m1's fd budget is $budget, not the 300 asked for"
+[ "$fds1" -le $((fds0 + 300 + 64)) ] ||
+	soft_fail "the daemon holds $fds1 fds after $made files on m1 (budget 300, $fds0 before)"
 umount_ok "$STORE" "$WORK/m1"
 umount_ok "$STORE" "$WORK/m4"
 
