@@ -415,7 +415,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 				if (!S_ISDIR(st.st_mode))
 					continue;
 				cfd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-				if (cfd < 0 || rw_marks_read(cfd, &m, &none)) {
+				if (cfd < 0 || cfs_upper_marks_read(cfd, &m, &none)) {
 					if (cfd >= 0)
 						close(cfd);
 					continue;
@@ -477,7 +477,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 								O_CLOEXEC);
 			if (cfd < 0)
 				continue;
-			if (rw_marks_read(cfd, &m, &none)) {
+			if (cfs_upper_marks_read(cfd, &m, &none)) {
 				close(cfd);
 				continue;
 			}

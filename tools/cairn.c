@@ -96,10 +96,16 @@ static const struct cli_command commands[] = {
 	  "IMAGE (default: the image the upper was made on, from UPPERDIR/upper.json).\n"
 	  "Chunks already in the store are not stored again. An upper that a mount is\n"
 	  "writing is refused: unmount it first. Prints the new image id.\n", true },
-	{ "changes", cmd_changes, "UPPERDIR [--json]",
+	{ "changes", cmd_changes, "UPPERDIR [--json] [--against IMAGE]",
 	  "list what a container changed: A added, C changed, D deleted",
 	  "Compares an upper directory with the image it was made on, like docker diff.\n"
-	  "A renamed directory shows as D at its old path and A at its new one.\n" },
+	  "A renamed directory shows as D at its old path and A at its new one.\n"
+	  "\n"
+	  "--against IMAGE lists instead the upper's entries that hide a path where\n"
+	  "IMAGE and the upper's image differ (after an upgrade: IMAGE is the image\n"
+	  "before it), one per line with what the upper has there: metacopy (a\n"
+	  "metadata-only copy still reading IMAGE's data), copy, whiteout, opaque,\n"
+	  "renamed, directory (its own attributes). --json: {path, upper, image}.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
 	  "it now and lets it go when the last user leaves. The other mounts of its daemon\n"

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "control.h"
+#include "hidden.h"
 #include "platform.h"
 #include "remotes.h"
 
@@ -39,6 +40,51 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 }
 
 /*
+ * A writable mount keeps its upper on top of the new image: says which of
+ * its entries hide paths this switch changed (the image it served before
+ * against the new one).
+ */
+static void report_hidden(struct cli *cli, const struct cfs_record *r, const struct cairn_id *image,
+			  FILE *out)
+{
+	struct cairn_store *s;
+	char line[1024];
+	int n;
+
+	if (!image || !*r->upper || cairn_id_eq(&r->image, image) ||
+	    cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return;
+	n = hidden_summary(s, r->upper, &r->image, image, line, sizeof(line));
+	if (n > 0)
+		fprintf(out, "    %s\n", line);
+	else if (n < 0)
+		fprintf(out, "    cannot tell what its upper hides: %s\n", cairn_errmsg());
+	cairn_err_clear();
+	cairn_store_close(s);
+}
+
+/* The image platform name is on now (what its mounts switch to). */
+static bool platform_image(struct cli *cli, const char *name, struct cairn_id *image)
+{
+	struct cairn_platform p;
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	bool ok = false;
+
+	if (cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return false;
+	if (cairn_txn_begin(s, false, &t) == 0) {
+		ok = cairn_platform_get(t, name, &p) == 0;
+		cairn_txn_abort(t);
+	}
+	cairn_store_close(s);
+	cairn_err_clear();
+	if (ok)
+		*image = p.image;
+	return ok;
+}
+
+/*
  * Tells every running mount of the platform to switch and reports each one's
  * answer: one request per daemon (the shared daemon switches all its mounts
  * of the platform at once), all daemons asked at once, 5 s in all. A mount
@@ -47,6 +93,8 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
  */
 void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
+	struct cairn_id image;
+	bool have_image = platform_image(cli, name, &image);
 	struct cfs_record *rs = NULL;
 	int n = cfs_records_load(cli->store_dir, &rs);
 	int64_t t0 = cairn_now_ns(), deadline = t0 + 5000ll * 1000000;
@@ -100,6 +148,10 @@ void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 			       (long long)cfs_ctl_int(m, "pid"), cfs_ctl_str(m, "id"),
 			       cfs_ctl_str(m, "outcome"));
 			answered++;
+			/* what the mount's upper hides of the paths the switch changed */
+			for (int i = 0; i < n; i++)
+				if (strcmp(rs[i].id, cfs_ctl_str(m, "id")) == 0)
+					report_hidden(cli, &rs[i], have_image ? &image : NULL, out);
 		}
 		json_object_put(reply);
 	}
