@@ -519,6 +519,53 @@ static json_object *answer_mount(struct cfs_daemon *d, json_object *req, int *fd
 	return r;
 }
 
+struct switch_work {
+	struct cfs **v;
+	size_t n;
+	atomic_size_t next;
+	struct cfs_switch_memo *memo;
+};
+
+static void *switch_worker(void *arg)
+{
+	struct switch_work *w = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&w->next, 1)) < w->n) {
+		struct cfs *fs = w->v[i];
+
+		if (!w->memo)
+			snprintf(fs->switch_reply, sizeof(fs->switch_reply), "error out of memory");
+		else
+			cfs_switch(fs, w->memo, fs->switch_reply, sizeof(fs->switch_reply));
+		fs->switch_reply[strcspn(fs->switch_reply, "\n")] = '\0';
+		if (strncmp(fs->switch_reply, "switched", 8) == 0) {
+			atomic_store(&fs->leases.dirty, false);
+			cfs_mount_record(fs);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Switches the mounts v (one switch request: switch_mutex held) on up to 8
+ * threads: a writable mount's switch waits on a synced write of its upper's
+ * record, and mounts do not wait on each other's.
+ */
+static void switch_all(struct cfs **v, size_t n, struct cfs_switch_memo *memo)
+{
+	struct switch_work w = { .v = v, .n = n, .memo = memo };
+	pthread_t th[8];
+	unsigned k = 0;
+
+	atomic_init(&w.next, 0);
+	while (k + 1 < ARRAY_SIZE(th) && k + 1 < n && pthread_create(&th[k], NULL, switch_worker, &w) == 0)
+		k++;
+	switch_worker(&w);
+	for (unsigned i = 0; i < k; i++)
+		pthread_join(th[i], NULL);
+}
+
 /* One request for every mount of the platform: each re-reads the pointer and switches. */
 static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 {
@@ -544,19 +591,12 @@ static json_object *answer_switch(struct cfs_daemon *d, json_object *req)
 	}
 	memo = cfs_switch_memo_new();
 	v = mounts_ref(d, of_platform, platform, &n);
+	if (v && n)
+		switch_all(v, n, memo);
 	for (size_t i = 0; v && i < n; i++) {
 		json_object *m = json_object_new_object();
-		char reply[512];
+		const char *reply = v[i]->switch_reply;
 
-		if (!memo)
-			snprintf(reply, sizeof(reply), "error out of memory");
-		else
-			cfs_switch(v[i], memo, reply, sizeof(reply));
-		reply[strcspn(reply, "\n")] = '\0';
-		if (strncmp(reply, "switched", 8) == 0) {
-			atomic_store(&v[i]->leases.dirty, false);
-			cfs_mount_record(v[i]);
-		}
 		json_object_object_add(m, "id", json_object_new_string(v[i]->id));
 		json_object_object_add(m, "pid", json_object_new_int(getpid()));
 		json_object_object_add(m, "mountpoint", json_object_new_string(v[i]->o->mountpoint));

@@ -263,6 +263,7 @@ struct cfs {
 	bool parked;                /* at its budget: not re-armed until one finishes; loop_lock */
 	bool gone;                  /* the connection ended: never re-armed; loop_lock */
 	bool frozen;                /* a handover takes it: nothing more is read; loop_lock */
+	char switch_reply[256];     /* this switch request's outcome; d->switch_mutex */
 	bool reading;               /* a worker is reading a request of it; loop_lock */
 };
 
@@ -358,7 +359,7 @@ void cfs_leases_publish(struct cfs *fs);
 /*
  * What one switch request has computed for every mount it switches (the
  * names that changed in each directory), so the images are compared once.
- * Used by one thread at a time.
+ * Mounts may switch on several threads at once with one memo.
  */
 struct cfs_switch_memo;
 struct cfs_switch_memo *cfs_switch_memo_new(void);

@@ -220,13 +220,18 @@ struct dirdiff {
 };
 
 struct cfs_switch_memo {
-	struct dirdiff *buckets[1024];
-	unsigned computed, reused;
+	pthread_mutex_t lock;         /* mounts switch on several threads at once */
+	struct dirdiff *buckets[1024]; /* lock */
+	unsigned computed, reused;    /* lock */
 };
 
 struct cfs_switch_memo *cfs_switch_memo_new(void)
 {
-	return calloc(1, sizeof(struct cfs_switch_memo));
+	struct cfs_switch_memo *m = calloc(1, sizeof(*m));
+
+	if (m)
+		pthread_mutex_init(&m->lock, NULL);
+	return m;
 }
 
 void cfs_switch_memo_free(struct cfs_switch_memo *m)
@@ -243,6 +248,7 @@ void cfs_switch_memo_free(struct cfs_switch_memo *m)
 			free(d);
 		}
 	}
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -336,8 +342,13 @@ static void expire_changes(struct cfs *fs, struct cfs_thread *t, struct cfs_swit
 			   unsigned *expired)
 {
 	static const struct cairn_id none;
-	struct dirdiff *d = dir_diff(t, m, old ? old : &none, new ? new : &none);
+	struct dirdiff *d;
 	size_t off = 0;
+
+	/* the memo's entries stay until the request ends: read them without the lock after */
+	pthread_mutex_lock(&m->lock);
+	d = dir_diff(t, m, old ? old : &none, new ? new : &none);
+	pthread_mutex_unlock(&m->lock);
 
 	if (!d) {
 		/* no memory to list the changes: the whole listing is invalid already */
@@ -446,9 +457,10 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 	fs->generation = p.generation;
 	fs->image_nodes = img.nodes;
 	fs->image_size = img.logical_size;
+	pthread_rwlock_unlock(&fs->switch_lock);
+	/* the upper records the image (a synced write): requests need not wait for it */
 	if (fs->upper && cfs_upper_set_image(fs->upper, &p.image))
 		cfs_log(fs, LOG_WARNING, "%s", cairn_errmsg());
-	pthread_rwlock_unlock(&fs->switch_lock);
 
 	/* tell the kernel, outside the lock: requests may run again meanwhile */
 	for (size_t i = 0; i < d.n; i++) {
