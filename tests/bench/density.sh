@@ -7,6 +7,7 @@
 #   fuse-overlayfs   N fuse-overlayfs processes over the same lowerdir
 #   cairn-isolated   N 'cairn mount --isolated --upper' (a daemon each)
 #   cairn            N 'cairn mount --upper' (the store's one daemon)
+#   cairn-ro         N 'cairn mount --ro' (one daemon, and one FUSE session: binds of the first)
 # all N mounted writable on platform 'dens' (cairn) or the tree (the peers). Then the page,
 # dentry and inode caches are dropped and each mount's /usr is read whole (tar | cat), mount 1
 # first, then 2..N. Figures:
@@ -23,7 +24,7 @@
 # (The upgrade target, 10 mounts of 10^5 files <= 15 ms, is switch.sh's 10-mount row.)
 #
 # Environment: CAIRN, CAIRN_BENCH_CACHE (/var/cache/cairn-bench), BENCH_DENSITY_COUNTS,
-# BENCH_SYSTEMS (overlay fuse-overlayfs cairn-isolated cairn), BENCH_CAIRN_CACHE_SIZE (256M),
+# BENCH_SYSTEMS (overlay fuse-overlayfs cairn-isolated cairn cairn-ro), BENCH_CAIRN_CACHE_SIZE (256M),
 # BENCH_TIMEOUT (600 s per command), BENCH_MD, TMPDIR. cairn-isolated at a count whose caches
 # could not fit in MemAvailable (N x (cache + 64 MiB)) is skipped and says so. Needs root.
 set -euo pipefail
@@ -36,7 +37,7 @@ repo=$(cd "$here/../.." && pwd)
 CACHE=${CAIRN_BENCH_CACHE:-/var/cache/cairn-bench}
 CAIRN=${CAIRN:-$repo/build/tools/cairn}
 COUNTS=${BENCH_DENSITY_COUNTS:-1 10 100}
-SYSTEMS=${BENCH_SYSTEMS:-overlay fuse-overlayfs cairn-isolated cairn}
+SYSTEMS=${BENCH_SYSTEMS:-overlay fuse-overlayfs cairn-isolated cairn cairn-ro}
 CSIZE=${BENCH_CAIRN_CACHE_SIZE:-256M}
 TO=${BENCH_TIMEOUT:-600}
 SRC=$CACHE/rootfs-mount
@@ -114,6 +115,7 @@ mount_one() {
 		;;
 	cairn-isolated) cairn mount dens "$d" --upper "$u" --isolated --cache-size "$CSIZE" ;;
 	cairn) cairn mount dens "$d" --upper "$u" --cache-size "$CSIZE" ;;
+	cairn-ro) cairn mount dens "$d" --ro --cache-size "$CSIZE" ;;
 	esac
 }
 
@@ -146,6 +148,9 @@ pagecache_mib() { # SYSTEM DIR N
 	local sys=$1 dir=$2 n=$3 total=0 i
 	case $sys in
 	overlay) find "$T/usr" -type f -print0 | resident_mib ;;
+	cairn-ro) # one session: mount 1's pages are every mount's
+		echo $(($(find "$dir/m1/usr" -type f -print0 | resident_mib) +
+			$(find "$STORE/packs" -type f -print0 | resident_mib))) ;;
 	*)
 		for i in $(seq 1 "$n"); do
 			total=$((total + $(find "$dir/m$i/usr" -type f -print0 | resident_mib)))
@@ -214,7 +219,7 @@ for n in $COUNTS; do
 			"rss ${R[$sys,$n,rss]} MiB, page cache +${R[$sys,$n,pagecache]} MiB," \
 			"$procs procs, $thr threads, one more ${R[$sys,$n,more]} ms, upgrade ${R[$sys,$n,upgrade]:-n/a} ms"
 		for i in $(seq "$((n + 1))" -1 1); do umount_one "$sys" "$dir/m$i"; done
-		if [[ $sys == cairn ]]; then
+		if [[ $sys == cairn* ]]; then
 			for _ in $(seq 1 50); do [[ -z $(daemons cairn "$dir") ]] && break; sleep 0.1; done
 		fi
 		rm -rf "$dir"
