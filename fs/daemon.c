@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "fs-internal.h"
+#include "image.h"
 
 void cfs_daemon_log(struct cfs_daemon *d, int prio, const char *fmt, ...)
 {
@@ -238,6 +239,19 @@ int cfs_daemon_mount(struct cfs_daemon *d, const struct cfs_options *o, int fd, 
 	if (ret) {
 		cfs_mount_free(fs);
 		return cairn_err(ret, "cannot write the mount's record: %s", strerror(-ret));
+	}
+	/*
+	 * Registered (the record lists what it serves as a lease): now the
+	 * naming transaction of gc's protocol (gc.h). A gc that read the
+	 * leases before the record existed marks again; an image it dropped
+	 * meanwhile is not served.
+	 */
+	ret = cairn_image_hold(d->store, &fs->image, 1);
+	if (ret) {
+		/* (its message says which image gc took) */
+		cfs_mount_unrecord(fs);
+		cfs_mount_free(fs);
+		return ret;
 	}
 	if (fs->o->platform) {
 		struct cfs_switch_memo *memo = cfs_switch_memo_new();
@@ -976,7 +990,8 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = cairn_store_open(d->store_dir, CAIRN_STORE_RDONLY, NULL, &d->store);
+	/* writable for one transaction per mount: its hold on what it serves (image.h) */
+	ret = cairn_store_open(d->store_dir, 0, NULL, &d->store);
 	if (ret) {
 		ret = cairn_err(ret, "cannot open store '%s': %s", d->store_dir, cairn_errmsg());
 		goto fail;

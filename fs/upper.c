@@ -281,7 +281,7 @@ static int open_layout(struct cfs_upper *u, bool create)
 {
 	struct stat st;
 
-	if (create && mkdir(u->path, 0755) < 0 && errno != EEXIST)
+	if (create && mkdir(u->path, 0700) < 0 && errno != EEXIST)
 		return cairn_err(-errno, "cannot create upper directory '%s': %s", u->path,
 				 strerror(errno));
 	u->dir_fd = open(u->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -16,7 +16,7 @@
 
 static const struct cli_command commands[] = {
 	{ "import", cmd_import,
-	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N]",
+	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N] [--max-entries N]",
 	  "import a directory, a tar stream or an OCI layout as a new image",
 	  "SRC is a directory, a tar file (.tar, .tar.gz, .tar.zst: pax, GNU or ustar,\n"
 	  "read through libarchive), '-' for a tar on stdin, or oci:DIR[:REF] for an OCI\n"
@@ -31,7 +31,9 @@ static const struct cli_command commands[] = {
 	  "garbled or truncated streams, blobs that do not match their digests are\n"
 	  "refused with one error, and nothing is published; dedup hits against its\n"
 	  "chunks are byte-compared. --max-bytes bounds the logical bytes a tar (each\n"
-	  "OCI layer) may unpack to (default 64G).\n", true },
+	  "OCI layer) may unpack to (default 64G), --max-entries its entries (default\n"
+	  "1000000: the tree's index, about 300 bytes a path, stays in memory until the\n"
+	  "archive ends). A tree may be 1024 names deep at most, whatever its source.\n", true },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",

@@ -88,8 +88,8 @@ static int walk(struct changes *c, int fd, const struct cairn_node_view *base, b
 			close(dfd);
 		return -errno;
 	}
-	if (depth > 4096)
-		ret = -ELOOP;
+	if (depth > CAIRN_DEPTH_MAX)
+		ret = cairn_err_too_deep(c->path.len ? (const char *)c->path.data : "/");
 	for (struct dirent *e; !ret && (e = readdir(d));) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;

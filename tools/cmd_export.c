@@ -31,7 +31,6 @@
 #include "walk.h"
 
 #define EXPORT_BUF (1u << 20)
-#define EXPORT_MAX_DEPTH 4096u
 
 /* Shown by 'cairn export --help'. */
 extern const char cmd_export_help[];
@@ -396,8 +395,8 @@ static int export_entry(struct export *x, const struct cairn_node_view *v)
 
 static int export_dir(struct export *x, const struct cairn_node_view *dir, unsigned depth)
 {
-	if (depth > EXPORT_MAX_DEPTH)
-		return entry_err(x, -ELOOP, "the tree is deeper than %u levels", EXPORT_MAX_DEPTH);
+	if (depth > CAIRN_DEPTH_MAX)
+		return cairn_err_too_deep(x->path.len ? (const char *)x->path.data : NULL);
 	for (uint32_t i = 0; i < dir->nentries; i++) {
 		struct cairn_node_view v;
 		struct cairn_dirent d;
