@@ -10,6 +10,7 @@
  * others wait for it there and then find it in the cache.
  */
 #include "fs-internal.h"
+#include "read.h"
 #include "source.h"
 
 /*
@@ -17,7 +18,7 @@
  * against its id there) into a new buffer and caches it.
  */
 static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
-				      const struct cairn_id *id, int *err)
+				      const struct cairn_id *id, bool ahead, int *err)
 {
 	struct cairn_chunk_info info;
 	struct cfs_chunk *ch;
@@ -35,6 +36,13 @@ static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
 		*err = -EIO;
 		atomic_fetch_add(&fs->eio, 1);
 		return NULL;
+	}
+	if (info.where == CAIRN_CHUNK_REMOTE) {
+		if (ahead) {
+			*err = 0; /* being fetched (cfs_chunks_hint): read when asked for */
+			return NULL;
+		}
+		t->fetched = true;
 	}
 	data = malloc(info.raw_len);
 	if (!data) {
@@ -55,10 +63,14 @@ static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
 	return ch;
 }
 
-/* Claims id for decoding; false when another thread decodes it (after waiting for it). */
-static bool decode_claim(struct cfs_daemon *d, const struct cairn_id *id)
+/*
+ * Claims id for decoding: 1, or 0 when another thread decoded it (after
+ * waiting for it), or the -errno that decode failed with.
+ */
+static int decode_claim(struct cfs_daemon *d, const struct cairn_id *id)
 {
 	bool waited = false;
+	uint64_t since = 0;
 
 	pthread_mutex_lock(&d->decoding_lock);
 	for (;;) {
@@ -69,27 +81,46 @@ static bool decode_claim(struct cfs_daemon *d, const struct cairn_id *id)
 				break;
 		if (i == d->ndecoding)
 			break;
+		if (!waited)
+			since = d->releases;
 		pthread_cond_wait(&d->decoded, &d->decoding_lock);
 		waited = true;
+	}
+	if (waited) {
+		/* the decode waited for failed: so does this read (a remote down, not once per reader) */
+		for (unsigned i = 0; i < ARRAY_SIZE(d->failed); i++) {
+			if (d->failed[i].seq > since && cairn_id_eq(&d->failed[i].id, id)) {
+				int err = d->failed[i].err;
+
+				pthread_mutex_unlock(&d->decoding_lock);
+				return err;
+			}
+		}
 	}
 	if (waited || d->ndecoding == ARRAY_SIZE(d->decoding)) {
 		/* it was decoded meanwhile (or the table is full): decode without a claim */
 		pthread_mutex_unlock(&d->decoding_lock);
-		return false;
+		return 0;
 	}
 	d->decoding[d->ndecoding++] = *id;
 	pthread_mutex_unlock(&d->decoding_lock);
-	return true;
+	return 1;
 }
 
-static void decode_release(struct cfs_daemon *d, const struct cairn_id *id)
+static void decode_release(struct cfs_daemon *d, const struct cairn_id *id, int err)
 {
 	pthread_mutex_lock(&d->decoding_lock);
+	d->releases++;
 	for (unsigned i = 0; i < d->ndecoding; i++) {
 		if (cairn_id_eq(&d->decoding[i], id)) {
 			d->decoding[i] = d->decoding[--d->ndecoding];
 			break;
 		}
+	}
+	if (err) {
+		struct cfs_decode_failure *f = &d->failed[d->releases % ARRAY_SIZE(d->failed)];
+
+		*f = (struct cfs_decode_failure){ .id = *id, .seq = d->releases, .err = err };
 	}
 	pthread_cond_broadcast(&d->decoded);
 	pthread_mutex_unlock(&d->decoding_lock);
@@ -100,18 +131,41 @@ struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const stru
 {
 	struct cfs_daemon *d = fs->d;
 	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(d->cache, id);
-	bool claimed;
+	int claimed;
 
+	t->fetched = false;
 	if (ch)
 		return ch;
 	claimed = decode_claim(d, id);
+	if (claimed < 0) {
+		*err = claimed;
+		atomic_fetch_add(&fs->eio, 1);
+		return NULL;
+	}
 	if (!claimed) {
 		ch = cfs_cache_get(d->cache, id);
 		if (ch)
 			return ch;
 	}
-	ch = chunk_decode(fs, t, id, err);
+	*err = 0;
+	ch = chunk_decode(fs, t, id, ahead, err);
 	if (claimed)
-		decode_release(d, id);
+		decode_release(d, id, ch ? 0 : *err);
 	return ch;
+}
+
+void cfs_chunks_hint(struct cfs_thread *t, const struct cairn_content_view *cv, uint32_t i)
+{
+	struct cairn_id ids[CAIRN_READ_AHEAD];
+	uint32_t n = 0;
+
+	for (uint32_t j = i + 1; j < cv->count && j <= i + CAIRN_READ_AHEAD; j++) {
+		struct cairn_extent e;
+
+		cairn_content_extent(cv, j, &e);
+		if (!e.hole)
+			ids[n++] = e.id;
+	}
+	if (n)
+		cairn_chunks_prefetch(t->txn, ids, n);
 }

@@ -47,6 +47,12 @@ void cfs_daemon_log(struct cfs_daemon *d, int prio, const char *fmt, ...)
 		syslog(prio, "%s", msg);
 }
 
+/* What a chunk source tells of failures nobody waits for (a batch it could not keep). */
+static void daemon_background_log(void *arg, const char *msg)
+{
+	cfs_daemon_log(arg, LOG_WARNING, "%s", msg);
+}
+
 void cfs_mount_ref(struct cfs *fs)
 {
 	atomic_fetch_add(&fs->refs, 1);
@@ -1041,6 +1047,14 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 	if (ret) {
 		ret = cairn_err(ret, "cannot open store '%s': %s", d->store_dir, cairn_errmsg());
 		goto fail;
+	}
+	/* lazily pulled chunks: fetched on first read when the program can (cairn-remote) */
+	if (o->sources) {
+		ret = o->sources(d->store, daemon_background_log, d);
+		if (ret) {
+			ret = cairn_err(ret, "cannot read from remote stores: %s", cairn_errmsg());
+			goto fail;
+		}
 	}
 	d->owner = stat(d->store_dir, &st) == 0 ? st.st_uid : geteuid();
 	ret = cfs_cache_new(d->cache_bytes, cache_shards(d->cache_bytes), &d->cache);

@@ -135,6 +135,7 @@ struct cfs_thread {
 	struct cfs *fs;
 	struct cairn_txn *txn;
 	struct cairn_zctx z;
+	bool fetched; /* the last cfs_chunk_get() read a chunk a remote held (lazy) */
 };
 
 /*
@@ -178,6 +179,16 @@ struct cfs_daemon {
 	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
 	struct cairn_id decoding[64];    /* decoding_lock */
 	unsigned ndecoding;              /* decoding_lock */
+	/*
+	 * decodes that failed lately (a lazy chunk whose remote is down): who
+	 * waited for one fails with it instead of asking again; decoding_lock
+	 */
+	struct cfs_decode_failure {
+		struct cairn_id id;
+		uint64_t seq;            /* the release it was */
+		int err;
+	} failed[16];
+	uint64_t releases;               /* decode_release() calls; decoding_lock */
 
 	pthread_mutex_t mounts_lock;
 	pthread_cond_t mounts_cond;      /* nmounts or nclients changed; mounts_lock */
@@ -467,11 +478,22 @@ void cfs_log(struct cfs *fs, int prio, const char *fmt, ...) __attribute__((form
 /*
  * A decoded, verified chunk from the cache, decoding it on a miss; a chunk
  * another thread decodes right now (for any mount) is waited for, not
- * decoded twice. ahead: a read-ahead the caller knows is not cached (it
- * counts no miss). A reference: cfs_chunk_unref() it. NULL and *err.
+ * decoded twice (and when that decode fails, it fails for the waiters
+ * too). ahead: a read-ahead the caller knows is not cached (it counts no
+ * miss); a chunk not fetched yet from a remote is then left to the fetch
+ * cfs_chunks_hint() started (NULL, *err 0): no worker waits on a network
+ * for a read nobody made. t->fetched tells whether the chunk came from a
+ * remote (its neighbours are worth a hint). A reference: cfs_chunk_unref()
+ * it. NULL and *err.
  */
 struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
 				bool ahead, int *err);
+/*
+ * A sequential reader of cv reached extent i with a chunk from a remote:
+ * the next chunks' fetches start now, without waiting (store/source.h
+ * cairn_chunks_prefetch; nothing for chunks that are local).
+ */
+void cfs_chunks_hint(struct cfs_thread *t, const struct cairn_content_view *cv, uint32_t i);
 
 /* mount.c: one mount's life inside a daemon */
 /*

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
 #include "util.h"
 
 /* One mount: what it serves and where. Strings are borrowed (see each user). */
@@ -48,6 +49,14 @@ struct cfs_daemon_options {
 	bool foreground;         /* log to stderr instead of syslog */
 	bool isolated;           /* one mount, its own socket; exits when the mount ends */
 	bool takeover;           /* the store's daemon runs: cfs_daemon_take_over() from it */
+	/*
+	 * Called once the store is open, before any thread uses it (or NULL):
+	 * lets the program stack chunk sources on it (store/source.h). The
+	 * cairn-remote build attaches the fetcher of lazily pulled chunks
+	 * (remote/fetch.h), which tells log about failures in the background.
+	 * 0 or -errno with a message.
+	 */
+	int (*sources)(struct cairn_store *s, void (*log)(void *arg, const char *msg), void *arg);
 };
 
 #define CFS_CACHE_DEFAULT (256ull << 20)

@@ -15,6 +15,7 @@
 
 #include "fs-internal.h"
 #include "image.h"
+#include "lazy.h"
 
 /* "MAJ:MIN" of the last mount on mp in this process's mountinfo: its minor, or 0. */
 static unsigned conn_of(const char *mp)
@@ -550,6 +551,20 @@ json_object *cfs_mount_stats(struct cfs *fs)
 	json_object_object_add(o, "prefetches",
 			       json_object_new_int64((int64_t)atomic_load(&fs->prefetches)));
 	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
+	{
+		/* lazily pulled chunks (store/lazy.h), the daemon's for every mount */
+		struct cairn_lazy_stats ls;
+
+		cairn_lazy_stats(fs->d->store, &ls);
+		json_object_object_add(o, "lazy_fetches", json_object_new_int64((int64_t)ls.fetches));
+		json_object_object_add(o, "lazy_fetch_bytes",
+				       json_object_new_int64((int64_t)ls.fetch_bytes));
+		json_object_object_add(o, "lazy_failures", json_object_new_int64((int64_t)ls.failures));
+		json_object_object_add(o, "lazy_waits", json_object_new_int64((int64_t)ls.waits));
+		json_object_object_add(o, "lazy_prefetches",
+				       json_object_new_int64((int64_t)ls.prefetches));
+		json_object_object_add(o, "lazy_kept", json_object_new_int64((int64_t)ls.kept));
+	}
 	pthread_mutex_lock(&fs->itable_lock);
 	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
 	{

@@ -536,6 +536,7 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct cairn_node_view v;
 	struct cairn_id next_id;
 	bool prefetch = false, sequential;
+	int64_t hint_at = -1; /* the last extent of this read that a remote held */
 	unsigned nheld = 0;
 	uint64_t pos, end;
 	uint32_t i, first, pieces;
@@ -605,6 +606,12 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			held[nheld++] = ch;
 			b->iov_base = ch->data + (pos - e.start);
+			if (t->fetched) {
+				/* a lazy chunk: this read's next ones are fetched meanwhile */
+				if (hint_at < 0)
+					cfs_chunks_hint(t, &cv, i);
+				hint_at = i;
+			}
 			/* reading into the last part of a chunk: the next one is likely next */
 			if (sequential && pos + n == e.end && e.end < v.size && i + 1 < cv.count) {
 				struct cairn_extent ne;
@@ -633,6 +640,9 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	for (unsigned k = 0; k < nheld; k++)
 		cfs_chunk_unref(fs->d->cache, held[k]);
+	/* a sequential reader of lazy chunks: what it reads next, from its new end */
+	if (sequential && hint_at >= 0 && niov)
+		cfs_chunks_hint(t, &cv, (uint32_t)hint_at);
 	/* decode ahead after replying: the reader is already on its way */
 	if (prefetch && niov) {
 		struct cfs_chunk *ch = cfs_chunk_get(fs, t, &next_id, true, &ret);

@@ -698,6 +698,8 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 			ch = cfs_chunk_get(r->fs, r->t, &e.id, false, &ret);
 			if (!ch)
 				break;
+			if (r->t->fetched) /* a lazy file: its next chunks are fetched meanwhile */
+				cfs_chunks_hint(r->t, &cv, i);
 			{
 				uint64_t n = (e.end < in->rw->lower_len ? e.end : in->rw->lower_len) -
 					     e.start;

@@ -34,6 +34,13 @@
 #define KEEP_IDLE_MS 200       /* a batch ends after this long with nothing new */
 #define KEEP_BATCH (32u << 20) /* or at this many bytes */
 #define WAIT_SLACK_MS 1000     /* past the fetcher's own bound, before a reader gives up */
+/*
+ * A failed fetch answers the reads of its chunk that come this soon after
+ * it with its error, without asking again: the kernel re-reads a page its
+ * read-ahead could not fill, and each reader would otherwise wait the
+ * whole bound once more. Later reads ask the remote again.
+ */
+#define FAIL_HOLD_MS 1000
 
 /* --- records -------------------------------------------------------------- */
 
@@ -148,6 +155,7 @@ struct flight {
 	uint32_t raw_len;         /* the record's */
 	char remote[CAIRN_LAZY_NAME_MAX + 1];
 	char *msg;                /* FAILED: why */
+	int64_t failed_ns;        /* FAILED: when (CLOCK_MONOTONIC) */
 	uint8_t *entry;           /* DONE: a local pack entry, verified */
 	size_t elen;
 };
@@ -268,6 +276,23 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * The flight of id a reader may use (lock held): NULL when there is none,
+ * or when it failed longer than FAIL_HOLD_MS ago (then it leaves the table:
+ * the next fetch starts afresh).
+ */
+static struct flight *table_live(struct cairn_lazy_source *ls, const struct cairn_id *id)
+{
+	struct flight *fl = table_find(ls, id);
+
+	if (fl && fl->state == FLIGHT_FAILED &&
+	    mono_ns() - fl->failed_ns > (int64_t)FAIL_HOLD_MS * 1000000) {
+		table_remove(ls, fl);
+		fl = NULL;
+	}
+	return fl;
+}
+
 static struct timespec deadline_at(int64_t ns)
 {
 	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
@@ -294,7 +319,7 @@ static long fetch_wait(struct cairn_lazy_source *ls, const struct cairn_lazy *re
 
 	cairn_id_hex(&rec->id, hex);
 	pthread_mutex_lock(&ls->lock);
-	fl = table_find(ls, &rec->id);
+	fl = table_live(ls, &rec->id);
 	if (!fl) {
 		fl = table_add(ls, rec);
 		if (!fl) {
@@ -469,12 +494,12 @@ static void lazy_prefetch(struct cairn_chunk_source *src, struct cairn_txn *t,
 		if (src->below->ops->stat(src->below, t, &ids[i], &info) == 0)
 			continue; /* local */
 		pthread_mutex_lock(&ls->lock);
-		known = table_find(ls, &ids[i]) != NULL || ls->mem > CAIRN_LAZY_MEM / 2;
+		known = table_live(ls, &ids[i]) != NULL || ls->mem > CAIRN_LAZY_MEM / 2;
 		pthread_mutex_unlock(&ls->lock);
 		if (known || cairn_lazy_get(t, &ids[i], &recs[nrec]))
 			continue;
 		pthread_mutex_lock(&ls->lock);
-		if (!table_find(ls, &ids[i])) {
+		if (!table_live(ls, &ids[i])) {
 			struct flight *fl = table_add(ls, &recs[nrec]);
 
 			if (fl) {
@@ -604,14 +629,12 @@ void cairn_lazy_done(struct cairn_lazy_fetcher *f, const struct cairn_id *id, in
 		return;
 	}
 	if (err) {
-		char hex[CAIRN_ID_HEX_LEN + 1];
-
-		cairn_id_hex(id, hex);
 		fl->state = FLIGHT_FAILED;
+		fl->failed_ns = mono_ns();
 		if (asprintf(&fl->msg, "from remote '%s': %s", fl->remote, why) < 0)
 			fl->msg = NULL;
 		ls->st.failures++;
-		table_remove(ls, fl); /* the next read tries again */
+		/* stays FAIL_HOLD_MS for the reads right behind; then the next read tries again */
 	} else {
 		fl->entry = entry;
 		fl->elen = elen;

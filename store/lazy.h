@@ -22,8 +22,10 @@
  *    and however many readers ask; they all wait for the one fetch.
  *  - Bounded: a reader waits at most the remote's timeout (the fetcher's
  *    timeout_ms(), plus a moment), then gets -EIO with a message; a failed
- *    fetch fails every reader waiting for it with its message, and the next
- *    read tries again (a remote back up serves again).
+ *    fetch fails every reader waiting for it with its message, and the
+ *    reads of that chunk in the second after it (the kernel re-reads what
+ *    its read-ahead could not fill); the next read tries again (a remote
+ *    back up serves again).
  *  - Verified: an entry that arrives is decoded and hashed against the
  *    chunk id before any reader sees it; a mismatch is -EIO with a message
  *    ("damaged, truncated or substituted"), never bytes.

@@ -58,6 +58,14 @@ bool cli_sibling_exists(const char *prog);
  * cairn-remote instead). 0 or -errno.
  */
 int cli_store_sources(struct cairn_store *s);
+/*
+ * The same for the daemon that serves mounts (cfs_daemon_options.sources):
+ * cairn-remote fetches lazily pulled chunks with each remote's credentials
+ * file only, never the environment of whoever started the daemon, and
+ * tells log of failures no reader waits for. The builds without libcurl
+ * do nothing. 0 or -errno.
+ */
+int cli_daemon_sources(struct cairn_store *s, void (*log)(void *arg, const char *msg), void *arg);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);

@@ -236,8 +236,11 @@ static void host_namespace(const char *store)
 
 /*
  * Starts the store's shared daemon (daemon.lock held exclusively by the
- * caller, no daemon answering): this program again, as 'cairn daemon
- * serve', detached. Returns once it listens, or -errno with its error.
+ * caller, no daemon answering): 'cairn daemon serve', detached, run by
+ * cairn-remote when it is installed beside this program (it fetches lazily
+ * pulled chunks, remote/fetch.h; the daemon outlives the mount that starts
+ * it, and a later pull --lazy must find it able to fetch), else by this
+ * program again. Returns once it listens, or -errno with its error.
  */
 static int start_daemon(const char *store, size_t cache_bytes, bool takeover, char *line,
 			size_t len)
@@ -245,11 +248,15 @@ static int start_daemon(const char *store, size_t cache_bytes, bool takeover, ch
 	char exe[PATH_MAX], fdarg[16], cache[32];
 	int pfd[2];
 	pid_t pid;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (n <= 0)
-		return cairn_err(-errno, "cannot find the cairn program to start the daemon");
-	exe[n] = '\0';
+	if (!cli_sibling_exists("cairn-remote") ||
+	    cli_sibling_path("cairn-remote", exe, sizeof(exe))) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+		if (n <= 0)
+			return cairn_err(-errno, "cannot find the cairn program to start the daemon");
+		exe[n] = '\0';
+	}
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
@@ -412,7 +419,7 @@ static int mount_isolated(const char *store, const struct cfs_options *o, int fd
 	}
 	if (pid == 0) {
 		struct cfs_daemon_options dopt = { .store_dir = store, .cache_bytes = cache_bytes,
-						   .isolated = true };
+						   .isolated = true, .sources = cli_daemon_sources };
 		struct cfs_daemon *d;
 		char id[32];
 
@@ -446,7 +453,8 @@ static int mount_foreground(const char *store, const struct cfs_options *o, int 
 			    size_t cache_bytes)
 {
 	struct cfs_daemon_options dopt = { .store_dir = store, .cache_bytes = cache_bytes,
-					   .isolated = true, .foreground = true };
+					   .isolated = true, .foreground = true,
+					   .sources = cli_daemon_sources };
 	struct cfs_daemon *d;
 	char id[32];
 	int ret = cfs_daemon_new(&dopt, &d);
@@ -559,6 +567,12 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		o.upper_dir = upper;
 	}
 
+	/*
+	 * a daemon of its own (-f, --isolated) runs in this process: on a store
+	 * with lazily pulled chunks, cli_open runs the command in cairn-remote
+	 * (the shared daemon is started from cairn-remote anyway)
+	 */
+	cli->fetch = isolated || foreground;
 	if (cli_open(cli, false, &s))
 		return 1;
 	/* the daemon runs in / : it needs the store's absolute path */
@@ -1010,7 +1024,8 @@ static int daemon_serve(struct cli *cli, int argc, char **argv)
 		{ "takeover", no_argument, NULL, 't' },
 		{ 0 },
 	};
-	struct cfs_daemon_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
+	struct cfs_daemon_options o = { .cache_bytes = CFS_CACHE_DEFAULT,
+					.sources = cli_daemon_sources };
 	struct cfs_daemon *d;
 	char store[PATH_MAX];
 	int opt, ready = -1, ret, lock;

@@ -2,6 +2,7 @@
 /* remote_yes.c - cairn-remote: the build that links libcurl (remote stores). */
 #include "cli.h"
 #include "fetch.h"
+#include "remote.h"
 
 bool cli_has_remote(void)
 {
@@ -12,4 +13,9 @@ bool cli_has_remote(void)
 int cli_store_sources(struct cairn_store *s)
 {
 	return cairn_remote_fetcher_attach(s, 0, NULL, NULL);
+}
+
+int cli_daemon_sources(struct cairn_store *s, void (*log)(void *arg, const char *msg), void *arg)
+{
+	return cairn_remote_fetcher_attach(s, CAIRN_REMOTE_NO_ENV, log, arg);
 }
