@@ -46,13 +46,13 @@ die() { printf 'runc.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (FUSE mounts with allow_other, containers)"
 if [ -z "${CAIRN:-}" ]; then
 	step "installing dependencies (only what is missing) and building"
-	./scripts/install-deps.sh
+	./scripts/install-deps.sh runc crun python3
 	if [ -f build/build.ninja ]; then meson setup --reconfigure build >/dev/null; else meson setup build >/dev/null; fi
 	meson compile -C build >/dev/null
 	CAIRN=$repo/build/tools/cairn
 fi
 for c in "$RUNTIME" python3 fusermount3; do
-	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh)"
+	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh runc crun python3)"
 done
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
 

@@ -83,13 +83,6 @@ void rw_unkey(struct cfs *fs, struct cfs_inode *in);
 
 /* ---- the merged view of a name (rw.c) ---- */
 
-/*
- * Reads the markers of the upper object fd (an O_PATH fd) into m
- * (cfs_marks_parse(), upper.h); *none: it has no xattrs but markers.
- * 0 or -errno.
- */
-int rw_marks_read(int fd, struct cfs_marks *m, bool *none);
-
 /* What the merged view shows at a name. */
 struct rw_entry {
 	int ufd;               /* O_PATH fd of the upper object, or -1 */

@@ -181,45 +181,6 @@ static int lower_at(struct rw_req *r, struct cfs_inode *p, const char *name, siz
 	return ret == -EUCLEAN ? -EIO : ret;
 }
 
-int rw_marks_read(int fd, struct cfs_marks *m, bool *none)
-{
-	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
-					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT,
-					     CFS_XATTR_DEVICE };
-	char list[4096], path[32], val[64];
-	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
-
-	memset(m, 0, sizeof(*m));
-	*none = false;
-	if (n < 0) {
-		if (errno == ENOTSUP) {
-			*none = true;
-			return 0;
-		}
-		if (errno != ERANGE)
-			return -errno;
-		n = sizeof(list); /* more than fits: read each marker below */
-	} else {
-		bool other = false;
-
-		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1)
-			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
-			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
-				other = true;
-		*none = !other;
-	}
-	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
-		return 0;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
-
-		if (vl >= 0)
-			cfs_marks_parse(m, names[i], val, (size_t)vl);
-	}
-	cfs_marks_finish(m);
-	return 0;
-}
-
 void rw_entry_release(struct rw_entry *e)
 {
 	if (e->ufd >= 0)
@@ -269,7 +230,7 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 		struct cfs_marks m;
 		bool none;
 
-		ret = fstat(e->ufd, &e->st) < 0 ? -errno : rw_marks_read(e->ufd, &m, &none);
+		ret = fstat(e->ufd, &e->st) < 0 ? -errno : cfs_upper_marks_read(e->ufd, &m, &none);
 		if (ret) {
 			rw_entry_release(e);
 			return ret;

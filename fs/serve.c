@@ -175,6 +175,7 @@ static int write_record_locked(struct control *c, const char *run)
 	uint64_t generation;
 	const char *s;
 	FILE *f;
+	int fd;
 
 	pthread_rwlock_rdlock(&fs->switch_lock);
 	cairn_id_hex(&fs->image, hex);
@@ -215,7 +216,11 @@ static int write_record_locked(struct control *c, const char *run)
 		c->record_path[0] = '\0';
 		return -ENAMETOOLONG;
 	}
-	f = fopen(tmp, "w");
+	/* 0600 whatever the umask (the daemon's is 0): store files are private */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
 	if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0 || rename(tmp, c->record_path) < 0) {
 		json_object_put(o);
 		c->record_path[0] = '\0';
@@ -250,7 +255,7 @@ static int control_start(struct control *c, struct cfs *fs)
 		unlink(c->sock_path);
 	if (bind(c->sock, (struct sockaddr *)&addr,
 		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(c->sock_path))) < 0 ||
-	    listen(c->sock, 16) < 0) {
+	    (c->sock_path[0] != '@' && chmod(c->sock_path, 0600) < 0) || listen(c->sock, 16) < 0) {
 		ret = -errno;
 		close(c->sock);
 		c->sock = -1;
@@ -353,7 +358,8 @@ static int setup(struct cfs *fs, const struct cfs_options *o)
 		pthread_rwlock_init(&fs->switch_lock, &a);
 		pthread_rwlockattr_destroy(&a);
 	}
-	ret = cairn_store_open(o->store_dir, CAIRN_STORE_RDONLY, NULL, &fs->store);
+	/* writable for one transaction: the hold on what it serves (cfs_serve) */
+	ret = cairn_store_open(o->store_dir, 0, NULL, &fs->store);
 	if (ret)
 		return cairn_err(ret, "cannot open store '%s': %s", o->store_dir, cairn_errmsg());
 	ret = cairn_txn_begin(fs->store, false, &t);
@@ -485,6 +491,17 @@ int cfs_serve(const struct cfs_options *o, int ready_fd)
 		cfs_switch(&fs, reply, sizeof(reply));
 		if (cfs_run_dir(o->store_dir, run, sizeof(run)) == 0 && ctl.record_path[0])
 			write_record(&ctl, run);
+	}
+	/*
+	 * Registered (the record lists what it serves as a lease): now the
+	 * naming transaction of gc's protocol (gc.h). A gc that read the
+	 * leases before the record existed marks again; an image it dropped
+	 * meanwhile is not served.
+	 */
+	ret = cairn_image_hold(fs.store, &fs.image, 1);
+	if (ret) {
+		ready(&ready_fd, "%s\n", cairn_errmsg());
+		goto out_unmount;
 	}
 	cfs_log(&fs, LOG_INFO, "serving %s", o->source);
 	ready(&ready_fd, "ok\n");

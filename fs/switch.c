@@ -111,7 +111,7 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 		return;
 	}
 	p = find(d, r->in->parent);
-	if (!p || depth > 4096)
+	if (!p || depth > CAIRN_DEPTH_MAX)
 		return;
 	resolve(fs, t, d, p, root, depth + 1);
 	if (p->state == R_ABSENT) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "upper.h"
@@ -90,6 +91,45 @@ bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, s
 void cfs_marks_finish(struct cfs_marks *m)
 {
 	m->metacopy &= m->has_origin;
+}
+
+int cfs_upper_marks_read(int fd, struct cfs_marks *m, bool *none)
+{
+	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
+					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT,
+					     CFS_XATTR_DEVICE };
+	char list[4096], path[32], val[64];
+	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
+
+	memset(m, 0, sizeof(*m));
+	*none = false;
+	if (n < 0) {
+		if (errno == ENOTSUP) {
+			*none = true;
+			return 0;
+		}
+		if (errno != ERANGE)
+			return -errno;
+		n = sizeof(list); /* more than fits: read each marker below */
+	} else {
+		bool other = false;
+
+		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1)
+			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
+			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
+				other = true;
+		*none = !other;
+	}
+	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
+
+		if (vl >= 0)
+			cfs_marks_parse(m, names[i], val, (size_t)vl);
+	}
+	cfs_marks_finish(m);
+	return 0;
 }
 
 void cfs_upper_tmpname(struct cfs_upper *u, char name[32])
@@ -241,7 +281,7 @@ static int open_layout(struct cfs_upper *u, bool create)
 {
 	struct stat st;
 
-	if (create && mkdir(u->path, 0755) < 0 && errno != EEXIST)
+	if (create && mkdir(u->path, 0700) < 0 && errno != EEXIST)
 		return cairn_err(-errno, "cannot create upper directory '%s': %s", u->path,
 				 strerror(errno));
 	u->dir_fd = open(u->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

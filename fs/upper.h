@@ -130,6 +130,12 @@ bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, s
 /* A metacopy mark counts only next to a valid origin. */
 void cfs_marks_finish(struct cfs_marks *m);
 
+/*
+ * Reads the markers of the upper object fd (an O_PATH fd, never followed)
+ * into m; *none: it has no xattrs but markers. 0 or -errno.
+ */
+int cfs_upper_marks_read(int fd, struct cfs_marks *m, bool *none);
+
 /* "/proc/self/fd/N": reaches exactly the object fd holds (an O_PATH fd too). */
 static inline const char *cfs_fdpath(int fd, char buf[32])
 {

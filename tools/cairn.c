@@ -16,7 +16,7 @@
 
 static const struct cli_command commands[] = {
 	{ "import", cmd_import,
-	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N]",
+	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N] [--max-entries N]",
 	  "import a directory, a tar stream or an OCI layout as a new image",
 	  "SRC is a directory, a tar file (.tar, .tar.gz, .tar.zst: pax, GNU or ustar,\n"
 	  "read through libarchive), '-' for a tar on stdin, or oci:DIR[:REF] for an OCI\n"
@@ -31,7 +31,9 @@ static const struct cli_command commands[] = {
 	  "garbled or truncated streams, blobs that do not match their digests are\n"
 	  "refused with one error, and nothing is published; dedup hits against its\n"
 	  "chunks are byte-compared. --max-bytes bounds the logical bytes a tar (each\n"
-	  "OCI layer) may unpack to (default 64G).\n", true },
+	  "OCI layer) may unpack to (default 64G), --max-entries its entries (default\n"
+	  "1000000: the tree's index, about 300 bytes a path, stays in memory until the\n"
+	  "archive ends). A tree may be 1024 names deep at most, whatever its source.\n", true },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",
@@ -91,10 +93,16 @@ static const struct cli_command commands[] = {
 	  "IMAGE (default: the image the upper was made on, from UPPERDIR/upper.json).\n"
 	  "Chunks already in the store are not stored again. An upper that a mount is\n"
 	  "writing is refused: unmount it first. Prints the new image id.\n", true },
-	{ "changes", cmd_changes, "UPPERDIR [--json]",
+	{ "changes", cmd_changes, "UPPERDIR [--json] [--against IMAGE]",
 	  "list what a container changed: A added, C changed, D deleted",
 	  "Compares an upper directory with the image it was made on, like docker diff.\n"
-	  "A renamed directory shows as D at its old path and A at its new one.\n" },
+	  "A renamed directory shows as D at its old path and A at its new one.\n"
+	  "\n"
+	  "--against IMAGE lists instead the upper's entries that hide a path where\n"
+	  "IMAGE and the upper's image differ (after an upgrade: IMAGE is the image\n"
+	  "before it), one per line with what the upper has there: metacopy (a\n"
+	  "metadata-only copy still reading IMAGE's data), copy, whiteout, opaque,\n"
+	  "renamed, directory (its own attributes). --json: {path, upper, image}.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
 	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"

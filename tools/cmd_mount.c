@@ -64,7 +64,11 @@ static bool is_mountpoint(const char *path)
 	return found;
 }
 
-/* mkdir -p: missing parents 0700 (uppers hold containers' files), the directory itself 0755. */
+/*
+ * mkdir -p for an upper directory: missing parents and the directory
+ * itself 0700, whatever the umask (it holds a container's files: setuid
+ * binaries and devices the container's root made).
+ */
 static int mkdir_parents(const char *path)
 {
 	char buf[PATH_MAX];
@@ -83,7 +87,45 @@ static int mkdir_parents(const char *path)
 			return -1;
 		*p = '/';
 	}
-	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	if (mkdir(buf, 0700) < 0)
+		return errno == EEXIST ? 0 : -1;
+	return chmod(buf, 0700);
+}
+
+/*
+ * An upper directory other users can reach (it and every directory above
+ * it searchable by them) lets them run the setuid binaries and open the
+ * devices a container made there; a directory above it that they can
+ * write lets them move it away and put their own in its place. Warns,
+ * once per finding: the mount goes on (the caller may mean it).
+ */
+static void upper_warn(const char *upper)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	bool reachable;
+	size_t n = strlen(upper);
+
+	if (n >= sizeof(buf) || stat(upper, &st) < 0)
+		return;
+	reachable = st.st_mode & 0011;
+	memcpy(buf, upper, n + 1);
+	for (char *slash; (slash = strrchr(buf, '/'));) {
+		*(slash == buf ? slash + 1 : slash) = '\0';
+		if (stat(buf, &st) < 0)
+			return;
+		if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+			fprintf(stderr, "cairn: warning: '%s' (above upper directory '%s') is "
+					"writable by other users: they can replace the upper "
+					"directory\n", buf, upper);
+		reachable = reachable && (st.st_mode & 0011);
+		if (slash == buf)
+			break;
+	}
+	if (reachable)
+		fprintf(stderr, "cairn: warning: upper directory '%s' is reachable by other users: "
+				"they can run the setuid files and open the devices a container makes "
+				"there (chmod 700 it)\n", upper);
 }
 
 int cmd_mount(struct cli *cli, int argc, char **argv)
@@ -169,6 +211,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			return cli_fail(-errno, "cannot create upper directory '%s'", o.upper_dir);
 		if (!realpath(o.upper_dir, upper))
 			return cli_fail(-errno, "cannot use upper directory '%s'", o.upper_dir);
+		upper_warn(upper);
 		if (strncmp(upper, mp, mlen) == 0 && (upper[mlen] == '/' || upper[mlen] == '\0'))
 			return cli_fail(0, "the upper directory '%s' lies inside the mount point",
 					o.upper_dir);

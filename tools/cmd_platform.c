@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "hidden.h"
 #include "mounts.h"
 #include "platform.h"
 #include "remotes.h"
@@ -39,12 +40,60 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 }
 
 /*
+ * A writable mount keeps its upper on top of the new image: says which of
+ * its entries hide paths this switch changed (the image it served before
+ * against the new one).
+ */
+static void report_hidden(struct cli *cli, const struct record *r, const struct cairn_id *image,
+			  FILE *out)
+{
+	struct cairn_store *s;
+	struct cairn_id old;
+	char line[1024];
+	int n;
+
+	if (!image || !*r->upper || cairn_id_parse_prefix(r->image, &old) != CAIRN_ID_HEX_LEN ||
+	    cairn_id_eq(&old, image) || cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return;
+	n = hidden_summary(s, r->upper, &old, image, line, sizeof(line));
+	if (n > 0)
+		fprintf(out, "    %s\n", line);
+	else if (n < 0)
+		fprintf(out, "    cannot tell what its upper hides: %s\n", cairn_errmsg());
+	cairn_err_clear();
+	cairn_store_close(s);
+}
+
+/* The image platform name is on now (what its mounts switch to). */
+static bool platform_image(struct cli *cli, const char *name, struct cairn_id *image)
+{
+	struct cairn_platform p;
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	bool ok = false;
+
+	if (cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return false;
+	if (cairn_txn_begin(s, false, &t) == 0) {
+		ok = cairn_platform_get(t, name, &p) == 0;
+		cairn_txn_abort(t);
+	}
+	cairn_store_close(s);
+	cairn_err_clear();
+	if (ok)
+		*image = p.image;
+	return ok;
+}
+
+/*
  * Tells every running mount of the platform to switch and reports each one's
  * answer. A mount that does not answer in time does not fail the command:
  * the pointer has moved; it follows on its next switch or remount.
  */
 void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
+	struct cairn_id image;
+	bool have_image = platform_image(cli, name, &image);
 	struct record *rs = NULL;
 	int n = load_records(cli->store_dir, &rs);
 	unsigned m = 0;
@@ -85,6 +134,7 @@ void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 			else
 				fprintf(out, "  mount %s (pid %d): %s\n", r->mountpoint, r->pid,
 					bufs[j]);
+			report_hidden(cli, r, have_image ? &image : NULL, out);
 		}
 		free(live);
 	}

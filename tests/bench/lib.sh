@@ -200,7 +200,7 @@ bench_pid_with_arg() {
 				echo "${p#/proc/}"
 				return 0
 			fi
-		done < "$p/cmdline" 2> /dev/null
+		done 2> /dev/null < "$p/cmdline"
 	done
 	return 0
 }
@@ -255,4 +255,54 @@ bench_verdict() {
 	else
 		echo MISSED
 	fi
+}
+
+# bench_bigfile_py: a python3 program whose output (argv[1] bytes) is the benchmarks' /bigfile,
+# deterministic: 1 MiB segments in a seeded order, 1/5 random bytes (incompressible) and 4/5
+# log-like text lines with random numbers and hex words (zstd -3 gets about 2.9:1 on those):
+# about 2.2:1 overall with zstd -3, and no two segments alike, so nothing deduplicates. Run it
+# under a tree's own python3, so the bytes do not depend on the host.
+bench_bigfile_py() {
+	cat << 'EOF'
+import random, sys
+size = int(sys.argv[1]); r = random.Random(20261127); out = sys.stdout.buffer
+words = [r.randbytes(r.randint(3, 9)).hex() for _ in range(2000)]
+SEG = 1 << 20
+done = 0
+while done < size:
+    if r.randrange(5) == 2:
+        seg = r.randbytes(SEG)
+    else:
+        parts = []; n = 0
+        while n < SEG:
+            line = "%d.%06d host%d %s: %s %s id=%d\n" % (r.randrange(1 << 31), r.randrange(10**6),
+                r.randrange(64), r.choice(words), r.choice(words), r.choice(words), r.randrange(1 << 20))
+            parts.append(line); n += len(line)
+        seg = "".join(parts).encode()[:SEG]
+    seg = seg[:size - done]
+    out.write(seg); done += len(seg)
+EOF
+}
+
+# bench_fio_randread FILE SECONDS TIMEOUT ERRFILE: fio 4 KiB psync random reads of FILE for
+# SECONDS (page cache kept: --invalidate=0, so a cold figure needs caches dropped before), given
+# SECONDS + TIMEOUT to finish; prints the IOPS. Fails when fio does.
+bench_fio_randread() {
+	local out iops
+	out=$(timeout $(($3 + $2)) fio --name=r --filename="$1" --readonly \
+		--rw=randread --bs=4k --direct=0 --ioengine=psync --invalidate=0 --runtime="$2" \
+		--time_based --numjobs=1 --output-format=terse --terse-version=3 2> "$4") || return
+	# terse v3: field 8 is the read IOPS
+	iops=$(awk -F ';' 'NR == 1 { print $8 }' <<< "$out")
+	[[ -n $iops ]] && echo "$iops"
+}
+
+# bench_cairn_pid CAIRN STORE MOUNTPOINT: pid of the cairn daemon serving MOUNTPOINT (from
+# `cairn mounts --json`), or nothing.
+bench_cairn_pid() {
+	timeout 30 "$1" --store "$2" mounts --json 2> /dev/null |
+		awk -v m="$3" '
+			/"pid"/ { gsub(/[^0-9]/, "", $0); pid = $0 }
+			/"mountpoint"/ { v = $0; sub(/^[^:]*:[[:space:]]*"/, "", v); sub(/",?[[:space:]]*$/, "", v)
+				if (v == m) { print pid; exit } }'
 }

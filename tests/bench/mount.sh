@@ -107,32 +107,6 @@ tree_stamp_text() {
 	printf '/%s: %d MiB, generator v1 (1/5 raw random, 4/5 log text; seed 20261127)\n' "$BIG" "$BIG_MIB"
 }
 
-# The data of /bigfile, deterministic: 1 MiB segments in a seeded order, 1/5 random bytes
-# (incompressible) and 4/5 log-like text lines with random numbers and hex words (zstd -3 gets
-# about 2.9:1 on those): about 2.2:1 overall with zstd -3, and no two segments alike, so nothing
-# deduplicates. Runs under the tree's own python3, so the bytes do not depend on the host.
-bigfile_py() {
-	cat << 'EOF'
-import random, sys
-size = int(sys.argv[1]); r = random.Random(20261127); out = sys.stdout.buffer
-words = [r.randbytes(r.randint(3, 9)).hex() for _ in range(2000)]
-SEG = 1 << 20
-done = 0
-while done < size:
-    if r.randrange(5) == 2:
-        seg = r.randbytes(SEG)
-    else:
-        parts = []; n = 0
-        while n < SEG:
-            line = "%d.%06d host%d %s: %s %s id=%d\n" % (r.randrange(1 << 31), r.randrange(10**6),
-                r.randrange(64), r.choice(words), r.choice(words), r.choice(words), r.randrange(1 << 20))
-            parts.append(line); n += len(line)
-        seg = "".join(parts).encode()[:SEG]
-    seg = seg[:size - done]
-    out.write(seg); done += len(seg)
-EOF
-}
-
 clean_apt_caches() {
 	find "$1/var/lib/apt/lists" "$1/var/cache/apt" -xdev -mindepth 1 -type f ! -name lock -delete
 }
@@ -172,7 +146,7 @@ build_tree() {
 	if ((added_resolv)); then rm -f "$T/etc/resolv.conf"; fi
 	clean_apt_caches "$T"
 	bench_log "writing /$BIG ($BIG_MIB MiB, semi-compressible; about a minute)"
-	bigfile_py > "$CACHE/bigfile-gen.py"
+	bench_bigfile_py > "$CACHE/bigfile-gen.py"
 	chroot "$T" /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/python3 - $((BIG_MIB << 20)) \
 		< "$CACHE/bigfile-gen.py" > "$T/$BIG" || bench_die "generating /$BIG failed"
 	rm -f "$CACHE/bigfile-gen.py"
@@ -273,13 +247,7 @@ mount_cairn() {
 		> "$WORK/cairn-mount.log" 2>&1 || return
 	MNT=$m
 }
-cairn_pid() {
-	timeout 30 "$CAIRN" --store "$STORE" mounts --json 2> /dev/null |
-		awk -v m="$1" '
-			/"pid"/ { gsub(/[^0-9]/, "", $0); pid = $0 }
-			/"mountpoint"/ { v = $0; sub(/^[^:]*:[[:space:]]*"/, "", v); sub(/",?[[:space:]]*$/, "", v)
-				if (v == m) { print pid; exit } }'
-}
+cairn_pid() { bench_cairn_pid "$CAIRN" "$STORE" "$1"; }
 umount_cairn() {
 	timeout 120 "$CAIRN" --store "$STORE" umount "$WORK/mnt/cairn" > "$WORK/cairn-umount.log" 2>&1 ||
 		bench_force_unmount "$WORK/mnt/cairn"
@@ -381,13 +349,9 @@ read_all() {
 seq_read() { timeout "$TO" dd if="$1/$BIG" of=/dev/null bs=1M status=none; }
 # rand_read MNT VAR: fio random 4 KiB reads; IOPS in VAR
 rand_read() {
-	local out
-	out=$(timeout $((TO + FIO_RUNTIME)) fio --name=r --filename="$1/$BIG" --readonly --rw=randread \
-		--bs=4k --direct=0 --ioengine=psync --invalidate=0 --runtime="$FIO_RUNTIME" --time_based \
-		--numjobs=1 --output-format=terse --terse-version=3 2> "$WORK/fio.err") || return
-	# terse v3: field 8 is the read IOPS
-	printf -v "$2" '%s' "$(awk -F ';' 'NR == 1 { print $8 }' <<< "$out")"
-	[[ -n ${!2} ]]
+	local iops
+	iops=$(bench_fio_randread "$1/$BIG" "$FIO_RUNTIME" "$TO" "$WORK/fio.err") || return
+	printf -v "$2" '%s' "$iops"
 }
 
 # After each phase of a FUSE tool: its daemon's RssAnon (the last one is "after the run"), and

@@ -18,6 +18,8 @@
 #                               cairn mount -f in the background; sets MPID
 #   umount_ok STORE DIR [ARGS...]
 #                               cairn umount; the mount and daemon are gone
+#   umount_patient STORE DIR   cairn umount, then up to a minute for the daemon to end
+#                               (a loaded machine, a daemon that knew thousands of inodes)
 #   is_mounted DIR, mount_count DIR, mount_fstype DIR, mount_opts DIR
 #                               from /proc/self/mountinfo (never touch DIR)
 #   pid_alive PID               running and not a zombie
@@ -239,6 +241,14 @@ umount_ok() {
 		fi
 	fi
 	return 0
+}
+
+umount_patient() {
+	local store=$1 dir=$2 pid
+	pid=$(daemon_pid "$store" "$dir")
+	tcairn "$store" umount "$dir" || fail "cairn umount $dir failed"
+	[ -z "$pid" ] || wait_gone "$pid" 60 || fail "the daemon of $dir still runs a minute after umount"
+	! is_mounted "$dir" || fail "$dir is still mounted after the unmount"
 }
 
 _mount_cleanup() {
