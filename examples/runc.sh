@@ -114,8 +114,12 @@ run cairn upgrade runc-demo v1
 
 step "an OCI bundle whose rootfs is a cairn mount of the platform"
 mkdir -p "$rootfs" "$hostlog" "$state"
-mount_args=()
-[ -n "$UPPER" ] && mkdir -p "$UPPER" && mount_args=(--upper "$UPPER")
+# MOUNT_ARGS=--isolated gives the mount a daemon of its own (default: the store's shared one)
+read -r -a mount_args <<<"${MOUNT_ARGS:-}"
+if [ -n "$UPPER" ]; then
+	mkdir -p "$UPPER"
+	mount_args+=(--upper "$UPPER")
+fi
 run cairn mount runc-demo "$rootfs" "${mount_args[@]}"
 (cd "$bundle" && run "$RUNTIME" spec)
 # runc spec's defaults, changed for a long-running, non-interactive container

@@ -706,7 +706,7 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 				    pwrite(fd, ch->data, n, (off_t)e.start) != (ssize_t)n)
 					ret = -EIO;
 			}
-			cfs_chunk_unref(r->fs->cache, ch);
+			cfs_chunk_unref(r->fs->d->cache, ch);
 		}
 		if (!ret) {
 			struct timespec ts[2] = { before.st_atim, before.st_mtim };

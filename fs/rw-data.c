@@ -46,7 +46,7 @@ static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t of
 			memcpy(buf + (a - off), ch->data + (a - e.start), b - a);
 		else
 			ret = -EIO;
-		cfs_chunk_unref(r->fs->cache, ch);
+		cfs_chunk_unref(r->fs->d->cache, ch);
 		if (ret)
 			return ret;
 	}

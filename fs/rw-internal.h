@@ -58,6 +58,8 @@ int rw_ufd_reopen(struct cfs *fs, struct cfs_inode *in);
 void rw_fds_trim(struct cfs *fs);
 /* Closes in's fds and forgets its handle: the inode goes (itable_lock held). */
 void rw_fds_forget_locked(struct cfs *fs, struct cfs_inode *in);
+/* Counts the fds a handed-over inode arrived with (itable_lock held). */
+void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 
 /*
  * The O_PATH fd of in's upper object, opened again if the budget closed it;

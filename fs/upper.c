@@ -422,6 +422,57 @@ int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out)
 	return 0;
 }
 
+json_object *cfs_upper_save(const struct cfs_upper *u, int *fds, unsigned *nfds)
+{
+	json_object *o = json_object_new_object();
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	if (!o)
+		return NULL;
+	cairn_id_hex(&u->image, hex);
+	json_object_object_add(o, "path", json_object_new_string(u->path));
+	json_object_object_add(o, "image", json_object_new_string(hex));
+	json_object_object_add(o, "platform", json_object_new_string(u->platform));
+	json_object_object_add(o, "seq", json_object_new_int64(atomic_load(&u->seq)));
+	json_object_object_add(o, "rename_whiteout", json_object_new_boolean(u->rename_whiteout));
+	json_object_object_add(o, "fd", json_object_new_int((int)*nfds));
+	fds[(*nfds)++] = u->dir_fd;
+	fds[(*nfds)++] = u->tree_fd;
+	fds[(*nfds)++] = u->work_fd;
+	fds[(*nfds)++] = u->lock_fd;
+	return o;
+}
+
+int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **out)
+{
+	json_object *v;
+	struct cfs_upper *u;
+	int64_t at = -1;
+
+	if (json_object_object_get_ex(o, "fd", &v))
+		at = json_object_get_int64(v);
+	if (at < 0 || (uint64_t)at + 4 > nfds || !json_object_object_get_ex(o, "path", &v))
+		return cairn_err(-EPROTO, "a handed-over upper without its descriptors");
+	u = upper_new(json_object_get_string(v));
+	if (!u)
+		return -ENOMEM;
+	u->dir_fd = fds[at];
+	u->tree_fd = fds[at + 1];
+	u->work_fd = fds[at + 2];
+	u->lock_fd = fds[at + 3];
+	fds[at] = fds[at + 1] = fds[at + 2] = fds[at + 3] = -1; /* ours now */
+	if (json_object_object_get_ex(o, "image", &v))
+		cairn_id_parse_prefix(json_object_get_string(v), &u->image);
+	if (json_object_object_get_ex(o, "platform", &v))
+		snprintf(u->platform, sizeof(u->platform), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "seq", &v))
+		atomic_store(&u->seq, (unsigned)json_object_get_int64(v));
+	if (json_object_object_get_ex(o, "rename_whiteout", &v))
+		u->rename_whiteout = json_object_get_boolean(v);
+	*out = u;
+	return 0;
+}
+
 int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image)
 {
 	u->image = *image;

@@ -32,6 +32,7 @@
 #define CAIRN_FS_UPPER_H
 
 #include <stdatomic.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,16 @@ int cfs_upper_open(const char *dir, const struct cairn_id *image, const char *pl
 int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out);
 
 void cfs_upper_close(struct cfs_upper *u);
+
+/*
+ * A daemon restart hands an open upper to the new daemon: save() appends
+ * its fds to fds (*nfds of them so far, room for 4 more) and returns what
+ * else it is; adopt() makes it again from that and the fds received (the
+ * ones it takes become -1 in fds; the lock stays held throughout, the fds
+ * sharing one open file).
+ */
+json_object *cfs_upper_save(const struct cfs_upper *u, int *fds, unsigned *nfds);
+int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **out);
 
 /* Records the image now served under the upper (after a live switch). */
 int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image);

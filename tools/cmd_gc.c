@@ -8,19 +8,23 @@
 
 #include "cli.h"
 #include "gc.h"
-#include "mounts.h"
+#include "control.h"
 
 /* The leases of running mounts, read afresh at each of gc's marking rounds. */
 static int read_leases(void *ctx, struct cairn_id **out, size_t *n)
 {
 	const struct cli *cli = ctx;
-	struct record *rs = NULL;
+	struct cfs_record *rs = NULL;
 	struct cairn_id *leases = NULL;
-	int nr = load_records(cli->store_dir, &rs), ret = 0;
+	int nr = cfs_records_load(cli->store_dir, &rs), ret = nr < 0 ? nr : 0;
 
 	*n = 0;
 	for (int i = 0; i < nr; i++) {
-		struct cairn_id *p = realloc(leases, (*n + rs[i].nleases) * sizeof(*p) + 1);
+		struct cairn_id *p;
+
+		if (!rs[i].alive)
+			continue; /* a killed daemon reads nothing more */
+		p = realloc(leases, (*n + rs[i].nleases) * sizeof(*p) + 1);
 
 		if (!p) {
 			ret = -ENOMEM;
@@ -30,7 +34,7 @@ static int read_leases(void *ctx, struct cairn_id **out, size_t *n)
 		memcpy(leases + *n, rs[i].leases, rs[i].nleases * sizeof(*p));
 		*n += rs[i].nleases;
 	}
-	records_free(rs, nr);
+	cfs_records_free(rs, nr);
 	*out = leases;
 	return ret;
 }
