@@ -116,9 +116,11 @@ log_tail() {
 	tail -n 3 "$dir/log/$1.log" 2>/dev/null | cut -c1-240 | tr '\n' ' ' || true
 }
 
-# Waits (at most $2 s) until radosgw answers HTTP on $1. Fails early if it died.
+# Waits (at most $2 s) until radosgw answers HTTP on $1. Fails early if it died
+# (its pid file is there and names no live radosgw; the file itself appears a
+# moment after the launcher returns, longer on a loaded machine: up to 10 s).
 wait_http() {
-	local port=$1 limit=$2 status
+	local port=$1 limit=$2 status nopid=0
 	for _ in $(seq 1 $((limit * 20))); do
 		status=$("$PY" - "$port" <<'PY' 2>/dev/null || true
 import socket, sys
@@ -131,7 +133,11 @@ except Exception:
 PY
 )
 		case "$status" in [1-5][0-9][0-9]) return 0 ;; esac
-		daemon_pid client.rgw >/dev/null || return 1
+		if ! daemon_pid client.rgw >/dev/null; then
+			[ -f "$dir/run/client.rgw.pid" ] && return 1
+			nopid=$((nopid + 1))
+			[ "$nopid" -lt 200 ] || return 1
+		fi
 		sleep 0.05
 	done
 	return 1
