@@ -170,6 +170,8 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&fs->loop_lock);
 
 			fuse_session_process_buf(fs->se, &buf);
+			if (atomic_load(&fs->over_budget))
+				cfs_itable_trim(fs);
 
 			pthread_mutex_lock(&fs->loop_lock);
 			fs->inflight--;

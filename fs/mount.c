@@ -552,6 +552,12 @@ json_object *cfs_mount_stats(struct cfs *fs)
 	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
 	pthread_mutex_lock(&fs->itable_lock);
 	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	json_object_object_add(o, "inode_budget", json_object_new_int64((int64_t)fs->inode_budget));
+	json_object_object_add(o, "inode_budget_enforced", json_object_new_boolean(fs->prune >= 0));
+	json_object_object_add(o, "inode_trims",
+			       json_object_new_int64((int64_t)atomic_load(&fs->trims)));
+	json_object_object_add(o, "inode_prune_asks",
+			       json_object_new_int64((int64_t)atomic_load(&fs->prune_asks)));
 	{
 		size_t n = 0;
 
