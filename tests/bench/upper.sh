@@ -37,7 +37,9 @@
 #   CAIRN              cairn binary (default: <repo>/build/tools/cairn)
 #   CAIRN_BENCH_CACHE  where the trees are built once and kept (/var/cache/cairn-bench)
 #   BENCH_RUNS         runs (3); the tool order rotates from run to run
-#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all)
+#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all), and cairn-b
+#   BENCH_CAIRN_B      a second cairn binary, the tool cairn-b (default: in BENCH_TOOLS when
+#                      set): a change measured against the build before it, in the same run
 #   BENCH_ROWS         among: apt dpkg untar write append chown cpa rand (all)
 #   BENCH_MD           also write the results as markdown to this file
 #   BENCH_TIMEOUT      seconds allowed to any one command that touches a mount (600)
@@ -63,7 +65,8 @@ repo=$(cd "$here/../.." && pwd)
 CACHE=${CAIRN_BENCH_CACHE:-/var/cache/cairn-bench}
 CAIRN=${CAIRN:-$repo/build/tools/cairn}
 RUNS=${BENCH_RUNS:-3}
-TOOLS=${BENCH_TOOLS:-cairn fuse-overlayfs overlay overlay-metacopy}
+CAIRN_B=${BENCH_CAIRN_B:-}
+TOOLS=${BENCH_TOOLS:-cairn ${CAIRN_B:+cairn-b }fuse-overlayfs overlay overlay-metacopy}
 ROWS=${BENCH_ROWS:-apt dpkg untar write append chown cpa rand}
 TO=${BENCH_TIMEOUT:-600}
 PROFILE=${BENCH_PROFILE:-}
@@ -89,6 +92,7 @@ read -r -a tools <<< "$TOOLS"
 for tool in "${tools[@]}"; do
 	case $tool in
 	cairn | fuse-overlayfs | overlay | overlay-metacopy) ;;
+	cairn-b) [[ -x $CAIRN_B ]] || bench_die "cairn-b: BENCH_CAIRN_B is no binary: '$CAIRN_B'" ;;
 	*) bench_die "unknown tool in BENCH_TOOLS: $tool" ;;
 	esac
 done
@@ -121,7 +125,7 @@ cleanup() {
 		done
 	fi
 	for m in "${MOUNTED[@]}"; do
-		if [[ $m == */cairn ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
+		if [[ $m == */cairn || $m == */cairn-b ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
 			timeout 60 "$CAIRN" --store "$WORK/store" umount "$m" > /dev/null 2>&1 || true
 		fi
 		bench_force_unmount "$m"
@@ -294,7 +298,7 @@ N_DPKG=$(find "$DEBS_DPKG" -name '*.deb' | wc -l)
 USR_FILES=$(bench_tree_files "$T/usr")
 USR_BYTES=$(bench_tree_bytes "$T/usr")
 
-if has_tool cairn; then
+if has_tool cairn || has_tool cairn-b; then
 	if [[ ! -x $CAIRN ]]; then
 		FAILED[cairn]="binary not found: $CAIRN"
 	else
@@ -305,6 +309,7 @@ if has_tool cairn; then
 			INFO[cairn.import]=$t
 		else
 			fail cairn "import failed" "$WORK/import.log" || true
+			FAILED[cairn-b]=${FAILED[cairn]}
 		fi
 	fi
 fi
@@ -331,29 +336,34 @@ fresh() { # NAME: fresh upper and work dirs
 	mkdir -p "$WORK/up-$1/tree" "$WORK/up-$1/work"
 	UPPER=$WORK/up-$1/tree
 }
-mount_cairn() {
-	local m=$WORK/mnt/cairn
+# mount_cairn_as TOOL BINARY
+mount_cairn_as() {
+	local m=$WORK/mnt/$1 bin=$2
 	local -a extra
 	read -r -a extra <<< "${BENCH_CAIRN_MOUNT_OPTS:-}"
 	mkdir -p "$m"
-	rm -rf --one-file-system "${WORK:?}/up-cairn"
+	rm -rf --one-file-system "${WORK:?}/up-$1"
 	MOUNTED+=("$m")
 	if [[ -n $DEBUG_LOG ]]; then
-		debug_mount "$DEBUG_LOG" "$CAIRN" --store "$STORE" mount upper --upper "$WORK/up-cairn" \
+		debug_mount "$DEBUG_LOG" "$bin" --store "$STORE" mount upper --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" --debug "$m" || return
 	else
-		timeout 120 "$CAIRN" --store "$STORE" mount upper "$m" --upper "$WORK/up-cairn" \
-			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/cairn-mount.log" 2>&1 || return
-		PID=$(bench_cairn_pid "$CAIRN" "$STORE" "$m")
+		timeout 120 "$bin" --store "$STORE" mount upper "$m" --upper "$WORK/up-$1" \
+			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/$1-mount.log" 2>&1 || return
+		PID=$(bench_cairn_pid "$bin" "$STORE" "$m")
 	fi
 	MNT=$m
-	UPPER=$WORK/up-cairn
+	UPPER=$WORK/up-$1
 }
-umount_cairn() {
-	timeout "$TO" "$CAIRN" --store "$STORE" umount "$WORK/mnt/cairn" > /dev/null 2>&1 ||
-		bench_force_unmount "$WORK/mnt/cairn"
+umount_cairn_as() { # TOOL BINARY
+	timeout "$TO" "$2" --store "$STORE" umount "$WORK/mnt/$1" > /dev/null 2>&1 ||
+		bench_force_unmount "$WORK/mnt/$1"
 	[[ -z $DEBUG_LOG || -z $PID ]] || timeout 30 tail --pid="$PID" -f /dev/null || true
 }
+mount_cairn() { mount_cairn_as cairn "$CAIRN"; }
+umount_cairn() { umount_cairn_as cairn "$CAIRN"; }
+mount_cairn-b() { mount_cairn_as cairn-b "$CAIRN_B"; }
+umount_cairn-b() { umount_cairn_as cairn-b "$CAIRN_B"; }
 mount_fuse-overlayfs() {
 	local m=$WORK/mnt/fuse-overlayfs
 	mkdir -p "$m"
@@ -448,7 +458,7 @@ prof_stop() { # TOOL ROW RUN
 		wait "$PROF_STRACE" 2> /dev/null || true
 	fi
 	if [[ -n $DEBUG_LOG && -f $DEBUG_LOG ]]; then
-		tail -n +$((PROF_MARK + 1)) "$DEBUG_LOG" | grep -o 'opcode: [A-Z_0-9]*' | cut -d' ' -f2 |
+		tail -n +$((PROF_MARK + 1)) "$DEBUG_LOG" | grep -o 'opcode: [A-Z_0-9][A-Z_0-9]*' | cut -d' ' -f2 |
 			sort | uniq -c | sort -rn > "$WORK/profile/$1.$2.$3.requests"
 	fi
 }
@@ -457,7 +467,7 @@ prof_stop() { # TOOL ROW RUN
 measure() {
 	local tool=$1 row=$2 run=$3 t v pkgs=
 	MNT='' UPPER='' PID='' DEBUG_LOG=''
-	if profiling requests && [[ $tool == cairn || $tool == fuse-overlayfs ]]; then
+	if profiling requests && [[ $tool == cairn* || $tool == fuse-overlayfs ]]; then
 		DEBUG_LOG=$WORK/profile/$tool.$row.$run.debug
 	fi
 	"mount_$tool" || { fail "$tool" "mount failed" "${DEBUG_LOG:-$WORK/$tool-mount.log}"; return 1; }
@@ -582,6 +592,12 @@ PEERS=()
 for m in apt dpkg untar write chown cpa; do
 	PEERS+=("$m time: cairn / fuse-overlayfs $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "fuse-overlayfs.$m")"), fuse-overlayfs / overlayfs (kernel) $(bench_ratio "$(m_or_na "fuse-overlayfs.$m")" "$(m_or_na "overlay.$m")"), cairn / overlayfs (kernel) $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "overlay.$m")")")
 done
+if has_tool cairn-b; then
+	for m in apt dpkg untar write append chown cpa; do
+		PEERS+=("$m time: cairn / cairn-b $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "cairn-b.$m")"), cairn-b / overlayfs (kernel) $(bench_ratio "$(m_or_na "cairn-b.$m")" "$(m_or_na "overlay.$m")")")
+	done
+	PEERS+=("rand IOPS: cairn / cairn-b $(bench_ratio "$(m_or_na cairn.rand)" "$(m_or_na cairn-b.rand)")")
+fi
 
 # The profiles of the last run: each row's FUSE requests (total and by opcode) and the daemon's
 # most frequent system calls.
@@ -590,15 +606,15 @@ profile_report() { # PREFIX
 	echo
 	printf '%s\n' "${1}profiles (BENCH_PROFILE=$PROFILE, run $RUNS; the files in $WORK/profile):"
 	for row in "${rows[@]}"; do
-		for tool in cairn fuse-overlayfs; do
+		for tool in cairn cairn-b fuse-overlayfs; do
 			f=$WORK/profile/$tool.$row.$RUNS.requests
 			[[ -s $f ]] && printf '%s%s %s: %s requests: %s\n' "$1" "$row" "$tool" \
-				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", NR > 1 ? ", " : "", $2, $1 }' "$f")"
+				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }' "$f")"
 			f=$WORK/profile/$tool.$row.$RUNS.strace
 			[[ -s $f ]] && printf '%s%s %s: syscalls %s; by count: %s\n' "$1" "$row" "$tool" \
 				"$(awk '$NF == "total" { print $4 }' "$f")" \
 				"$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$f" |
-					sort -rn | head -n 12 | awk '{ printf "%s%s %d", NR > 1 ? ", " : "", $2, $1 }')"
+					sort -rn | head -n 12 | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }')"
 		done
 	done
 	return 0
@@ -612,6 +628,7 @@ report() { # text|md
 	printf '%s\n' "${pre}median of $RUNS run(s), a fresh mount and upper and dropped caches for each figure, every time ends with sync -f of the mount and of the upper; rand: fio randread 4k psync ${FIO_RUNTIME}s; $(nproc) CPUs, $(uname -r), upper on $(df --output=fstype "$WORK" | tail -n 1), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\n' "${pre}$(fuse-overlayfs --version 2>&1 | grep -m1 '^fuse-overlayfs'); overlayfs (kernel): the module's defaults (redirect_dir=$(cat /sys/module/overlay/parameters/redirect_dir 2> /dev/null || echo ?), metacopy=$(cat /sys/module/overlay/parameters/metacopy 2> /dev/null || echo ?), index=$(cat /sys/module/overlay/parameters/index 2> /dev/null || echo ?))"
 	[[ -n ${INFO[cairn.import]:-} ]] && printf '%s\n' "${pre}cairn: $CAIRN, --cache-size $CAIRN_CACHE_SIZE${BENCH_CAIRN_MOUNT_OPTS:+ $BENCH_CAIRN_MOUNT_OPTS}, import of the lower $(num 1 "${INFO[cairn.import]}") s"
+	[[ -z $CAIRN_B ]] || printf '%s\n' "${pre}cairn-b: $CAIRN_B, mounting the same store"
 	echo
 	if [[ $fmt == md ]]; then bench_table_md; else bench_table_print; fi
 	echo
