@@ -493,12 +493,8 @@ static void rw_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	p = cfs_inode_find(r.fs, parent);
 	ret = p ? rw_resolve(&r, p, name, &e) : -ESTALE;
 	if (ret == -ENOENT) {
-		/*
-		 * Cached like a positive entry: every name the upper gains comes
-		 * through this mount (the kernel drops the negative entry itself),
-		 * and a live switch expires the names its image adds.
-		 */
-		struct fuse_entry_param ne = { .entry_timeout = r.fs->timeout };
+		/* no negative caching: the upper changes under names the kernel asked for */
+		struct fuse_entry_param ne = { 0 };
 
 		rw_req_end(&r);
 		fuse_reply_entry(req, &ne);
@@ -568,16 +564,15 @@ static void rw_statfs(fuse_req_t req, fuse_ino_t ino)
 static void rw_init(void *userdata, struct fuse_conn_info *conn)
 {
 	cfs_init(userdata, conn);
-	/* listings change: the kernel asks, and always for everything (opens: see rw_open()) */
-	conn->want &= ~(FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_READDIRPLUS_AUTO);
+	/* opens and listings change: the kernel asks, and always for everything */
+	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
+			FUSE_CAP_READDIRPLUS_AUTO);
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
 		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_write = CFS_MAX_READ;
-	if ((conn->capable & FUSE_CAP_WRITEBACK_CACHE) && getenv("CAIRN_X_WB"))
-		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 }
 
 const struct fuse_lowlevel_ops cfs_rw_ops = {
@@ -598,11 +593,7 @@ const struct fuse_lowlevel_ops cfs_rw_ops = {
 	.open = rw_open,
 	.read = rw_read,
 	.write_buf = rw_write_buf,
-	/*
-	 * No .flush: told ENOSYS once, the kernel sends no FLUSH on any later
-	 * close (a round trip per close saved); nothing is buffered here and
-	 * locks are the kernel's.
-	 */
+	.flush = rw_flush,
 	.release = rw_release,
 	.fsync = rw_fsync,
 	.opendir = rw_opendir,
