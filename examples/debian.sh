@@ -18,9 +18,8 @@
 #   CAIRN           a cairn binary already built: skips installing and building
 #   DEBIAN_MNT      the mountpoint (default /run/cairn/mnt/debian)
 #   DEBIAN_ROOTFS   a minbase tree to import as it is, instead of the cache
-#   DEBIAN_CACHE    where the minbase tree is made once (/var/cache/cairn-examples);
-#                   the import benchmark's tree (/var/cache/cairn-bench/rootfs-v1)
-#                   is used when it is there
+#   CAIRN_DEBIAN_CACHE  where the minbase tree is made once (/var/cache/cairn-debian,
+#                   shared with the tests: scripts/debian-tree.sh)
 #   DEBIAN_SUITE    (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian)
 #   TMPDIR          where the upper directory and the .deb are made
 set -euo pipefail
@@ -35,9 +34,6 @@ export CAIRN_STORE=${CAIRN_STORE:-/var/lib/cairn}
 echo "cairn: $cairn; store: $CAIRN_STORE"
 
 suite=${DEBIAN_SUITE:-bookworm}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-cache=${DEBIAN_CACHE:-/var/cache/cairn-examples}
-bench_tree=/var/cache/cairn-bench/rootfs-v1
 mnt=${DEBIAN_MNT:-/run/cairn/mnt/debian}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-debian.XXXXXX")
 upper=$work/upper
@@ -74,32 +70,8 @@ in_debian() {
 }
 
 step "a Debian $suite minbase tree"
-stamp="debootstrap --variant=minbase $suite"
-if [ -n "${DEBIAN_ROOTFS:-}" ]; then
-	rootfs=$DEBIAN_ROOTFS
-	[ -x "$rootfs/usr/bin/dpkg" ] || die "DEBIAN_ROOTFS='$rootfs' has no usr/bin/dpkg"
-elif [ -f "$bench_tree.stamp" ] && grep -q "^$stamp " "$bench_tree.stamp"; then
-	rootfs=$bench_tree
-	echo "(made by tests/bench/import.sh: $(cat "$bench_tree.stamp"))"
-else
-	rootfs=$cache/$suite-minbase
-	mkdir -p "$cache"
-	exec 9>"$cache/.lock"
-	flock 9 # two runs at once: one makes the tree, the other waits
-	if ! [ -f "$rootfs.stamp" ] || [ "$(cat "$rootfs.stamp")" != "$stamp $mirror" ]; then
-		command -v debootstrap >/dev/null || run apt-get install -y -q --no-install-recommends debootstrap
-		rm -rf --one-file-system "$rootfs" "$rootfs.tmp" "$rootfs.stamp"
-		echo "(once: a few minutes, the log is $cache/debootstrap.log)"
-		show debootstrap --variant=minbase "$suite" "$rootfs.tmp" "$mirror"
-		debootstrap --variant=minbase "$suite" "$rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
-			{ tail -n 20 "$cache/debootstrap.log"; die "debootstrap failed"; }
-		# apt's downloaded .debs and package lists are caches, not the system
-		find "$rootfs.tmp/var/cache/apt" "$rootfs.tmp/var/lib/apt/lists" -xdev -type f ! -name lock -delete
-		mv "$rootfs.tmp" "$rootfs"
-		echo "$stamp $mirror" >"$rootfs.stamp"
-	fi
-	exec 9>&-
-fi
+debian_minbase_tree
+rootfs=$debian_tree
 echo "$rootfs: $(find "$rootfs" -xdev | wc -l) entries, $(du -sh --one-file-system "$rootfs" | cut -f1)"
 
 step "importing it as 'debian-minbase' and putting the platform 'debian' on it"

@@ -72,38 +72,16 @@ cairn_ready() {
 }
 
 # debian_minbase_tree: sets $debian_tree to a debootstrap --variant=minbase
-# tree: $DEBIAN_ROOTFS as is, else the import benchmark's cached tree, else
-# the examples' cache ($DEBIAN_CACHE, default /var/cache/cairn-examples, the
-# one examples/debian.sh makes), made once under flock (network the first
-# time). DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian).
+# tree: $DEBIAN_ROOTFS as is, else the one cached tree the examples and
+# tests share (scripts/debian-tree.sh: /var/cache/cairn-debian, made once
+# under flock, network the first time). DEBIAN_SUITE (bookworm),
+# DEBIAN_MIRROR (http://deb.debian.org/debian), CAIRN_DEBIAN_CACHE.
 debian_minbase_tree() {
-	local suite=${DEBIAN_SUITE:-bookworm} mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-	local cache=${DEBIAN_CACHE:-/var/cache/cairn-examples} bench=/var/cache/cairn-bench/rootfs-v1
-	local stamp="debootstrap --variant=minbase $suite" tree
 	if [ -n "${DEBIAN_ROOTFS:-}" ]; then
 		[ -x "$DEBIAN_ROOTFS/usr/bin/dpkg" ] || die "DEBIAN_ROOTFS='$DEBIAN_ROOTFS' has no usr/bin/dpkg"
 		debian_tree=$DEBIAN_ROOTFS
 		return 0
 	fi
-	if [ -f "$bench.stamp" ] && grep -q "^$stamp " "$bench.stamp"; then
-		debian_tree=$bench
-		return 0
-	fi
-	tree=$cache/$suite-minbase
-	mkdir -p "$cache"
-	(
-		flock 9 # two runs at once: one makes the tree, the other waits
-		[ -f "$tree.stamp" ] && [ "$(cat "$tree.stamp")" = "$stamp $mirror" ] && exit 0
-		command -v debootstrap >/dev/null || apt-get install -y -q --no-install-recommends debootstrap
-		rm -rf --one-file-system "$tree" "$tree.tmp" "$tree.stamp"
-		echo "(once: a few minutes, the log is $cache/debootstrap.log)"
-		show debootstrap --variant=minbase "$suite" "$tree.tmp" "$mirror"
-		debootstrap --variant=minbase "$suite" "$tree.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
-			{ tail -n 20 "$cache/debootstrap.log"; exit 1; }
-		# apt's downloaded .debs and package lists are caches, not the system
-		find "$tree.tmp/var/cache/apt" "$tree.tmp/var/lib/apt/lists" -xdev -type f ! -name lock -delete
-		mv "$tree.tmp" "$tree"
-		echo "$stamp $mirror" >"$tree.stamp"
-	) 9>"$cache/.lock" || die "debootstrap failed"
-	debian_tree=$tree
+	show "$example_repo/scripts/debian-tree.sh"
+	debian_tree=$("$example_repo/scripts/debian-tree.sh") || die "no Debian minbase tree"
 }

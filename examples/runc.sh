@@ -46,13 +46,13 @@ die() { printf 'runc.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (FUSE mounts with allow_other, containers)"
 if [ -z "${CAIRN:-}" ]; then
 	step "installing dependencies (only what is missing) and building"
-	./scripts/install-deps.sh
+	./scripts/install-deps.sh runc crun python3
 	if [ -f build/build.ninja ]; then meson setup --reconfigure build >/dev/null; else meson setup build >/dev/null; fi
 	meson compile -C build >/dev/null
 	CAIRN=$repo/build/tools/cairn
 fi
 for c in "$RUNTIME" python3 fusermount3; do
-	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh)"
+	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh runc crun python3)"
 done
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
 
@@ -114,8 +114,12 @@ run cairn upgrade runc-demo v1
 
 step "an OCI bundle whose rootfs is a cairn mount of the platform"
 mkdir -p "$rootfs" "$hostlog" "$state"
-mount_args=()
-[ -n "$UPPER" ] && mkdir -p "$UPPER" && mount_args=(--upper "$UPPER")
+# MOUNT_ARGS=--isolated gives the mount a daemon of its own (default: the store's shared one)
+read -r -a mount_args <<<"${MOUNT_ARGS:-}"
+if [ -n "$UPPER" ]; then
+	mkdir -p "$UPPER"
+	mount_args+=(--upper "$UPPER")
+fi
 run cairn mount runc-demo "$rootfs" "${mount_args[@]}"
 (cd "$bundle" && run "$RUNTIME" spec)
 # runc spec's defaults, changed for a long-running, non-interactive container

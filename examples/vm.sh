@@ -27,7 +27,7 @@
 #
 # Run as root on Debian 12. Network: the first time, for debootstrap, apt-get
 # inside the mount and the kernel (all cached: the tree under
-# /var/cache/cairn-examples, the kernel under /var/cache/cairn-vm, the images
+# /var/cache/cairn-debian (scripts/debian-tree.sh), the kernel under /var/cache/cairn-vm, the images
 # in the store).
 #
 # Environment:
@@ -64,7 +64,7 @@ cairn_ready
 export CAIRN_STORE=${CAIRN_STORE:-/var/lib/cairn}
 echo "cairn: $cairn; store: $CAIRN_STORE; transport: $transport; root: $rootfs_kind"
 for c in "$vm_qemu" cpio busybox; do
-	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh)"
+	command -v "$c" >/dev/null || die "'$c' is not installed (scripts/install-deps.sh --test)"
 done
 [ "$transport" != virtiofs ] || [ -x "$vm_virtiofsd" ] || die "$vm_virtiofsd is missing (qemu-system-common)"
 

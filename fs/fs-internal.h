@@ -9,14 +9,14 @@
  * entry is (parent, name, node id); a hard-link group is its node id
  * (which holds the group's key), so its members share one inode.
  *
- * Lock order: switch_lock, ns_lock, itable_lock, then a cache shard lock
- * (inside cache.c).
+ * The lock order is written once, above struct cfs_daemon.
  */
 #ifndef CAIRN_FS_INTERNAL_H
 #define CAIRN_FS_INTERNAL_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h> /* the INIT a handover keeps (handover.c) */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -25,6 +25,7 @@
 
 #include "cache.h"
 #include "chunk.h"
+#include "control.h"
 #include "fs.h"
 #include "node.h"
 #include "read.h"
@@ -125,16 +126,85 @@ struct cfs_rw {
 	unsigned seen_gen;        /* cfs.upper_gen when its upper was last looked for */
 };
 
-/* Per thread: one read transaction (reset between requests) and zstd state. */
+/*
+ * Per worker thread, shared by every mount it serves: one read transaction
+ * (renewed for a request, reset after it) and zstd state. fs is the mount
+ * of the request in hand.
+ */
 struct cfs_thread {
 	struct cfs *fs;
 	struct cairn_txn *txn;
 	struct cairn_zctx z;
 };
 
+/*
+ * Lock order, for the two structs below (a lock may be taken while holding
+ * the ones above it, never the other way):
+ *
+ *   cfs_daemon.mounts_lock     taken alone: refs are taken under it, then it is dropped
+ *   cfs_daemon.switch_mutex    one platform switch at a time (switch.c)
+ *   cfs.switch_lock (rw)       requests read, a live switch writes
+ *   cfs.ns_lock                writable mounts: the upper's namespace (rw.c)
+ *   cfs.itable_lock            the inode table (inode.c)
+ *   cache shard locks, cfs_daemon.decoding_lock   leaves (cache.c, chunks.c)
+ *   cfs.loop_lock              leaf: the worker loop's state of one mount (daemon.c)
+ */
+
+/* The daemon: one per store (or per mount with --isolated). daemon.c */
+struct cfs_daemon {
+	/* set by cfs_daemon_new(), immutable after */
+	char *store_dir;
+	size_t cache_bytes;
+	bool foreground, isolated;
+	unsigned nworkers;        /* threads reading every mount's session */
+	unsigned budget;          /* requests one mount may have in flight */
+	struct cairn_store *store; /* one LMDB environment for every mount */
+	struct cfs_cache *cache;  /* one chunk cache for every mount */
+	pthread_key_t thread_key; /* struct cfs_thread */
+	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
+	uint64_t ns;              /* the daemon's mount namespace */
+	char sock_path[108];      /* its control socket */
+	int lsock;                /* listening on sock_path */
+	int lock_fd;              /* STORE/run/daemon.lock (shared daemon), or -1 */
+	int epfd;                 /* every mount's /dev/fuse fd, EPOLLONESHOT, and wake_fd */
+	int wake_fd;              /* eventfd: written when the workers are to stop */
+	pthread_t *workers;
+	pthread_t control;
+	bool control_running;
+
+	/* chunks being decoded now, so a second reader waits instead of decoding too (chunks.c) */
+	pthread_mutex_t decoding_lock;
+	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
+	struct cairn_id decoding[64];    /* decoding_lock */
+	unsigned ndecoding;              /* decoding_lock */
+
+	pthread_mutex_t mounts_lock;
+	pthread_cond_t mounts_cond;      /* nmounts or nclients changed; mounts_lock */
+	struct cfs *mounts;              /* every live mount; mounts_lock */
+	unsigned nmounts;                /* mounts_lock */
+	unsigned nclients;               /* control connections being answered; mounts_lock */
+	uint64_t next_id;                /* mounts_lock */
+	bool stopping;                   /* no more mounts (a signal, a handover); mounts_lock */
+	bool handed_over;                /* a new daemon serves the mounts: exit; mounts_lock */
+
+	pthread_mutex_t switch_mutex;    /* one platform switch at a time */
+};
+
+/* A bind of a read-only mount's session at another mountpoint (daemon.c). */
+struct cfs_view {
+	char id[32];
+	char *mountpoint;
+	char *source;             /* what the user named for this mount */
+	uint64_t ns;
+	struct cfs_view *next;
+};
+
 struct cfs {
-	const struct cfs_options *o;
-	struct cairn_store *store;
+	struct cfs_daemon *d;
+	const struct cfs_options *o; /* &opts */
+	struct cfs_options opts;     /* owned copies of the strings */
+	char id[32];                 /* unique in the store (control.h) */
+	int64_t started_ns;
 	/*
 	 * Held for reading by every request that reads nodes or inodes (and by
 	 * forget), for writing by a live switch while it re-binds directories.
@@ -149,25 +219,15 @@ struct cfs {
 	struct cfs_leases leases;
 	struct cairn_id root;     /* the image's flattened tree; switch_lock */
 	uint64_t image_nodes, image_size;
-	struct cfs_cache *cache;
 	struct fuse_session *se;
-	pthread_key_t thread_key;
 	double timeout;           /* entry and attribute validity, seconds */
-	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
-
-	/* chunks being decoded now, so a second reader waits instead of decoding too */
-	pthread_mutex_t decoding_lock;
-	pthread_cond_t decoded;          /* a decode finished; decoding_lock */
-	struct cairn_id decoding[64];    /* decoding_lock */
-	unsigned ndecoding;              /* decoding_lock */
-
-	atomic_bool readahead_set;       /* the bdi's read-ahead window was raised */
 
 	pthread_mutex_t itable_lock;
 	struct cfs_inode **buckets; /* itable_lock */
 	size_t nbuckets, ninodes;   /* itable_lock */
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
+	atomic_bool readahead_set;  /* the connection's read-ahead window was raised */
 
 	/* writable mounts (rw*.c, upper.c) */
 	struct cfs_upper *upper;    /* NULL on a read-only mount */
@@ -176,7 +236,51 @@ struct cfs {
 	unsigned upper_gen;         /* bumped when directories no inode knows were copied up; ns_lock */
 	struct cfs_inode **kbuckets; /* key map; itable_lock */
 	size_t nkbuckets;
+	struct rw_dirs *dirs;       /* open directory handles (rw-dir.c) */
+
+	/*
+	 * Where the mount is: its own mountpoint (o->mountpoint, record fs->id)
+	 * unless unmounted while binds of it live on, and the binds other
+	 * read-only mounts of the same source made of it (one session, one
+	 * page cache). Each has a record. d->mounts_lock.
+	 */
+	bool primary_gone;
+	struct cfs_view *views;
+	pthread_mutex_t record_lock; /* one writer of the records at a time (mount.c) */
+	bool unrecorded;             /* the records are gone for good; record_lock */
+
+	/* a daemon restart (handover.c) */
+	void *init;                 /* the INIT request the connection began with */
+	size_t init_len;            /* set once, by the worker that read INIT */
+	struct cfs_replay *replay;  /* a handed-over session's first read, until it is taken */
+
+	/* in the daemon's loop (daemon.c) */
+	struct cfs *next;           /* d->mounts; d->mounts_lock */
+	atomic_uint refs;           /* d->mounts' one, each request in flight, each control user */
+	int fd;                     /* the FUSE connection (the session's) */
+	pthread_mutex_t loop_lock;
+	unsigned inflight;          /* requests being answered; loop_lock */
+	bool parked;                /* at its budget: not re-armed until one finishes; loop_lock */
+	bool gone;                  /* the connection ended: never re-armed; loop_lock */
+	bool frozen;                /* a handover takes it: nothing more is read; loop_lock */
+	char switch_reply[256];     /* this switch request's outcome; d->switch_mutex */
+	bool reading;               /* a worker is reading a request of it; loop_lock */
 };
+
+/* A handed-over session's INIT, given to it once (handover.c). */
+struct cfs_replay {
+	const void *init;
+	size_t len;
+	uint64_t unique;
+	bool given, dropped;
+};
+
+/*
+ * libfuse 3.14 reads up to its session's buffer size, at most
+ * FUSE_MAX_MAX_PAGES (256) pages and a header page, and never more after
+ * INIT: one buffer of that size per worker serves every session.
+ */
+#define CFS_REQ_BUF (257u * 4096u)
 
 #define CFS_MAX_READ (1u << 20)
 #define CFS_BLKSIZE 65536u
@@ -200,6 +304,8 @@ struct cfs_inode *cfs_inode_find(struct cfs *fs, uint64_t ino);
 struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t parent,
 				const char *name, size_t len, const struct cairn_id *node,
 				const struct cairn_node_view *v);
+/* The hash of a name an inode keeps (its identity with the parent). */
+uint64_t cfs_name_hash(const char *name, size_t len);
 /* The number cfs_inode_ref() gives such an entry (short of a hash collision). */
 uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
 			  const struct cairn_id *node, const struct cairn_node_view *v);
@@ -209,6 +315,8 @@ void cfs_inode_derive(struct cfs_thread *t, struct cfs_inode *in, const struct c
 struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino);
 /* Adds in under ino, or the next free number after it (itable_lock held). */
 void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino);
+/* Adds a handed-over inode under its own number (the root's too); -EEXIST if taken. */
+int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 /* Drops n kernel references; frees the inode at zero (its lease dropped). */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 
@@ -249,11 +357,20 @@ void cfs_leases_publish(struct cfs *fs);
 
 /* switch.c */
 /*
+ * What one switch request has computed for every mount it switches (the
+ * names that changed in each directory), so the images are compared once.
+ * Mounts may switch on several threads at once with one memo.
+ */
+struct cfs_switch_memo;
+struct cfs_switch_memo *cfs_switch_memo_new(void);
+void cfs_switch_memo_free(struct cfs_switch_memo *m);
+/*
  * Follows the platform: re-reads its pointer and, if it moved, re-binds
  * every directory the kernel holds to the new tree and tells the kernel
- * what changed. Writes a one-line answer into reply. Returns 0 or -errno.
+ * what changed (the changes looked up in, or added to, memo). Writes a
+ * one-line answer into reply. Returns 0 or -errno (-ENOMEM without memo).
  */
-int cfs_switch(struct cfs *fs, char *reply, size_t len);
+int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t len);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops cfs_ops;
@@ -272,9 +389,24 @@ void cfs_rw_fds_init(struct cfs *fs);
 void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
-/* A decoded, verified chunk (a reference: cfs_chunk_unref() it). */
-struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				bool ahead, int *err);
+/*
+ * A daemon restart (handover.c): what a writable mount keeps for an inode,
+ * saved with its fds appended to fds (at most 2 more), and made again (the
+ * fds it takes become -1; itable_lock held, in already in the table).
+ */
+json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds);
+int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int *fds,
+		      unsigned nfds);
+/*
+ * Open directory handles of a writable mount (rw-dir.c): the kernel holds
+ * their ids (fi->fh), never our pointers, so a new daemon can take them
+ * over. save() gives every handle's listing as an array of parts (an id
+ * and at most 1000 of its names each); load() adds one part.
+ */
+int cfs_rw_dirs_init(struct cfs *fs);
+void cfs_rw_dirs_release(struct cfs *fs);
+json_object *cfs_rw_dirs_save(struct cfs *fs);
+int cfs_rw_dirs_load(struct cfs *fs, json_object *part);
 /* Read-side handlers a writable mount uses for what lies in the image. */
 void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
@@ -329,5 +461,65 @@ bool cfs_caller_sys_admin(fuse_req_t req);
 /* Drops trusted.* names from a NUL-separated listing unless the caller may see them; new length. */
 size_t cfs_list_hide_trusted(fuse_req_t req, char *list, size_t len);
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* chunks.c: the daemon's one decode path, over the store's chunk source (source.h) */
+/*
+ * A decoded, verified chunk from the cache, decoding it on a miss; a chunk
+ * another thread decodes right now (for any mount) is waited for, not
+ * decoded twice. ahead: a read-ahead the caller knows is not cached (it
+ * counts no miss). A reference: cfs_chunk_unref() it. NULL and *err.
+ */
+struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
+				bool ahead, int *err);
+
+/* mount.c: one mount's life inside a daemon */
+/*
+ * A new mount of o served on FUSE connection fd (not taken over here):
+ * checks the image, opens the upper, makes the inode table and the
+ * session. The caller adds it to the daemon's loop. 0 or -errno with a
+ * message.
+ */
+int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
+		  struct cfs **out);
+/* Frees a mount no request and no control user holds any more. */
+void cfs_mount_free(struct cfs *fs);
+/*
+ * Writes the mount's records (control.h) from its state now: its own and
+ * one per bind of it. 0 or -errno.
+ */
+int cfs_mount_record(struct cfs *fs);
+/* Removes every record of the mount (its own and its binds'). */
+void cfs_mount_unrecord(struct cfs *fs);
+/* The mount's counters and the daemon's cache's, as JSON (the caller puts it). */
+json_object *cfs_mount_stats(struct cfs *fs);
+
+/*
+ * Makes a handed-over mount (handover.c) of o with record id, its upper
+ * from upper (NULL: read-only) and fds: no session I/O yet, no inode but
+ * what the caller adds. 0 or -errno with a message.
+ */
+int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const char *id,
+		    json_object *upper, int *fds, unsigned nfds, struct cfs **out);
+/* The old daemon lets go of a handed-over mount: no unmount, no record removed. */
+void cfs_mount_let_go(struct cfs *fs);
+
+/* daemon.c */
+void cfs_mount_ref(struct cfs *fs);
+void cfs_mount_unref(struct cfs *fs);
+/* Every live mount, referenced (cfs_mounts_unref() them); *n is how many. NULL without memory. */
+struct cfs **cfs_mounts_ref(struct cfs_daemon *d, size_t *n);
+void cfs_mounts_unref(struct cfs **v, size_t n);
+/* Adds a mount the daemon has set up to its list and its workers. */
+void cfs_daemon_serve_mount(struct cfs_daemon *d, struct cfs *fs);
+/* Every mount of a platform reads its pointer again (a switch it may have missed). */
+void cfs_daemon_follow_platforms(struct cfs_daemon *d);
+void cfs_daemon_log(struct cfs_daemon *d, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* handover.c */
+/* The running daemon gives its mounts to the new one at the other end of sock. */
+int cfs_handover_give(struct cfs_daemon *d, int sock, unsigned *given);
+/* A new daemon takes every mount of the one running (d->sock_path). */
+int cfs_handover_take(struct cfs_daemon *d, unsigned *taken);
 
 #endif

@@ -160,6 +160,11 @@ void cfs_inode_derive(struct cfs_thread *t, struct cfs_inode *in, const struct c
 	}
 }
 
+uint64_t cfs_name_hash(const char *name, size_t len)
+{
+	return XXH3_64bits(name, len);
+}
+
 uint64_t cfs_inode_number(uint64_t parent, const char *name, size_t len,
 			  const struct cairn_id *node, const struct cairn_node_view *v)
 {
@@ -283,20 +288,34 @@ struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino)
 	return find_locked(fs, ino);
 }
 
-void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino)
+/* Adds in under in->ino, which must be free (itable_lock held). */
+static void insert_locked(struct cfs *fs, struct cfs_inode *in)
 {
 	size_t k;
 
+	if (++fs->ninodes > fs->nbuckets)
+		grow_locked(fs);
+	k = bucket_of(fs, in->ino);
+	in->next = fs->buckets[k];
+	fs->buckets[k] = in;
+}
+
+void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino)
+{
 	if (ino <= FUSE_ROOT_ID)
 		ino += 2;
 	while (find_locked(fs, ino))
 		ino = ino + 1 > FUSE_ROOT_ID ? ino + 1 : 2; /* taken: probe */
 	in->ino = ino;
-	if (++fs->ninodes > fs->nbuckets)
-		grow_locked(fs);
-	k = bucket_of(fs, ino);
-	in->next = fs->buckets[k];
-	fs->buckets[k] = in;
+	insert_locked(fs, in);
+}
+
+int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in)
+{
+	if (in->ino == 0 || find_locked(fs, in->ino))
+		return -EEXIST;
+	insert_locked(fs, in);
+	return 0;
 }
 
 int cfs_inode_root(struct cfs *fs, const struct cairn_node_view *v)

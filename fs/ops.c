@@ -21,7 +21,6 @@
 #include <syslog.h>
 
 #include "fs-internal.h"
-#include "source.h"
 
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
 {
@@ -31,10 +30,10 @@ void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (fs->o->foreground)
+	if (fs->d->foreground)
 		fprintf(stderr, "cairn[%s]: %s\n", fs->o->mountpoint, msg);
 	else
-		syslog(prio, "%s: %s", fs->o->mountpoint, msg);
+		syslog(prio, "%s %s: %s", fs->id, fs->o->mountpoint, msg);
 }
 
 void cfs_thread_free(void *p)
@@ -48,11 +47,35 @@ void cfs_thread_free(void *p)
 	free(t);
 }
 
-static void raise_readahead(struct cfs *fs);
+/*
+ * The kernel's read-ahead window for a FUSE mount is the smaller of what
+ * the daemon asks at INIT and its 128 KiB default; as root the daemon
+ * raises the connection's bdi window itself, once INIT is done (before the
+ * first lookup, so files opened later get the larger window). Large
+ * sequential reads then arrive as 1 MiB requests, several in flight,
+ * decoded on several threads. The connection's number comes with the
+ * mount (the command that mounted read it from its mountinfo).
+ */
+static void raise_readahead(struct cfs *fs)
+{
+	char path[96];
+	bool expected = false;
+	int fd;
+
+	if (!atomic_compare_exchange_strong(&fs->readahead_set, &expected, true) || !fs->o->conn)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/0:%u/read_ahead_kb", fs->o->conn);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "4096", 4) != 4)
+		cfs_log(fs, LOG_INFO, "cannot raise the read-ahead window: %s", strerror(errno));
+	close(fd);
+}
 
 struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 {
-	struct cfs_thread *t = pthread_getspecific(fs->thread_key);
+	struct cfs_thread *t = pthread_getspecific(fs->d->thread_key);
 	int ret;
 
 	/* any request but INIT comes after INIT's reply: the kernel has its window */
@@ -65,7 +88,7 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 			*err = -ENOMEM;
 			return NULL;
 		}
-		ret = cairn_txn_begin(fs->store, false, &t->txn);
+		ret = cairn_txn_begin(fs->d->store, false, &t->txn);
 		if (ret) {
 			pthread_rwlock_unlock(&fs->switch_lock);
 			free(t);
@@ -74,9 +97,10 @@ struct cfs_thread *cfs_thread_begin(struct cfs *fs, int *err)
 			return NULL;
 		}
 		t->fs = fs;
-		pthread_setspecific(fs->thread_key, t);
+		pthread_setspecific(fs->d->thread_key, t);
 		return t;
 	}
+	t->fs = fs; /* the thread serves every mount: this request's */
 	ret = cairn_txn_renew(t->txn);
 	if (ret) {
 		pthread_rwlock_unlock(&fs->switch_lock);
@@ -162,7 +186,13 @@ void cfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_readahead = 4u << 20;
 	conn->max_read = CFS_MAX_READ; /* must match the max_read mount option */
-	(void)fs;
+	/*
+	 * Spliced requests need a pipe per thread and session, which libfuse
+	 * frees only in the thread that ends the session: with one pool of
+	 * threads over many sessions they would pile up. Copy instead.
+	 */
+	if (!fs->d->isolated)
+		conn->want &= ~FUSE_CAP_SPLICE_READ;
 }
 
 void cfs_reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,
@@ -493,152 +523,6 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	readdir_image(req, ino, size, off, true);
 }
 
-/*
- * Reads a chunk through the store's chunk source (source.h: verified
- * against its id there) into a new buffer and caches it.
- */
-static struct cfs_chunk *chunk_decode(struct cfs *fs, struct cfs_thread *t,
-				      const struct cairn_id *id, int *err)
-{
-	struct cairn_chunk_info info;
-	struct cfs_chunk *ch;
-	uint8_t *data;
-	long n;
-	int ret;
-
-	ret = cairn_chunks_stat(t->txn, id, &info);
-	if (ret) {
-		char hex[CAIRN_ID_HEX_LEN + 1];
-
-		cairn_id_hex(id, hex);
-		cfs_log(fs, LOG_ERR, "chunk %s: %s", hex,
-			ret == -ENOENT ? "missing from the store" : cairn_errmsg());
-		*err = -EIO;
-		atomic_fetch_add(&fs->eio, 1);
-		return NULL;
-	}
-	data = malloc(info.raw_len);
-	if (!data) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	n = cairn_chunks_read(t->txn, &t->z, id, 0, data, info.raw_len);
-	if (n < 0) {
-		cfs_log(fs, LOG_ERR, "%s", cairn_errmsg());
-		free(data);
-		*err = n == -ENOMEM ? -ENOMEM : -EIO;
-		atomic_fetch_add(&fs->eio, 1);
-		return NULL;
-	}
-	ch = cfs_cache_insert(fs->cache, id, data, (uint32_t)n);
-	if (!ch)
-		*err = -ENOMEM;
-	return ch;
-}
-
-/* Claims id for decoding; false when another thread decodes it (after waiting for it). */
-static bool decode_claim(struct cfs *fs, const struct cairn_id *id)
-{
-	bool waited = false;
-
-	pthread_mutex_lock(&fs->decoding_lock);
-	for (;;) {
-		unsigned i;
-
-		for (i = 0; i < fs->ndecoding; i++)
-			if (cairn_id_eq(&fs->decoding[i], id))
-				break;
-		if (i == fs->ndecoding)
-			break;
-		pthread_cond_wait(&fs->decoded, &fs->decoding_lock);
-		waited = true;
-	}
-	if (waited || fs->ndecoding == ARRAY_SIZE(fs->decoding)) {
-		/* it was decoded meanwhile (or the table is full): decode without a claim */
-		pthread_mutex_unlock(&fs->decoding_lock);
-		return false;
-	}
-	fs->decoding[fs->ndecoding++] = *id;
-	pthread_mutex_unlock(&fs->decoding_lock);
-	return true;
-}
-
-static void decode_release(struct cfs *fs, const struct cairn_id *id)
-{
-	pthread_mutex_lock(&fs->decoding_lock);
-	for (unsigned i = 0; i < fs->ndecoding; i++) {
-		if (cairn_id_eq(&fs->decoding[i], id)) {
-			fs->decoding[i] = fs->decoding[--fs->ndecoding];
-			break;
-		}
-	}
-	pthread_cond_broadcast(&fs->decoded);
-	pthread_mutex_unlock(&fs->decoding_lock);
-}
-
-/*
- * A decoded, verified chunk from the cache, decoding it on a miss; a chunk
- * another thread is decoding right now is waited for, not decoded twice.
- * ahead: a read-ahead the caller knows is not cached; it counts no miss.
- */
-struct cfs_chunk *cfs_chunk_get(struct cfs *fs, struct cfs_thread *t, const struct cairn_id *id,
-				bool ahead, int *err)
-{
-	struct cfs_chunk *ch = ahead ? NULL : cfs_cache_get(fs->cache, id);
-	bool claimed;
-
-	if (ch)
-		return ch;
-	claimed = decode_claim(fs, id);
-	if (!claimed) {
-		ch = cfs_cache_get(fs->cache, id);
-		if (ch)
-			return ch;
-	}
-	ch = chunk_decode(fs, t, id, err);
-	if (claimed)
-		decode_release(fs, id);
-	return ch;
-}
-
-/*
- * The kernel's read-ahead window for a FUSE mount is the smaller of what
- * the daemon asks at INIT and its 128 KiB default; as root the daemon
- * raises the mount's bdi window itself, once INIT is done (before the
- * first lookup, so files opened later get the larger window). Large sequential reads then arrive as 1 MiB requests, several in
- * flight, decoded on several threads.
- */
-static void raise_readahead(struct cfs *fs)
-{
-	char line[8192], dev[32] = "", path[96];
-	bool expected = false;
-	FILE *f;
-	int fd;
-
-	if (!atomic_compare_exchange_strong(&fs->readahead_set, &expected, true))
-		return;
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char majmin[32], mp[4096];
-
-		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mp) == 2 &&
-		    strcmp(mp, fs->o->mountpoint) == 0)
-			strcpy(dev, majmin); /* the last one is ours */
-	}
-	fclose(f);
-	if (!*dev)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "4096", 4) != 4)
-		cfs_log(fs, LOG_INFO, "cannot raise the read-ahead window: %s", strerror(errno));
-	close(fd);
-}
-
 void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -707,7 +591,7 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			continue;
 		n = (e.end < end ? e.end : end) - pos;
 		if (e.hole) {
-			b->iov_base = fs->zeros;
+			b->iov_base = fs->d->zeros;
 		} else {
 			struct cfs_chunk *ch = cfs_chunk_get(fs, t, &e.id, false, &ret);
 
@@ -715,7 +599,7 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				break;
 			if ((uint64_t)ch->len != e.end - e.start) {
 				cfs_log(fs, LOG_ERR, "a chunk's length disagrees with its extent list");
-				cfs_chunk_unref(fs->cache, ch);
+				cfs_chunk_unref(fs->d->cache, ch);
 				ret = -EIO;
 				break;
 			}
@@ -726,7 +610,7 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				struct cairn_extent ne;
 
 				cairn_content_extent(&cv, i + 1, &ne);
-				if (!ne.hole && !cfs_cache_contains(fs->cache, &ne.id)) {
+				if (!ne.hole && !cfs_cache_contains(fs->d->cache, &ne.id)) {
 					next_id = ne.id;
 					prefetch = true;
 				}
@@ -748,13 +632,13 @@ void cfs_read_image(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		atomic_fetch_add(&fs->reads, 1);
 	}
 	for (unsigned k = 0; k < nheld; k++)
-		cfs_chunk_unref(fs->cache, held[k]);
+		cfs_chunk_unref(fs->d->cache, held[k]);
 	/* decode ahead after replying: the reader is already on its way */
 	if (prefetch && niov) {
 		struct cfs_chunk *ch = cfs_chunk_get(fs, t, &next_id, true, &ret);
 
 		if (ch) {
-			cfs_chunk_unref(fs->cache, ch);
+			cfs_chunk_unref(fs->d->cache, ch);
 			atomic_fetch_add(&fs->prefetches, 1);
 		}
 	}

@@ -74,7 +74,14 @@ void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (ret)
 		goto out;
 	cfs_fdpath(rw_ufd(r.fs, in), path);
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	/*
+	 * Nothing to set is chown(path, -1, -1) (the kernel sends no ctime
+	 * without writeback caching): a kernel filesystem still updates ctime,
+	 * and chown(-1, -1) on the upper object does exactly that.
+	 */
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) ||
+	    !(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+			FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 

@@ -377,7 +377,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 	struct cairn_node_view dv;
 	bool has_lower = g->f[k].has_lower;
 
-	if (depth > 4096 || g->err)
+	if (depth > CAIRN_DEPTH_MAX || g->err)
 		return;
 	if (has_lower && cairn_node_get(g->r->t->txn, &g->f[k].id, 0, &dv))
 		has_lower = false;
@@ -415,7 +415,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 				if (!S_ISDIR(st.st_mode))
 					continue;
 				cfd = openat(ufd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-				if (cfd < 0 || rw_marks_read(cfd, &m, &none)) {
+				if (cfd < 0 || cfs_upper_marks_read(cfd, &m, &none)) {
 					if (cfd >= 0)
 						close(cfd);
 					continue;
@@ -477,7 +477,7 @@ static void group_dir(struct group_walk *g, long k, unsigned depth)
 								O_CLOEXEC);
 			if (cfd < 0)
 				continue;
-			if (rw_marks_read(cfd, &m, &none)) {
+			if (cfs_upper_marks_read(cfd, &m, &none)) {
 				close(cfd);
 				continue;
 			}
@@ -566,7 +566,7 @@ void rw_refresh_upper(struct rw_req *r, struct cfs_inode *p, unsigned depth)
 	int fd;
 
 	if (p->rw->upper || p->rw->seen_gen == r->fs->upper_gen || p->type != CAIRN_NODE_DIR ||
-	    p->rw->unlinked || p->ino == FUSE_ROOT_ID || depth > 4096)
+	    p->rw->unlinked || p->ino == FUSE_ROOT_ID || depth > CAIRN_DEPTH_MAX)
 		return;
 	p->rw->seen_gen = r->fs->upper_gen;
 	pp = cfs_inode_find(r->fs, p->parent);
@@ -706,7 +706,7 @@ int rw_copy_up_data(struct rw_req *r, struct cfs_inode *in, bool truncate)
 				    pwrite(fd, ch->data, n, (off_t)e.start) != (ssize_t)n)
 					ret = -EIO;
 			}
-			cfs_chunk_unref(r->fs->cache, ch);
+			cfs_chunk_unref(r->fs->d->cache, ch);
 		}
 		if (!ret) {
 			struct timespec ts[2] = { before.st_atim, before.st_mtim };

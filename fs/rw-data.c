@@ -46,7 +46,7 @@ static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t of
 			memcpy(buf + (a - off), ch->data + (a - e.start), b - a);
 		else
 			ret = -EIO;
-		cfs_chunk_unref(r->fs->cache, ch);
+		cfs_chunk_unref(r->fs->d->cache, ch);
 		if (ret)
 			return ret;
 	}
@@ -268,6 +268,47 @@ void rw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 	fuse_reply_err(req, in ? ret : ESTALE);
 }
 
+/*
+ * Readies the upper file for fallocate(mode, off, len) without copying the
+ * image's data where the result needs none. A metacopy file (its first
+ * lower_len bytes still the image's) keeps them by reference: allocating
+ * changes no byte; punching a hole or zeroing a range in the file's own
+ * part, or one reaching past the end of the image part, shrinks that part
+ * to the range's start (the upper's bytes there are a hole already). Only
+ * a hole or zeroed range strictly inside the image part copies the data.
+ */
+static int fallocate_prepare(struct rw_req *r, struct cfs_inode *in, int mode, off_t off,
+			     off_t len)
+{
+	struct cairn_node_view v;
+	struct stat st;
+	uint64_t image_end;
+	int ret = rw_copy_up(r, in);
+
+	if (ret)
+		return ret;
+	if (in->type != CAIRN_NODE_REG)
+		return -ENODEV;
+	if (rw_data_fd(r->fs, in) < 0)
+		return -EIO;
+	if (!in->rw->metacopy || !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+		return 0;
+	if (fstat(in->rw->dfd, &st) < 0)
+		return -errno;
+	ret = cfs_node_get(r->fs, r->t, &in->node, &v);
+	if (ret)
+		return ret;
+	/* the image part: lower_len ("y": all of the node), as far as the file reaches */
+	image_end = in->rw->lower_len < v.size ? in->rw->lower_len : v.size;
+	if (image_end > (uint64_t)st.st_size)
+		image_end = (uint64_t)st.st_size;
+	if ((uint64_t)off >= image_end)
+		return 0;
+	if ((uint64_t)off + (uint64_t)len >= image_end)
+		return rw_set_lower_len(r->fs, in, (uint64_t)off);
+	return rw_copy_up_data(r, in, false);
+}
+
 void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		  struct fuse_file_info *fi)
 {
@@ -280,7 +321,7 @@ void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
 		return;
 	}
 	in = cfs_inode_find(r.fs, ino);
-	ret = in ? rw_copy_up_data(&r, in, false) : -ESTALE;
+	ret = in ? fallocate_prepare(&r, in, mode, offset, length) : -ESTALE;
 	if (!ret && fallocate(in->rw->dfd, mode, offset, length) < 0)
 		ret = -errno;
 	rw_req_end(&r);

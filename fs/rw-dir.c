@@ -16,12 +16,80 @@
 #include "rw-internal.h"
 
 struct dirsnap {
-	size_t n;
+	uint64_t id;                 /* what the kernel holds (fi->fh) */
+	struct dirsnap *hnext;       /* rw_dirs bucket; rw_dirs.lock */
+	size_t n, cap;
 	struct dirsnap_ent {
 		char *name;
 		uint8_t type;
 	} *v;
 };
+
+/* A mount's open directory handles by id. */
+struct rw_dirs {
+	pthread_mutex_t lock;
+	uint64_t next;               /* lock */
+	struct dirsnap *buckets[256]; /* lock */
+};
+
+int cfs_rw_dirs_init(struct cfs *fs)
+{
+	fs->dirs = calloc(1, sizeof(*fs->dirs));
+	if (!fs->dirs)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->dirs->lock, NULL);
+	return 0;
+}
+
+static void snap_free(struct dirsnap *s);
+
+void cfs_rw_dirs_release(struct cfs *fs)
+{
+	if (!fs->dirs)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(fs->dirs->buckets); i++) {
+		while (fs->dirs->buckets[i]) {
+			struct dirsnap *s = fs->dirs->buckets[i];
+
+			fs->dirs->buckets[i] = s->hnext;
+			snap_free(s);
+		}
+	}
+	pthread_mutex_destroy(&fs->dirs->lock);
+	free(fs->dirs);
+	fs->dirs = NULL;
+}
+
+/* Files s under a new id (id 0) or the one it had (a handed-over handle). */
+static void dirs_add(struct rw_dirs *d, struct dirsnap *s)
+{
+	size_t k;
+
+	pthread_mutex_lock(&d->lock);
+	if (!s->id)
+		s->id = ++d->next;
+	else if (s->id > d->next)
+		d->next = s->id;
+	k = s->id & (ARRAY_SIZE(d->buckets) - 1);
+	s->hnext = d->buckets[k];
+	d->buckets[k] = s;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The handle id, taken out of the table when take; NULL for an id we never gave. */
+static struct dirsnap *dirs_find(struct rw_dirs *d, uint64_t id, bool take)
+{
+	struct dirsnap **pp, *s;
+
+	pthread_mutex_lock(&d->lock);
+	for (pp = &d->buckets[id & (ARRAY_SIZE(d->buckets) - 1)]; (s = *pp); pp = &s->hnext)
+		if (s->id == id)
+			break;
+	if (s && take)
+		*pp = s->hnext;
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
 
 static void snap_free(struct dirsnap *s)
 {
@@ -33,16 +101,16 @@ static void snap_free(struct dirsnap *s)
 	free(s);
 }
 
-static int snap_add(struct dirsnap *s, size_t *cap, const char *name, size_t len, uint8_t type)
+static int snap_add(struct dirsnap *s, const char *name, size_t len, uint8_t type)
 {
-	if (s->n == *cap) {
-		size_t c = *cap ? *cap * 2 : 64;
+	if (s->n == s->cap) {
+		size_t c = s->cap ? s->cap * 2 : 64;
 		struct dirsnap_ent *v = realloc(s->v, c * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
 		s->v = v;
-		*cap = c;
+		s->cap = c;
 	}
 	s->v[s->n].name = strndup(name, len);
 	if (!s->v[s->n].name)
@@ -61,7 +129,7 @@ static int snapshot(struct rw_req *r, struct cfs_inode *in, struct dirsnap **out
 {
 	struct dirsnap *s = calloc(1, sizeof(*s));
 	char **upper = NULL;
-	size_t nupper = 0, capu = 0, cap = 0;
+	size_t nupper = 0, capu = 0;
 	int ret = 0;
 
 	if (!s)
@@ -102,7 +170,7 @@ static int snapshot(struct rw_req *r, struct cfs_inode *in, struct dirsnap **out
 			}
 			nupper++;
 			if (!wh)
-				ret = snap_add(s, &cap, de->d_name, strlen(de->d_name),
+				ret = snap_add(s, de->d_name, strlen(de->d_name),
 					       de->d_type == DT_DIR ? CAIRN_NODE_DIR :
 					       de->d_type == DT_REG ? CAIRN_NODE_REG :
 					       de->d_type == DT_LNK ? CAIRN_NODE_LNK :
@@ -132,7 +200,7 @@ static int snapshot(struct rw_req *r, struct cfs_inode *in, struct dirsnap **out
 			name[de.name_len] = '\0';
 			if (nupper && bsearch(&key, upper, nupper, sizeof(*upper), by_name))
 				continue;
-			ret = snap_add(s, &cap, de.name, de.name_len, de.type);
+			ret = snap_add(s, de.name, de.name_len, de.type);
 		}
 	}
 	for (size_t i = 0; i < nupper; i++)
@@ -164,15 +232,105 @@ void rw_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)s;
+	dirs_add(r.fs->dirs, s);
+	fi->fh = s->id;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		snap_free(s);
+		snap_free(dirs_find(r.fs->dirs, s->id, true));
 }
 
 void rw_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	snap_free(dirs_find(cfs_of(req)->dirs, fi->fh, true));
 	fuse_reply_err(req, 0);
+}
+
+json_object *cfs_rw_dirs_save(struct cfs *fs)
+{
+	json_object *parts = json_object_new_array();
+	struct rw_dirs *d = fs->dirs;
+
+	if (!parts)
+		return NULL;
+	pthread_mutex_lock(&d->lock);
+	for (size_t b = 0; b < ARRAY_SIZE(d->buckets); b++) {
+		for (struct dirsnap *s = d->buckets[b]; s; s = s->hnext) {
+			size_t i = 0;
+
+			do {
+				json_object *p = json_object_new_object(), *names = json_object_new_array();
+				char *types = malloc(1001);
+				size_t k = 0;
+
+				for (; i < s->n && k < 1000; i++, k++) {
+					size_t len = strlen(s->v[i].name);
+					char *hex = malloc(2 * len + 1);
+
+					for (size_t j = 0; hex && j < len; j++)
+						snprintf(hex + 2 * j, 3, "%02x", (unsigned char)s->v[i].name[j]);
+					if (hex)
+						hex[2 * len] = '\0';
+					json_object_array_add(names, json_object_new_string(hex ? hex : ""));
+					free(hex);
+					if (types)
+						types[k] = (char)('0' + s->v[i].type);
+				}
+				if (types)
+					types[k] = '\0';
+				json_object_object_add(p, "id", json_object_new_int64((int64_t)s->id));
+				json_object_object_add(p, "names", names);
+				json_object_object_add(p, "types", json_object_new_string(types ? types : ""));
+				json_object_array_add(parts, p);
+				free(types);
+			} while (i < s->n);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return parts;
+}
+
+int cfs_rw_dirs_load(struct cfs *fs, json_object *part)
+{
+	json_object *v, *names;
+	const char *types = "";
+	struct dirsnap *s;
+	uint64_t id;
+	size_t n;
+
+	if (!json_object_object_get_ex(part, "id", &v) ||
+	    !json_object_object_get_ex(part, "names", &names))
+		return cairn_err(-EPROTO, "a handed-over directory handle without its id");
+	id = (uint64_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(part, "types", &v))
+		types = json_object_get_string(v);
+	n = json_object_array_length(names);
+	s = dirs_find(fs->dirs, id, false);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		s->id = id;
+		dirs_add(fs->dirs, s);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *hex = json_object_get_string(json_object_array_get_idx(names, i));
+		size_t len = strlen(hex) / 2;
+		char name[CAIRN_NAME_MAX + 1];
+		int ret;
+
+		if (len > CAIRN_NAME_MAX || i >= strlen(types))
+			return cairn_err(-EPROTO, "a handed-over directory listing is damaged");
+		for (size_t j = 0; j < len; j++) {
+			unsigned c;
+
+			if (sscanf(hex + 2 * j, "%2x", &c) != 1)
+				return cairn_err(-EPROTO, "a handed-over directory listing is damaged");
+			name[j] = (char)c;
+		}
+		ret = snap_add(s, name, len, (uint8_t)(types[i] - '0'));
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /* A merged directory being listed from its snapshot. */
@@ -215,7 +373,7 @@ static int rw_dirent(void *arg, uint64_t i, bool plus, char *name, struct fuse_e
 static void readdir_merged(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi, bool plus)
 {
-	struct dirsnap *s = (struct dirsnap *)(uintptr_t)fi->fh;
+	struct dirsnap *s = dirs_find(cfs_of(req)->dirs, fi->fh, false);
 	struct rw_req r;
 	struct rw_dir d;
 	struct cfs_inode *in;
@@ -231,10 +389,10 @@ static void readdir_merged(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	if (size > CFS_MAX_READ)
 		size = CFS_MAX_READ;
 	buf = malloc(size);
-	if (!in || !buf) {
+	if (!in || !buf || !s) {
 		rw_req_end(&r);
 		free(buf);
-		fuse_reply_err(req, in ? ENOMEM : ESTALE);
+		fuse_reply_err(req, !s ? EBADF : in ? ENOMEM : ESTALE);
 		return;
 	}
 	d = (struct rw_dir){ .r = &r, .in = in, .s = s };

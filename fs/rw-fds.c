@@ -117,6 +117,17 @@ static void untrack_locked(struct cfs *fs, struct cfs_inode *in)
 	in->rw->slot = SIZE_MAX;
 }
 
+void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in)
+{
+	in->rw->slot = SIZE_MAX;
+	if (in->ino == FUSE_ROOT_ID)
+		return; /* the root's fd is the mount's own, outside the budget */
+	if (in->rw->ufd >= 0)
+		fd_opened_locked(fs, in);
+	if (in->rw->dfd >= 0)
+		fd_opened_locked(fs, in);
+}
+
 void rw_install_locked(struct cfs *fs, struct cfs_inode *in, int fd, ino_t st_ino)
 {
 	in->rw->ufd = fd;

@@ -58,6 +58,8 @@ int rw_ufd_reopen(struct cfs *fs, struct cfs_inode *in);
 void rw_fds_trim(struct cfs *fs);
 /* Closes in's fds and forgets its handle: the inode goes (itable_lock held). */
 void rw_fds_forget_locked(struct cfs *fs, struct cfs_inode *in);
+/* Counts the fds a handed-over inode arrived with (itable_lock held). */
+void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 
 /*
  * The O_PATH fd of in's upper object, opened again if the budget closed it;
@@ -82,13 +84,6 @@ void rw_rekey(struct cfs *fs, struct cfs_inode *in, uint64_t key);
 void rw_unkey(struct cfs *fs, struct cfs_inode *in);
 
 /* ---- the merged view of a name (rw.c) ---- */
-
-/*
- * Reads the markers of the upper object fd (an O_PATH fd) into m
- * (cfs_marks_parse(), upper.h); *none: it has no xattrs but markers.
- * 0 or -errno.
- */
-int rw_marks_read(int fd, struct cfs_marks *m, bool *none);
 
 /* What the merged view shows at a name. */
 struct rw_entry {

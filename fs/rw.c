@@ -140,6 +140,116 @@ void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in)
 	in->rw = NULL;
 }
 
+/* ---- a daemon restart (handover.c) ---- */
+
+json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds)
+{
+	const struct cfs_rw *rw = in->rw;
+	json_object *o = json_object_new_object();
+	int ufd = rw->ufd, dfd = rw->dfd;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "u", json_object_new_int(ufd >= 0 ? (int)*nfds : -1));
+	if (ufd >= 0)
+		fds[(*nfds)++] = ufd;
+	json_object_object_add(o, "d", json_object_new_int(dfd >= 0 ? (int)*nfds : -1));
+	if (dfd >= 0)
+		fds[(*nfds)++] = dfd;
+	json_object_object_add(o, "up", json_object_new_boolean(rw->upper));
+	if (rw->fh) {
+		char *hex = malloc(2 * rw->fh->handle_bytes + 1);
+
+		for (unsigned i = 0; hex && i < rw->fh->handle_bytes; i++)
+			snprintf(hex + 2 * i, 3, "%02x", rw->fh->f_handle[i]);
+		if (hex) {
+			hex[2 * rw->fh->handle_bytes] = '\0';
+			json_object_object_add(o, "fh", json_object_new_string(hex));
+			json_object_object_add(o, "ft", json_object_new_int(rw->fh->handle_type));
+		}
+		free(hex);
+	}
+	json_object_object_add(o, "op", json_object_new_int64(atomic_load(&rw->opens)));
+	json_object_object_add(o, "dv", json_object_new_boolean(rw->dev00));
+	json_object_object_add(o, "l", json_object_new_int(rw->lower));
+	json_object_object_add(o, "m", json_object_new_boolean(atomic_load(&rw->metacopy)));
+	json_object_object_add(o, "ll", json_object_new_int64((int64_t)rw->lower_len));
+	json_object_object_add(o, "o", json_object_new_boolean(rw->opaque));
+	json_object_object_add(o, "x", json_object_new_boolean(rw->unlinked));
+	json_object_object_add(o, "nx", json_object_new_boolean(rw->no_xattrs));
+	json_object_object_add(o, "k", json_object_new_int64((int64_t)rw->key));
+	json_object_object_add(o, "ui", json_object_new_int64((int64_t)rw->upper_ino));
+	json_object_object_add(o, "g", json_object_new_int64(rw->seen_gen));
+	return o;
+}
+
+static int64_t jint(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* An fd of the message by its index in o's member k (taken: -1 in fds), or -1. */
+static int jfd(json_object *o, const char *k, int *fds, unsigned nfds)
+{
+	int64_t i = jint(o, k);
+	int fd;
+
+	if (i < 0 || (uint64_t)i >= nfds)
+		return -1;
+	fd = fds[i];
+	fds[i] = -1;
+	return fd;
+}
+
+int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int *fds,
+		      unsigned nfds)
+{
+	struct cfs_rw *rw = calloc(1, sizeof(*rw));
+
+	if (!rw)
+		return -ENOMEM;
+	rw->ufd = jfd(o, "u", fds, nfds);
+	rw->dfd = jfd(o, "d", fds, nfds);
+	rw->upper = jint(o, "up") != 0;
+	rw->opens = (unsigned)jint(o, "op");
+	rw->dev00 = jint(o, "dv") != 0;
+	{
+		json_object *v;
+		const char *hex = json_object_object_get_ex(o, "fh", &v) ? json_object_get_string(v) : NULL;
+		size_t n = hex ? strlen(hex) / 2 : 0;
+
+		if (hex && n <= MAX_HANDLE_SZ) {
+			rw->fh = malloc(sizeof(*rw->fh) + n);
+			if (!rw->fh) {
+				free(rw);
+				return -ENOMEM;
+			}
+			rw->fh->handle_bytes = (unsigned)n;
+			rw->fh->handle_type = (int)jint(o, "ft");
+			for (size_t i = 0; i < n; i++) {
+				unsigned c = 0;
+
+				sscanf(hex + 2 * i, "%2x", &c);
+				rw->fh->f_handle[i] = (unsigned char)c;
+			}
+		}
+	}
+	rw->lower = (uint8_t)jint(o, "l");
+	rw->metacopy = jint(o, "m") != 0;
+	rw->lower_len = (uint64_t)jint(o, "ll");
+	rw->opaque = jint(o, "o") != 0;
+	rw->unlinked = jint(o, "x") != 0;
+	rw->no_xattrs = jint(o, "nx") != 0;
+	rw->upper_ino = (uint64_t)jint(o, "ui");
+	rw->seen_gen = (unsigned)jint(o, "g");
+	in->rw = rw;
+	key_add_locked(fs, in, (uint64_t)jint(o, "k"));
+	rw_fds_adopt_locked(fs, in);
+	return 0;
+}
+
 /* ---- requests ---- */
 
 int rw_req_begin(fuse_req_t req, struct rw_req *r)
@@ -179,45 +289,6 @@ static int lower_at(struct rw_req *r, struct cfs_inode *p, const char *name, siz
 		return -ENOENT;
 	ret = cairn_dir_lookup(&pv, name, len, e, NULL);
 	return ret == -EUCLEAN ? -EIO : ret;
-}
-
-int rw_marks_read(int fd, struct cfs_marks *m, bool *none)
-{
-	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
-					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT,
-					     CFS_XATTR_DEVICE };
-	char list[4096], path[32], val[64];
-	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
-
-	memset(m, 0, sizeof(*m));
-	*none = false;
-	if (n < 0) {
-		if (errno == ENOTSUP) {
-			*none = true;
-			return 0;
-		}
-		if (errno != ERANGE)
-			return -errno;
-		n = sizeof(list); /* more than fits: read each marker below */
-	} else {
-		bool other = false;
-
-		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1)
-			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
-			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
-				other = true;
-		*none = !other;
-	}
-	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
-		return 0;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
-
-		if (vl >= 0)
-			cfs_marks_parse(m, names[i], val, (size_t)vl);
-	}
-	cfs_marks_finish(m);
-	return 0;
 }
 
 void rw_entry_release(struct rw_entry *e)
@@ -269,7 +340,7 @@ int rw_resolve(struct rw_req *r, struct cfs_inode *p, const char *name, struct r
 		struct cfs_marks m;
 		bool none;
 
-		ret = fstat(e->ufd, &e->st) < 0 ? -errno : rw_marks_read(e->ufd, &m, &none);
+		ret = fstat(e->ufd, &e->st) < 0 ? -errno : cfs_upper_marks_read(e->ufd, &m, &none);
 		if (ret) {
 			rw_entry_release(e);
 			return ret;
@@ -567,7 +638,12 @@ static void rw_init(void *userdata, struct fuse_conn_info *conn)
 	/* opens and listings change: the kernel asks, and always for everything */
 	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
 			FUSE_CAP_READDIRPLUS_AUTO);
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
+	/*
+	 * Writes spliced from the connection: only with a daemon of its own
+	 * (libfuse keeps a pipe per thread and session, freed only by the thread
+	 * that ends the session: one pool over many sessions would pile them up).
+	 */
+	if ((conn->capable & FUSE_CAP_SPLICE_READ) && ((struct cfs *)userdata)->d->isolated)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)

@@ -111,7 +111,7 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 		return;
 	}
 	p = find(d, r->in->parent);
-	if (!p || depth > 4096)
+	if (!p || depth > CAIRN_DEPTH_MAX)
 		return;
 	resolve(fs, t, d, p, root, depth + 1);
 	if (p->state == R_ABSENT) {
@@ -206,21 +206,88 @@ static void move_lease(struct cfs_inode *in, void *arg)
 }
 
 /*
- * Expires every name whose entry differs between two versions of a
- * directory; a NULL side is an empty directory (the image had none there).
+ * What changed between two versions of a directory: the names whose entry
+ * differs. Computed once per switch request and kept in the memo, so ten
+ * mounts of a platform compare each directory once, not ten times. A side
+ * the image had no directory on is the zero id (an empty directory).
  */
-static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
-			   const struct cairn_id *old, const struct cairn_id *new, unsigned *expired)
+struct dirdiff {
+	struct cairn_id old, new;
+	struct dirdiff *next;     /* hash chain */
+	size_t n;
+	uint16_t *lens;           /* n name lengths */
+	char *names;              /* the names, one after another */
+};
+
+struct cfs_switch_memo {
+	pthread_mutex_t lock;         /* mounts switch on several threads at once */
+	struct dirdiff *buckets[1024]; /* lock */
+	unsigned computed, reused;    /* lock */
+};
+
+struct cfs_switch_memo *cfs_switch_memo_new(void)
 {
+	struct cfs_switch_memo *m = calloc(1, sizeof(*m));
+
+	if (m)
+		pthread_mutex_init(&m->lock, NULL);
+	return m;
+}
+
+void cfs_switch_memo_free(struct cfs_switch_memo *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(m->buckets); i++) {
+		while (m->buckets[i]) {
+			struct dirdiff *d = m->buckets[i];
+
+			m->buckets[i] = d->next;
+			free(d->lens);
+			free(d->names);
+			free(d);
+		}
+	}
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+static size_t memo_bucket(const struct cairn_id *old, const struct cairn_id *new)
+{
+	uint64_t a, b;
+
+	memcpy(&a, old->b, 8);
+	memcpy(&b, new->b, 8);
+	return (size_t)((a ^ (b * 0x9e3779b97f4a7c15ull)) >> 54) & 1023;
+}
+
+/* The names whose entry differs between two versions of a directory (NULL without memory). */
+static struct dirdiff *dir_diff(struct cfs_thread *t, struct cfs_switch_memo *m,
+				const struct cairn_id *old, const struct cairn_id *new)
+{
+	size_t k = memo_bucket(old, new), cap = 0, used = 0;
 	struct cairn_node_view a = { .type = CAIRN_NODE_DIR }, b = { .type = CAIRN_NODE_DIR };
 	struct cairn_dirent ea, eb;
-	struct cairn_dir_merge m;
+	struct cairn_dir_merge mg;
+	struct dirdiff *d;
 	int side;
 
-	if ((old && cairn_node_get(t->txn, old, 0, &a)) || (new && cairn_node_get(t->txn, new, 0, &b)))
-		return;
-	cairn_dir_merge_init(&m, &a, &b);
-	while ((side = cairn_dir_merge_next(&m, &ea, &eb)) > 0) {
+	for (d = m->buckets[k]; d; d = d->next) {
+		if (cairn_id_eq(&d->old, old) && cairn_id_eq(&d->new, new)) {
+			m->reused++;
+			return d;
+		}
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->old = *old;
+	d->new = *new;
+	if ((!cairn_id_is_zero(old) && cairn_node_get(t->txn, old, 0, &a)) ||
+	    (!cairn_id_is_zero(new) && cairn_node_get(t->txn, new, 0, &b)))
+		goto done; /* nothing to compare: no name expired */
+	cairn_dir_merge_init(&mg, &a, &b);
+	while ((side = cairn_dir_merge_next(&mg, &ea, &eb)) > 0) {
 		/*
 		 * removed, added (drops a cached negative entry) or changed; a
 		 * directory that stays one keeps its dentry: it is re-bound itself
@@ -231,13 +298,73 @@ static void expire_changes(struct cfs *fs, struct cfs_thread *t, uint64_t ino,
 		    (cairn_id_eq(&ea.id, &eb.id) ||
 		     (ea.type == CAIRN_NODE_DIR && eb.type == CAIRN_NODE_DIR)))
 			continue;
-		fuse_lowlevel_notify_expire_entry(fs->se, ino, e->name, e->name_len,
+		if (d->n % 64 == 0) {
+			uint16_t *l = realloc(d->lens, (d->n + 64) * sizeof(*l));
+
+			if (!l)
+				goto nomem;
+			d->lens = l;
+		}
+		if (used + e->name_len > cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			char *p;
+
+			while (ncap < used + e->name_len)
+				ncap *= 2;
+			p = realloc(d->names, ncap);
+			if (!p)
+				goto nomem;
+			d->names = p;
+			cap = ncap;
+		}
+		memcpy(d->names + used, e->name, e->name_len);
+		used += e->name_len;
+		d->lens[d->n++] = (uint16_t)e->name_len;
+	}
+done:
+	d->next = m->buckets[k];
+	m->buckets[k] = d;
+	m->computed++;
+	return d;
+nomem:
+	free(d->lens);
+	free(d->names);
+	free(d);
+	return NULL;
+}
+
+/*
+ * Expires every name whose entry differs between two versions of a
+ * directory; a NULL side is an empty directory (the image had none there).
+ */
+static void expire_changes(struct cfs *fs, struct cfs_thread *t, struct cfs_switch_memo *m,
+			   uint64_t ino, const struct cairn_id *old, const struct cairn_id *new,
+			   unsigned *expired)
+{
+	static const struct cairn_id none;
+	struct dirdiff *d;
+	size_t off = 0;
+
+	/* the memo's entries stay until the request ends: read them without the lock after */
+	pthread_mutex_lock(&m->lock);
+	d = dir_diff(t, m, old ? old : &none, new ? new : &none);
+	pthread_mutex_unlock(&m->lock);
+
+	if (!d) {
+		/* no memory to list the changes: the whole listing is invalid already */
+		cfs_log(fs, LOG_WARNING, "out of memory expiring the entries of inode %llu",
+			(unsigned long long)ino);
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		fuse_lowlevel_notify_expire_entry(fs->se, ino, d->names + off, d->lens[i],
 						  FUSE_LL_EXPIRE_ONLY);
+		off += d->lens[i];
 		(*expired)++;
 	}
 }
 
-int cfs_switch(struct cfs *fs, char *reply, size_t len)
+int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t len)
 {
 	struct cairn_platform p;
 	struct cairn_image img;
@@ -253,7 +380,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		snprintf(reply, len, "pinned\n");
 		return 0;
 	}
-	ret = cairn_txn_begin(fs->store, false, &t.txn);
+	ret = cairn_txn_begin(fs->d->store, false, &t.txn);
 	if (ret) {
 		snprintf(reply, len, "error %s\n", cairn_errmsg());
 		return ret;
@@ -330,9 +457,10 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 	fs->generation = p.generation;
 	fs->image_nodes = img.nodes;
 	fs->image_size = img.logical_size;
+	pthread_rwlock_unlock(&fs->switch_lock);
+	/* the upper records the image (a synced write): requests need not wait for it */
 	if (fs->upper && cfs_upper_set_image(fs->upper, &p.image))
 		cfs_log(fs, LOG_WARNING, "%s", cairn_errmsg());
-	pthread_rwlock_unlock(&fs->switch_lock);
 
 	/* tell the kernel, outside the lock: requests may run again meanwhile */
 	for (size_t i = 0; i < d.n; i++) {
@@ -341,7 +469,7 @@ int cfs_switch(struct cfs *fs, char *reply, size_t len)
 		if (r->had == r->has && (!r->has || cairn_id_eq(&r->old, &r->new)))
 			continue;
 		fuse_lowlevel_notify_inval_inode(fs->se, r->in->ino, 0, 0);
-		expire_changes(fs, &t, r->in->ino, r->had ? &r->old : NULL, r->has ? &r->new : NULL,
+		expire_changes(fs, &t, memo, r->in->ino, r->had ? &r->old : NULL, r->has ? &r->new : NULL,
 			       &expired);
 	}
 	/*

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "upper.h"
@@ -90,6 +91,45 @@ bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, s
 void cfs_marks_finish(struct cfs_marks *m)
 {
 	m->metacopy &= m->has_origin;
+}
+
+int cfs_upper_marks_read(int fd, struct cfs_marks *m, bool *none)
+{
+	static const char *const names[] = { CFS_XATTR_OPAQUE, CFS_XATTR_METACOPY,
+					     CFS_XATTR_ORIGIN, CFS_XATTR_REDIRECT,
+					     CFS_XATTR_DEVICE };
+	char list[4096], path[32], val[64];
+	ssize_t n = listxattr(cfs_fdpath(fd, path), list, sizeof(list));
+
+	memset(m, 0, sizeof(*m));
+	*none = false;
+	if (n < 0) {
+		if (errno == ENOTSUP) {
+			*none = true;
+			return 0;
+		}
+		if (errno != ERANGE)
+			return -errno;
+		n = sizeof(list); /* more than fits: read each marker below */
+	} else {
+		bool other = false;
+
+		for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1)
+			if (strncmp(list + off, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)) != 0 ||
+			    strncmp(list + off, CFS_XATTR_ESCAPE, strlen(CFS_XATTR_ESCAPE)) == 0)
+				other = true;
+		*none = !other;
+	}
+	if (!memmem(list, (size_t)n, CFS_XATTR_PREFIX, strlen(CFS_XATTR_PREFIX)))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		ssize_t vl = getxattr(path, names[i], val, sizeof(val));
+
+		if (vl >= 0)
+			cfs_marks_parse(m, names[i], val, (size_t)vl);
+	}
+	cfs_marks_finish(m);
+	return 0;
 }
 
 void cfs_upper_tmpname(struct cfs_upper *u, char name[32])
@@ -241,7 +281,7 @@ static int open_layout(struct cfs_upper *u, bool create)
 {
 	struct stat st;
 
-	if (create && mkdir(u->path, 0755) < 0 && errno != EEXIST)
+	if (create && mkdir(u->path, 0700) < 0 && errno != EEXIST)
 		return cairn_err(-errno, "cannot create upper directory '%s': %s", u->path,
 				 strerror(errno));
 	u->dir_fd = open(u->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -378,6 +418,57 @@ int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out)
 		cfs_upper_close(u);
 		return ret;
 	}
+	*out = u;
+	return 0;
+}
+
+json_object *cfs_upper_save(const struct cfs_upper *u, int *fds, unsigned *nfds)
+{
+	json_object *o = json_object_new_object();
+	char hex[CAIRN_ID_HEX_LEN + 1];
+
+	if (!o)
+		return NULL;
+	cairn_id_hex(&u->image, hex);
+	json_object_object_add(o, "path", json_object_new_string(u->path));
+	json_object_object_add(o, "image", json_object_new_string(hex));
+	json_object_object_add(o, "platform", json_object_new_string(u->platform));
+	json_object_object_add(o, "seq", json_object_new_int64(atomic_load(&u->seq)));
+	json_object_object_add(o, "rename_whiteout", json_object_new_boolean(u->rename_whiteout));
+	json_object_object_add(o, "fd", json_object_new_int((int)*nfds));
+	fds[(*nfds)++] = u->dir_fd;
+	fds[(*nfds)++] = u->tree_fd;
+	fds[(*nfds)++] = u->work_fd;
+	fds[(*nfds)++] = u->lock_fd;
+	return o;
+}
+
+int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **out)
+{
+	json_object *v;
+	struct cfs_upper *u;
+	int64_t at = -1;
+
+	if (json_object_object_get_ex(o, "fd", &v))
+		at = json_object_get_int64(v);
+	if (at < 0 || (uint64_t)at + 4 > nfds || !json_object_object_get_ex(o, "path", &v))
+		return cairn_err(-EPROTO, "a handed-over upper without its descriptors");
+	u = upper_new(json_object_get_string(v));
+	if (!u)
+		return -ENOMEM;
+	u->dir_fd = fds[at];
+	u->tree_fd = fds[at + 1];
+	u->work_fd = fds[at + 2];
+	u->lock_fd = fds[at + 3];
+	fds[at] = fds[at + 1] = fds[at + 2] = fds[at + 3] = -1; /* ours now */
+	if (json_object_object_get_ex(o, "image", &v))
+		cairn_id_parse_prefix(json_object_get_string(v), &u->image);
+	if (json_object_object_get_ex(o, "platform", &v))
+		snprintf(u->platform, sizeof(u->platform), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "seq", &v))
+		atomic_store(&u->seq, (unsigned)json_object_get_int64(v));
+	if (json_object_object_get_ex(o, "rename_whiteout", &v))
+		u->rename_whiteout = json_object_get_boolean(v);
 	*out = u;
 	return 0;
 }

@@ -32,6 +32,7 @@
 #define CAIRN_FS_UPPER_H
 
 #include <stdatomic.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,16 @@ int cfs_upper_open_read(const char *dir, bool lock, struct cfs_upper **out);
 
 void cfs_upper_close(struct cfs_upper *u);
 
+/*
+ * A daemon restart hands an open upper to the new daemon: save() appends
+ * its fds to fds (*nfds of them so far, room for 4 more) and returns what
+ * else it is; adopt() makes it again from that and the fds received (the
+ * ones it takes become -1 in fds; the lock stays held throughout, the fds
+ * sharing one open file).
+ */
+json_object *cfs_upper_save(const struct cfs_upper *u, int *fds, unsigned *nfds);
+int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **out);
+
 /* Records the image now served under the upper (after a live switch). */
 int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image);
 
@@ -129,6 +140,12 @@ bool cfs_marks_parse(struct cfs_marks *m, const char *name, const void *value, s
 
 /* A metacopy mark counts only next to a valid origin. */
 void cfs_marks_finish(struct cfs_marks *m);
+
+/*
+ * Reads the markers of the upper object fd (an O_PATH fd, never followed)
+ * into m; *none: it has no xattrs but markers. 0 or -errno.
+ */
+int cfs_upper_marks_read(int fd, struct cfs_marks *m, bool *none);
 
 /* "/proc/self/fd/N": reaches exactly the object fd holds (an O_PATH fd too). */
 static inline const char *cfs_fdpath(int fd, char buf[32])

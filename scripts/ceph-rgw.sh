@@ -266,7 +266,7 @@ stop_all() {
 case "$cmd" in
 start)
 	for t in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool openssl; do
-		command -v "$t" >/dev/null || die "'$t' is missing (scripts/install-deps.sh installs it)"
+		command -v "$t" >/dev/null || die "'$t' is missing (scripts/install-deps.sh --test installs it)"
 	done
 	"$PY" -c 'import rados' 2>/dev/null || die "python3-rados is missing"
 	mkdir -p "$dir"

@@ -148,8 +148,7 @@ static int entry(struct differ *d, const struct cairn_node_view *dir, uint32_t i
 
 static int too_deep(struct differ *d)
 {
-	return cairn_err(-ELOOP, "'%s': deeper than %d levels", path_str(d),
-			 CAIRN_DIFF_MAX_DEPTH);
+	return cairn_err_too_deep(path_str(d));
 }
 
 /* Reports everything below dir as added or removed (CAIRN_DIFF_EXPAND). */
@@ -159,7 +158,7 @@ static int expand(struct differ *d, enum cairn_diff_kind kind, const struct cair
 	size_t base = d->path.len;
 	int ret = 0;
 
-	if (depth >= CAIRN_DIFF_MAX_DEPTH)
+	if (depth >= CAIRN_DEPTH_MAX)
 		return too_deep(d);
 	for (uint32_t i = 0; i < dir->nentries && !ret; i++) {
 		struct cairn_node_view v;
@@ -212,7 +211,7 @@ static int merge(struct differ *d, const struct cairn_node_view *a,
 	struct cairn_dirent ea, eb;
 	int side, ret = 0;
 
-	if (depth >= CAIRN_DIFF_MAX_DEPTH)
+	if (depth >= CAIRN_DEPTH_MAX)
 		return too_deep(d);
 	cairn_dir_merge_init(&m, a, b);
 	while (!ret && (side = cairn_dir_merge_next(&m, &ea, &eb)) > 0) {

@@ -96,9 +96,8 @@ struct cairn_diff_stats {
  * normally two images' flattened roots) and calls fn for each change, in
  * tree order. stats may be NULL. Returns 0, or -errno with a message
  * (a missing or damaged node is -EUCLEAN naming it; a tree deeper than
- * CAIRN_DIFF_MAX_DEPTH is -ELOOP), or what fn returned.
+ * CAIRN_DEPTH_MAX is -ELOOP), or what fn returned.
  */
-#define CAIRN_DIFF_MAX_DEPTH 4096
 int cairn_diff_trees(struct cairn_txn *t, const struct cairn_id *old_root,
 		     const struct cairn_id *new_root, unsigned flags, cairn_diff_fn fn, void *ctx,
 		     struct cairn_diff_stats *stats);

@@ -12,6 +12,10 @@
  * id, so a directory id covers its whole subtree (a Merkle tree). Nothing
  * that depends on where or when a tree was imported (ctime, inode numbers,
  * the source's sparse allocation, chunking parameters) goes into a node.
+ *
+ * CAIRN_STORE_FORMAT 2 changed what a content id hashes (holes as lengths,
+ * see "Content id" below) and fixed when a file is one chunk; a store of
+ * format 1 is refused when it is opened, with one message saying so.
  */
 #ifndef CAIRN_FORMAT_H
 #define CAIRN_FORMAT_H
@@ -43,12 +47,20 @@
 #define CAIRN_DB_FIRST_ADDED 10
 
 #define CAIRN_META_KEY "store"
+/*
+ * meta "epoch" -> u64: bumped by every transaction that publishes an image
+ * or points a name (tag, platform, generation) at one. A process that saw
+ * the same epoch before and after some work knows nothing was named or
+ * published meanwhile (gc's naming protocol, an abandoned import's
+ * clean-up). Absent in a store that never published: 0.
+ */
+#define CAIRN_META_EPOCH_KEY "epoch"
 
 /*
- * Store metadata: everything a chunk id depends on besides the bytes.
- * Node, content and image ids do not depend on these (content ids hash the
- * file's bytes), so two stores with different chunking still agree on every
- * image id.
+ * Store metadata: the chunking a store cuts data runs with (chunk ids
+ * depend on it). Node, content and image ids do not: content ids and
+ * content kinds are functions of the file's bytes alone (see "Content id"),
+ * so two stores with different chunking agree on every image id.
  */
 struct cairn_meta_disk {
 	uint8_t version;     /* CAIRN_FORMAT_VERSION */
@@ -58,7 +70,7 @@ struct cairn_meta_disk {
 	uint32_t chunk_min;  /* content-defined chunking, bytes */
 	uint32_t chunk_avg;
 	uint32_t chunk_max;
-	uint32_t hole_block; /* aligned all-zero blocks of this size are holes */
+	uint32_t hole_block; /* CAIRN_HOLE_BLOCK: a format constant, recorded */
 	uint64_t gear_seed;  /* seeds the gear table (splitmix64) */
 	int32_t zstd_level;  /* default level for new chunks */
 	uint32_t reserved2;
@@ -67,7 +79,7 @@ struct cairn_meta_disk {
 _Static_assert(sizeof(struct cairn_meta_disk) == 48, "meta record layout");
 
 #define CAIRN_HASH_XXH3_128 1u
-#define CAIRN_STORE_FORMAT 1u
+#define CAIRN_STORE_FORMAT 2u
 
 /*
  * Chunk: a piece of file content, id = XXH3-128(raw bytes).
@@ -142,15 +154,51 @@ _Static_assert(sizeof(struct cairn_pack_disk) == 12, "pack record layout");
 #define CAIRN_CHUNK_MAX_LIMIT (4u << 20) /* no chunk is ever larger */
 
 /*
- * Content: a regular file's bytes as a list of extents with cumulative end
- * offsets, so a read at any offset finds its extent by binary search.
- * Content id = XXH3-128 of the file's full logical bytes (holes read as
- * zeros). A hole extent has an all-zero id. Files that are a single data
- * chunk have no content record: their content id is that chunk's id (both
- * hash the same bytes), see CAIRN_CONTENT_CHUNK.
+ * Content id (format 2). A regular file's bytes are cut, at fixed offsets,
+ * into blocks of CAIRN_HOLE_BLOCK bytes. A whole block of zero bytes is a
+ * hole block (a shorter last block never is). A maximal run of hole blocks
+ * is a hole; a maximal run of the other bytes is a data run. Then:
  *
- * Value: header, then count entries.
+ *   no bytes:         XXH3-128 of no bytes
+ *   no hole:          XXH3-128(the bytes)
+ *   one hole or more: XXH3-128 with seed CAIRN_SPARSE_SEED of
+ *                     CAIRN_SPARSE_MAGIC, then one record per run in file
+ *                     order: a data run is u8 CAIRN_SPARSE_DATA, u64 length,
+ *                     u8[16] XXH3-128(its bytes); a hole is u8
+ *                     CAIRN_SPARSE_HOLE, u64 length.
+ *
+ * So the id is a function of the logical bytes alone (written zeros and a
+ * source's holes give the same runs; chunking plays no part), and a hole
+ * costs one record to hash whatever its length: a 1 TiB sparse file hashes
+ * in microseconds. The seed keeps a sparse file's id apart from the id of
+ * a file whose bytes happen to spell its records.
+ *
+ * Content kind (in the node, so also canonical): EMPTY for no bytes; CHUNK
+ * for 1..CAIRN_ONE_CHUNK_MAX bytes with no hole, stored as one chunk
+ * whatever the store's chunk sizes, its content id being that chunk's id
+ * (both hash the same bytes), with no content record; LIST for the rest.
+ *
+ * Content record (LIST): the file as a list of extents with cumulative end
+ * offsets, so a read at any offset finds its extent by binary search. Each
+ * data run is cut into chunks by the store's chunker (restarted at every
+ * run); each hole is one extent with an all-zero id. Value: header, then
+ * count entries.
+ *
+ * Ids name objects per kind: a file of more than CAIRN_ONE_CHUNK_MAX bytes
+ * with no hole that the chunker leaves whole has a content record and a
+ * chunk of the same id (both XXH3-128 of its bytes). Whatever keys objects
+ * by id (the databases here, a writer's dedup map, a remote's object names)
+ * keeps chunks, contents and nodes apart.
  */
+#define CAIRN_HOLE_BLOCK 4096u
+#define CAIRN_ONE_CHUNK_MAX (64u << 10)
+#define CAIRN_SPARSE_SEED 0x636169726e737072ull /* "cairnspr" */
+#define CAIRN_SPARSE_MAGIC "cairn-sparse"
+#define CAIRN_SPARSE_DATA 'd'
+#define CAIRN_SPARSE_HOLE 'h'
+_Static_assert(CAIRN_ONE_CHUNK_MAX <= CAIRN_CHUNK_MAX_LIMIT, "a one-chunk file fits a chunk");
+_Static_assert(CAIRN_ONE_CHUNK_MAX % CAIRN_HOLE_BLOCK == 0, "whole blocks");
+
 struct cairn_content_disk {
 	uint8_t version;
 	uint8_t reserved[3];
@@ -221,7 +269,7 @@ _Static_assert(sizeof(struct cairn_node_disk) == 36, "node header layout");
 
 enum cairn_content_kind {
 	CAIRN_CONTENT_EMPTY = 0, /* size 0; content id is XXH3-128 of "" */
-	CAIRN_CONTENT_CHUNK = 1, /* one data chunk; content id is its chunk id */
+	CAIRN_CONTENT_CHUNK = 1, /* <= CAIRN_ONE_CHUNK_MAX, no hole: one chunk, its id */
 	CAIRN_CONTENT_LIST = 2,  /* content id keys the contents database */
 };
 
@@ -247,6 +295,21 @@ struct cairn_dirent_disk {
 	uint8_t reserved;
 } __attribute__((packed));
 _Static_assert(sizeof(struct cairn_dirent_disk) == 24, "dirent layout");
+
+/*
+ * Depth: no path of a tree has more than CAIRN_DEPTH_MAX names (a file at
+ * a/b/c has three). Every importer (a directory, a tar, an OCI layer, a
+ * commit of an upper directory) refuses a deeper tree with one line before
+ * anything is published; every walker of a stored tree that recurses (diff,
+ * stacking, export, ls -R, the daemon's re-binding and hard-link search)
+ * stops there with the same error, so a damaged or hostile store cannot
+ * overflow a stack either. The iterative walker (store/walk.h: fsck, gc,
+ * du) takes any depth. 1024 levels of the deepest recursion take about
+ * 1 MiB of stack (a few MiB under AddressSanitizer), well inside the 8 MiB
+ * a process or thread gets; a tar cannot hold more than 2048 levels anyway
+ * (PATH_MAX), and real root filesystems stay under 50.
+ */
+#define CAIRN_DEPTH_MAX 1024u
 
 #define CAIRN_NAME_MAX 255u
 #define CAIRN_SYMLINK_MAX 4095u

@@ -15,9 +15,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "chunk.h"
+#include "content.h"
 #include "source.h"
 #include "image.h"
 #include "node.h"
@@ -33,7 +33,7 @@ struct fsck {
 	struct cairn_fsck_stats *st;
 	struct cairn_zctx z;
 	uint8_t *buf;                  /* one decoded chunk */
-	XXH3_state_t *xs;
+	struct cairn_content_hash ch;  /* the content id of the list being checked */
 	struct cairn_objmap walked;    /* everything the trees reach */
 	struct cairn_objmap reported;  /* missing and corrupt objects already reported */
 	struct cairn_objmap bad_packs; /* pack files that cannot be opened */
@@ -344,20 +344,9 @@ static int check_pack(struct fsck *f, const void *k, size_t kl, const void *v, s
 
 /* --- content lists ------------------------------------------------------ */
 
-static void hash_zeros(XXH3_state_t *xs, uint64_t len)
-{
-	static const uint8_t zeros[64 * 1024];
-
-	while (len) {
-		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-
-		XXH3_128bits_update(xs, zeros, n);
-		len -= n;
-	}
-}
 
 /*
- * Checks one data extent and, with hash, feeds its bytes to f->xs. Returns 1
+ * Checks one data extent and, with hash, feeds its bytes to f->ch. Returns 1
  * when the extent checks out, 0 when the list cannot be verified (the
  * problem is reported here, or by the chunk scan for a damaged chunk), or
  * -errno.
@@ -405,15 +394,19 @@ static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t
 		cairn_err_clear();
 		return 0; /* the chunk scan reports it */
 	}
-	XXH3_128bits_update(f->xs, f->buf, (size_t)n);
+	if (!cairn_content_hash_check(&f->ch, f->buf, (size_t)n, e->start)) {
+		problem_id(f, "content", content, "extent %u (bytes %llu..%llu) holds a whole "
+			   "aligned block of zeros, which is a hole in this format", i,
+			   (unsigned long long)e->start, (unsigned long long)e->end);
+		return 0;
+	}
 	return 1;
 }
 
 static int check_content(struct fsck *f, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct cairn_content_view cv;
-	XXH128_canonical_t c;
-	struct cairn_id id;
+	struct cairn_id id, got;
 	bool verifiable = true;
 
 	f->st->contents++;
@@ -426,7 +419,7 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 		problem_id(f, "content", &id, "malformed extent list");
 		return 0;
 	}
-	XXH3_128bits_reset(f->xs);
+	cairn_content_hash_begin(&f->ch);
 	for (uint32_t i = 0; i < cv.count; i++) {
 		struct cairn_extent e;
 		int ret;
@@ -434,7 +427,7 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 		cairn_content_extent(&cv, i, &e);
 		if (e.hole) {
 			if (verifiable)
-				hash_zeros(f->xs, e.end - e.start);
+				cairn_content_hash_hole(&f->ch, e.end - e.start);
 			continue;
 		}
 		/* once the list cannot be verified, still look for missing chunks */
@@ -446,8 +439,8 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 	}
 	if (!verifiable)
 		return 0;
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(f->xs));
-	if (memcmp(c.digest, id.b, CAIRN_ID_LEN) != 0)
+	cairn_content_hash_end(&f->ch, &got);
+	if (!cairn_id_eq(&got, &id))
 		problem_id(f, "content", &id, "does not match its id (the file's bytes hash "
 					      "differently)");
 	return 0;
@@ -815,12 +808,11 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 	cairn_objmap_init(&f.reported);
 	cairn_objmap_init(&f.bad_packs);
 	f.buf = malloc(CAIRN_CHUNK_MAX_LIMIT);
-	f.xs = XXH3_createState();
-	if (!f.buf || !f.xs)
+	if (!f.buf || cairn_content_hash_init(&f.ch))
 		ret = -ENOMEM;
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(scans); i++)
 		ret = scan(&f, scans[i].db, scans[i].phase, scans[i].check);
-	XXH3_freeState(f.xs);
+	cairn_content_hash_release(&f.ch);
 	free(f.buf);
 	cairn_zctx_release(&f.z);
 	cairn_objmap_release(&f.walked);
@@ -829,9 +821,29 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 	return ret;
 }
 
+struct perms_ctx {
+	const struct cairn_fsck_opts *o;
+	struct cairn_fsck_stats *st;
+};
+
+static void perms_problem(void *ctx, const char *path, unsigned mode)
+{
+	struct perms_ctx *p = ctx;
+	char msg[128];
+	struct cairn_fsck_problem pr = { .kind = "store", .name = path, .name_len = strlen(path),
+					 .msg = msg };
+
+	snprintf(msg, sizeof(msg), "mode %04o lets other users in (a store is 0700, its files "
+		 "0600: its owner's next cairn command narrows them)", mode);
+	p->st->problems++;
+	if (p->o && p->o->problem)
+		p->o->problem(p->o->ctx, &pr);
+}
+
 int cairn_fsck(struct cairn_store *s, const struct cairn_fsck_opts *opts,
 	       struct cairn_fsck_stats *stats)
 {
+	struct perms_ctx pc = { .o = opts, .st = stats };
 	struct cairn_txn *t;
 	int ret = cairn_txn_begin(s, false, &t);
 
@@ -839,5 +851,8 @@ int cairn_fsck(struct cairn_store *s, const struct cairn_fsck_opts *opts,
 		return ret;
 	ret = cairn_fsck_txn(t, opts, stats);
 	cairn_txn_abort(t);
+	/* after the scans (they zero the figures): what other users could read */
+	if (!ret)
+		cairn_store_perms(s, false, perms_problem, &pc);
 	return ret;
 }

@@ -27,8 +27,8 @@
 
 /* One problem: "<kind> <name>: <msg>". Strings live until the callback returns. */
 struct cairn_fsck_problem {
-	const char *kind; /* "pack", "chunk", "content", "node", "layer", "image", "tag" or
-			     "platform" */
+	const char *kind; /* "pack", "chunk", "content", "node", "layer", "image", "tag",
+			     "platform", or "store" (a file other users may read) */
 	const char *name; /* an id in hex, a pack number in hex, or a tag or platform
 			     name (any bytes) */
 	size_t name_len;
@@ -56,7 +56,8 @@ struct cairn_fsck_opts {
 };
 
 /*
- * Checks the store. Returns 0 when the check ran (stats->problems says
+ * Checks the store, and that other users cannot read it (store.h,
+ * cairn_store_perms()). Returns 0 when the check ran (stats->problems says
  * whether it found anything), or -errno with a message when it could not
  * read the store.
  */

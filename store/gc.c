@@ -20,6 +20,7 @@
 #include "store-internal.h"
 
 #define SWEEP_BATCH 10000 /* deletes per transaction */
+#define GC_ROUNDS_MAX 20  /* marking rounds before gc gives up on names that keep moving */
 
 int cairn_gc_lock(struct cairn_store *s, bool exclusive)
 {
@@ -27,7 +28,7 @@ int cairn_gc_lock(struct cairn_store *s, bool exclusive)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/gc.lock", cairn_store_dir(s));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cairn_err(-errno, "cannot open '%s': %s", path, strerror(errno));
 	if (flock(fd, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH) < 0) {
@@ -213,51 +214,176 @@ static int kept_images(struct cairn_txn *t, const struct cairn_gc_opts *o,
 	return ret;
 }
 
-/* 3-5. Drop unkept images, mark from the kept ones, sweep the rest. */
-static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
-			  struct cairn_gc_stats *st, struct cairn_objmap *live)
+/* One image record of the store, for a marking round. */
+struct image_ent {
+	struct cairn_id id;
+	bool kept;
+};
+
+#define K_WALKED (CAIRN_OBJ_USER + 1) /* an image whose trees a round walked */
+
+static int list_images(struct cairn_txn *t, struct image_ent **out, size_t *n)
 {
-	struct keys images = { .klen = CAIRN_ID_LEN }, layers = { .klen = CAIRN_ID_LEN };
-	struct keys nodes = { .klen = CAIRN_ID_LEN }, contents = { .klen = CAIRN_ID_LEN };
-	struct keys chunks = { .klen = CAIRN_ID_LEN };
+	struct cairn_cursor *c;
+	const void *k;
+	size_t kl, cap = 0;
+	int ret = cairn_cursor_open(t, CAIRN_DBI_IMAGES, &c);
+
+	*out = NULL;
+	*n = 0;
+	if (ret)
+		return ret;
+	for (ret = cairn_cursor_get(c, NULL, 0, false, &k, &kl, NULL, NULL); ret == 0;
+	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, NULL, NULL)) {
+		if (kl != CAIRN_ID_LEN)
+			continue;
+		if (*n == cap) {
+			struct image_ent *p = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof(*p));
+
+			if (!p) {
+				ret = -ENOMEM;
+				break;
+			}
+			*out = p;
+		}
+		memset(&(*out)[*n], 0, sizeof(**out));
+		memcpy((*out)[(*n)++].id.b, k, CAIRN_ID_LEN);
+	}
+	cairn_cursor_close(c);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/*
+ * One marking round in read transaction t: the kept set from the names t
+ * sees and the leases read now, then everything kept and not marked yet
+ * is walked (what earlier rounds marked stays marked: a round after the
+ * first walks only what a naming verb added meanwhile).
+ */
+static int mark_round(struct cairn_txn *t, const struct cairn_gc_opts *o, struct image_ent *imgs,
+		      size_t n, struct cairn_objmap *live)
+{
+	struct cairn_id *leases = NULL;
 	struct cairn_objmap keep;
-	struct cairn_cursor *c = NULL;
-	struct cairn_txn *t;
-	const void *k, *v;
-	size_t kl, vl;
+	struct cairn_obj *w;
+	size_t nleases = 0;
+	bool added;
 	int ret;
 
 	cairn_objmap_init(&keep);
-	ret = cairn_txn_begin(s, false, &t);
-	if (ret)
-		return ret;
 	ret = kept_images(t, o, &keep);
-	if (!ret)
-		ret = cairn_cursor_open(t, CAIRN_DBI_IMAGES, &c);
-	for (ret = ret ? ret : cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); ret == 0;
-	     ret = cairn_cursor_get(c, NULL, 0, true, &k, &kl, &v, &vl)) {
+	/* leases read after the round's names: a mount that registers later names its image */
+	if (!ret && o->leases_fn)
+		ret = o->leases_fn(o->ctx, &leases, &nleases);
+	for (size_t i = 0; !ret && i < nleases; i++)
+		ret = keep_image(&keep, &leases[i]);
+	for (size_t i = 0; !ret && i < n; i++) {
 		struct cairn_image img;
 
-		if (kl != CAIRN_ID_LEN)
+		imgs[i].kept = cairn_objmap_find(&keep, CAIRN_OBJ_USER, &imgs[i].id) != NULL;
+		if (!imgs[i].kept)
 			continue;
-		if (!cairn_objmap_find(&keep, CAIRN_OBJ_USER, k)) {
-			ret = keys_add(&images, k, kl);
-			if (ret)
-				break;
+		ret = cairn_objmap_add(live, K_WALKED, &imgs[i].id, &w, &added);
+		if (ret || !added)
 			continue;
-		}
-		if (cairn_image_parse(v, vl, &img))
+		if (cairn_image_get(t, &imgs[i].id, &img)) {
+			cairn_err_clear();
 			continue; /* fsck reports it; nothing it names can be trusted to go */
+		}
 		ret = cairn_walk_image(t, live, 1, 0, &img.root, img.layers, img.nlayers, NULL,
 				       NULL);
-		if (ret)
+	}
+	free(leases);
+	cairn_objmap_release(&keep);
+	return ret;
+}
+
+/*
+ * The image sweep: deletes every unkept image record in one synced
+ * transaction, but only if the epoch is still the one the round's names
+ * were read at (no naming verb committed since). 1 when done, 0 when the
+ * names moved (mark again), or -errno.
+ */
+static int drop_images(struct cairn_store *s, uint64_t epoch, const struct image_ent *imgs,
+		       size_t n, struct cairn_gc_stats *st)
+{
+	struct cairn_txn *t;
+	uint64_t now;
+	int ret = cairn_txn_begin(s, true, &t);
+
+	if (ret)
+		return ret;
+	ret = cairn_epoch_get(t, &now);
+	if (!ret && now != epoch) {
+		cairn_txn_abort(t);
+		return 0;
+	}
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (imgs[i].kept)
+			continue;
+		ret = cairn_del(t, CAIRN_DBI_IMAGES, imgs[i].id.b, CAIRN_ID_LEN);
+		if (ret == -ENOENT) {
+			cairn_err_clear();
+			ret = 0;
+			continue;
+		}
+		st->images++;
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret;
+	}
+	ret = cairn_txn_commit(t);
+	return ret ? ret : 1;
+}
+
+/* 3-5. Mark from the kept images, drop the unkept ones, sweep the rest. */
+static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
+			  struct cairn_gc_stats *st, struct cairn_objmap *live)
+{
+	struct keys layers = { .klen = CAIRN_ID_LEN }, nodes = { .klen = CAIRN_ID_LEN };
+	struct keys contents = { .klen = CAIRN_ID_LEN }, chunks = { .klen = CAIRN_ID_LEN };
+	struct image_ent *imgs = NULL;
+	struct cairn_cursor *c = NULL;
+	struct cairn_txn *t = NULL;
+	const void *k;
+	size_t kl, nimgs = 0;
+	int ret, round;
+
+	/*
+	 * The naming protocol (gc.h): mark from the names of one snapshot,
+	 * then drop the unkept images in a transaction that checks no name
+	 * moved since; when one did, mark again from the new names.
+	 */
+	for (round = 0;; round++) {
+		uint64_t epoch;
+
+		if (round == GC_ROUNDS_MAX) {
+			ret = cairn_err(-EAGAIN, "names kept moving while gc marked (%d rounds): "
+						 "run gc again", GC_ROUNDS_MAX);
+			goto out;
+		}
+		cairn_txn_abort(t);
+		ret = cairn_txn_begin(s, false, &t);
+		if (!ret)
+			ret = cairn_epoch_get(t, &epoch);
+		free(imgs);
+		imgs = NULL;
+		if (!ret)
+			ret = list_images(t, &imgs, &nimgs);
+		if (!ret)
+			ret = mark_round(t, o, imgs, nimgs, live);
+		if (!ret)
+			ret = drop_images(s, epoch, imgs, nimgs, st);
+		if (ret < 0)
+			goto out;
+		if (ret == 1)
 			break;
 	}
-	cairn_cursor_close(c);
-	c = NULL;
-	if (ret != -ENOENT)
-		goto out;
-	/* everything not marked goes: layers are nodes (a layer's id is its root) */
+	/*
+	 * From here on every name points at a kept image (a verb naming a
+	 * dropped one fails its check), so what t's snapshot holds unmarked
+	 * goes: layers are nodes (a layer's id is its root).
+	 */
 	{
 		static const struct {
 			enum cairn_db db;
@@ -295,22 +421,19 @@ static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
 	}
 	cairn_txn_abort(t);
 	t = NULL;
-	/* images first: from then on nothing refers to what follows */
-	if (!ret && !(ret = delete_keys(s, CAIRN_DBI_IMAGES, &images)) &&
-	    !(ret = delete_keys(s, CAIRN_DBI_LAYERS, &layers)) &&
+	if (!ret && !(ret = delete_keys(s, CAIRN_DBI_LAYERS, &layers)) &&
 	    !(ret = delete_keys(s, CAIRN_DBI_NODES, &nodes)) &&
 	    !(ret = delete_keys(s, CAIRN_DBI_CONTENTS, &contents)))
 		ret = delete_keys(s, CAIRN_DBI_CHUNKS, &chunks);
-	st->images += images.n;
 	st->layers += layers.n;
 	st->nodes += nodes.n;
 	st->contents += contents.n;
 	st->chunks += chunks.n;
+	st->rounds = (uint32_t)round + 1;
 out:
 	cairn_cursor_close(c);
 	cairn_txn_abort(t);
-	cairn_objmap_release(&keep);
-	free(images.v);
+	free(imgs);
 	free(layers.v);
 	free(nodes.v);
 	free(contents.v);

@@ -300,6 +300,13 @@ int cairn_naming_begin(struct cairn_store *s, struct cairn_txn **t)
 
 int cairn_naming_commit(struct cairn_txn *t)
 {
+	/* gc's protocol (gc.h): a name moved, so a gc that marked before must mark again */
+	int ret = cairn_epoch_bump(t, NULL);
+
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret;
+	}
 	return cairn_txn_commit(t);
 }
 
@@ -308,7 +315,14 @@ int cairn_naming_check(struct cairn_txn *t, const struct cairn_id *image)
 	struct cairn_image img;
 	int ret = cairn_image_get(t, image, &img);
 
-	return ret == -ENOENT ? cairn_err(ret, "the image is not in the store") : ret;
+	if (ret == -ENOENT) {
+		char hex[CAIRN_ID_HEX_LEN + 1];
+
+		cairn_id_hex(image, hex);
+		return cairn_err(ret, "image %.12s is not in the store (gc collected it: no name "
+				      "kept it)", hex);
+	}
+	return ret;
 }
 
 int cairn_tag_put(struct cairn_txn *t, const char *name, const struct cairn_id *image)
@@ -325,6 +339,27 @@ static int naming_end(struct cairn_txn *t, int ret)
 		return ret;
 	}
 	return cairn_naming_commit(t);
+}
+
+int cairn_image_hold(struct cairn_store *s, const struct cairn_id *images, size_t n)
+{
+	struct cairn_txn *t = NULL;
+	int ret = cairn_naming_begin(s, &t);
+
+	if (ret == -EROFS) {
+		/* a store nobody can write (a read-only filesystem): no gc runs there */
+		cairn_err_clear();
+		ret = cairn_txn_begin(s, false, &t);
+		for (size_t i = 0; !ret && i < n; i++)
+			ret = cairn_naming_check(t, &images[i]);
+		cairn_txn_abort(t);
+		return ret;
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = cairn_naming_check(t, &images[i]);
+	return naming_end(t, ret);
 }
 
 int cairn_tag_set(struct cairn_store *s, const char *name, const struct cairn_id *image)

@@ -12,7 +12,8 @@
  *                              it returns to tell a platform to follow
  *                              from a tag or an id to pin;
  *   - making or dropping one:  cairn_tag_set(), cairn_tag_remove(),
- *                              cairn_image_remove() here,
+ *                              cairn_image_remove(), cairn_image_hold()
+ *                              (a mount starting) here,
  *                              cairn_platform_upgrade() and
  *                              cairn_platform_rollback() in platform.h, and
  *                              cairn_writer_publish() (import, commit --tag);
@@ -112,6 +113,16 @@ int cairn_tag_each(struct cairn_txn *t,
  * image is not in the store at commit time.
  */
 int cairn_tag_set(struct cairn_store *s, const char *name, const struct cairn_id *image);
+
+/*
+ * A mount's hold on the images it serves: call it once the mount's record
+ * (its leases, STORE/run) is written, before serving. One naming
+ * transaction checks each image is still in the store and moves the epoch,
+ * so a gc that read the leases before the record existed marks again
+ * (gc.h). -ENOENT with a message when one is gone: gc collected it while
+ * the mount started (nothing else named it); the mount must not serve it.
+ */
+int cairn_image_hold(struct cairn_store *s, const struct cairn_id *images, size_t n);
 
 /* Removes tag name (never its image), synced. -ENOENT with a message if absent. */
 int cairn_tag_remove(struct cairn_store *s, const char *name);

@@ -351,7 +351,7 @@ int cairn_node_parse(const void *val, size_t len, unsigned flags, struct cairn_n
 		memcpy(v->content.b, r.content, CAIRN_ID_LEN);
 		if (r.kind > CAIRN_CONTENT_LIST || (v->size == 0) != (r.kind == CAIRN_CONTENT_EMPTY))
 			return -EUCLEAN;
-		if (r.kind == CAIRN_CONTENT_CHUNK && v->size > CAIRN_CHUNK_MAX_LIMIT)
+		if (r.kind == CAIRN_CONTENT_CHUNK && v->size > CAIRN_ONE_CHUNK_MAX)
 			return -EUCLEAN;
 		return 0;
 	}
@@ -507,6 +507,7 @@ int cairn_content_parse(const void *val, size_t len, unsigned flags,
 {
 	struct cairn_content_disk h;
 	struct cairn_extent e;
+	bool holes = false, prev_hole = false;
 	uint64_t prev = 0;
 
 	memset(v, 0, sizeof(*v));
@@ -525,13 +526,20 @@ int cairn_content_parse(const void *val, size_t len, unsigned flags,
 		return -EUCLEAN;
 	if (!(flags & CAIRN_PARSE_STRICT))
 		return 0;
+	/* canonical (format.h): holes are whole aligned blocks, never two in a row */
 	for (uint32_t i = 0; i < v->count; i++) {
 		cairn_content_extent(v, i, &e);
 		if (e.end <= prev || (!e.hole && e.end - prev > CAIRN_CHUNK_MAX_LIMIT))
 			return -EUCLEAN;
+		if (e.hole && (e.start % CAIRN_HOLE_BLOCK || e.end % CAIRN_HOLE_BLOCK ||
+			       prev_hole))
+			return -EUCLEAN;
+		holes |= e.hole;
+		prev_hole = e.hole;
 		prev = e.end;
 	}
-	return 0;
+	/* a list with no hole is a file too large to be one chunk */
+	return holes || v->size > CAIRN_ONE_CHUNK_MAX ? 0 : -EUCLEAN;
 }
 
 void cairn_content_single(const struct cairn_id *chunk, uint64_t size,

@@ -61,7 +61,7 @@ int cairn_pack_create(struct cairn_store *s, uint32_t *out)
 		if (++id == 0 || id == UINT32_MAX)
 			return cairn_err(-ENOSPC, "no pack ids left");
 		cairn_store_pack_path(s, id, path, sizeof(path));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST) /* a concurrent writer took it: try the next */

@@ -3,6 +3,8 @@
  * read.c - path walks and file reads over the Merkle tree.
  */
 #include "read.h"
+
+#include "content.h"
 #include "store-internal.h"
 
 #include <xxhash.h>
@@ -175,16 +177,14 @@ ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_vi
 int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
 			const struct cairn_content_view *cv)
 {
-	static const uint8_t zeros[65536];
-	XXH3_state_t *xs = XXH3_createState();
-	XXH128_canonical_t c;
+	struct cairn_content_hash h;
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct cairn_id got;
-	int ret = 0;
+	int ret = cairn_content_hash_init(&h);
 
-	if (!xs)
-		return -ENOMEM;
-	XXH3_128bits_reset(xs);
+	if (ret)
+		return ret;
+	cairn_id_hex(id, hex);
 	for (uint32_t i = 0; i < cv->count && !ret; i++) {
 		struct cairn_extent e;
 		const uint8_t *data;
@@ -192,12 +192,7 @@ int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
 
 		cairn_content_extent(cv, i, &e);
 		if (e.hole) {
-			for (uint64_t left = e.end - e.start; left;) {
-				size_t k = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
-
-				XXH3_128bits_update(xs, zeros, k);
-				left -= k;
-			}
+			cairn_content_hash_hole(&h, e.end - e.start);
 			continue;
 		}
 		n = cairn_reader_chunk(r, &e.id, &data);
@@ -205,17 +200,16 @@ int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
 			ret = (int)n;
 		else if ((uint64_t)n != e.end - e.start)
 			ret = cairn_err(-EIO, "an extent's length is not its chunk's");
-		else
-			XXH3_128bits_update(xs, data, (size_t)n);
+		else if (!cairn_content_hash_check(&h, data, (size_t)n, e.start))
+			ret = cairn_err(-EIO, "content %s: a data extent holds a block of zeros "
+					      "(not a list any writer makes)", hex);
 	}
 	if (!ret) {
-		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(xs));
-		memcpy(got.b, c.digest, CAIRN_ID_LEN);
-		cairn_id_hex(id, hex);
+		cairn_content_hash_end(&h, &got);
 		if (!cairn_id_eq(&got, id))
 			ret = cairn_err(-EIO, "content %s: its chunks do not hash to its id", hex);
 	}
-	XXH3_freeState(xs);
+	cairn_content_hash_release(&h);
 	return ret;
 }
 

@@ -25,8 +25,6 @@
 #include "read.h"
 #include "walk.h"
 
-#define STACK_MAX_DEPTH 4096u
-
 /* Entries of the object map, beside the walker's kinds. */
 enum {
 	K_GROUP = CAIRN_OBJ_USER,  /* a base group that lost a member: aux = index */
@@ -82,7 +80,7 @@ struct stack {
 
 static int too_deep(void)
 {
-	return cairn_err(-ELOOP, "a tree deeper than %u levels", STACK_MAX_DEPTH);
+	return cairn_err_too_deep(NULL);
 }
 
 /* Reads a node the parent says is of type want. */
@@ -198,7 +196,7 @@ static int drop(struct stack *st, const struct cairn_dirent *e, unsigned depth)
 	bool added;
 	int ret;
 
-	if (depth > STACK_MAX_DEPTH)
+	if (depth > CAIRN_DEPTH_MAX)
 		return too_deep();
 	if (e->type == CAIRN_NODE_WHITEOUT)
 		return base_whiteout(e->name, e->name_len);
@@ -301,7 +299,7 @@ static int merge(struct stack *st, const struct cairn_node_view *base,
 
 	*out = NULL;
 	*same = !base && !(layer->flags & CAIRN_NODE_OPAQUE);
-	if (depth > STACK_MAX_DEPTH)
+	if (depth > CAIRN_DEPTH_MAX)
 		return too_deep();
 	d = sdir_new(layer_id);
 	if (!d)
@@ -371,7 +369,7 @@ static int scan_base(struct stack *st, struct sent *e, unsigned depth, bool *fou
 	struct cairn_obj *o;
 	int ret = 0;
 
-	if (depth > STACK_MAX_DEPTH)
+	if (depth > CAIRN_DEPTH_MAX)
 		return too_deep();
 	if (cairn_objmap_find(&st->map, K_NO_MEMBERS, &e->id))
 		return 0;
@@ -413,7 +411,7 @@ static int scan(struct stack *st, struct sdir *d, unsigned depth)
 	bool found = false; /* not needed here: this directory is expanded already */
 	int ret = 0;
 
-	if (depth > STACK_MAX_DEPTH)
+	if (depth > CAIRN_DEPTH_MAX)
 		return too_deep();
 	for (uint32_t i = 0; !ret && i < d->n; i++) {
 		struct sent *e = &d->ents[i];
@@ -531,7 +529,7 @@ static int count_tree(struct stack *st, const struct cairn_id *id, unsigned dept
 		st->unlinked += o->len;
 		return 0;
 	}
-	if (depth > STACK_MAX_DEPTH)
+	if (depth > CAIRN_DEPTH_MAX)
 		return too_deep();
 	ret = get_node(st, id, CAIRN_NODE_DIR, &v);
 	for (uint32_t i = 0; !ret && i < v.nentries; i++) {

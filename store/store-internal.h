@@ -56,6 +56,11 @@ int cairn_put_reserve(struct cairn_txn *t, enum cairn_db db, const void *key, si
 		      size_t vlen, void **where);
 int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen);
 
+/* The store's epoch (format.h, CAIRN_META_EPOCH_KEY): 0 until the first bump. */
+int cairn_epoch_get(struct cairn_txn *t, uint64_t *out);
+/* Bumps the epoch inside write transaction t; *out (may be NULL) gets the new value. */
+int cairn_epoch_bump(struct cairn_txn *t, uint64_t *out);
+
 /* Number of entries in a database. */
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count);
 
@@ -85,7 +90,8 @@ int cairn_table_each(struct cairn_txn *t, enum cairn_db db,
  * or takes one away (tags, image removal, platform switches, the publish
  * of an import or commit) writes in one of these, begun and committed only
  * through these two calls. A publishing commit is fully synced. This pair
- * is the one place where naming coordinates with gc (gc.h).
+ * is the one place where naming coordinates with gc (gc.h): the commit
+ * bumps the store's epoch, which gc checks before it drops images.
  */
 int cairn_naming_begin(struct cairn_store *s, struct cairn_txn **t);
 int cairn_naming_commit(struct cairn_txn *t);

@@ -12,6 +12,7 @@
 
 #include "source.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -109,7 +110,6 @@ void cairn_store_params_default(struct cairn_store_params *p)
 	p->chunk.avg = CAIRN_CHUNK_AVG_DEFAULT;
 	p->chunk.max = CAIRN_CHUNK_MAX_DEFAULT;
 	p->chunk.seed = CAIRN_GEAR_SEED_DEFAULT;
-	p->hole_block = 4096;
 	p->zstd_level = 3;
 }
 
@@ -120,6 +120,11 @@ static int meta_decode(const void *v, size_t len, struct cairn_store_params *p)
 	if (len < sizeof(m))
 		return cairn_err(-EUCLEAN, "store metadata is truncated");
 	memcpy(&m, v, sizeof(m));
+	if (m.version == CAIRN_FORMAT_VERSION && CAIRN_GET(m.format) < CAIRN_STORE_FORMAT)
+		return cairn_err(-EPROTO, "it was made by an older cairn (store format %u; this "
+					  "cairn reads format %u only, whose ids differ): export its "
+					  "images with the cairn that made it and import them into a "
+					  "new store", CAIRN_GET(m.format), CAIRN_STORE_FORMAT);
 	if (m.version != CAIRN_FORMAT_VERSION || CAIRN_GET(m.format) != CAIRN_STORE_FORMAT)
 		return cairn_err(-EPROTO, "store format %u.%u is not supported (this cairn reads %u.%u)",
 				 m.version, CAIRN_GET(m.format), CAIRN_FORMAT_VERSION,
@@ -130,11 +135,10 @@ static int meta_decode(const void *v, size_t len, struct cairn_store_params *p)
 	p->chunk.avg = CAIRN_GET(m.chunk_avg);
 	p->chunk.max = CAIRN_GET(m.chunk_max);
 	p->chunk.seed = CAIRN_GET(m.gear_seed);
-	p->hole_block = CAIRN_GET(m.hole_block);
 	p->zstd_level = CAIRN_GET(m.zstd_level);
-	if (p->hole_block < 512 || (p->hole_block & (p->hole_block - 1)))
+	if (CAIRN_GET(m.hole_block) != CAIRN_HOLE_BLOCK)
 		return cairn_err(-EUCLEAN, "store metadata has a bad hole block size %u",
-				 p->hole_block);
+				 CAIRN_GET(m.hole_block));
 	return 0;
 }
 
@@ -147,7 +151,7 @@ static void meta_encode(const struct cairn_store_params *p, struct cairn_meta_di
 	CAIRN_SET(m->chunk_min, p->chunk.min);
 	CAIRN_SET(m->chunk_avg, p->chunk.avg);
 	CAIRN_SET(m->chunk_max, p->chunk.max);
-	CAIRN_SET(m->hole_block, p->hole_block);
+	CAIRN_SET(m->hole_block, CAIRN_HOLE_BLOCK);
 	CAIRN_SET(m->gear_seed, p->chunk.seed);
 	CAIRN_SET(m->zstd_level, p->zstd_level);
 	CAIRN_SET(m->created_ns, cairn_now_ns());
@@ -237,6 +241,7 @@ again:
 	return 0;
 }
 
+/* mkdir -p: missing parents 0755, the store itself 0700. */
 static int mkdir_p(const char *dir)
 {
 	cleanup_free char *p = strdup(dir);
@@ -251,9 +256,87 @@ static int mkdir_p(const char *dir)
 			return -errno;
 		*q = '/';
 	}
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* Narrows one entry of dfd to want (0700 or 0600) if it is wider; symlinks are left. */
+static int perms_one(int dfd, const char *name, const char *shown, bool fix,
+		     cairn_perms_fn report, void *ctx)
+	__attribute__((nonnull(2, 3)));
+static int perms_one(int dfd, const char *name, const char *shown, bool fix,
+		     cairn_perms_fn report, void *ctx)
+{
+	char proc[64];
+	struct stat st;
+	mode_t want;
+	int fd;
+
+	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone meanwhile (a pack gc removed, a mount that ended) */
+	if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+	if (!(st.st_mode & 077)) {
+		close(fd);
+		return 0;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (fix && st.st_uid == geteuid() && chmod(proc, want & st.st_mode) == 0) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (report)
+		report(ctx, shown, st.st_mode & 07777);
+	return 1;
+}
+
+int cairn_store_perms(struct cairn_store *s, bool fix, cairn_perms_fn report, void *ctx)
+{
+	static const char *const subdirs[] = { "packs", "run" };
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), wide = 0;
+	DIR *d;
+
+	if (dfd < 0)
+		return 0;
+	wide += perms_one(AT_FDCWD, s->dir, s->dir, fix, report, ctx);
+	d = fdopendir(dup(dfd));
+	for (struct dirent *e; d && (e = readdir(d));) {
+		cleanup_free char *shown = NULL;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (asprintf(&shown, "%s/%s", s->dir, e->d_name) < 0)
+			break;
+		wide += perms_one(dfd, e->d_name, shown, fix, report, ctx);
+	}
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		int sfd = openat(dfd, subdirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		d = sfd >= 0 ? fdopendir(sfd) : NULL;
+		if (!d && sfd >= 0)
+			close(sfd);
+		for (struct dirent *e; d && (e = readdir(d));) {
+			cleanup_free char *shown = NULL;
+
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (asprintf(&shown, "%s/%s/%s", s->dir, subdirs[i], e->d_name) < 0)
+				break;
+			wide += perms_one(dirfd(d), e->d_name, shown, fix, report, ctx);
+		}
+		if (d)
+			closedir(d);
+	}
+	close(dfd);
+	return wide;
 }
 
 /* Creates and opens s->env; on failure the handle is closed and NULL. */
@@ -268,7 +351,7 @@ static int env_open(struct cairn_store *s, unsigned mdb_flags)
 	rc = mdb_env_set_mapsize(s->env, CAIRN_MAP_SIZE);
 	/* Never MDB_WRITEMAP, MDB_NOSYNC or MDB_MAPASYNC: see DESIGN.md. */
 	if (!rc)
-		rc = mdb_env_open(s->env, s->dir, mdb_flags, 0644);
+		rc = mdb_env_open(s->env, s->dir, mdb_flags, 0600);
 	if (rc) {
 		mdb_env_close(s->env);
 		s->env = NULL;
@@ -334,7 +417,7 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 			ret = -ENOMEM;
 			goto err_env;
 		}
-		if (mkdir(packs, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(packs, 0700) < 0 && errno != EEXIST) {
 			ret = cairn_err(-errno, "cannot create '%s': %s", packs,
 					cairn_strerror(errno, ebuf, sizeof(ebuf)));
 			goto err_env;
@@ -345,6 +428,8 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 		ret = -ENOMEM;
 		goto err_env;
 	}
+	/* the store holds other people's files: its owner narrows what is wider */
+	cairn_store_perms(s, true, NULL, NULL);
 	*out = s;
 	return 0;
 
@@ -682,6 +767,41 @@ int cairn_del(struct cairn_txn *t, enum cairn_db db, const void *key, size_t kle
 	return lmdb_err(mdb_del(t->txn, t->s->dbi[db], &k, NULL), "cannot delete from the store");
 }
 
+int cairn_epoch_get(struct cairn_txn *t, uint64_t *out)
+{
+	const void *v;
+	size_t vl;
+	int ret = cairn_get(t, CAIRN_DBI_META, CAIRN_META_EPOCH_KEY,
+			    strlen(CAIRN_META_EPOCH_KEY), &v, &vl);
+
+	if (ret == -ENOENT) {
+		cairn_err_clear();
+		*out = 0;
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (vl != sizeof(uint64_t))
+		return cairn_err(-EUCLEAN, "the store's epoch record is damaged");
+	*out = cairn_le64(v);
+	return 0;
+}
+
+int cairn_epoch_bump(struct cairn_txn *t, uint64_t *out)
+{
+	uint64_t e, le;
+	int ret = cairn_epoch_get(t, &e);
+
+	if (ret)
+		return ret;
+	le = htole64(e + 1);
+	ret = cairn_put(t, CAIRN_DBI_META, CAIRN_META_EPOCH_KEY, strlen(CAIRN_META_EPOCH_KEY), &le,
+			sizeof(le), 0, NULL, NULL);
+	if (!ret && out)
+		*out = e + 1;
+	return ret;
+}
+
 int cairn_db_count(struct cairn_txn *t, enum cairn_db db, uint64_t *count)
 {
 	MDB_stat st;
@@ -873,7 +993,8 @@ int cairn_store_compact(struct cairn_store *s)
 		} else {
 			int fd = open(f, O_RDONLY | O_CLOEXEC);
 
-			if (fd < 0 || fsync(fd) < 0)
+			/* LMDB made it 0644 less the umask: it replaces a 0600 file */
+			if (fd < 0 || fchmod(fd, 0600) < 0 || fsync(fd) < 0)
 				ret = cairn_err(-errno, "cannot sync the compacted copy");
 			if (fd >= 0)
 				close(fd);

@@ -37,7 +37,6 @@ enum cairn_store_flags {
 /* Parameters a new store is created with (ignored when it exists). */
 struct cairn_store_params {
 	struct cairn_chunker_params chunk;
-	uint32_t hole_block;
 	int zstd_level;
 };
 
@@ -88,6 +87,18 @@ int cairn_store_wait_readers(struct cairn_store *s, int timeout_ms);
  * reopened afterwards: s is closed by this call either way.
  */
 int cairn_store_compact(struct cairn_store *s);
+
+/*
+ * Permissions: the store holds other people's files (an image's
+ * /etc/shadow), so its directory and every directory in it are 0700 and
+ * every file 0600, whatever the umask: cairn creates them so, and
+ * cairn_store_open() narrows what is wider when the store belongs to the
+ * caller. This checks the store directory, what it holds and what packs/
+ * and run/ hold: with fix, entries the caller owns are narrowed; report
+ * (may be NULL) is called for each entry left wider. Returns how many.
+ */
+typedef void (*cairn_perms_fn)(void *ctx, const char *path, unsigned mode);
+int cairn_store_perms(struct cairn_store *s, bool fix, cairn_perms_fn report, void *ctx);
 
 /* Flushes everything committed so far to disk (mdb_env_sync(force)). */
 int cairn_store_sync(struct cairn_store *s);

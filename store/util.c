@@ -99,16 +99,82 @@ void cairn_buf_release(struct cairn_buf *b)
 
 static _Thread_local char errmsg[1024];
 
+#define ELIDED "..."
+#define ELIDE_KEEP 24 /* bytes of a word that always stay */
+
+/*
+ * Shortens s (len bytes) until it fits in cap bytes with its NUL: each round
+ * takes the middle out of the longest run of non-blank bytes. Cuts fall on
+ * UTF-8 character boundaries. Returns the new length.
+ */
+static size_t elide(char *s, size_t len, size_t cap)
+{
+	while (len >= cap) {
+		size_t best = 0, best_len = 0, excess = len - (cap - 1), keep, head, tail;
+
+		for (size_t i = 0; i < len;) {
+			size_t j = i;
+
+			while (j < len && s[j] != ' ')
+				j++;
+			if (j - i > best_len) {
+				best = i;
+				best_len = j - i;
+			}
+			i = j + 1;
+		}
+		if (best_len < ELIDE_KEEP + sizeof(ELIDED) - 1 + 1)
+			break; /* nothing long enough to shorten: cut the end */
+		keep = best_len > excess + sizeof(ELIDED) - 1 + ELIDE_KEEP
+			       ? best_len - excess - (sizeof(ELIDED) - 1)
+			       : ELIDE_KEEP;
+		head = keep / 2;
+		tail = keep - head;
+		while (head && ((unsigned char)s[best + head] & 0xc0) == 0x80)
+			head--;
+		while (tail && ((unsigned char)s[best + best_len - tail] & 0xc0) == 0x80)
+			tail--;
+		memmove(s + best + head + sizeof(ELIDED) - 1, s + best + best_len - tail,
+			len - (best + best_len - tail));
+		memcpy(s + best + head, ELIDED, sizeof(ELIDED) - 1);
+		len -= best_len - (head + sizeof(ELIDED) - 1 + tail);
+	}
+	if (len >= cap)
+		len = cap - 1;
+	s[len] = '\0';
+	return len;
+}
+
 int cairn_err(int ret, const char *fmt, ...)
 {
-	char buf[sizeof(errmsg)];
+	char small[sizeof(errmsg)], *buf = NULL;
 	va_list ap;
+	int n;
 
+	/* arguments may point into errmsg: format elsewhere first */
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap); /* arguments may point into errmsg */
+	n = vasprintf(&buf, fmt, ap);
 	va_end(ap);
-	memcpy(errmsg, buf, sizeof(buf));
+	if (n < 0) {
+		va_start(ap, fmt);
+		vsnprintf(small, sizeof(small), fmt, ap);
+		va_end(ap);
+		memcpy(errmsg, small, sizeof(small));
+		return ret;
+	}
+	elide(buf, (size_t)n, sizeof(errmsg));
+	memcpy(errmsg, buf, strlen(buf) + 1);
+	free(buf);
 	return ret;
+}
+
+int cairn_err_too_deep(const char *path)
+{
+	if (!path)
+		return cairn_err(-ELOOP, "the tree is more than %u levels deep (cairn's limit)",
+				 CAIRN_DEPTH_MAX);
+	return cairn_err(-ELOOP, "'%s' is more than %u levels deep (cairn's limit)", path,
+			 CAIRN_DEPTH_MAX);
 }
 
 const char *cairn_errmsg(void)

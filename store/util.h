@@ -116,8 +116,15 @@ int cairn_buf_reserve(struct cairn_buf *b, size_t extra);
 int cairn_buf_append(struct cairn_buf *b, const void *data, size_t len);
 void cairn_buf_release(struct cairn_buf *b);
 
-/* Error message for people, per thread. Returns ret, for tail calls. */
+/*
+ * Error message for people, per thread. Returns ret, for tail calls. A
+ * message longer than the buffer (1 KiB) loses the middle of its longest
+ * words (paths, most likely) rather than its end, so the reason that ends
+ * it survives however long a path it names.
+ */
 int cairn_err(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The one error for a tree deeper than CAIRN_DEPTH_MAX at path, or NULL (format.h). -ELOOP. */
+int cairn_err_too_deep(const char *path);
 /* The last message of this thread, or "" if none. */
 const char *cairn_errmsg(void);
 void cairn_err_clear(void);

@@ -3,18 +3,21 @@
  * writer.c - batched, dedup-verified writes and the publishing commit.
  *
  * Content streaming: bytes arrive in file order. They are classified in
- * aligned blocks of the store's hole size: a maximal run of all-zero blocks
+ * aligned blocks of CAIRN_HOLE_BLOCK: a maximal run of all-zero blocks
  * becomes a hole extent, everything else is data, cut into chunks by the
  * content-defined chunker (which restarts after each hole). The content id
- * hashes every logical byte, holes included.
+ * (content.h) sees the data runs' bytes and the holes' lengths, so a hole a
+ * source reports as one (SEEK_HOLE, a tar's sparse map) costs no reads and
+ * no hashing, whatever its length.
  */
 #include "writer.h"
 
 #include <fcntl.h>
 #include <stdio.h>
-#include <xxhash.h>
+#include <sys/file.h>
 
 #include "chunk.h"
+#include "content.h"
 #include "source.h"
 #include "cpool.h"
 #include "pack.h"
@@ -33,11 +36,22 @@ struct pending_hdr {
 	uint8_t key[CAIRN_ID_LEN];
 };
 
-/* Ids this writer has seen: open addressing, never shrinks. */
+/* A pack this writer made: how far it is written, and how far committed (its record). */
+struct writer_pack {
+	uint32_t id;
+	uint64_t end, committed;
+};
+
+/*
+ * Ids this writer has seen, per database (a chunk and a content list may
+ * share an id: format.h): open addressing, never shrinks.
+ */
 struct seen_slot {
 	struct cairn_id id;
 	uint32_t raw_len; /* chunks: decoded length */
-	uint32_t used;
+	uint8_t used;
+	uint8_t db;       /* enum cairn_db */
+	uint8_t mine;     /* this writer inserted it in the store (a flush committed it) */
 	uint64_t arena_off; /* value offset in the arena, or UINT64_MAX once flushed */
 };
 
@@ -45,7 +59,6 @@ struct cairn_writer {
 	struct cairn_store *s;
 	unsigned flags;
 	int level;
-	uint32_t hole_block;
 	const struct cairn_chunker *chunker;
 	struct cairn_zctx z;
 	struct cairn_txn *rtxn; /* for dedup look-ups; renewed after each flush */
@@ -59,14 +72,18 @@ struct cairn_writer {
 	int pack_fd;            /* the pack this writer appends to, or -1 */
 	uint32_t pack_id;
 	uint64_t pack_end;
+	bool pack_dirty;        /* written since its last fdatasync */
+	struct writer_pack *packs; /* every pack this writer made, the current one last */
+	size_t npacks, packs_cap;
+	uint64_t epoch0;        /* the store's epoch when the writer began */
 	struct seen_slot *seen;
 	size_t seen_cap, seen_count;
 
 	/* the file being streamed */
-	XXH3_state_t *hash;
+	struct cairn_content_hash hash;
 	uint64_t file_off;          /* logical bytes consumed so far */
 	struct cairn_buf seg;       /* data not yet cut into chunks */
-	uint8_t *blk;               /* the current partial block */
+	uint8_t blk[CAIRN_HOLE_BLOCK]; /* the current partial block */
 	size_t blk_len;
 	uint64_t hole_run;          /* zero bytes pending as a hole */
 	uint64_t ext_end;           /* end of the last emitted extent */
@@ -77,28 +94,29 @@ struct cairn_writer {
 	struct cairn_writer_stats st;
 };
 
-static uint64_t id_hash(const struct cairn_id *id)
+static uint64_t id_hash(enum cairn_db db, const struct cairn_id *id)
 {
 	uint64_t h;
 
 	memcpy(&h, id->b + 8, sizeof(h));
-	return h;
+	return h + (uint64_t)db * 0x9e3779b97f4a7c15ull;
 }
 
-static struct seen_slot *seen_find(struct cairn_writer *w, const struct cairn_id *id)
+static struct seen_slot *seen_find(struct cairn_writer *w, enum cairn_db db,
+				   const struct cairn_id *id)
 {
 	size_t mask = w->seen_cap - 1;
 
-	for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+	for (size_t i = id_hash(db, id) & mask;; i = (i + 1) & mask) {
 		struct seen_slot *s = &w->seen[i];
 
-		if (!s->used || cairn_id_eq(&s->id, id))
+		if (!s->used || (s->db == db && cairn_id_eq(&s->id, id)))
 			return s;
 	}
 }
 
-static int seen_add(struct cairn_writer *w, const struct cairn_id *id, uint32_t raw_len,
-		    uint64_t arena_off)
+static int seen_add(struct cairn_writer *w, enum cairn_db db, const struct cairn_id *id,
+		    uint32_t raw_len, uint64_t arena_off)
 {
 	struct seen_slot *s;
 
@@ -114,13 +132,14 @@ static int seen_add(struct cairn_writer *w, const struct cairn_id *id, uint32_t 
 		w->seen_cap = cap;
 		for (size_t i = 0; i < old_cap; i++)
 			if (old[i].used)
-				*seen_find(w, &old[i].id) = old[i];
+				*seen_find(w, old[i].db, &old[i].id) = old[i];
 		free(old);
 	}
-	s = seen_find(w, id);
+	s = seen_find(w, db, id);
 	if (!s->used)
 		w->seen_count++;
 	s->id = *id;
+	s->db = (uint8_t)db;
 	s->raw_len = raw_len;
 	s->used = 1;
 	s->arena_off = arena_off;
@@ -138,15 +157,15 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 	w->flags = flags;
 	w->pack_fd = -1;
 	w->level = cairn_store_params(s)->zstd_level;
-	w->hole_block = cairn_store_params(s)->hole_block;
 	w->chunker = cairn_store_chunker(s);
-	w->hash = XXH3_createState();
-	w->blk = malloc(w->hole_block);
-	if (!w->hash || !w->blk) {
-		ret = -ENOMEM;
-		goto err;
+	ret = cairn_content_hash_init(&w->hash);
+	if (ret) {
+		free(w);
+		return ret;
 	}
 	ret = cairn_txn_begin(s, false, &w->rtxn);
+	if (!ret)
+		ret = cairn_epoch_get(w->rtxn, &w->epoch0);
 	if (ret)
 		goto err;
 	{
@@ -173,10 +192,10 @@ void cairn_writer_free(struct cairn_writer *w)
 	cairn_txn_abort(w->rtxn);
 	if (w->pack_fd >= 0)
 		close(w->pack_fd);
+	free(w->packs);
 	cairn_buf_release(&w->index);
 	cairn_zctx_release(&w->z);
-	XXH3_freeState(w->hash);
-	free(w->blk);
+	cairn_content_hash_release(&w->hash);
 	free(w->seen);
 	cairn_buf_release(&w->arena);
 	cairn_buf_release(&w->seg);
@@ -301,7 +320,7 @@ static int integrate(struct cairn_writer *w, struct cairn_cgroup *list)
 			ret = arena_add(w, CAIRN_DBI_CHUNKS, &g->items[i].id, g->out.data + pos, elen,
 					&off);
 			if (!ret)
-				seen_find(w, &g->items[i].id)->arena_off = off;
+				seen_find(w, CAIRN_DBI_CHUNKS, &g->items[i].id)->arena_off = off;
 			pos += elen;
 		}
 		cairn_cgroup_free(g);
@@ -341,14 +360,14 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	cairn_hash(data, len, id);
 	if (cairn_id_is_zero(id))
 		return cairn_err(-EEXIST, "a chunk hashes to the reserved hole id");
-	if (w->seen_cap && (s = seen_find(w, id))->used) {
+	if (w->seen_cap && (s = seen_find(w, CAIRN_DBI_CHUNKS, id))->used) {
 		if (s->raw_len != len)
 			return collision("chunk", id);
 		if (untrusted && s->arena_off == PENDING) {
 			ret = drain(w);
 			if (ret)
 				return ret;
-			s = seen_find(w, id);
+			s = seen_find(w, CAIRN_DBI_CHUNKS, id);
 		}
 		if (untrusted) {
 			if (s->arena_off != UINT64_MAX) {
@@ -378,7 +397,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 				return ret < 0 ? ret : collision("chunk", id);
 		}
 		w->st.chunks_dup++;
-		return seen_add(w, id, (uint32_t)len, UINT64_MAX);
+		return seen_add(w, CAIRN_DBI_CHUNKS, id, (uint32_t)len, UINT64_MAX);
 	}
 	if (ret != -ENOENT)
 		return ret;
@@ -388,7 +407,7 @@ static int put_chunk(struct cairn_writer *w, const uint8_t *data, size_t len, st
 	ret = cairn_cgroup_add(w->cur, id, data, len);
 	if (ret)
 		return ret;
-	ret = seen_add(w, id, (uint32_t)len, PENDING);
+	ret = seen_add(w, CAIRN_DBI_CHUNKS, id, (uint32_t)len, PENDING);
 	if (ret)
 		return ret;
 	w->st.chunks_new++;
@@ -412,7 +431,7 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	int ret;
 
 	*dup = true;
-	if (w->seen_cap && (s = seen_find(w, id))->used) {
+	if (w->seen_cap && (s = seen_find(w, db, id))->used) {
 		if (s->arena_off != UINT64_MAX) {
 			old = w->arena.data + s->arena_off;
 			oldlen = s->raw_len;
@@ -427,7 +446,7 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	if (ret == 0) {
 		if (oldlen != vlen || memcmp(old, val, vlen))
 			return collision(db == CAIRN_DBI_NODES ? "node" : "content", id);
-		return seen_add(w, id, (uint32_t)vlen, UINT64_MAX);
+		return seen_add(w, db, id, (uint32_t)vlen, UINT64_MAX);
 	}
 	if (ret != -ENOENT)
 		return ret;
@@ -435,26 +454,55 @@ static int put_value(struct cairn_writer *w, enum cairn_db db, const struct cair
 	ret = arena_add(w, db, id, val, vlen, &off);
 	if (ret)
 		return ret;
-	ret = seen_add(w, id, (uint32_t)vlen, off);
+	ret = seen_add(w, db, id, (uint32_t)vlen, off);
 	if (ret)
 		return ret;
 	return maybe_flush(w);
 }
 
+/* Syncs the pack's bytes written since the last sync. */
+static int pack_sync(struct cairn_writer *w)
+{
+	char ebuf[128];
+
+	if (!w->pack_dirty)
+		return 0;
+	if (fdatasync(w->pack_fd) < 0)
+		return cairn_err(-errno, "cannot sync pack %08x: %s", w->pack_id,
+				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
+	w->pack_dirty = false;
+	return 0;
+}
+
 /* Starts a new pack for this writer; durable before anything points into it. */
 static int pack_start(struct cairn_writer *w)
 {
-	int fd;
+	struct writer_pack *p;
+	int fd, ret;
 
 	if (w->pack_fd >= 0) {
+		/* the index records of this batch may point into it too */
+		ret = pack_sync(w);
+		if (ret)
+			return ret;
 		close(w->pack_fd);
 		w->pack_fd = -1;
+	}
+	if (w->npacks == w->packs_cap) {
+		size_t cap = w->packs_cap ? 2 * w->packs_cap : 4;
+
+		p = realloc(w->packs, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		w->packs = p;
+		w->packs_cap = cap;
 	}
 	fd = cairn_pack_create(w->s, &w->pack_id);
 	if (fd < 0)
 		return fd;
 	w->pack_fd = fd;
 	w->pack_end = sizeof(struct cairn_pack_header);
+	w->packs[w->npacks++] = (struct writer_pack){ .id = w->pack_id, .end = w->pack_end };
 	return 0;
 }
 
@@ -491,20 +539,22 @@ static int flush_chunks(struct cairn_writer *w)
 					 cairn_strerror(-ret, ebuf, sizeof(ebuf)));
 		cairn_chunk_index(val, w->pack_id, w->pack_end, &rec);
 		w->pack_end += h.vlen;
+		w->packs[w->npacks - 1].end = w->pack_end;
+		w->pack_dirty = true;
 		if ((ret = cairn_buf_append(&w->index, h.key, CAIRN_ID_LEN)) ||
 		    (ret = cairn_buf_append(&w->index, &rec, sizeof(rec))))
 			return ret;
 		any = true;
 	}
-	if (any && fdatasync(w->pack_fd) < 0)
-		return cairn_err(-errno, "cannot sync pack %08x: %s", w->pack_id,
-				 cairn_strerror(errno, ebuf, sizeof(ebuf)));
-	return 0;
+	return any ? pack_sync(w) : 0;
 }
 
-/* Puts one record; a record another writer stored meanwhile must be the same. */
-static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, const void *val,
-		     size_t vlen)
+/*
+ * Puts one record; a record another writer stored meanwhile must be the
+ * same. A record this writer inserts is marked as its own (abandon).
+ */
+static int flush_put(struct cairn_writer *w, struct cairn_txn *t, enum cairn_db db,
+		     const uint8_t *key, const void *val, size_t vlen)
 {
 	struct cairn_id id;
 	const void *old;
@@ -512,9 +562,16 @@ static int flush_put(struct cairn_txn *t, enum cairn_db db, const uint8_t *key, 
 	int ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old,
 			    &oldlen);
 
+	memcpy(id.b, key, CAIRN_ID_LEN);
+	if (ret == 0) {
+		struct seen_slot *s = seen_find(w, db, &id);
+
+		if (s->used)
+			s->mine = 1;
+		return 0;
+	}
 	if (ret != -EEXIST)
 		return ret;
-	memcpy(id.b, key, CAIRN_ID_LEN);
 	if (db == CAIRN_DBI_CHUNKS) {
 		uint32_t a, b;
 
@@ -552,21 +609,24 @@ int cairn_writer_flush(struct cairn_writer *w)
 		goto renew;
 	for (size_t off = 0; !ret && off < w->index.len;
 	     off += CAIRN_ID_LEN + sizeof(struct cairn_chunk_disk))
-		ret = flush_put(t, CAIRN_DBI_CHUNKS, w->index.data + off,
+		ret = flush_put(w, t, CAIRN_DBI_CHUNKS, w->index.data + off,
 				w->index.data + off + CAIRN_ID_LEN, sizeof(struct cairn_chunk_disk));
 	for (size_t off = 0; !ret && off < w->arena.len;) {
 		struct pending_hdr h;
 
 		memcpy(&h, w->arena.data + off, sizeof(h));
 		if (h.db != CAIRN_DBI_CHUNKS)
-			ret = flush_put(t, h.db, h.key, w->arena.data + off + sizeof(h), h.vlen);
+			ret = flush_put(w, t, h.db, h.key, w->arena.data + off + sizeof(h), h.vlen);
 		off += sizeof(h) + h.vlen;
 	}
-	if (!ret && w->pack_fd >= 0) {
-		uint32_t be = htobe32(w->pack_id);
+	/* every pack written in this batch (a rotation may have closed one) */
+	for (size_t i = 0; !ret && i < w->npacks; i++) {
+		uint32_t be = htobe32(w->packs[i].id);
 
+		if (w->packs[i].end == w->packs[i].committed)
+			continue;
 		memcpy(pack_key, &be, sizeof(be));
-		CAIRN_SET(pack.size, w->pack_end);
+		CAIRN_SET(pack.size, w->packs[i].end);
 		ret = cairn_put(t, CAIRN_DBI_PACKS, pack_key, sizeof(pack_key), &pack, sizeof(pack),
 				0, NULL, NULL);
 	}
@@ -577,6 +637,8 @@ int cairn_writer_flush(struct cairn_writer *w)
 	ret = cairn_txn_commit(t);
 	if (ret)
 		goto renew;
+	for (size_t i = 0; i < w->npacks; i++)
+		w->packs[i].committed = w->packs[i].end;
 	w->arena.len = 0;
 	w->st.batches++;
 	for (size_t i = 0; i < w->seen_cap; i++)
@@ -590,7 +652,7 @@ renew:
 
 void cairn_writer_file_begin(struct cairn_writer *w)
 {
-	XXH3_128bits_reset(w->hash);
+	cairn_content_hash_begin(&w->hash);
 	w->file_off = 0;
 	w->seg.len = 0;
 	w->blk_len = 0;
@@ -649,36 +711,19 @@ static int flush_hole(struct cairn_writer *w)
 	return ret;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	uint64_t acc = 0;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		uint64_t v;
-
-		memcpy(&v, p + i, 8);
-		acc |= v;
-		if ((i & 511) == 504 && acc)
-			return false;
-	}
-	for (; i < len; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
 /* One whole aligned block of data. */
 static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 {
 	int ret;
 
-	if (all_zero(p, len)) {
+	if (cairn_all_zero(p, len)) {
 		if (w->seg.len) {
 			ret = seg_cut(w, true);
 			if (ret)
 				return ret;
 		}
 		w->hole_run += len;
+		cairn_content_hash_hole(&w->hash, len);
 		return 0;
 	}
 	ret = flush_hole(w);
@@ -687,16 +732,20 @@ static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 	ret = cairn_buf_append(&w->seg, p, len);
 	if (ret)
 		return ret;
-	return w->seg.len >= w->chunker->p.max ? seg_cut(w, false) : 0;
+	cairn_content_hash_data(&w->hash, p, len);
+	/* a file that may still be one chunk (content.h) is not cut */
+	if (w->seg.len < w->chunker->p.max ||
+	    (!w->hash.sparse && w->hash.size <= CAIRN_ONE_CHUNK_MAX))
+		return 0;
+	return seg_cut(w, false);
 }
 
 int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	size_t bs = w->hole_block;
+	size_t bs = CAIRN_HOLE_BLOCK;
 	int ret;
 
-	XXH3_128bits_update(w->hash, buf, len);
 	w->file_off += len;
 	w->st.bytes_in += len;
 	while (len) {
@@ -725,8 +774,8 @@ int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len)
 
 int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
 {
-	static const uint8_t zeros[65536];
-	size_t bs = w->hole_block;
+	static const uint8_t zeros[CAIRN_HOLE_BLOCK];
+	size_t bs = CAIRN_HOLE_BLOCK;
 	int ret;
 
 	/* up to the next block boundary, zeros go through the data path */
@@ -750,23 +799,16 @@ int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
 		w->file_off += whole;
 		w->st.bytes_in += whole;
 		len -= whole;
-		for (uint64_t left = whole; left;) {
-			size_t n = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
-
-			XXH3_128bits_update(w->hash, zeros, n);
-			left -= n;
-		}
+		cairn_content_hash_hole(&w->hash, whole);
 	}
 	return len ? cairn_writer_file_data(w, zeros, (size_t)len) : 0;
 }
 
 int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 {
-	XXH128_hash_t h;
-	XXH128_canonical_t c;
 	struct cairn_content_view cv;
-	struct cairn_extent e;
-	bool dup;
+	struct cairn_id chunk;
+	bool dup, sparse;
 	int ret;
 
 	/* a partial last block is data even when it is zero */
@@ -777,7 +819,25 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 		ret = cairn_buf_append(&w->seg, w->blk, w->blk_len);
 		if (ret)
 			return ret;
+		cairn_content_hash_data(&w->hash, w->blk, w->blk_len);
 		w->blk_len = 0;
+	}
+	sparse = cairn_content_hash_end(&w->hash, &n->content);
+	n->size = w->file_off;
+	n->content_kind = cairn_content_kind_for(n->size, sparse);
+	if (n->content_kind == CAIRN_CONTENT_EMPTY)
+		return 0;
+	if (n->content_kind == CAIRN_CONTENT_CHUNK) {
+		/* nothing was cut (add_block): the whole file is in seg */
+		if (w->seg.len != n->size)
+			return cairn_err(-EIO, "internal error: a one-chunk file was cut");
+		ret = put_chunk(w, w->seg.data, w->seg.len, &chunk);
+		if (ret)
+			return ret;
+		w->seg.len = 0;
+		if (!cairn_id_eq(&chunk, &n->content))
+			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
+		return 0;
 	}
 	ret = seg_cut(w, true);
 	if (ret)
@@ -785,25 +845,7 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 	ret = flush_hole(w);
 	if (ret)
 		return ret;
-
-	h = XXH3_128bits_digest(w->hash);
-	XXH128_canonicalFromHash(&c, h);
-	memcpy(n->content.b, c.digest, CAIRN_ID_LEN);
-	n->size = w->file_off;
-	if (n->size == 0) {
-		n->content_kind = CAIRN_CONTENT_EMPTY;
-		return 0;
-	}
-	cv.extents = w->extents.data;
 	cv.count = (uint32_t)(w->extents.len / sizeof(struct cairn_extent_disk));
-	cairn_content_extent(&cv, 0, &e);
-	if (cv.count == 1 && !e.hole) {
-		if (!cairn_id_eq(&e.id, &n->content))
-			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
-		n->content_kind = CAIRN_CONTENT_CHUNK;
-		return 0;
-	}
-	n->content_kind = CAIRN_CONTENT_LIST;
 	w->enc.len = 0;
 	ret = cairn_content_encode((const struct cairn_extent_disk *)w->extents.data, cv.count,
 				   n->size, &w->enc);
@@ -912,21 +954,21 @@ int cairn_writer_put_entry(struct cairn_writer *w, const struct cairn_id *id, co
 	if (elen < sizeof(h))
 		return -EINVAL;
 	memcpy(&h, entry, sizeof(h));
-	if (w->seen_cap && (s = seen_find(w, id))->used) {
+	if (w->seen_cap && (s = seen_find(w, CAIRN_DBI_CHUNKS, id))->used) {
 		w->st.chunks_dup++;
 		return 0;
 	}
 	ret = cairn_get(w->rtxn, CAIRN_DBI_CHUNKS, id, CAIRN_ID_LEN, &val, &vlen);
 	if (ret == 0) {
 		w->st.chunks_dup++;
-		return seen_add(w, id, CAIRN_GET(h.raw_len), UINT64_MAX);
+		return seen_add(w, CAIRN_DBI_CHUNKS, id, CAIRN_GET(h.raw_len), UINT64_MAX);
 	}
 	if (ret != -ENOENT)
 		return ret;
 	ret = arena_add(w, CAIRN_DBI_CHUNKS, id, entry, elen, &off);
 	if (ret)
 		return ret;
-	ret = seen_add(w, id, CAIRN_GET(h.raw_len), off);
+	ret = seen_add(w, CAIRN_DBI_CHUNKS, id, CAIRN_GET(h.raw_len), off);
 	if (ret)
 		return ret;
 	w->st.chunks_new++;
@@ -976,8 +1018,9 @@ int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *i
 		ret = cairn_store_set_batch_mode(w->s, false);
 	if (!ret)
 		ret = cairn_store_sync(w->s);
+	/* a naming transaction: it moves the epoch gc's protocol watches (gc.h) */
 	if (!ret)
-		ret = cairn_txn_begin(w->s, true, &t);
+		ret = cairn_naming_begin(w->s, &t);
 	for (uint32_t i = 0; !ret && sources && i < img.nlayers; i++) {
 		layer.source = sources[i];
 		memcpy(layer.root, img.layers + (size_t)i * CAIRN_ID_LEN, CAIRN_ID_LEN);
@@ -993,13 +1036,115 @@ int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *i
 			ret = 0;
 	}
 	if (!ret && tag)
-		ret = cairn_put(t, CAIRN_DBI_TAGS, tag, strlen(tag), image->b, CAIRN_ID_LEN, 0,
-				NULL, NULL);
+		ret = cairn_tag_put(t, tag, image);
 	if (!ret) {
-		ret = cairn_txn_commit(t);
+		ret = cairn_naming_commit(t);
 		t = NULL;
 	}
 	if (t)
 		cairn_txn_abort(t);
 	return ret;
+}
+
+/* Unlinks a pack file of this writer (it holds nothing anyone else can reference). */
+static void pack_unlink(struct cairn_writer *w, uint32_t id)
+{
+	char path[4096];
+
+	cairn_store_pack_path(w->s, id, path, sizeof(path));
+	unlink(path);
+}
+
+/*
+ * Deletes every record this writer inserted, and its packs' records, in one
+ * synced transaction; 1 when done, 0 when something may reference them.
+ */
+static int drop_mine(struct cairn_writer *w)
+{
+	struct cairn_txn *t;
+	uint64_t epoch;
+	int ret;
+
+	cairn_txn_reset(w->rtxn); /* no snapshot of ours pins the pages we free */
+	ret = cairn_store_set_batch_mode(w->s, false);
+	if (!ret)
+		ret = cairn_txn_begin(w->s, true, &t);
+	if (ret)
+		return ret;
+	ret = cairn_epoch_get(t, &epoch);
+	if (!ret && epoch != w->epoch0) {
+		cairn_txn_abort(t); /* an image was published meanwhile: gc decides */
+		return 0;
+	}
+	for (size_t i = 0; !ret && i < w->seen_cap; i++) {
+		const struct seen_slot *sl = &w->seen[i];
+
+		if (!sl->used || !sl->mine)
+			continue;
+		ret = cairn_del(t, sl->db, sl->id.b, CAIRN_ID_LEN);
+		if (ret == -ENOENT) {
+			cairn_err_clear();
+			ret = 0;
+		}
+	}
+	for (size_t i = 0; !ret && i < w->npacks; i++) {
+		uint32_t be = htobe32(w->packs[i].id);
+
+		ret = cairn_del(t, CAIRN_DBI_PACKS, &be, sizeof(be));
+		if (ret == -ENOENT) {
+			cairn_err_clear();
+			ret = 0;
+		}
+	}
+	if (ret) {
+		cairn_txn_abort(t);
+		return ret;
+	}
+	ret = cairn_txn_commit(t);
+	return ret ? ret : 1;
+}
+
+int cairn_writer_abandon(struct cairn_writer *w, int gc_lock)
+{
+	bool committed = false;
+	int ret;
+
+	if (w->pack_fd >= 0) {
+		close(w->pack_fd);
+		w->pack_fd = -1;
+	}
+	/* what no record points at: packs with nothing committed, uncommitted tails */
+	for (size_t i = 0; i < w->npacks; i++) {
+		struct writer_pack *p = &w->packs[i];
+		char path[4096];
+
+		if (!p->committed) {
+			pack_unlink(w, p->id);
+			continue;
+		}
+		committed = true;
+		if (p->end > p->committed) {
+			cairn_store_pack_path(w->s, p->id, path, sizeof(path));
+			if (truncate(path, (off_t)p->committed) == 0)
+				p->end = p->committed;
+		}
+	}
+	/*
+	 * Records a flush committed: ours to delete only while no other import
+	 * runs (they hold gc.lock shared and may have deduplicated against
+	 * them) and when no image was published since this writer began (it
+	 * could reference them).
+	 */
+	if (!committed || gc_lock < 0 || flock(gc_lock, LOCK_EX | LOCK_NB) < 0)
+		return 0;
+	ret = drop_mine(w);
+	if (ret <= 0)
+		return ret;
+	/* a reader (fsck) that still follows an old index record reads on */
+	if (cairn_store_wait_readers(w->s, 2000))
+		return 0; /* the files go with the next gc (no record names them) */
+	for (size_t i = 0; i < w->npacks; i++)
+		pack_unlink(w, w->packs[i].id);
+	w->npacks = 0;
+	return 0;
 }

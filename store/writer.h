@@ -55,8 +55,11 @@ struct cairn_store *cairn_writer_store(const struct cairn_writer *w);
 /*
  * A regular file's content, streamed: begin, then data and holes in file
  * order, then end. Holes are zeros whose source knows they are zeros (a
- * sparse file's holes); they hash and cut exactly like written zeros, so
- * ids do not depend on the source's allocation.
+ * sparse file's holes); they give exactly the extents and the content id
+ * written zeros give, so ids do not depend on the source's allocation, and
+ * whole blocks of them cost O(1) however long (format.h, "Content id").
+ * File end also decides the content kind: a file of at most
+ * CAIRN_ONE_CHUNK_MAX bytes with no hole is one chunk, whatever the chunker.
  */
 void cairn_writer_file_begin(struct cairn_writer *w);
 int cairn_writer_file_data(struct cairn_writer *w, const void *buf, size_t len);
@@ -123,5 +126,20 @@ int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id
 int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,
 				const void *rec, size_t len, const uint8_t *sources,
 				const char *tag);
+
+/*
+ * Gives up an import that failed before publishing (a full disk, bad
+ * input): takes back the space its packs hold. Packs it wrote with nothing
+ * committed are unlinked, uncommitted tails cut off. What its batches
+ * committed goes too when that is safe: gc_lock (the caller's shared
+ * STORE/gc.lock fd, or -1) becomes exclusive at once, so no other import
+ * or commit is running that may have deduplicated against it, and the
+ * store's epoch shows no image was published since the writer began; the
+ * records go in one synced transaction, then the pack files. Otherwise
+ * they stay for gc. Call it instead of publishing, before
+ * cairn_writer_free(); the lock stays taken (close it). 0 or -errno (the
+ * import's own error is what to report either way).
+ */
+int cairn_writer_abandon(struct cairn_writer *w, int gc_lock);
 
 #endif

@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-./scripts/install-deps.sh
+./scripts/install-deps.sh --test
 
 builddir=build
 setup_opts=()
@@ -56,18 +56,25 @@ fi
 rc=0
 meson test -C "$builddir" --print-errorlogs "${args[@]}" || rc=$?
 
-# one closing line that any reader understands
+# one closing line that any reader understands, with why anything skipped
 python3 - "$builddir/meson-logs/testlog.json" <<'PY' || true
-import json, sys
+import json, re, sys
 n = {"pass": 0, "fail": 0, "skip": 0}
+why = []
 for line in open(sys.argv[1]):
-    r = json.loads(line).get("result", "")
+    t = json.loads(line)
+    r = t.get("result", "")
     if r in ("OK", "EXPECTEDFAIL"):
         n["pass"] += 1
     elif r == "SKIP":
         n["skip"] += 1
+        # a test says why on a line 'SKIP NAME: REASON'
+        m = re.search(r"^SKIP [^:]*: (.*)$", t.get("stdout") or "", re.M)
+        why.append("%s: %s" % (t.get("name", "?").split(" / ")[-1],
+                               m.group(1) if m else "no reason given"))
     else:
         n["fail"] += 1
-print("tests: %d passed, %d failed, %d skipped" % (n["pass"], n["fail"], n["skip"]))
+line = "tests: %d passed, %d failed, %d skipped" % (n["pass"], n["fail"], n["skip"])
+print(line + (" (" + "; ".join(why) + ")" if why else ""))
 PY
 exit "$rc"

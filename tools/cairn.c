@@ -16,7 +16,7 @@
 
 static const struct cli_command commands[] = {
 	{ "import", cmd_import,
-	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N]",
+	  "SRC [--tag NAME] [--on IMAGE] [-m MSG] [--level N] [--max-bytes N] [--max-entries N]",
 	  "import a directory, a tar stream or an OCI layout as a new image",
 	  "SRC is a directory, a tar file (.tar, .tar.gz, .tar.zst: pax, GNU or ustar,\n"
 	  "read through libarchive), '-' for a tar on stdin, or oci:DIR[:REF] for an OCI\n"
@@ -31,7 +31,9 @@ static const struct cli_command commands[] = {
 	  "garbled or truncated streams, blobs that do not match their digests are\n"
 	  "refused with one error, and nothing is published; dedup hits against its\n"
 	  "chunks are byte-compared. --max-bytes bounds the logical bytes a tar (each\n"
-	  "OCI layer) may unpack to (default 64G).\n", true },
+	  "OCI layer) may unpack to (default 64G), --max-entries its entries (default\n"
+	  "1000000: the tree's index, about 300 bytes a path, stays in memory until the\n"
+	  "archive ends). A tree may be 1024 names deep at most, whatever its source.\n", true },
 	{ "images", cmd_images, "[--json]", "list images with their tags" },
 	{ "tag", cmd_tag, "IMAGE NAME", "name an image" },
 	{ "upgrade", cmd_upgrade, "PLATFORM IMAGE",
@@ -73,34 +75,59 @@ static const struct cli_command commands[] = {
 	  "packs no kept image needs. It refuses to run beside a push (lock objects on the\n"
 	  "remote), and a push refuses to start beside it.\n" },
 	{ "mount", cmd_mount,
-	  "IMAGE DIR [--upper UPPERDIR | --ro] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
+	  "IMAGE DIR [--upper UPPERDIR | --ro] [--isolated] [-f] [-o FUSEOPTS] [--cache-size BYTES] [--dev] [--nosuid]",
 	  "mount an image through FUSE, read-only or with a writable upper directory",
-	  "Returns once the mount is usable; a daemon then serves it and logs to syslog\n"
-	  "(-f: stay in the foreground, log to stderr). IMAGE may be a platform: the mount\n"
+	  "Mounts in the caller's mount namespace and returns once the mount is usable.\n"
+	  "The store's one daemon then serves it, with every other mount of the store: one\n"
+	  "chunk cache, one pool of threads (the first mount starts the daemon, it exits\n"
+	  "after the last; it logs to syslog). --isolated gives the mount a daemon of its\n"
+	  "own instead (its own failure domain, cache and threads); -f serves it from this\n"
+	  "process, in the foreground, logging to stderr. IMAGE may be a platform: the mount\n"
 	  "then follows its upgrades and rollbacks live. --upper UPPERDIR (created when\n"
 	  "absent) makes the mount writable: changes land in UPPERDIR/tree, the image never\n"
 	  "changes; 'cairn commit' turns them into an image. One mount per upper at a time.\n"
 	  "Defaults fit container roots: allow_other, default_permissions, setuid honoured\n"
 	  "(--nosuid to refuse), device nodes not honoured (--dev to allow). Keep\n"
 	  "mountpoints under a directory only root can enter, as container engines keep\n"
-	  "theirs. --cache-size sets the chunk cache (default 256M). SIGTERM or SIGINT to\n"
-	  "the daemon unmounts cleanly.\n" },
+	  "theirs. --cache-size sets the chunk cache of the daemon this mount starts\n"
+	  "(default 256M; a running shared daemon keeps its own). SIGTERM or SIGINT to a\n"
+	  "daemon unmounts its mounts cleanly.\n" },
 	{ "commit", cmd_commit, "UPPERDIR [--on IMAGE] [--tag NAME] [-m MSG]",
 	  "turn an upper directory into a layer and a new image",
 	  "The upper's changes (whiteouts become deletions) are stacked as a new layer on\n"
 	  "IMAGE (default: the image the upper was made on, from UPPERDIR/upper.json).\n"
 	  "Chunks already in the store are not stored again. An upper that a mount is\n"
 	  "writing is refused: unmount it first. Prints the new image id.\n", true },
-	{ "changes", cmd_changes, "UPPERDIR [--json]",
+	{ "changes", cmd_changes, "UPPERDIR [--json] [--against IMAGE]",
 	  "list what a container changed: A added, C changed, D deleted",
 	  "Compares an upper directory with the image it was made on, like docker diff.\n"
-	  "A renamed directory shows as D at its old path and A at its new one.\n" },
+	  "A renamed directory shows as D at its old path and A at its new one.\n"
+	  "\n"
+	  "--against IMAGE lists instead the upper's entries that hide a path where\n"
+	  "IMAGE and the upper's image differ (after an upgrade: IMAGE is the image\n"
+	  "before it), one per line with what the upper has there: metacopy (a\n"
+	  "metadata-only copy still reading IMAGE's data), copy, whiteout, opaque,\n"
+	  "renamed, directory (its own attributes). --json: {path, upper, image}.\n" },
 	{ "umount", cmd_umount, "DIR [--lazy]", "unmount a cairn mount and wait for its daemon",
 	  "A busy mount is refused with the processes holding it named; --lazy detaches\n"
-	  "it now and lets it go when the last user leaves. A mount whose daemon died\n"
-	  "(Transport endpoint is not connected) is cleaned up.\n" },
-	{ "mounts", cmd_mounts, "[--json]", "list running mounts: pid, image, source, mountpoint" },
+	  "it now and lets it go when the last user leaves. The other mounts of its daemon\n"
+	  "keep running; a daemon whose last mount this was is waited for. A mount whose\n"
+	  "daemon died (Transport endpoint is not connected) is cleaned up.\n" },
+	{ "mounts", cmd_mounts, "[--json]", "list mounts: id, daemon pid, image, source, mountpoint",
+	  "A mount whose daemon was killed is listed as dead until 'cairn umount' cleans it.\n"
+	  "PIDs marked i are --isolated daemons.\n" },
 	{ "stats", cmd_stats, "DIR [--json]", "a mount's chunk cache and read counters" },
+	{ "daemon", cmd_daemon, "status [--json] | restart",
+	  "the store's shared daemon: its state, or a restart that unmounts nothing",
+	  "One daemon per store serves every mount of the store that was not made with\n"
+	  "--isolated; 'cairn mount' starts it and it exits after its last mount ends.\n"
+	  "status: its pid, version, mounts, threads and cache. restart: a new daemon (this\n"
+	  "cairn program, so also after an upgrade of cairn) takes every mount over: the\n"
+	  "FUSE connections, inode numbers and lookup counts, open directories, uppers and\n"
+	  "leases; the old daemon answers what it holds, hands over and exits. Containers\n"
+	  "keep running; requests made meanwhile wait in the kernel. A daemon that speaks\n"
+	  "another control protocol version is left as it is, with a message.\n"
+	  "('cairn daemon serve' is how mount starts it.)\n" },
 	{ "remote", cmd_remote,
 	  "add NAME s3://BUCKET[/PREFIX] [--endpoint URL] [--credentials FILE] [--ca FILE] "
 	  "[--timeout SECONDS] [--trust PUBKEY] | ls [--json] | rm NAME | keygen KEYFILE",

@@ -60,7 +60,8 @@ int cli_resolve(struct cairn_txn *t, const char *arg, struct cairn_id *id, const
 
 /*
  * Tells every running mount of platform name to switch to its current image
- * and prints each one's answer to out (at most 5 s in all).
+ * and prints each one's answer to out (at most 5 s in all); for a writable
+ * mount, also which entries of its upper hide paths the switch changed.
  */
 void cli_notify_mounts(struct cli *cli, const char *name, FILE *out);
 
@@ -109,6 +110,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_umount(struct cli *cli, int argc, char **argv);
 int cmd_mounts(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_daemon(struct cli *cli, int argc, char **argv);
 int cmd_upgrade(struct cli *cli, int argc, char **argv);
 int cmd_rollback(struct cli *cli, int argc, char **argv);
 int cmd_platforms(struct cli *cli, int argc, char **argv);

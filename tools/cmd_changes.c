@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "hidden.h"
 #include "image.h"
 #include "node.h"
 #include "read.h"
@@ -88,8 +88,8 @@ static int walk(struct changes *c, int fd, const struct cairn_node_view *base, b
 			close(dfd);
 		return -errno;
 	}
-	if (depth > 4096)
-		ret = -ELOOP;
+	if (depth > CAIRN_DEPTH_MAX)
+		ret = cairn_err_too_deep(c->path.len ? (const char *)c->path.data : "/");
 	for (struct dirent *e; !ret && (e = readdir(d));) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
@@ -130,18 +130,19 @@ static int walk(struct changes *c, int fd, const struct cairn_node_view *base, b
 			if (in_base)
 				emit(c, 'D');
 		} else if (S_ISDIR(st.st_mode)) {
-			char path[32], v[64];
 			int sfd = openat(fd, names[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			bool redirect, opaque, base_dir;
+			struct cfs_marks mk;
+			bool redirect, opaque, base_dir, none;
 
-			if (sfd < 0) {
-				ret = -errno;
+			if (sfd < 0 || (ret = cfs_upper_marks_read(sfd, &mk, &none)) < 0) {
+				ret = sfd < 0 ? -errno : ret;
+				if (sfd >= 0)
+					close(sfd);
 				pop(c, old);
 				break;
 			}
-			cfs_fdpath(sfd, path);
-			redirect = getxattr(path, CFS_XATTR_REDIRECT, v, sizeof(v)) > 0;
-			opaque = getxattr(path, CFS_XATTR_OPAQUE, v, sizeof(v)) > 0;
+			redirect = mk.has_redirect;
+			opaque = mk.opaque;
 			base_dir = in_base && be.type == CAIRN_NODE_DIR && !redirect &&
 				   cairn_node_get(c->t, &be.id, 0, &sub) == 0;
 			if (base_dir && !opaque) {
@@ -185,12 +186,57 @@ static int walk(struct changes *c, int fd, const struct cairn_node_view *base, b
 	return ret;
 }
 
+struct hidden_out {
+	json_object *arr; /* --json, or NULL */
+	unsigned long n;
+};
+
+static int print_hidden(void *ctx, const struct hidden_entry *h)
+{
+	struct hidden_out *o = ctx;
+
+	o->n++;
+	if (o->arr) {
+		json_object *e = json_object_new_object();
+
+		cli_json_add_bytes(e, "path", h->path, h->path_len);
+		json_object_object_add(e, "upper", json_object_new_string(h->kind));
+		json_object_object_add(e, "image", json_object_new_string(h->change));
+		json_object_array_add(o->arr, e);
+	} else {
+		printf("%s ", h->kind);
+		cli_print_escaped(stdout, h->path, h->path_len);
+		putchar('\n');
+	}
+	return 0;
+}
+
+/* --against IMAGE: the upper's entries that hide what differs from IMAGE. */
+static int list_hidden(struct cairn_txn *t, struct cfs_upper *u, const char *against, bool json)
+{
+	struct hidden_out o = { 0 };
+	struct cairn_id id;
+	int ret = cli_resolve(t, against, &id, NULL);
+
+	if (json)
+		o.arr = json_object_new_array();
+	if (!ret)
+		ret = hidden_entries(t, u->tree_fd, &id, &u->image, print_hidden, &o);
+	if (!ret && json)
+		puts(json_object_to_json_string_ext(o.arr, JSON_C_TO_STRING_PRETTY |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o.arr);
+	return ret;
+}
+
 int cmd_changes(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "against", required_argument, NULL, 'a' },
 		{ 0 },
 	};
+	const char *against = NULL;
 	struct changes c = { 0 };
 	struct cfs_upper *u = NULL;
 	struct cairn_store *s = NULL;
@@ -201,9 +247,12 @@ int cmd_changes(struct cli *cli, int argc, char **argv)
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt != 'j')
+		if (opt == 'j')
+			json = true;
+		else if (opt == 'a')
+			against = optarg;
+		else
 			return cli_usage("changes", "unknown option '%s'", argv[optind - 1]);
-		json = true;
 	}
 	if (optind != argc - 1)
 		return cli_usage("changes", "changes takes one upper directory");
@@ -226,16 +275,20 @@ int cmd_changes(struct cli *cli, int argc, char **argv)
 		cairn_id_hex(&u->image, hex);
 		ret = cairn_err(ret, "the upper's image %.12s is not in the store", hex);
 	}
-	if (json)
-		c.arr = json_object_new_array();
-	if (!ret)
-		ret = walk(&c, u->tree_fd, &root, false, 0);
+	if (!ret && against) {
+		ret = list_hidden(c.t, u, against, json);
+	} else {
+		if (json)
+			c.arr = json_object_new_array();
+		if (!ret)
+			ret = walk(&c, u->tree_fd, &root, false, 0);
+		if (!ret && json)
+			puts(json_object_to_json_string_ext(c.arr, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(c.arr);
+	}
 	if (c.t)
 		cairn_txn_abort(c.t);
-	if (!ret && json)
-		puts(json_object_to_json_string_ext(c.arr, JSON_C_TO_STRING_PRETTY |
-							   JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(c.arr);
 	cairn_buf_release(&c.path);
 	cairn_store_close(s);
 	cfs_upper_close(u);

@@ -147,6 +147,8 @@ int cmd_commit(struct cli *cli, int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : 1;
 fail:
 	cli_fail(ret, "cannot commit '%s'", dir);
+	if (w)
+		cairn_writer_abandon(w, lock); /* its space back now, when that is safe */
 	cairn_writer_free(w);
 	free(layers);
 	if (lock >= 0)

@@ -31,7 +31,6 @@
 #include "walk.h"
 
 #define EXPORT_BUF (1u << 20)
-#define EXPORT_MAX_DEPTH 4096u
 
 /* Shown by 'cairn export --help'. */
 extern const char cmd_export_help[];
@@ -48,17 +47,18 @@ const char cmd_export_help[] =
 	"files keep their holes (GNU sparse 1.0 in pax). Paths are relative and\n"
 	"written as raw bytes.\n"
 	"\n"
-	"Not in the archive: the root directory itself (tar has no portable way to\n"
-	"carry the attributes of '.'; set them on the target directory if needed),\n"
-	"and sockets, which tar cannot hold (each one skipped is named in a warning\n"
-	"on stderr).\n"
+	"The root directory's own attributes are the first entry, './' (as GNU tar\n"
+	"writes it), so importing the archive gives the same image id. Not in the\n"
+	"archive: sockets, which tar cannot hold (each one skipped is named in a\n"
+	"warning on stderr). An image holding a name that starts '.wh.' is refused\n"
+	"(tar and OCI readers take it for a whiteout), with the path named.\n"
 	"\n"
 	"Extract with: bsdtar -xpf FILE --acls --xattrs --numeric-owner -C DIR\n"
 	"\n"
 	"--oci DIR[:REF] adds the image to the OCI image layout in DIR (made if\n"
-	"missing) as one layer holding this tar, with the root's attributes as a '.'\n"
-	"entry, gzip compressed (--uncompressed: plain), a config (rootfs.diff_ids,\n"
-	"this machine's architecture) and a manifest that index.json names REF\n"
+	"missing) as one layer holding this tar, gzip compressed (--uncompressed:\n"
+	"plain), a config (rootfs.diff_ids, this machine's architecture) and a\n"
+	"manifest that index.json names REF\n"
 	"(default: IMAGE as typed). A manifest of that name is replaced, the others\n"
 	"kept. Blobs and index.json are renamed into place once complete and synced.\n"
 	"Read it with 'umoci unpack --image DIR:REF' or 'skopeo copy oci:DIR:REF ...'.\n";
@@ -395,8 +395,8 @@ static int export_entry(struct export *x, const struct cairn_node_view *v)
 
 static int export_dir(struct export *x, const struct cairn_node_view *dir, unsigned depth)
 {
-	if (depth > EXPORT_MAX_DEPTH)
-		return entry_err(x, -ELOOP, "the tree is deeper than %u levels", EXPORT_MAX_DEPTH);
+	if (depth > CAIRN_DEPTH_MAX)
+		return cairn_err_too_deep(x->path.len ? (const char *)x->path.data : NULL);
 	for (uint32_t i = 0; i < dir->nentries; i++) {
 		struct cairn_node_view v;
 		struct cairn_dirent d;
@@ -411,6 +411,10 @@ static int export_dir(struct export *x, const struct cairn_node_view *dir, unsig
 		    (ret = cairn_buf_append(&x->path, d.name, d.name_len)) ||
 		    (ret = cairn_buf_append(&x->path, "", 1)))
 			return ret;
+		/* every tar and OCI reader takes such a name for a whiteout */
+		if (d.name_len >= 4 && !memcmp(d.name, ".wh.", 4))
+			return entry_err(x, -EINVAL, "a name starting '.wh.' reads as a whiteout in "
+						     "tar and OCI layers; rename or remove it first");
 		ret = cairn_node_get(x->t, &d.id, CAIRN_PARSE_STRICT, &v);
 		if (ret) {
 			char eb[128];
@@ -549,8 +553,11 @@ static void output_abort(struct output *o)
 
 /* --- the command -------------------------------------------------------- */
 
-/* root_entry: the root's own attributes as a "." entry first. */
-static int export_tree(struct export *x, const struct cairn_id *root, int fd, bool root_entry)
+/*
+ * The root's own attributes go first, as a "./" entry (as GNU tar writes
+ * it), so an import of the archive gives the same image id.
+ */
+static int export_tree(struct export *x, const struct cairn_id *root, int fd)
 {
 	struct cairn_node_view v;
 	struct cairn_id id;
@@ -579,14 +586,12 @@ static int export_tree(struct export *x, const struct cairn_id *root, int fd, bo
 	ret = cairn_reader_init(&x->r, x->t);
 	if (ret)
 		return ret;
-	if (root_entry) {
-		ret = cairn_buf_append(&x->path, ".", 2);
-		if (!ret)
-			ret = export_entry(x, &v);
-		if (ret)
-			return ret;
-		x->path.len = 0;
-	}
+	ret = cairn_buf_append(&x->path, "./", 3);
+	if (!ret)
+		ret = export_entry(x, &v);
+	if (ret)
+		return ret;
+	x->path.len = 0;
 	ret = cairn_buf_append(&x->path, "", 1);
 	if (ret)
 		return ret;
@@ -627,7 +632,7 @@ int export_tar(struct cairn_txn *t, const struct cairn_id *root, export_write_fn
 	cairn_objmap_init(&x.links);
 	x.sink.fn = fn;
 	x.sink.ctx = ctx;
-	ret = export_tree(&x, root, -1, true);
+	ret = export_tree(&x, root, -1);
 	export_release(&x, ret != 0);
 	return ret;
 }
@@ -713,7 +718,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	if (!ret)
 		ret = output_open(&out);
 	if (!ret)
-		ret = export_tree(&x, &img.root, out.fd, false);
+		ret = export_tree(&x, &img.root, out.fd);
 	export_release(&x, ret != 0);
 	if (!ret)
 		ret = output_commit(&out);

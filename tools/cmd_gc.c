@@ -8,7 +8,36 @@
 
 #include "cli.h"
 #include "gc.h"
-#include "mounts.h"
+#include "control.h"
+
+/* The leases of running mounts, read afresh at each of gc's marking rounds. */
+static int read_leases(void *ctx, struct cairn_id **out, size_t *n)
+{
+	const struct cli *cli = ctx;
+	struct cfs_record *rs = NULL;
+	struct cairn_id *leases = NULL;
+	int nr = cfs_records_load(cli->store_dir, &rs), ret = nr < 0 ? nr : 0;
+
+	*n = 0;
+	for (int i = 0; i < nr; i++) {
+		struct cairn_id *p;
+
+		if (!rs[i].alive)
+			continue; /* a killed daemon reads nothing more */
+		p = realloc(leases, (*n + rs[i].nleases) * sizeof(*p) + 1);
+
+		if (!p) {
+			ret = -ENOMEM;
+			break;
+		}
+		leases = p;
+		memcpy(leases + *n, rs[i].leases, rs[i].nleases * sizeof(*p));
+		*n += rs[i].nleases;
+	}
+	cfs_records_free(rs, nr);
+	*out = leases;
+	return ret;
+}
 
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
@@ -22,12 +51,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	struct cairn_gc_opts o = { .keep = -1, .repack_below = 0.75 };
 	struct cairn_gc_stats st;
 	struct cairn_store_space before, after;
-	struct cairn_id *leases = NULL;
-	struct record *rs = NULL;
 	struct cairn_store *s;
 	char a[32], b[32], c[32], d[32];
 	const char *remote = NULL;
-	int opt, n, lock, ret;
+	int opt, lock, ret;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -62,24 +89,13 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		return cli_fail(lock, "cannot collect garbage");
 	}
 	/* what running mounts serve, or served to files still open, stays */
-	n = load_records(cli->store_dir, &rs);
-	for (int i = 0; i < n; i++) {
-		struct cairn_id *p = realloc(leases, (o.nleases + rs[i].nleases) * sizeof(*p) + 1);
-
-		if (!p)
-			break;
-		leases = p;
-		memcpy(leases + o.nleases, rs[i].leases, rs[i].nleases * sizeof(*p));
-		o.nleases += rs[i].nleases;
-	}
-	records_free(rs, n);
-	o.leases = leases;
+	o.leases_fn = read_leases;
+	o.ctx = cli;
 	if (compact)
 		o.repack_below = 1.0; /* every pack with a dead byte is rewritten */
 	cairn_store_space(s, &before);
 	ret = cairn_gc(s, &o, &st);
 	cairn_store_space(s, &after);
-	free(leases);
 	if (!ret && compact) {
 		ret = cairn_store_compact(s); /* closes s */
 		s = NULL;

@@ -60,6 +60,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		{ "message", required_argument, NULL, 'm' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "max-bytes", required_argument, NULL, 'b' },
+		{ "max-entries", required_argument, NULL, 'e' },
 		{ "on", required_argument, NULL, 'o' },
 		{ 0 },
 	};
@@ -76,7 +77,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	struct stat st;
 	int opt, ret, level = 0;
 	bool have_level = false, tar, have_max = false, oci;
-	uint64_t max_bytes = IMPORT_TAR_MAX_BYTES;
+	uint64_t max_bytes = IMPORT_TAR_MAX_BYTES, max_entries = IMPORT_TAR_MAX_ENTRIES;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "t:m:", opts, NULL)) != -1) {
@@ -102,6 +103,17 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 							   "M, G or T), not '%s'", optarg);
 			have_max = true;
 			break;
+		case 'e': {
+			char *end;
+
+			errno = 0;
+			max_entries = strtoull(optarg, &end, 10);
+			if (errno || *end || optarg[0] < '1' || optarg[0] > '9')
+				return cli_usage("import", "--max-entries takes a count of entries, "
+							   "not '%s'", optarg);
+			have_max = true;
+			break;
+		}
 		case 'o':
 			on = optarg;
 			break;
@@ -138,7 +150,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		tar = !S_ISDIR(st.st_mode);
 	}
 	if (have_max && !tar && !oci)
-		return cli_usage("import", "--max-bytes is for tar archives, not directories");
+		return cli_usage("import", "--max-bytes and --max-entries are for tar archives, "
+					   "not directories");
 
 	if (cli_open(cli, true, &s))
 		return 1;
@@ -158,7 +171,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if (oci) {
 		struct oci_import_opts oo = { .tag = tag, .msg = msg, .max_bytes = max_bytes,
-					      .show = cli->tty };
+					      .max_entries = max_entries, .show = cli->tty };
 
 		ret = import_oci(w, oci_dir, oci_ref, &oo);
 		if (ret)
@@ -166,7 +179,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		goto done;
 	}
 	if (tar) {
-		struct import_tar_opts to = { .max_bytes = max_bytes, .show = cli->tty,
+		struct import_tar_opts to = { .max_bytes = max_bytes, .max_entries = max_entries,
+					      .show = cli->tty,
 					      .layer = on != NULL,
 					      .base = on ? &base.root : NULL };
 
@@ -220,6 +234,8 @@ done:
 	return fflush(stdout) == 0 ? 0 : 1;
 fail:
 	cli_fail(ret, "cannot import '%s'", src);
+	if (w)
+		cairn_writer_abandon(w, lock); /* its space back now, when that is safe */
 	free(base.layers);
 	cairn_writer_free(w);
 	if (lock >= 0)

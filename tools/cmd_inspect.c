@@ -119,8 +119,13 @@ static int ls_entry(struct cairn_txn *t, struct ls_opts *o, struct cairn_buf *pa
 }
 
 static int ls_dir(struct cairn_txn *t, struct ls_opts *o, struct cairn_buf *path,
-		  const struct cairn_node_view *dir)
+		  const struct cairn_node_view *dir, unsigned depth)
 {
+	if (depth > CAIRN_DEPTH_MAX) {
+		if (cairn_buf_append(path, "", 1))
+			return -ENOMEM;
+		return cairn_err_too_deep((const char *)path->data);
+	}
 	for (uint32_t i = 0; i < dir->nentries; i++) {
 		struct cairn_node_view v;
 		struct cairn_dirent e;
@@ -139,7 +144,7 @@ static int ls_dir(struct cairn_txn *t, struct ls_opts *o, struct cairn_buf *path
 			return ret;
 		ret = ls_entry(t, o, path, &e.id, &v);
 		if (!ret && o->recursive && v.type == CAIRN_NODE_DIR)
-			ret = ls_dir(t, o, path, &v);
+			ret = ls_dir(t, o, path, &v, depth + 1);
 		if (ret)
 			return ret;
 		path->len = old;
@@ -229,7 +234,7 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	if (o.json)
 		o.arr = json_object_new_array();
 	if (v.type == CAIRN_NODE_DIR) {
-		ret = ls_dir(t, &o, &path, &v);
+		ret = ls_dir(t, &o, &path, &v, 1);
 	} else {
 		const char *p = strchr(argv[optind], ':');
 

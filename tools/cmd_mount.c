@@ -1,33 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_mount.c - cairn mount, umount, mounts, stats.
+ * cmd_mount.c - cairn mount, umount, mounts, stats, daemon.
  *
- * mount checks what it can before forking (the image, the directory), then
- * forks a daemon that opens the store itself (LMDB environments must not
- * cross a fork), mounts, and reports back through a pipe: the command
- * returns once the mount is usable, or prints the daemon's one error line.
+ * mount checks what it can, then mounts the FUSE filesystem itself, in the
+ * caller's mount namespace (so a mount made inside 'unshare -m' or a
+ * container's namespace lands there), and hands the connection's fd to a
+ * daemon: the store's shared daemon (started when none runs), or with
+ * --isolated a daemon of its own, or with -f this very process. The
+ * command returns once the daemon serves the mount, or prints its one
+ * error line and unmounts.
+ *
+ * Everything said to a daemon and read from STORE/run goes through
+ * fs/control.h.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "cli.h"
+#include "control.h"
 #include "fs.h"
-#include "mounts.h"
 #include "platform.h"
 
-/* Is path (canonical) a mount point right now? */
+/* Is path (canonical) a mount point right now, in this mount namespace? */
 static bool is_mountpoint(const char *path)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -64,7 +70,11 @@ static bool is_mountpoint(const char *path)
 	return found;
 }
 
-/* mkdir -p: missing parents 0700 (uppers hold containers' files), the directory itself 0755. */
+/*
+ * mkdir -p for an upper directory: missing parents and the directory
+ * itself 0700, whatever the umask (it holds a container's files: setuid
+ * binaries and devices the container's root made).
+ */
 static int mkdir_parents(const char *path)
 {
 	char buf[PATH_MAX];
@@ -83,7 +93,373 @@ static int mkdir_parents(const char *path)
 			return -1;
 		*p = '/';
 	}
-	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	if (mkdir(buf, 0700) < 0)
+		return errno == EEXIST ? 0 : -1;
+	return chmod(buf, 0700);
+}
+
+/*
+ * An upper directory other users can reach (it and every directory above
+ * it searchable by them) lets them run the setuid binaries and open the
+ * devices a container made there; a directory above it that they can
+ * write lets them move it away and put their own in its place. Warns,
+ * once per finding: the mount goes on (the caller may mean it).
+ */
+static void upper_warn(const char *upper)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	bool reachable;
+	size_t n = strlen(upper);
+
+	if (n >= sizeof(buf) || stat(upper, &st) < 0)
+		return;
+	reachable = st.st_mode & 0011;
+	memcpy(buf, upper, n + 1);
+	for (char *slash; (slash = strrchr(buf, '/'));) {
+		*(slash == buf ? slash + 1 : slash) = '\0';
+		if (stat(buf, &st) < 0)
+			return;
+		if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+			fprintf(stderr, "cairn: warning: '%s' (above upper directory '%s') is "
+					"writable by other users: they can replace the upper "
+					"directory\n", buf, upper);
+		reachable = reachable && (st.st_mode & 0011);
+		if (slash == buf)
+			break;
+	}
+	if (reachable)
+		fprintf(stderr, "cairn: warning: upper directory '%s' is reachable by other users: "
+				"they can run the setuid files and open the devices a container makes "
+				"there (chmod 700 it)\n", upper);
+}
+
+/* Reads the one line a starting daemon writes on ready_fd ("ok", or its error). */
+static void read_line(int fd, char *line, size_t len)
+{
+	size_t got = 0;
+
+	while (got + 1 < len) {
+		ssize_t n = read(fd, line + got, len - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(line, '\n', got))
+			break;
+	}
+	line[got] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+}
+
+/* A daemon's process: its own session, in /, quiet on the terminal. */
+static void detach(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	setsid();
+	if (chdir("/") < 0)
+		_exit(1);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+}
+
+/*
+ * The shared daemon outlives the mount that starts it, and a process pins
+ * its mount namespace: started from a container's or an 'unshare -m'
+ * namespace, it would keep that namespace, and every mount in it, alive
+ * after its last process left. So it moves to the outermost mount
+ * namespace among its ancestors' that it may enter and where the store is
+ * the same directory (pid 1's, the host's, on a plain machine); failing
+ * that it stays where it was started.
+ */
+static void host_namespace(const char *store)
+{
+	int chain[64], n = 0, self = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	struct stat here, mine, st;
+	pid_t p = getpid();
+
+	if (self < 0 || stat(store, &here) < 0 || fstat(self, &mine) < 0) {
+		if (self >= 0)
+			close(self);
+		return;
+	}
+	/* the ancestors, innermost first */
+	while (p > 1 && n < (int)ARRAY_SIZE(chain)) {
+		char path[64], buf[512], *q;
+		int fd;
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (len <= 0)
+			break;
+		buf[len] = '\0';
+		q = strrchr(buf, ')');
+		if (!q || sscanf(q + 2, "%*c %d", &p) != 1)
+			break;
+		chain[n++] = (int)p;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		char path[64];
+		int ns;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", chain[i]);
+		ns = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns < 0)
+			continue;
+		if (fstat(ns, &st) == 0 && st.st_ino == mine.st_ino && st.st_dev == mine.st_dev) {
+			close(ns);
+			break; /* our own: nothing further out to go to */
+		}
+		if (setns(ns, CLONE_NEWNS) == 0) {
+			if (chdir("/") == 0 && stat(store, &st) == 0 && st.st_dev == here.st_dev &&
+			    st.st_ino == here.st_ino) {
+				close(ns);
+				break;
+			}
+			setns(self, CLONE_NEWNS); /* not the same store there */
+		}
+		close(ns);
+	}
+	close(self);
+}
+
+/*
+ * Starts the store's shared daemon (daemon.lock held exclusively by the
+ * caller, no daemon answering): this program again, as 'cairn daemon
+ * serve', detached. Returns once it listens, or -errno with its error.
+ */
+static int start_daemon(const char *store, size_t cache_bytes, bool takeover, char *line,
+			size_t len)
+{
+	char exe[PATH_MAX], fdarg[16], cache[32];
+	int pfd[2];
+	pid_t pid;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return cairn_err(-errno, "cannot find the cairn program to start the daemon");
+	exe[n] = '\0';
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+	snprintf(cache, sizeof(cache), "%zu", cache_bytes);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		/* (here, while the ancestors are ours: the grandchild is soon pid 1's) */
+		host_namespace(store);
+		/* a grandchild, so the daemon is nobody's child to reap */
+		if (fork() != 0)
+			_exit(0);
+		detach();
+		fcntl(pfd[1], F_SETFD, 0); /* the ready pipe crosses exec */
+		execl(exe, "cairn", "--store", store, "daemon", "serve", "--ready-fd", fdarg,
+		      "--cache-size", cache, takeover ? "--takeover" : NULL, (char *)NULL);
+		dprintf(pfd[1], "cannot run '%s': %s\n", exe, strerror(errno));
+		_exit(1);
+	}
+	close(pfd[1]);
+	waitpid(pid, NULL, 0);
+	read_line(pfd[0], line, len);
+	close(pfd[0]);
+	if (strncmp(line, "ok", 2) == 0 && (!line[2] || line[2] == ' '))
+		return 0;
+	return cairn_err(-EIO, "the daemon did not start: %s", *line ? line : "it died");
+}
+
+/*
+ * Hands fd to the store's shared daemon, starting it when none runs (two
+ * first mounts at once start one: see control.h). *id gets the mount's id.
+ */
+static int mount_shared(const char *store, const struct cfs_options *o, int fd,
+			size_t cache_bytes, bool cache_set, char *id, size_t idlen)
+{
+	char sock[128];
+	json_object *req = cfs_ctl_mount_request(o), *reply = NULL;
+	int lock, ret;
+
+	if (!req)
+		return -ENOMEM;
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	lock = ret ? ret : cfs_ctl_lock_open(store);
+	if (lock < 0) {
+		json_object_put(req);
+		return cairn_err(lock, "cannot open the store's run directory: %s", strerror(-lock));
+	}
+	flock(lock, LOCK_SH);
+	ret = cfs_ctl_call(sock, req, &fd, 1, 60000, &reply);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		/* no daemon: look again holding the lock alone, then start one */
+		flock(lock, LOCK_EX);
+		cairn_err_clear();
+		ret = cfs_ctl_call(sock, req, &fd, 1, 60000, &reply);
+		if (ret == -ENOENT || ret == -ECONNREFUSED) {
+			cairn_err_clear();
+			char line[1200];
+
+			ret = start_daemon(store, cache_bytes, false, line, sizeof(line));
+			if (!ret)
+				ret = cfs_ctl_call(sock, req, &fd, 1, 60000, &reply);
+		}
+	} else if (!ret && cache_set) {
+		json_object *h = cfs_ctl_request("hello"), *hr = NULL;
+
+		if (h && cfs_ctl_call(sock, h, NULL, 0, 5000, &hr) == 0 &&
+		    (size_t)cfs_ctl_int(hr, "cache_bytes") != cache_bytes)
+			fprintf(stderr, "cairn: note: the store's daemon runs with a %lld MiB cache "
+					"(--cache-size applies to the daemon a mount starts)\n",
+				(long long)(cfs_ctl_int(hr, "cache_bytes") >> 20));
+		json_object_put(h);
+		json_object_put(hr);
+		cairn_err_clear();
+	}
+	close(lock);
+	if (!ret)
+		snprintf(id, idlen, "%s", cfs_ctl_str(reply, "id"));
+	json_object_put(reply);
+	json_object_put(req);
+	return ret;
+}
+
+/*
+ * A read-only mount of a source the shared daemon already serves read-only
+ * with the same options, with a mountpoint in our mount namespace: a bind
+ * of that mount, so both are one session and one page cache. Returns 0
+ * when bound, 1 when there is nothing to share (mount normally), or
+ * -errno.
+ */
+static int mount_share(const char *store, const struct cfs_options *o)
+{
+	json_object *req = cfs_ctl_mount_request(o), *reply = NULL;
+	char sock[128], from[PATH_MAX] = "", id[32] = "";
+	int lock, ret;
+
+	if (!req)
+		return -ENOMEM;
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	lock = ret ? ret : cfs_ctl_lock_open(store);
+	if (lock < 0) {
+		json_object_put(req);
+		return 1; /* the normal mount says what is wrong */
+	}
+	flock(lock, LOCK_SH); /* the daemon stays while we bind */
+	json_object_object_del(req, "op");
+	json_object_object_add(req, "op", json_object_new_string("share"));
+	ret = cfs_ctl_call(sock, req, NULL, 0, 10000, &reply);
+	json_object_put(req);
+	if (!ret) {
+		snprintf(from, sizeof(from), "%s", cfs_ctl_str(reply, "mountpoint"));
+		snprintf(id, sizeof(id), "%s", cfs_ctl_str(reply, "id"));
+	}
+	json_object_put(reply);
+	cairn_err_clear();
+	ret = 1;
+	if (*from && *id && mount(from, o->mountpoint, NULL, MS_BIND, NULL) == 0) {
+		req = cfs_ctl_request("bind");
+		if (req) {
+			json_object_object_add(req, "id", json_object_new_string(id));
+			json_object_object_add(req, "mountpoint", json_object_new_string(o->mountpoint));
+			json_object_object_add(req, "ns", json_object_new_int64((int64_t)o->ns));
+			json_object_object_add(req, "source", json_object_new_string(o->source));
+			ret = cfs_ctl_call(sock, req, NULL, 0, 10000, &reply);
+			json_object_put(reply);
+			json_object_put(req);
+		} else {
+			ret = -ENOMEM;
+		}
+		if (ret) {
+			umount2(o->mountpoint, MNT_DETACH);
+			cairn_err_clear();
+			ret = 1; /* the daemon did not take the bind: a mount of our own then */
+		}
+	}
+	close(lock);
+	return ret;
+}
+
+/* A daemon of its own for this mount (--isolated): forked, reports on a pipe. */
+static int mount_isolated(const char *store, const struct cfs_options *o, int fd,
+			  size_t cache_bytes)
+{
+	char line[1200];
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		struct cfs_daemon_options dopt = { .store_dir = store, .cache_bytes = cache_bytes,
+						   .isolated = true };
+		struct cfs_daemon *d;
+		char id[32];
+
+		close(pfd[0]);
+		detach();
+		/* the store is opened here, after the fork: LMDB environments must not cross one */
+		if (cfs_daemon_new(&dopt, &d)) {
+			dprintf(pfd[1], "%s\n", cairn_errmsg());
+			_exit(1);
+		}
+		if (cfs_daemon_mount(d, o, fd, id, sizeof(id))) {
+			dprintf(pfd[1], "%s\n", cairn_errmsg());
+			cfs_daemon_free(d);
+			_exit(1);
+		}
+		cfs_daemon_run(d, pfd[1]);
+		cfs_daemon_free(d);
+		_exit(0);
+	}
+	close(pfd[1]);
+	read_line(pfd[0], line, sizeof(line));
+	close(pfd[0]);
+	if (strcmp(line, "ok") == 0)
+		return 0;
+	waitpid(pid, NULL, 0);
+	return cairn_err(-EIO, "%s", *line ? line : "the daemon died");
+}
+
+/* This process serves the mount until it ends (-f). */
+static int mount_foreground(const char *store, const struct cfs_options *o, int fd,
+			    size_t cache_bytes)
+{
+	struct cfs_daemon_options dopt = { .store_dir = store, .cache_bytes = cache_bytes,
+					   .isolated = true, .foreground = true };
+	struct cfs_daemon *d;
+	char id[32];
+	int ret = cfs_daemon_new(&dopt, &d);
+
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	ret = cfs_daemon_mount(d, o, fd, id, sizeof(id));
+	if (!ret)
+		ret = cfs_daemon_run(d, -1);
+	cfs_daemon_free(d);
+	return ret;
 }
 
 int cmd_mount(struct cli *cli, int argc, char **argv)
@@ -97,18 +473,18 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ "dev", no_argument, NULL, 'D' },
 		{ "nosuid", no_argument, NULL, 'S' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "isolated", no_argument, NULL, 'i' },
 		{ 0 },
 	};
-	struct cfs_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
-	char mp[PATH_MAX], store[PATH_MAX], line[1200], upper[PATH_MAX];
-	bool ro = false;
+	struct cfs_options o = { 0 };
+	char mp[PATH_MAX], store[PATH_MAX], upper[PATH_MAX], id[32] = "";
+	size_t cache_bytes = CFS_CACHE_DEFAULT;
+	bool ro = false, foreground = false, isolated = false, cache_set = false;
 	struct cairn_store *s;
 	struct cairn_txn *t;
 	struct cairn_image img;
 	struct stat st;
-	int opt, ret, pfd[2];
-	pid_t pid;
-	ssize_t n;
+	int opt, ret, fd;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "rfo:", opts, NULL)) != -1) {
@@ -120,7 +496,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			o.upper_dir = optarg;
 			break;
 		case 'f':
-			o.foreground = true;
+			foreground = true;
 			break;
 		case 'o':
 			o.fuse_opts = optarg;
@@ -132,7 +508,8 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
 				return cli_usage("mount", "--cache-size must be at least 1M, not '%s'",
 						 optarg);
-			o.cache_bytes = (size_t)v;
+			cache_bytes = (size_t)v;
+			cache_set = true;
 			break;
 		}
 		case 'D':
@@ -143,7 +520,10 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			break;
 		case 'd':
 			o.debug = true;
-			o.foreground = true;
+			foreground = true;
+			break;
+		case 'i':
+			isolated = true;
 			break;
 		default:
 			return cli_usage("mount", "unknown option '%s'", argv[optind - 1]);
@@ -156,6 +536,9 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		return cli_fail(-errno, "cannot mount on '%s'", argv[optind + 1]);
 	if (!S_ISDIR(st.st_mode))
 		return cli_fail(0, "cannot mount on '%s': not a directory", argv[optind + 1]);
+	if (strpbrk(mp, " \t\n\\"))
+		return cli_fail(0, "cannot mount on '%s': blanks or backslashes in the path",
+				argv[optind + 1]);
 	if (is_mountpoint(mp))
 		return cli_fail(0, "cannot mount on '%s': it is a mount point already (busy)",
 				argv[optind + 1]);
@@ -169,6 +552,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			return cli_fail(-errno, "cannot create upper directory '%s'", o.upper_dir);
 		if (!realpath(o.upper_dir, upper))
 			return cli_fail(-errno, "cannot use upper directory '%s'", o.upper_dir);
+		upper_warn(upper);
 		if (strncmp(upper, mp, mlen) == 0 && (upper[mlen] == '/' || upper[mlen] == '\0'))
 			return cli_fail(0, "the upper directory '%s' lies inside the mount point",
 					o.upper_dir);
@@ -182,7 +566,6 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		cairn_store_close(s);
 		return cli_fail(-errno, "cannot open store '%s'", cli->store_dir);
 	}
-	o.store_dir = store;
 	ret = cairn_txn_begin(s, false, &t);
 	if (!ret) {
 		struct cairn_name name;
@@ -196,182 +579,65 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			o.platform = o.source;
 		cairn_txn_abort(t);
 	}
-	cairn_store_close(s); /* the daemon opens its own, after the fork */
+	cairn_store_close(s); /* a daemon opens its own, after any fork */
 	if (ret)
 		return cli_fail(ret, "cannot mount '%s'", o.source);
 
-	if (o.foreground)
-		return cfs_serve(&o, -1) ? cli_fail(0, "cannot mount '%s' on '%s': %s", o.source,
-						    mp, cairn_errmsg())
-					 : 0;
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return cli_fail(-errno, "cannot mount '%s'", o.source);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return cli_fail(-errno, "cannot mount '%s'", o.source);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		close(pfd[0]);
-		setsid();
-		if (chdir("/") < 0)
-			_exit(1);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-			dup2(null, STDERR_FILENO);
-			close(null);
-		}
-		_exit(cfs_serve(&o, pfd[1]) ? 1 : 0);
+	if (!o.upper_dir && !isolated && !foreground) {
+		o.ns = cfs_ctl_mount_ns();
+		ret = mount_share(store, &o);
+		if (ret <= 0)
+			return ret ? cli_fail(ret, "cannot mount '%s' on '%s'", o.source,
+					      argv[optind + 1])
+				   : 0;
 	}
-	close(pfd[1]);
-	n = read(pfd[0], line, sizeof(line) - 1);
-	close(pfd[0]);
-	line[n > 0 ? n : 0] = '\0';
-	line[strcspn(line, "\n")] = '\0';
-	if (strcmp(line, "ok") == 0)
-		return 0;
-	waitpid(pid, NULL, 0);
-	return cli_fail(0, "cannot mount '%s' on '%s': %s", o.source, argv[optind + 1],
-			*line ? line : "the daemon died");
+	ret = cfs_kernel_mount(&o, &fd);
+	if (ret)
+		return cli_fail(ret, "cannot mount '%s' on '%s'", o.source, argv[optind + 1]);
+	if (foreground)
+		ret = mount_foreground(store, &o, fd, cache_bytes);
+	else if (isolated)
+		ret = mount_isolated(store, &o, fd, cache_bytes);
+	else
+		ret = mount_shared(store, &o, fd, cache_bytes, cache_set, id, sizeof(id));
+	if (!foreground)
+		close(fd);
+	if (ret) {
+		/* nobody serves it: take it away again (lazily: nothing can be using it) */
+		umount2(mp, MNT_DETACH);
+		return cli_fail(ret, "cannot mount '%s' on '%s'", o.source, argv[optind + 1]);
+	}
+	return 0;
 }
 
-/* Is pid a live process (not gone, not a zombie)? */
-static bool alive(int pid)
+/* --- mounts, stats, umount ------------------------------------------------ */
+
+/*
+ * The records of the store, with dead ones cleaned up where we can tell
+ * their mount is gone: a dead daemon's record whose mountpoint, in our own
+ * mount namespace, is no longer mounted.
+ */
+static int load_records(const char *store, struct cfs_record **out)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	uint64_t ns = cfs_ctl_mount_ns();
+	int n = cfs_records_load(store, out);
 
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
-	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
-}
+	for (int i = 0; i < n; i++) {
+		struct cfs_record *r = &(*out)[i];
 
-static void record_free(struct record *r)
-{
-	free(r->mountpoint);
-	free(r->source);
-	free(r->image);
-	free(r->socket);
-	free(r->platform);
-	free(r->upper);
-	free(r->leases);
-}
-
-static char *jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && json_object_get_string(v)
-		       ? strdup(json_object_get_string(v))
-		       : strdup("");
-}
-
-int load_records(const char *store, struct record **out)
-{
-	char run[4096], path[8192];
-	struct record *rs = NULL;
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	if (cfs_run_dir(store, run, sizeof(run)))
-		return 0;
-	d = opendir(run);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		json_object *o;
-		struct record r = { 0 };
-		int pid;
-		char tail;
-
-		/* exactly PID.json: not a PID.json.tmp being written */
-		if (sscanf(de->d_name, "%d.jso%c", &pid, &tail) != 2 || tail != 'n' ||
-		    strcmp(strchr(de->d_name, '.'), ".json") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", run, de->d_name);
-		if (!alive(pid)) {
-			unlink(path); /* the daemon is gone */
-			snprintf(path, sizeof(path), "%s/%d.sock", run, pid);
-			unlink(path);
-			continue;
-		}
-		o = json_object_from_file(path);
-		if (!o)
-			continue;
-		r.pid = pid;
-		r.mountpoint = jstr(o, "mountpoint");
-		r.source = jstr(o, "source");
-		r.image = jstr(o, "image");
-		r.socket = jstr(o, "socket");
-		r.platform = jstr(o, "platform");
-		r.upper = jstr(o, "upper");
-		{
-			json_object *l;
-
-			if (json_object_object_get_ex(o, "leases", &l) &&
-			    json_object_is_type(l, json_type_array)) {
-				size_t nl = json_object_array_length(l);
-
-				r.leases = calloc(nl ? nl : 1, sizeof(*r.leases));
-				for (size_t j = 0; r.leases && j < nl; j++) {
-					const char *h = json_object_get_string(
-						json_object_array_get_idx(l, j));
-
-					if (h && cairn_id_parse_prefix(h, &r.leases[r.nleases]) ==
-							 CAIRN_ID_HEX_LEN)
-						r.nleases++;
-				}
-			}
-		}
-		{
-			json_object *g;
-
-			r.generation = json_object_object_get_ex(o, "generation", &g)
-					       ? (uint64_t)json_object_get_int64(g)
-					       : 0;
-		}
-		json_object_put(o);
-		{
-			struct record *p = realloc(rs, (size_t)(n + 1) * sizeof(*p));
-
-			if (!p) {
-				record_free(&r);
-				break;
-			}
-			rs = p;
-			rs[n++] = r;
+		if (!r->alive && r->ns == ns && !is_mountpoint(r->mountpoint)) {
+			cfs_record_remove(store, r->id);
+			cfs_record_release(r);
+			(*out)[i--] = (*out)[--n];
 		}
 	}
-	closedir(d);
-	*out = rs;
 	return n;
-}
-
-void records_free(struct record *rs, int n)
-{
-	for (int i = 0; i < n; i++)
-		record_free(&rs[i]);
-	free(rs);
 }
 
 int cmd_mounts(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
-	struct record *rs = NULL;
+	struct cfs_record *rs = NULL;
 	bool json = false;
 	int opt, n;
 
@@ -384,17 +650,25 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage("mounts", "mounts takes no arguments");
 	n = load_records(cli->store_dir, &rs);
+	if (n < 0)
+		return cli_fail(n, "cannot list the mounts of store '%s'", cli->store_dir);
 	if (json) {
 		json_object *arr = json_object_new_array();
 
 		for (int i = 0; i < n; i++) {
 			json_object *o = json_object_new_object();
+			char hex[CAIRN_ID_HEX_LEN + 1];
 
+			cairn_id_hex(&rs[i].image, hex);
+			json_object_object_add(o, "id", json_object_new_string(rs[i].id));
 			json_object_object_add(o, "pid", json_object_new_int(rs[i].pid));
+			json_object_object_add(o, "state", json_object_new_string(rs[i].alive ? "serving"
+										       : "dead"));
+			json_object_object_add(o, "isolated", json_object_new_boolean(rs[i].isolated));
 			cli_json_add_bytes(o, "mountpoint", rs[i].mountpoint,
 					   strlen(rs[i].mountpoint));
 			cli_json_add_bytes(o, "source", rs[i].source, strlen(rs[i].source));
-			json_object_object_add(o, "image", json_object_new_string(rs[i].image));
+			json_object_object_add(o, "image", json_object_new_string(hex));
 			json_object_object_add(o, "platform", json_object_new_string(rs[i].platform));
 			json_object_object_add(o, "generation",
 					       json_object_new_int64((int64_t)rs[i].generation));
@@ -402,133 +676,57 @@ int cmd_mounts(struct cli *cli, int argc, char **argv)
 				cli_json_add_bytes(o, "upper", rs[i].upper, strlen(rs[i].upper));
 			else
 				json_object_object_add(o, "upper", NULL);
+			json_object_object_add(o, "shares", *rs[i].shares ?
+					       json_object_new_string(rs[i].shares) : NULL);
 			json_object_array_add(arr, o);
 		}
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
 								   JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(arr);
 	} else {
-		printf("%-8s %-14s %-20s %5s  %s\n", "PID", "IMAGE", "SOURCE", "GEN", "MOUNTPOINT");
+		printf("%-14s %-8s %-14s %-20s %5s  %s\n", "ID", "PID", "IMAGE", "SOURCE", "GEN",
+		       "MOUNTPOINT");
 		for (int i = 0; i < n; i++) {
-			char gen[24] = "-";
+			char gen[24] = "-", hex[CAIRN_ID_HEX_LEN + 1], pid[24];
 
 			if (*rs[i].platform)
 				snprintf(gen, sizeof(gen), "%llu", (unsigned long long)rs[i].generation);
-			printf("%-8d %-14.12s %-20s %5s  %s%s%s\n", rs[i].pid, rs[i].image,
+			cairn_id_hex(&rs[i].image, hex);
+			snprintf(pid, sizeof(pid), "%d%s", rs[i].pid, rs[i].isolated ? "i" : "");
+			printf("%-14s %-8s %-14.12s %-20s %5s  %s%s%s%s\n", rs[i].id, pid, hex,
 			       rs[i].source, gen, rs[i].mountpoint, *rs[i].upper ? "  upper=" : "",
-			       rs[i].upper);
+			       rs[i].upper, rs[i].alive ? "" : "  (dead: its daemon is gone)");
 		}
 	}
-	records_free(rs, n);
+	cfs_records_free(rs, n);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* The record of the mount at dir (canonical), or -1. */
-static int find_record(struct record *rs, int n, const char *dir)
+/* The record of the mount at dir (canonical): ours (this mount namespace) first; or -1. */
+static int find_record(struct cfs_record *rs, int n, const char *dir)
 {
-	for (int i = 0; i < n; i++)
-		if (strcmp(rs[i].mountpoint, dir) == 0)
-			return i;
-	return -1;
-}
+	uint64_t ns = cfs_ctl_mount_ns();
+	int any = -1;
 
-int control_send(const char *sock_path, const char *req)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t plen = strlen(sock_path);
-	int fd, ret;
-
-	if (plen >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, sock_path, plen);
-	if (sock_path[0] == '@')
-		addr.sun_path[0] = '\0';
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen)) < 0 ||
-	    write(fd, req, strlen(req)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-int control_collect(int *fds, char **bufs, size_t len, int n, int timeout_ms)
-{
-	int64_t deadline = cairn_now_ns() + (int64_t)timeout_ms * 1000000;
-	size_t *got = calloc((size_t)(n ? n : 1), sizeof(*got));
-	struct pollfd *p = calloc((size_t)(n ? n : 1), sizeof(*p));
-	int open = 0;
-
-	if (!got || !p) {
-		free(got);
-		free(p);
-		return -ENOMEM;
-	}
 	for (int i = 0; i < n; i++) {
-		bufs[i][0] = '\0';
-		open += fds[i] >= 0;
+		if (strcmp(rs[i].mountpoint, dir) != 0)
+			continue;
+		if (rs[i].ns == ns && (rs[i].alive || any < 0))
+			any = i;
+		else if (any < 0)
+			any = i;
 	}
-	while (open > 0) {
-		int left = (int)((deadline - cairn_now_ns()) / 1000000), k;
-
-		if (left <= 0)
-			break;
-		for (int i = 0; i < n; i++)
-			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-		k = poll(p, (nfds_t)n, left);
-		if (k <= 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			ssize_t r;
-
-			if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(fds[i], bufs[i] + got[i], len - 1 - got[i]);
-			if (r > 0)
-				got[i] += (size_t)r;
-			bufs[i][got[i]] = '\0';
-			if (r <= 0 || got[i] == len - 1 || memchr(bufs[i], '\n', got[i])) {
-				close(fds[i]);
-				fds[i] = -1; /* answered (or gone) */
-				open--;
-			}
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		if (fds[i] >= 0) {
-			close(fds[i]);
-			fds[i] = -2; /* no answer in time */
-		}
-	}
-	free(got);
-	free(p);
-	return 0;
-}
-
-int control_request(const char *sock_path, const char *req, char *buf, size_t len)
-{
-	int fd = control_send(sock_path, req);
-
-	if (fd < 0)
-		return fd;
-	control_collect(&fd, &buf, len, 1, 5000);
-	if (fd == -2)
-		return -ETIMEDOUT;
-	return *buf ? 0 : -EPROTO;
+	return any;
 }
 
 int cmd_stats(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
-	struct record *rs = NULL;
-	char dir[PATH_MAX], buf[4096];
+	struct cfs_record *rs = NULL;
+	json_object *req, *reply = NULL, *st;
+	char dir[PATH_MAX];
 	bool json = false;
 	int opt, n, i, ret;
-	json_object *o;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -541,26 +739,33 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 	if (!realpath(argv[optind], dir))
 		return cli_fail(-errno, "no stats for '%s'", argv[optind]);
 	n = load_records(cli->store_dir, &rs);
-	i = find_record(rs, n, dir);
+	i = n > 0 ? find_record(rs, n, dir) : -1;
 	if (i < 0) {
-		records_free(rs, n);
+		cfs_records_free(rs, n);
 		return cli_fail(0, "no stats for '%s': not a cairn mount of store '%s'",
 				argv[optind], cli->store_dir);
 	}
-	ret = control_request(rs[i].socket, "stats\n", buf, sizeof(buf));
-	records_free(rs, n);
-	if (ret)
+	req = cfs_ctl_request("stats");
+	if (req)
+		json_object_object_add(req, "id", json_object_new_string(rs[i].id));
+	ret = req ? cfs_ctl_call(rs[i].socket, req, NULL, 0, 5000, &reply) : -ENOMEM;
+	json_object_put(req);
+	cfs_records_free(rs, n);
+	if (ret) {
+		json_object_put(reply);
 		return cli_fail(ret, "no stats for '%s': its daemon does not answer", argv[optind]);
-	if (json) {
-		fputs(buf, stdout);
-		return fflush(stdout) == 0 ? 0 : 1;
 	}
-	o = json_tokener_parse(buf);
-	if (!o)
+	if (!json_object_object_get_ex(reply, "stats", &st)) {
+		json_object_put(reply);
 		return cli_fail(0, "no stats for '%s': a garbled answer", argv[optind]);
-	json_object_object_foreach(o, key, val)
-		printf("%-12s %s\n", key, json_object_get_string(val));
-	json_object_put(o);
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN));
+	} else {
+		json_object_object_foreach(st, key, val)
+			printf("%-12s %s\n", key, json_object_get_string(val));
+	}
+	json_object_put(reply);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -630,6 +835,46 @@ static void holders(const char *dir, char *out, size_t len)
 	closedir(proc);
 }
 
+/* Does the record of mount id still exist? */
+static bool record_exists(const char *store, const char *id, int pid, bool *daemon_has_more)
+{
+	struct cfs_record *rs = NULL;
+	int n = cfs_records_load(store, &rs);
+	bool found = false;
+
+	*daemon_has_more = false;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(rs[i].id, id) == 0)
+			found = true;
+		else if (rs[i].pid == pid && rs[i].alive)
+			*daemon_has_more = true;
+	}
+	cfs_records_free(rs, n);
+	return found;
+}
+
+/* Is pid a live process (not gone, not a zombie)? */
+static bool alive(int pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
+}
+
 #define UMOUNT_WAIT_MS 60000
 
 /*
@@ -655,9 +900,9 @@ static bool wait_exit(pid_t pid, int timeout_ms)
 int cmd_umount(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "lazy", no_argument, NULL, 'l' }, { 0 } };
-	struct record *rs = NULL;
-	char dir[PATH_MAX], who[1024];
-	bool lazy = false;
+	struct cfs_record *rs = NULL;
+	char dir[PATH_MAX], who[1024], id[32] = "";
+	bool lazy = false, dead = false, more;
 	int opt, n, i, pid = 0;
 
 	optind = 0;
@@ -688,13 +933,19 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 			     base) >= (int)sizeof(dir))
 			return cli_fail(-ENOTCONN, "cannot unmount '%s'", argv[optind]);
 	}
-	n = load_records(cli->store_dir, &rs);
-	i = find_record(rs, n, dir);
-	if (i >= 0)
+	n = cfs_records_load(cli->store_dir, &rs);
+	i = n > 0 ? find_record(rs, n, dir) : -1;
+	if (i >= 0) {
 		pid = rs[i].pid;
-	records_free(rs, n);
-	if (!is_mountpoint(dir))
+		dead = !rs[i].alive;
+		snprintf(id, sizeof(id), "%s", rs[i].id);
+	}
+	cfs_records_free(rs, n);
+	if (!is_mountpoint(dir)) {
+		if (*id && dead)
+			cfs_record_remove(cli->store_dir, id); /* what a killed daemon left */
 		return cli_fail(0, "cannot unmount '%s': not mounted", argv[optind]);
+	}
 	if (umount2(dir, lazy ? MNT_DETACH : 0) < 0) {
 		int err = errno;
 
@@ -705,12 +956,260 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 		}
 		return cli_fail(-err, "cannot unmount '%s'", argv[optind]);
 	}
+	if (!*id)
+		return 0;
+	if (dead) {
+		cfs_record_remove(cli->store_dir, id);
+		return 0;
+	}
+	if (lazy)
+		return 0; /* the connection ends when its last user leaves */
+	{
+		/* its daemon drops the record at once when the session has others (binds) */
+		struct cfs_record *rs2 = NULL;
+		int n2 = cfs_records_load(cli->store_dir, &rs2);
+
+		for (int k = 0; k < n2; k++) {
+			json_object *req, *reply = NULL;
+
+			if (strcmp(rs2[k].id, id) != 0 || rs2[k].isolated)
+				continue;
+			req = cfs_ctl_request("forget");
+			if (req) {
+				json_object_object_add(req, "id", json_object_new_string(id));
+				cfs_ctl_call(rs2[k].socket, req, NULL, 0, 5000, &reply);
+				cairn_err_clear();
+			}
+			json_object_put(reply);
+			json_object_put(req);
+		}
+		cfs_records_free(rs2, n2);
+	}
 	/*
-	 * the daemon sees the unmount and exits; wait for it, bounded (after
-	 * --lazy it exits only once the last user of the mount is gone)
+	 * The daemon sees the connection end and removes the record (bounded:
+	 * a copy of the mount in another namespace keeps the connection); when
+	 * it was the daemon's last mount, the daemon exits: wait for that too.
 	 */
-	if (pid > 0 && !lazy && !wait_exit(pid, UMOUNT_WAIT_MS))
+	for (int k = 0; k < 100 && record_exists(cli->store_dir, id, pid, &more); k++)
+		usleep(50000);
+	if (!more && pid > 0 && !wait_exit(pid, UMOUNT_WAIT_MS))
 		fprintf(stderr, "cairn: warning: the daemon of '%s' (pid %d) has not exited after %d s\n",
 			argv[optind], pid, UMOUNT_WAIT_MS / 1000);
 	return 0;
+}
+
+/* --- the daemon ------------------------------------------------------------ */
+
+/* cairn daemon serve: the store's shared daemon (started by cairn mount). */
+static int daemon_serve(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "cache-size", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "takeover", no_argument, NULL, 't' },
+		{ 0 },
+	};
+	struct cfs_daemon_options o = { .cache_bytes = CFS_CACHE_DEFAULT };
+	struct cfs_daemon *d;
+	char store[PATH_MAX];
+	int opt, ready = -1, ret, lock;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			o.takeover = true;
+			break;
+		case 'r':
+			ready = atoi(optarg);
+			break;
+		case 'c':
+		{
+			uint64_t v;
+
+			if (cli_parse_bytes(optarg, NULL, &v) || v < (1u << 20) || v > SIZE_MAX)
+				return cli_usage("daemon", "--cache-size must be at least 1M");
+			o.cache_bytes = (size_t)v;
+		}
+			break;
+		case 'f':
+			o.foreground = true;
+			break;
+		default:
+			return cli_usage("daemon", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (ready >= 0)
+		fcntl(ready, F_SETFD, FD_CLOEXEC);
+	if (!realpath(cli->store_dir, store)) {
+		ret = -errno;
+		if (ready >= 0)
+			dprintf(ready, "cannot open store '%s': %s\n", cli->store_dir, strerror(-ret));
+		return cli_fail(ret, "cannot open store '%s'", cli->store_dir);
+	}
+	o.store_dir = store;
+	if (ready < 0) {
+		/* by hand: the lock keeps a second daemon from starting beside us */
+		char sock[128];
+
+		lock = cfs_ctl_lock_open(store);
+		if (lock < 0 || flock(lock, LOCK_EX) < 0)
+			return cli_fail(lock < 0 ? lock : -errno, "cannot lock the store's daemon");
+		if (cfs_ctl_daemon_socket(store, sock, sizeof(sock)) == 0) {
+			int fd = cfs_ctl_connect(sock);
+
+			if (fd >= 0) {
+				close(fd);
+				close(lock);
+				return cli_fail(0, "a daemon already serves store '%s'", store);
+			}
+		}
+		ret = cfs_daemon_new(&o, &d);
+		close(lock);
+	} else {
+		ret = cfs_daemon_new(&o, &d);
+	}
+	if (ret) {
+		if (ready >= 0)
+			dprintf(ready, "%s\n", cairn_errmsg());
+		return cli_fail(ret, "cannot start the daemon");
+	}
+	if (o.takeover) {
+		int64_t t0 = cairn_now_ns();
+		unsigned n = 0;
+
+		ret = cfs_daemon_take_over(d, &n);
+		if (ret) {
+			if (ready >= 0)
+				dprintf(ready, "%s\n", cairn_errmsg());
+			cfs_daemon_free(d);
+			return cli_fail(ret, "cannot take the mounts over");
+		}
+		if (ready >= 0) {
+			dprintf(ready, "ok %u %.1f %d\n", n, (double)(cairn_now_ns() - t0) / 1e6,
+				(int)getpid());
+			close(ready);
+			ready = -1;
+		}
+	}
+	ret = cfs_daemon_run(d, ready);
+	cfs_daemon_free(d);
+	return ret ? 1 : 0;
+}
+
+/* cairn daemon status: what the store's shared daemon says of itself. */
+static int daemon_status(struct cli *cli, bool json)
+{
+	char store[PATH_MAX], sock[128];
+	json_object *req = cfs_ctl_request("hello"), *reply = NULL;
+	int ret;
+
+	if (!realpath(cli->store_dir, store))
+		return cli_fail(-errno, "cannot open store '%s'", cli->store_dir);
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	if (!ret)
+		ret = req ? cfs_ctl_call(sock, req, NULL, 0, 5000, &reply) : -ENOMEM;
+	json_object_put(req);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		cairn_err_clear();
+		json_object_put(reply);
+		if (json)
+			puts("{\"running\":false}");
+		else
+			printf("no daemon serves store '%s'\n", store);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (ret) {
+		json_object_put(reply);
+		return cli_fail(ret, "the daemon of store '%s' does not answer", store);
+	}
+	if (json) {
+		json_object_object_add(reply, "running", json_object_new_boolean(true));
+		json_object_object_del(reply, "v");
+		puts(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+	} else {
+		printf("daemon %lld (cairn %s): %lld mounts (%lld FUSE sessions), %lld worker "
+		       "threads, %lld MiB cache\n",
+		       (long long)cfs_ctl_int(reply, "pid"), cfs_ctl_str(reply, "version"),
+		       (long long)cfs_ctl_int(reply, "mounts"), (long long)cfs_ctl_int(reply, "sessions"),
+		       (long long)cfs_ctl_int(reply, "threads"),
+		       (long long)(cfs_ctl_int(reply, "cache_bytes") >> 20));
+	}
+	json_object_put(reply);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * cairn daemon restart: a new daemon (this program) takes every mount of
+ * the running one over; nothing is unmounted (fs/handover.c).
+ */
+static int daemon_restart(struct cli *cli)
+{
+	char store[PATH_MAX], sock[128], line[1200];
+	json_object *req = cfs_ctl_request("hello"), *reply = NULL;
+	unsigned n = 0, points;
+	double ms = 0;
+	int lock, ret, old, pid = 0;
+	size_t cache;
+
+	if (!realpath(cli->store_dir, store))
+		return cli_fail(-errno, "cannot open store '%s'", cli->store_dir);
+	ret = cfs_ctl_daemon_socket(store, sock, sizeof(sock));
+	lock = ret ? ret : cfs_ctl_lock_open(store);
+	if (lock < 0) {
+		json_object_put(req);
+		return cli_fail(lock, "cannot restart the daemon of store '%s'", store);
+	}
+	/* no mount, umount or other restart comes in meanwhile */
+	flock(lock, LOCK_EX);
+	ret = req ? cfs_ctl_call(sock, req, NULL, 0, 5000, &reply) : -ENOMEM;
+	json_object_put(req);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		close(lock);
+		json_object_put(reply);
+		cairn_err_clear();
+		return cli_fail(0, "no daemon serves store '%s': nothing to restart", store);
+	}
+	if (ret) {
+		close(lock);
+		json_object_put(reply);
+		return cli_fail(ret, "cannot restart the daemon of store '%s'", store);
+	}
+	old = (int)cfs_ctl_int(reply, "pid");
+	cache = (size_t)cfs_ctl_int(reply, "cache_bytes");
+	points = (unsigned)cfs_ctl_int(reply, "mounts");
+	json_object_put(reply);
+	ret = start_daemon(store, cache ? cache : CFS_CACHE_DEFAULT, true, line, sizeof(line));
+	if (!ret && sscanf(line, "ok %u %lf %d", &n, &ms, &pid) != 3)
+		ret = cairn_err(-EPROTO, "the new daemon said '%s'", line);
+	if (ret) {
+		close(lock);
+		return cli_fail(ret, "cannot restart the daemon of store '%s' (daemon %d serves on)",
+				store, old);
+	}
+	/* the old daemon lets go and exits */
+	for (int k = 0; k < 200 && alive(old); k++)
+		usleep(50000);
+	close(lock);
+	printf("daemon %d handed %u mount%s (%u FUSE session%s) to daemon %d in %.1f ms%s\n", old,
+	       points, points == 1 ? "" : "s", n, n == 1 ? "" : "s", pid, ms,
+	       alive(old) ? " (the old one has not exited yet)" : "");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cmd_daemon(struct cli *cli, int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "restart") == 0)
+		return daemon_restart(cli);
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return daemon_serve(cli, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "status") == 0) {
+		bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+
+		if (argc > 3 || (argc == 3 && !json))
+			return cli_usage("daemon", "daemon status takes only --json");
+		return daemon_status(cli, json);
+	}
+	return cli_usage("daemon", "daemon takes status, restart or serve");
 }

@@ -7,7 +7,8 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "mounts.h"
+#include "control.h"
+#include "hidden.h"
 #include "platform.h"
 #include "remotes.h"
 
@@ -39,61 +40,132 @@ static void tags_of(struct cairn_txn *t, const struct cairn_id *id, char *buf, s
 }
 
 /*
+ * A writable mount keeps its upper on top of the new image: says which of
+ * its entries hide paths this switch changed (the image it served before
+ * against the new one).
+ */
+static void report_hidden(struct cli *cli, const struct cfs_record *r, const struct cairn_id *image,
+			  FILE *out)
+{
+	struct cairn_store *s;
+	char line[1024];
+	int n;
+
+	if (!image || !*r->upper || cairn_id_eq(&r->image, image) ||
+	    cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return;
+	n = hidden_summary(s, r->upper, &r->image, image, line, sizeof(line));
+	if (n > 0)
+		fprintf(out, "    %s\n", line);
+	else if (n < 0)
+		fprintf(out, "    cannot tell what its upper hides: %s\n", cairn_errmsg());
+	cairn_err_clear();
+	cairn_store_close(s);
+}
+
+/* The image platform name is on now (what its mounts switch to). */
+static bool platform_image(struct cli *cli, const char *name, struct cairn_id *image)
+{
+	struct cairn_platform p;
+	struct cairn_store *s;
+	struct cairn_txn *t;
+	bool ok = false;
+
+	if (cairn_store_open(cli->store_dir, 0, NULL, &s))
+		return false;
+	if (cairn_txn_begin(s, false, &t) == 0) {
+		ok = cairn_platform_get(t, name, &p) == 0;
+		cairn_txn_abort(t);
+	}
+	cairn_store_close(s);
+	cairn_err_clear();
+	if (ok)
+		*image = p.image;
+	return ok;
+}
+
+/*
  * Tells every running mount of the platform to switch and reports each one's
- * answer. A mount that does not answer in time does not fail the command:
- * the pointer has moved; it follows on its next switch or remount.
+ * answer: one request per daemon (the shared daemon switches all its mounts
+ * of the platform at once), all daemons asked at once, 5 s in all. A mount
+ * that does not answer in time does not fail the command: the pointer has
+ * moved; it follows on its next switch or remount.
  */
 void cli_notify_mounts(struct cli *cli, const char *name, FILE *out)
 {
-	struct record *rs = NULL;
-	int n = load_records(cli->store_dir, &rs);
-	unsigned m = 0;
-	int *fds = calloc((size_t)(n ? n : 1), sizeof(*fds));
-	int *which = calloc((size_t)(n ? n : 1), sizeof(*which));
-	char **bufs = calloc((size_t)(n ? n : 1), sizeof(*bufs));
-	char *space = calloc((size_t)(n ? n : 1), 512);
+	struct cairn_id image;
+	bool have_image = platform_image(cli, name, &image);
+	struct cfs_record *rs = NULL;
+	int n = cfs_records_load(cli->store_dir, &rs);
+	int64_t t0 = cairn_now_ns(), deadline = t0 + 5000ll * 1000000;
+	unsigned nd = 0, answered = 0;
+	int *socks = calloc((size_t)(n > 0 ? n : 1), sizeof(*socks));
+	const char **paths = calloc((size_t)(n > 0 ? n : 1), sizeof(*paths));
+	json_object *req = cfs_ctl_request("switch");
 
-	if (!fds || !which || !bufs || !space)
+	if (!socks || !paths || !req)
 		goto out;
-	/* ask them all at once, then wait for the answers together: 5 s in all */
+	json_object_object_add(req, "platform", json_object_new_string(name));
 	for (int i = 0; i < n; i++) {
-		if (strcmp(rs[i].platform, name) != 0)
+		bool seen = false;
+
+		if (strcmp(rs[i].platform, name) != 0 || !rs[i].alive)
 			continue;
-		which[m] = i;
-		bufs[m] = space + (size_t)m * 512;
-		fds[m] = control_send(rs[i].socket, "switch\n");
-		m++;
-	}
-	for (unsigned j = 0; j < m; j++)
-		if (fds[j] < 0)
-			fds[j] = -3; /* could not even connect */
-	{
-		int *live = calloc(m ? m : 1u, sizeof(*live));
-
-		if (!live)
-			goto out;
-		for (unsigned j = 0; j < m; j++)
-			live[j] = fds[j] == -3 ? -1 : fds[j];
-		control_collect(live, bufs, 512, (int)m, 5000);
-		for (unsigned j = 0; j < m; j++) {
-			struct record *r = &rs[which[j]];
-
-			bufs[j][strcspn(bufs[j], "\n")] = '\0';
-			if (fds[j] == -3 || live[j] == -2 || !*bufs[j])
-				fprintf(out, "  mount %s (pid %d): not answering\n", r->mountpoint,
-					r->pid);
-			else
-				fprintf(out, "  mount %s (pid %d): %s\n", r->mountpoint, r->pid,
-					bufs[j]);
+		for (unsigned j = 0; j < nd; j++)
+			seen |= strcmp(paths[j], rs[i].socket) == 0;
+		if (seen)
+			continue;
+		paths[nd] = rs[i].socket;
+		socks[nd] = cfs_ctl_connect(rs[i].socket);
+		if (socks[nd] >= 0 && cfs_ctl_send(socks[nd], req, NULL, 0)) {
+			close(socks[nd]);
+			socks[nd] = -1;
 		}
-		free(live);
+		nd++;
 	}
+	for (unsigned j = 0; j < nd; j++) {
+		json_object *reply = NULL, *arr;
+		int left = (int)((deadline - cairn_now_ns()) / 1000000);
+
+		if (socks[j] < 0 ||
+		    cfs_ctl_recv(socks[j], left > 0 ? left : 0, &reply, NULL, NULL, 0) != 0 ||
+		    !json_object_object_get_ex(reply, "mounts", &arr)) {
+			const char *err = cfs_ctl_str(reply, "error");
+
+			cairn_err_clear();
+			for (int i = 0; i < n; i++)
+				if (strcmp(rs[i].platform, name) == 0 && rs[i].alive &&
+				    strcmp(rs[i].socket, paths[j]) == 0)
+					fprintf(out, "  mount %s (pid %d, %s): %s\n", rs[i].mountpoint,
+					       rs[i].pid, rs[i].id, *err ? err : "not answering");
+			json_object_put(reply);
+			continue;
+		}
+		for (size_t k = 0; k < json_object_array_length(arr); k++) {
+			json_object *m = json_object_array_get_idx(arr, k);
+
+			fprintf(out, "  mount %s (pid %lld, %s): %s\n", cfs_ctl_str(m, "mountpoint"),
+			       (long long)cfs_ctl_int(m, "pid"), cfs_ctl_str(m, "id"),
+			       cfs_ctl_str(m, "outcome"));
+			answered++;
+			/* what the mount's upper hides of the paths the switch changed */
+			for (int i = 0; i < n; i++)
+				if (strcmp(rs[i].id, cfs_ctl_str(m, "id")) == 0)
+					report_hidden(cli, &rs[i], have_image ? &image : NULL, out);
+		}
+		json_object_put(reply);
+	}
+	if (answered)
+		fprintf(out, "  %u mount%s switched in %.1f ms\n", answered, answered == 1 ? "" : "s",
+		       (double)(cairn_now_ns() - t0) / 1e6);
 out:
-	free(fds);
-	free(which);
-	free(bufs);
-	free(space);
-	records_free(rs, n);
+	for (unsigned j = 0; j < nd; j++)
+		if (socks[j] >= 0)
+			close(socks[j]);
+	free(socks);
+	free(paths);
+	json_object_put(req);
+	cfs_records_free(rs, n);
 }
 
 /* "upgraded" line: platform, generation, image and its tags. */

@@ -45,6 +45,7 @@ struct oci_export {
 	struct blob layer;
 	struct sha256_ctx diff; /* the uncompressed tar */
 	struct archive *gz;     /* NULL: plain */
+	bool failed;            /* gz's output goes nowhere: the blob is being dropped */
 };
 
 static int sys_err(int e, const char *what, const char *name)
@@ -137,6 +138,8 @@ static la_ssize_t gz_out(struct archive *a, void *ctx, const void *buf, size_t l
 {
 	struct oci_export *x = ctx;
 
+	if (x->failed)
+		return (la_ssize_t)len;
 	if (blob_write(&x->layer, buf, len)) {
 		archive_set_error(a, EIO, "%s", cairn_errmsg());
 		return -1;
@@ -521,8 +524,11 @@ int export_oci(struct cairn_txn *t, const struct cairn_image *img, const char *d
 	if (!ret)
 		ret = update_index(&x, &manifest, ref);
 	if (x.gz) {
-		if (ret)
-			archive_write_fail(x.gz); /* no trailer into a failed blob */
+		/*
+		 * no trailer into a failed blob, but a close all the same: only
+		 * the close ends zlib's stream (archive_write_fail() would leak it)
+		 */
+		x.failed = ret != 0;
 		archive_write_free(x.gz);
 	}
 	if (ret && x.created) {

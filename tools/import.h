@@ -38,9 +38,18 @@ int import_upper(struct cairn_writer *w, struct cairn_store *s, const char *src,
 
 /* The default of --max-bytes: logical file bytes (holes included) one tar may hold. */
 #define IMPORT_TAR_MAX_BYTES (64ull << 30)
+/*
+ * The default of --max-entries. File data streams into the store, but the
+ * tree's index (a record per path and per inode, about 300 bytes each) is
+ * held until the archive ends: this bounds its memory (about 300 MB).
+ */
+#define IMPORT_TAR_MAX_ENTRIES 1000000ull
+/* Xattrs and symlink targets one archive may hold in the index, all entries together. */
+#define IMPORT_TAR_MAX_META (256ull << 20)
 
 struct import_tar_opts {
 	uint64_t max_bytes;          /* file bytes (holes included) the tar may unpack to */
+	uint64_t max_entries;        /* archive entries (0: IMPORT_TAR_MAX_ENTRIES) */
 	bool show;                   /* progress on stderr */
 	bool layer;                  /* a layer: OCI whiteouts allowed (else refused) */
 	const struct cairn_id *base; /* the flattened tree the layer goes on, or NULL;
@@ -55,8 +64,9 @@ struct import_tar_opts {
  * flags its directory OPAQUE, for cairn_stack() to apply; without it they
  * are refused. Bad input (absolute or '..' paths, entries through
  * symlinks, dangling hard links, truncated or garbled streams, more than
- * max_bytes of file data) fails the whole import with a message naming the
- * entry. Returns 0 or -errno with a message.
+ * max_bytes of file data, more than max_entries entries, xattrs and link
+ * targets past IMPORT_TAR_MAX_META) fails the whole import with a message
+ * naming the entry. Returns 0 or -errno with a message.
  */
 int import_tar(struct cairn_writer *w, const char *src, const struct import_tar_opts *o,
 	       struct import_result *res);

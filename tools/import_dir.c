@@ -56,6 +56,8 @@ struct walk {
 
 	uint8_t *buf;
 	struct cairn_buf path; /* relative path of the current entry, NUL-terminated */
+	unsigned depth;        /* names in path */
+	char *target;          /* a symlink's target: CAIRN_SYMLINK_MAX + 2 bytes */
 
 	/* an upper directory (import_upper): markers read, whiteouts kept */
 	struct cairn_store *store;
@@ -151,12 +153,19 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Appends "/name" (or "name" at the root) to the path; returns the old length. */
+static const char *path_show(struct walk *wk);
+
+/*
+ * Appends "/name" (or "name" at the root) to the path; returns the old
+ * length. A path deeper than CAIRN_DEPTH_MAX is refused here, which bounds
+ * both passes' recursion (and the directory fds they hold).
+ */
 static int path_push(struct walk *wk, const char *name, size_t *old)
 {
 	int ret;
 
 	*old = wk->path.len;
+	wk->depth++;
 	if (wk->path.len) {
 		wk->path.data[wk->path.len] = '/';
 		wk->path.len++;
@@ -165,11 +174,19 @@ static int path_push(struct walk *wk, const char *name, size_t *old)
 	if (ret)
 		return ret;
 	wk->path.len--; /* keep the NUL outside len */
+	if (wk->depth > CAIRN_DEPTH_MAX) {
+		cleanup_free char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", wk->src, path_show(wk)) < 0)
+			return -ENOMEM;
+		return cairn_err_too_deep(p);
+	}
 	return 0;
 }
 
 static void path_pop(struct walk *wk, size_t old)
 {
+	wk->depth--;
 	wk->path.len = old;
 	if (wk->path.data)
 		wk->path.data[old] = '\0';
@@ -420,24 +437,25 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* Streams a regular file's bytes into the writer, holes by SEEK_DATA/SEEK_HOLE. */
-static int read_file(struct walk *wk, int fd, const struct stat *st, struct cairn_node_build *n)
+/*
+ * Streams bytes [pos, end) of a file into the writer: its holes (SEEK_DATA,
+ * SEEK_HOLE) as holes, with no read, so a sparse terabyte costs what its
+ * data costs.
+ */
+static int stream_fd(struct walk *wk, int fd, uint64_t pos, uint64_t end)
 {
-	uint64_t size = (uint64_t)st->st_size, pos = 0;
 	int ret;
 
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	cairn_writer_file_begin(wk->w);
-	while (pos < size) {
+	while (pos < end) {
 		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
 		off_t hole;
 
 		if (data < 0 && errno == ENXIO)
-			data = (off_t)size; /* the rest is a hole */
+			data = (off_t)end; /* the rest is a hole */
 		else if (data < 0)
 			return fail_errno(wk, errno, "seek in");
-		if ((uint64_t)data > size)
-			data = (off_t)size;
+		if ((uint64_t)data > end)
+			data = (off_t)end;
 		if ((uint64_t)data > pos) {
 			ret = cairn_writer_file_hole(wk->w, (uint64_t)data - pos);
 			if (ret)
@@ -445,13 +463,13 @@ static int read_file(struct walk *wk, int fd, const struct stat *st, struct cair
 			wk->done_bytes += (uint64_t)data - pos;
 			pos = (uint64_t)data;
 		}
-		if (pos >= size)
+		if (pos >= end)
 			break;
 		hole = lseek(fd, (off_t)pos, SEEK_HOLE);
 		if (hole < 0)
 			return fail_errno(wk, errno, "seek in");
-		if ((uint64_t)hole > size)
-			hole = (off_t)size;
+		if ((uint64_t)hole > end)
+			hole = (off_t)end;
 		while (pos < (uint64_t)hole) {
 			size_t want = (uint64_t)hole - pos < READ_BUF ? (size_t)((uint64_t)hole - pos)
 								      : READ_BUF;
@@ -473,7 +491,49 @@ static int read_file(struct walk *wk, int fd, const struct stat *st, struct cair
 			progress(wk, false);
 		}
 	}
-	return cairn_writer_file_end(wk->w, n);
+	return 0;
+}
+
+/* Streams a regular file's bytes into the writer. */
+static int read_file(struct walk *wk, int fd, const struct stat *st, struct cairn_node_build *n)
+{
+	int ret;
+
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	cairn_writer_file_begin(wk->w);
+	ret = stream_fd(wk, fd, 0, (uint64_t)st->st_size);
+	return ret ? ret : cairn_writer_file_end(wk->w, n);
+}
+
+/* Streams bytes [0, end) of stored content into the writer, its holes as holes. */
+static int stream_content(struct walk *wk, struct cairn_reader *rd,
+			  const struct cairn_content_view *cv, uint64_t end)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; !ret && i < cv->count; i++) {
+		struct cairn_extent e;
+		uint64_t stop;
+
+		cairn_content_extent(cv, i, &e);
+		if (e.start >= end)
+			break;
+		stop = e.end < end ? e.end : end;
+		if (e.hole) {
+			ret = cairn_writer_file_hole(wk->w, stop - e.start);
+			continue;
+		}
+		for (uint64_t pos = e.start; !ret && pos < stop;) {
+			size_t want = stop - pos < READ_BUF ? (size_t)(stop - pos) : READ_BUF;
+			ssize_t got = cairn_reader_pread(rd, cv, wk->buf, want, pos);
+
+			if (got <= 0)
+				return got < 0 ? (int)got : -EIO;
+			ret = cairn_writer_file_data(wk->w, wk->buf, (size_t)got);
+			pos += (uint64_t)got;
+		}
+	}
+	return ret;
 }
 
 static int build_dir(struct walk *wk, int dirfd, const struct stat *dst, struct cairn_id *out);
@@ -542,11 +602,16 @@ static int origin_content(struct walk *wk, const struct cfs_marks *m, int fd,
 	ret = cairn_node_get(t, &m->origin, 0, &v);
 	if (!ret && v.type != CAIRN_NODE_REG)
 		ret = -EUCLEAN;
-	if (!ret && m->lower_len >= v.size && (uint64_t)st->st_size == v.size) {
+	if (ret) {
+		cairn_txn_abort(t);
+		return cairn_err(ret, "'%s/%s' was copied up from a node the store no longer has "
+				      "(was its image collected?)", wk->src, path_show(wk));
+	}
+	if (m->lower_len >= v.size && (uint64_t)st->st_size == v.size) {
 		n->size = v.size;
 		n->content_kind = v.content_kind;
 		n->content = v.content;
-	} else if (!ret) {
+	} else {
 		uint64_t size = (uint64_t)st->st_size, lower = m->lower_len < v.size ? m->lower_len
 										 : v.size;
 		struct cairn_content_view cv;
@@ -558,36 +623,18 @@ static int origin_content(struct walk *wk, const struct cfs_marks *m, int fd,
 		if (!ret)
 			ret = cairn_reader_init(&rd, t);
 		if (!ret) {
+			/* the image's part by its extents, the file's own by SEEK_DATA */
 			cairn_writer_file_begin(wk->w);
-			for (uint64_t pos = 0; !ret && pos < size;) {
-				size_t want = size - pos < READ_BUF ? (size_t)(size - pos) : READ_BUF;
-				ssize_t got;
-
-				if (pos < lower) {
-					if (want > lower - pos)
-						want = (size_t)(lower - pos);
-					got = cairn_reader_pread(&rd, &cv, wk->buf, want, pos);
-				} else {
-					got = pread(fd, wk->buf, want, (off_t)pos);
-					if (got < 0)
-						got = -errno;
-				}
-				if (got <= 0)
-					ret = got < 0 ? (int)got : -EIO;
-				else
-					ret = cairn_writer_file_data(wk->w, wk->buf, (size_t)got);
-				pos += got > 0 ? (uint64_t)got : 0;
-			}
+			ret = stream_content(wk, &rd, &cv, lower);
+			if (!ret)
+				ret = stream_fd(wk, fd, lower, size);
 			if (!ret)
 				ret = cairn_writer_file_end(wk->w, n);
 			cairn_reader_release(&rd);
 		}
 	}
 	cairn_txn_abort(t);
-	if (ret)
-		return cairn_err(ret, "'%s/%s' was copied up from a node the store no longer has "
-				      "(was its image collected?)", wk->src, path_show(wk));
-	return 0;
+	return ret;
 }
 
 /*
@@ -656,7 +703,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	struct upper_marks marks = { 0 };
 	struct stat st, st2;
 	cleanup_fd int fd = -1;
-	char target[CAIRN_SYMLINK_MAX + 2];
+	char *target = wk->target;
 	char procpath[64];
 	int ret;
 
@@ -728,7 +775,7 @@ static int build_entry(struct walk *wk, int dirfd, const char *name, struct cair
 	} else {
 		snprintf(procpath, sizeof(procpath), "/proc/self/fd/%d/", dirfd);
 		if (S_ISLNK(st.st_mode)) {
-			ssize_t len = readlinkat(dirfd, name, target, sizeof(target));
+			ssize_t len = readlinkat(dirfd, name, target, CAIRN_SYMLINK_MAX + 2);
 
 			if (len < 0)
 				return fail_errno(wk, errno, "read link");
@@ -903,8 +950,12 @@ static int import_tree(struct walk *wk_in, const char *store_dir, struct import_
 			return cairn_err(-EINVAL, "the store is the tree being imported");
 	}
 	wk.buf = malloc(READ_BUF);
-	if (!wk.buf)
+	wk.target = malloc(CAIRN_SYMLINK_MAX + 2);
+	if (!wk.buf || !wk.target) {
+		free(wk.buf);
+		free(wk.target);
 		return -ENOMEM;
+	}
 	wk.start_ns = cairn_now_ns();
 	wk.total_entries = 1;
 	ret = scan(&wk, fd);
@@ -923,6 +974,7 @@ out:
 	if (ret && wk.progress)
 		fputc('\n', stderr);
 	free(wk.buf);
+	free(wk.target);
 	free(wk.links);
 	cairn_buf_release(&wk.path);
 	return ret;

@@ -532,7 +532,8 @@ static int import_layer(struct oci_import *x, const struct layer *l, const char 
 {
 	struct layer_reader r = { .x = x, .what = what, .fd = -1 };
 	struct tar_stream in = { .read = layer_stream, .ctx = &r };
-	struct import_tar_opts to = { .max_bytes = x->o->max_bytes, .show = x->o->show,
+	struct import_tar_opts to = { .max_bytes = x->o->max_bytes,
+				      .max_entries = x->o->max_entries, .show = x->o->show,
 				      .layer = true, .base = below };
 	struct import_result res;
 	char blob[OCI_DIGEST_LEN + 1], diff[OCI_DIGEST_LEN + 1], msg[1024];

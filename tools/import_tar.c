@@ -131,7 +131,9 @@ struct tar_import {
 	struct cairn_txn *txn; /* reads the base while building */
 	uint64_t max_bytes;
 	uint64_t data_bytes;  /* logical file bytes read so far (holes too) */
+	uint64_t max_entries;
 	uint64_t entries;     /* archive entries read */
+	uint64_t meta_bytes;  /* xattrs and symlink targets kept in the index */
 	uint64_t nodes;       /* records in the tree, the root included */
 	uint64_t logical_size;
 	const char *entry;    /* pathname of the current entry, as in the archive */
@@ -142,6 +144,9 @@ struct tar_import {
 };
 
 /* --- messages ----------------------------------------------------------- */
+
+static int entry_err(struct tar_import *t, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* A path for a message: escaped, and cut short when long. */
 static void show_path(char *out, size_t cap, const char *p)
@@ -502,6 +507,13 @@ static int split_path(struct tar_import *t, const char *path, bool link, struct 
 		c[n].s = s;
 		c[n].len = l;
 		n++;
+	}
+	if (n > CAIRN_DEPTH_MAX) {
+		free(c);
+		return link ? entry_err(t, -ELOOP, "hard link target is more than %u levels deep "
+						   "(cairn's limit)", CAIRN_DEPTH_MAX)
+			    : entry_err(t, -ELOOP, "more than %u levels deep (cairn's limit)",
+					CAIRN_DEPTH_MAX);
 	}
 	*comps = c;
 	*ncomp = n;
@@ -905,9 +917,17 @@ static int entry_xattrs(struct tar_import *t, struct archive_entry *e, struct in
 			goto out;
 		}
 	}
+	if (n && xl.blob.len > IMPORT_TAR_MAX_META - t->meta_bytes) {
+		ret = entry_err(t, -EFBIG, "the archive's xattrs and symlink targets pass %llu MiB "
+					   "(cairn's limit for one archive)",
+				(unsigned long long)(IMPORT_TAR_MAX_META >> 20));
+		goto out;
+	}
 	if (n) {
 		/* one allocation: the array, then the blob */
 		size_t head = n * sizeof(struct cairn_xattr);
+
+		t->meta_bytes += xl.blob.len;
 		uint8_t *mem = malloc(head + xl.blob.len);
 
 		if (!mem) {
@@ -1075,6 +1095,13 @@ static int entry_inode(struct tar_import *t, struct archive_entry *e, struct ino
 					CAIRN_SYMLINK_MAX);
 			goto fail;
 		}
+		if (ino->target_len > IMPORT_TAR_MAX_META - t->meta_bytes) {
+			ret = entry_err(t, -EFBIG, "the archive's xattrs and symlink targets pass "
+						   "%llu MiB (cairn's limit for one archive)",
+					(unsigned long long)(IMPORT_TAR_MAX_META >> 20));
+			goto fail;
+		}
+		t->meta_bytes += ino->target_len;
 		ino->target = strdup(target);
 		if (!ino->target) {
 			ret = -ENOMEM;
@@ -1500,7 +1527,12 @@ static int import_archive(struct tar_import *t, struct import_result *res)
 		} else if (r != ARCHIVE_OK) {
 			return header_fail(t);
 		}
-		t->entries++;
+		if (++t->entries > t->max_entries) {
+			t->entry = archive_entry_pathname(e);
+			return entry_err(t, -EFBIG, "the archive has more than %llu entries "
+						    "(--max-entries)",
+					 (unsigned long long)t->max_entries);
+		}
 		ret = import_entry(t, e);
 		if (ret)
 			return ret;
@@ -1535,7 +1567,9 @@ static int import_archive(struct tar_import *t, struct import_result *res)
 static int import_any(struct cairn_writer *w, const char *src, const struct tar_stream *stream,
 		      const struct import_tar_opts *o, struct import_result *res)
 {
-	struct tar_import t = { .w = w, .max_bytes = o->max_bytes, .progress = o->show,
+	struct tar_import t = { .w = w, .max_bytes = o->max_bytes,
+				.max_entries = o->max_entries ? o->max_entries : IMPORT_TAR_MAX_ENTRIES,
+				.progress = o->show,
 				.layer = o->layer, .base = o->base };
 	int ret;
 

@@ -81,6 +81,7 @@ struct oci_import_opts {
 	const char *tag;    /* --tag: the name instead of the ref annotation */
 	const char *msg;    /* -m */
 	uint64_t max_bytes; /* per layer, as for a tar */
+	uint64_t max_entries; /* per layer, as for a tar (0: the default) */
 	bool show;          /* progress on stderr */
 };
 

@@ -28,7 +28,7 @@ V2=$CACHE/rootfs-v2
 
 [[ $(id -u) == 0 ]] || bench_die "run as root (the trees hold root-only files)"
 [[ -d $V1 && -d $V2 ]] || bench_die "no $V1 or $V2: run BENCH_PREPARE_ONLY=1 tests/bench/import.sh"
-command -v umoci >/dev/null || bench_die "umoci is not installed (scripts/install-deps.sh)"
+command -v umoci >/dev/null || bench_die "umoci is not installed (scripts/install-deps.sh --test)"
 [[ -x $CAIRN ]] || bench_die "no cairn at $CAIRN"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-oci.XXXXXX")

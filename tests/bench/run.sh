@@ -5,7 +5,8 @@
 #   tests/bench/run.sh [NAME...]
 #
 # NAME is a benchmark of tests/bench (default, in this order: import mount switch chunking
-# diff upper remote; one that is not in this tree is skipped with a note). Each runs as it would alone,
+# diff upper remote density; one that is not in this tree is skipped with a note). Each runs as it
+# would alone,
 # with BENCH_RESULTS pointing at a file where it appends its summary rows (lib.sh: bench_result)
 # and BENCH_MD at its own markdown report; its output goes to a log. Then one table:
 # benchmark, metric, cairn, peer(s), ratio, target, met.
@@ -21,7 +22,7 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
 
-KNOWN=(import mount switch chunking diff upper remote)
+KNOWN=(import mount switch chunking diff upper remote density)
 CAIRN=${CAIRN:-$repo/build/tools/cairn}
 export CAIRN
 [[ -x $CAIRN ]] || bench_die "no cairn binary at $CAIRN (meson compile -C build, or set CAIRN)"

@@ -19,7 +19,8 @@
 #     Both should stay flat from round to round.
 #
 # Environment: CAIRN (binary), CAIRN_BENCH_CACHE (/var/cache/cairn-bench), BENCH_SWITCH_SIZES,
-# BENCH_SWITCH_RUNS, BENCH_SWITCH_MOUNTS ("0 1 10"), BENCH_CHURN_VERSIONS, BENCH_CHURN_ROUNDS,
+# BENCH_SWITCH_RUNS, BENCH_SWITCH_MOUNTS ("0 1 10"), BENCH_MOUNT_ARGS (--isolated: a daemon
+# per mount; default the store's shared daemon), BENCH_CHURN_VERSIONS, BENCH_CHURN_ROUNDS,
 # BENCH_MD (also write markdown there), TMPDIR (work directory parent).
 # Mounts need /dev/fuse and fusermount3 (or root).
 set -euo pipefail
@@ -38,6 +39,9 @@ VERSIONS=${BENCH_CHURN_VERSIONS:-10}
 ROUNDS=${BENCH_CHURN_ROUNDS:-3}
 CHANGED=100 # paths that differ between a-N and b-N
 TARGET_MS=5
+TARGET_10_MS=15 # issue 13: an upgrade across 10 mounts of 10^5 files
+# BENCH_MOUNT_ARGS: more 'cairn mount' arguments (--isolated: a daemon per mount)
+read -r -a MOUNT_ARGS <<< "${BENCH_MOUNT_ARGS:-}"
 
 [[ -x $CAIRN ]] || bench_die "no cairn binary at $CAIRN"
 [[ -n ${EPOCHREALTIME:-} ]] || bench_die "needs bash >= 5 (EPOCHREALTIME)"
@@ -122,7 +126,7 @@ for n in $SIZES; do
 			mp=$WORK/mnt/$n-$k
 			mkdir -p "$mp"
 			MOUNTED+=("$mp")
-			cairn mount "plat-$n" "$mp" > /dev/null
+			cairn mount "plat-$n" "$mp" "${MOUNT_ARGS[@]}" > /dev/null
 		done
 		for ((k = 0; k < m; k++)); do ls -R "$WORK/mnt/$n-$k" > /dev/null; done
 		bench_log "timing $n files, $m mount(s): $RUNS upgrades and $RUNS rollbacks"
@@ -242,8 +246,13 @@ for n in $SIZES; do
 			if ((m == 0)); then
 				bench_result switch "$what median ms, $n files, no mount" "$(printf '%.2f' "$v")" - - \
 					"<= $TARGET_MS ms" "$(bench_verdict "$v" "<=" "$TARGET_MS")"
+			elif [[ $what == upgrade && $n == 100000 && $m == 10 ]]; then
+				bench_result switch "upgrade median ms, $n files, $m mount(s)${MOUNT_ARGS:+ ${MOUNT_ARGS[*]}}" \
+					"$(printf '%.2f' "$v")" - - "<= $TARGET_10_MS ms" \
+					"$(bench_verdict "$v" "<=" "$TARGET_10_MS")"
 			elif [[ $what == upgrade ]]; then
-				bench_result switch "upgrade median ms, $n files, $m mount(s)" "$(printf '%.2f' "$v")" - - - -
+				bench_result switch "upgrade median ms, $n files, $m mount(s)${MOUNT_ARGS:+ ${MOUNT_ARGS[*]}}" \
+					"$(printf '%.2f' "$v")" - - - -
 			fi
 		done
 	done

@@ -7,8 +7,8 @@
 # fails on the host) installs a package made with dpkg-deb; a run
 # interrupted while /proc and /dev are mounted inside leaves nothing behind.
 #
-# Needs a minbase tree: the example's cache or the import benchmark's, else
-# network to deb.debian.org for debootstrap (made once, then cached).
+# Needs the minbase tree the tests and examples share (scripts/debian-
+# tree.sh: made once, network to deb.debian.org the first time).
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -16,23 +16,14 @@ source "$TESTLIB/mount.sh"
 mount_setup
 
 EXAMPLE=$TESTLIB/../../examples/debian.sh
-CACHE=${DEBIAN_CACHE:-/var/cache/cairn-examples}
+# shellcheck source=../lib/debian.sh
+source "$TESTLIB/debian.sh"
 STORE=$WORK/store
 MNT=$WORK/mnt/debian
 TMP=$WORK/tmp
 mkdir -p "$TMP"
 _track_mount "$MNT" "$STORE"
-
-if [ -f /var/cache/cairn-bench/rootfs-v1.stamp ] &&
-	grep -q '^debootstrap --variant=minbase bookworm ' /var/cache/cairn-bench/rootfs-v1.stamp; then
-	info "minbase tree: /var/cache/cairn-bench/rootfs-v1"
-elif [ -f "$CACHE/bookworm-minbase.stamp" ]; then
-	info "minbase tree: $CACHE/bookworm-minbase"
-elif timeout 15 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80' 2>/dev/null; then
-	info "no minbase tree cached: the example runs debootstrap into $CACHE (a few minutes, once)"
-else
-	skip "no Debian minbase tree cached ($CACHE/bookworm-minbase, /var/cache/cairn-bench/rootfs-v1) and deb.debian.org is unreachable for debootstrap"
-fi
+debian_tree # made here once if missing; the example finds it in the cache
 
 # example NAME [ENV...]: runs the example (20 min at most: debootstrap the
 # first time), both streams in $WORK/NAME.out; sets RC

@@ -68,8 +68,11 @@ done
 grep -q "switched 2$" "$WORK/run1.out" || soft_fail "the upgrade did not report the mount switched"
 grep -q "switched 3$" "$WORK/run1.out" || soft_fail "the rollback did not report the mount switched"
 # after 'uniq -c', the running shell's lines: one pid, one cwd, versions 1, 2, 1
+# (a line whose os-release and README disagree read them on either side of
+# a switch: it says nothing wrong, and is left out)
 sed -n 's/^ *[0-9]\+ \[sh \([0-9]\+\) in \([^]]*\)\] cairn demo \([0-9]\) .*, version \([0-9]\)$/\1 \2 \3\4/p' \
-	"$WORK/run1.out" >"$WORK/shell"
+	"$WORK/run1.out" | awk '{ v = $3; if (substr(v, 1, 1) == substr(v, 2, 1)) print }' | uniq \
+	>"$WORK/shell"
 info "the shell inside: $(tr '\n' '|' <"$WORK/shell")"
 [ "$(wc -l <"$WORK/shell")" = 3 ] || soft_fail "expected 3 runs of the shell's lines, got $(wc -l <"$WORK/shell")"
 [ "$(cut -d' ' -f1 "$WORK/shell" | sort -u | wc -l)" = 1 ] ||

@@ -18,7 +18,7 @@ command -v crun >/dev/null 2>&1 && runtimes+=(crun)
 for rt in "${runtimes[@]}"; do
 	say "examples/runc.sh with RUNTIME=$rt"
 	mkdir -p "$WORK/$rt"
-	run_capture "$rt" env RUNTIME="$rt" CAIRN="$CAIRN" TMPDIR="$WORK/$rt" \
+	run_capture "$rt" env RUNTIME="$rt" CAIRN="$CAIRN" TMPDIR="$WORK/$rt" MOUNT_ARGS="${MOUNT_MODE_ARGS[*]}" \
 		timeout -k 10 240 "$REPO/examples/runc.sh"
 	out=$WORK/$rt.out
 	if [ "$RC" -ne 0 ]; then

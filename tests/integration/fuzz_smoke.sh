@@ -17,7 +17,7 @@ require_cmd clang
 printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' \
 	>"$WORK/probe.c"
 clang -fsanitize=fuzzer,address,undefined -o "$WORK/probe" "$WORK/probe.c" >"$WORK/probe.log" 2>&1 ||
-	skip "clang cannot link a libFuzzer program (libclang-rt-dev; scripts/install-deps.sh)"
+	skip "clang cannot link a libFuzzer program (libclang-rt-dev; scripts/install-deps.sh --test)"
 
 BUILD_ROOT=$(cd "$(dirname "$CAIRN")/.." && pwd)
 SECS=${CAIRN_FUZZ_SECONDS:-6}

@@ -84,6 +84,21 @@ bsdtar -tvf "$WORK/v2.tar" >"$WORK/v2.list"
 grep -E '(^|/)\.wh\.|^c[-rwx]+ .* 0,0 ' "$WORK/v2.list" && soft_fail "the export of v2 carries whiteouts"
 info "ok: $(wc -l <"$WORK/v2.list") entries exported, no whiteouts"
 
+say "names every tar and OCI reader takes for whiteouts: kept, and export refuses them"
+upper_mount v2 "$MNT" "$WORK/upper3"
+run_capture wh timeout -k 5 60 chroot "$MNT" /bin/sh -ec 'echo x >/etc/.wh.passwd; mkdir /d; : >/d/.wh..wh..opq'
+[ "$RC" -eq 0 ] || soft_fail "the container could not make .wh. names: $(cat "$WORK/wh.err")"
+upper_umount "$MNT"
+upper_commit "$WORK/upper3" v2 v3
+cairn_in "$STORE" ls v3:etc | grep -qx '.wh.passwd' || soft_fail "commit lost etc/.wh.passwd"
+cairn_in "$STORE" ls v3:d | grep -qx '.wh..wh..opq' || soft_fail "commit lost d/.wh..wh..opq"
+expect_error "export of an image with a .wh. name" cairn_in "$STORE" export v3 -o "$WORK/v3.tar"
+grep -q "'d/.wh..wh..opq'\|'etc/.wh.passwd'" "$WORK/experr.err" || soft_fail "the error does not name the path"
+[ ! -e "$WORK/v3.tar" ] || soft_fail "a refused export left $WORK/v3.tar"
+expect_error "export --oci of an image with a .wh. name" cairn_in "$STORE" export v3 --oci "$WORK/oci3:v3"
+grep -q "'d/.wh..wh..opq'\|'etc/.wh.passwd'" "$WORK/experr.err" || soft_fail "the OCI error does not name the path"
+! grep -qs '"v3"' "$WORK/oci3/index.json" || soft_fail "a refused export --oci named v3 in index.json"
+
 say "v1 is unchanged; fsck is clean"
 dump "$ROOTFS" "$WORK/v1-again.dump"
 same_dump "$WORK/v1.dump" "$WORK/v1-again.dump" "the source of v1"

@@ -7,9 +7,8 @@
 # there, and dpkg's database is consistent (dpkg --audit); the old image
 # does not have the package.
 #
-# The Debian tree is the benchmarks' debootstrap cache (tests/bench/
-# import.sh builds $CAIRN_BENCH_CACHE/rootfs-v1, /var/cache/cairn-bench by
-# default; building it needs the network): without it the test skips.
+# The Debian tree is the one the tests and examples share
+# (scripts/debian-tree.sh, made once: network the first time).
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -17,11 +16,11 @@ source "$TESTLIB/mount.sh"
 # shellcheck source=../lib/upper.sh
 source "$TESTLIB/upper.sh"
 
-CACHE=${CAIRN_BENCH_CACHE:-/var/cache/cairn-bench}
-DEBIAN=$CACHE/rootfs-v1
-[ -f "$DEBIAN.stamp" ] && [ -x "$DEBIAN/usr/bin/dpkg" ] ||
-	skip "no Debian minbase tree at $DEBIAN (BENCH_PREPARE_ONLY=1 tests/bench/import.sh builds it; needs the network)"
+# shellcheck source=../lib/debian.sh
+source "$TESTLIB/debian.sh"
+
 upper_setup
+debian_tree
 require_cmd dpkg-deb
 
 MNT=$WORK/mnt

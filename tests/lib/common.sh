@@ -90,7 +90,7 @@ require_root() {
 require_cmd() {
 	local c
 	for c in "$@"; do
-		command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed (scripts/install-deps.sh)"
+		command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed (scripts/install-deps.sh --test)"
 	done
 }
 

@@ -18,6 +18,8 @@
 #                               cairn mount -f in the background; sets MPID
 #   umount_ok STORE DIR [ARGS...]
 #                               cairn umount; the mount and daemon are gone
+#   umount_patient STORE DIR   cairn umount, then up to a minute for the daemon to end
+#                               (a loaded machine, a daemon that knew thousands of inodes)
 #   is_mounted DIR, mount_count DIR, mount_fstype DIR, mount_opts DIR
 #                               from /proc/self/mountinfo (never touch DIR)
 #   pid_alive PID               running and not a zombie
@@ -26,6 +28,12 @@
 
 # seconds allowed to one mount/umount/stats command
 MOUNT_T=${CAIRN_MOUNT_TIMEOUT:-60}
+# CAIRN_TEST_ISOLATED=1: every mount the tests make gets a daemon of its
+# own (--isolated); by default they go to the store's shared daemon
+MOUNT_MODE_ARGS=()
+if [ "${CAIRN_TEST_ISOLATED:-0}" = 1 ]; then
+	MOUNT_MODE_ARGS=(--isolated)
+fi
 _MNTS=()
 _MSTORES=()
 _DAEMONS=()
@@ -165,7 +173,7 @@ mount_ok() {
 	local store=$1 image=$2 dir=$3
 	shift 3
 	_track_mount "$dir" "$store"
-	run_capture mount tcairn "$store" mount "$image" "$dir" "$@"
+	run_capture mount tcairn "$store" mount "$image" "$dir" "${MOUNT_MODE_ARGS[@]}" "$@"
 	local p
 	for p in $(fuse_daemons_for "$dir"); do _track_daemon "$p"; done
 	if [ "$RC" -ne 0 ]; then
@@ -213,8 +221,17 @@ os.execv(sys.argv[1], sys.argv[1:])' "$CAIRN" --store "$store" mount "$image" "$
 	info "mounted $image on $dir in the foreground (pid $MPID)"
 }
 
+# daemon_serves STORE PID: the daemon PID serves some mount of STORE still
+daemon_serves() {
+	tcairn "$1" mounts --json 2>/dev/null | python3 -c '
+import json, sys
+sys.exit(0 if any(m.get("pid") == int(sys.argv[1]) and m.get("state") == "serving"
+                  for m in json.load(sys.stdin)) else 1)' "$2"
+}
+
 # umount_ok STORE DIR [ARGS...]: cairn umount succeeds, the mount is gone,
-# and (without --lazy) the daemon has exited when the command returns.
+# and (without --lazy) its daemon has exited when the command returns,
+# unless it still serves other mounts (the store's shared daemon).
 umount_ok() {
 	local store=$1 dir=$2
 	shift 2
@@ -230,7 +247,8 @@ umount_ok() {
 		soft_fail "cairn umount $dir $* returned 0 but $dir is still mounted"
 		return 1
 	fi
-	if [ -n "$pid" ] && [[ " $* " != *" --lazy "* ]] && pid_alive "$pid"; then
+	if [ -n "$pid" ] && [[ " $* " != *" --lazy "* ]] && pid_alive "$pid" &&
+		! daemon_serves "$store" "$pid"; then
 		# a daemon we started with -f is our child: reaped by wait, give
 		# it a moment
 		if ! wait_gone "$pid" 2; then
@@ -239,6 +257,14 @@ umount_ok() {
 		fi
 	fi
 	return 0
+}
+
+umount_patient() {
+	local store=$1 dir=$2 pid
+	pid=$(daemon_pid "$store" "$dir")
+	tcairn "$store" umount "$dir" || fail "cairn umount $dir failed"
+	[ -z "$pid" ] || wait_gone "$pid" 60 || fail "the daemon of $dir still runs a minute after umount"
+	! is_mounted "$dir" || fail "$dir is still mounted after the unmount"
 }
 
 _mount_cleanup() {

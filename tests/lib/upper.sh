@@ -118,7 +118,8 @@ upper_mount_try() {
 	case $UPPER_SUT in
 	cairn)
 		_track_mount "$dir" "$STORE"
-		run_capture umnt tcairn "$STORE" mount "$name" "$dir" --upper "$upper" "$@"
+		run_capture umnt tcairn "$STORE" mount "$name" "$dir" --upper "$upper" \
+			"${MOUNT_MODE_ARGS[@]}" "$@"
 		local p
 		for p in $(fuse_daemons_for "$dir"); do _track_daemon "$p"; done
 		;;

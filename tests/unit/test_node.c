@@ -364,13 +364,52 @@ Test(content, round_trip_and_find)
 	for (size_t len = 0; len < b.len; len++)
 		cr_assert_eq(cairn_content_parse(b.data, len, 0, &v), -EUCLEAN);
 	/* a reserved byte (found by fuzz/fuzz_values) */
-	CAIRN_SET(ext[0].end, 4096);
+	CAIRN_SET(ext[0].end, CAIRN_ONE_CHUNK_MAX + 1);
 	b.len = 0;
-	cr_assert_eq(cairn_content_encode(ext, 1, 4096, &b), 0);
+	cr_assert_eq(cairn_content_encode(ext, 1, CAIRN_ONE_CHUNK_MAX + 1, &b), 0);
 	cr_assert_eq(cairn_content_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v), 0);
 	b.data[3] = 1;
 	cr_assert_eq(cairn_content_parse(b.data, b.len, 0, &v), -EUCLEAN);
 	cairn_buf_release(&b);
+}
+
+/* Encodes extents given as (end, hole?) pairs and parses them strictly. */
+static int parse_list(const uint64_t *ends, const bool *hole, uint32_t n)
+{
+	struct cairn_extent_disk ext[8];
+	struct cairn_buf b = { 0 };
+	struct cairn_content_view v;
+	int ret;
+
+	memset(ext, 0, sizeof(ext));
+	for (uint32_t i = 0; i < n; i++) {
+		CAIRN_SET(ext[i].end, ends[i]);
+		if (!hole[i])
+			ext[i].id[0] = (uint8_t)(i + 1);
+	}
+	cr_assert_eq(cairn_content_encode(ext, n, ends[n - 1], &b), 0);
+	ret = cairn_content_parse(b.data, b.len, CAIRN_PARSE_STRICT, &v);
+	cairn_buf_release(&b);
+	return ret;
+}
+
+/* One list per file, whatever wrote it (format.h, "Content id"). */
+Test(content, only_the_canonical_list_parses_strictly)
+{
+	const bool dhd[] = { false, true, false }, hh[] = { true, true }, d[] = { false };
+	const bool h[] = { true };
+
+	cr_assert_eq(parse_list((uint64_t[]){ 10, 8192, 8200 }, dhd, 3), -EUCLEAN,
+		     "a hole must start at a block boundary");
+	cr_assert_eq(parse_list((uint64_t[]){ 4096, 8000, 8200 }, dhd, 3), -EUCLEAN,
+		     "a hole must end at a block boundary");
+	cr_assert_eq(parse_list((uint64_t[]){ 4096, 8192, 8200 }, dhd, 3), 0);
+	cr_assert_eq(parse_list((uint64_t[]){ 4096, 8192 }, hh, 2), -EUCLEAN,
+		     "two holes in a row are one hole");
+	cr_assert_eq(parse_list((uint64_t[]){ 8192 }, h, 1), 0, "a file that is one hole");
+	cr_assert_eq(parse_list((uint64_t[]){ CAIRN_ONE_CHUNK_MAX }, d, 1), -EUCLEAN,
+		     "a small file with no hole is one chunk, not a list");
+	cr_assert_eq(parse_list((uint64_t[]){ CAIRN_ONE_CHUNK_MAX + 1 }, d, 1), 0);
 }
 
 Test(image, id_and_record)

@@ -69,7 +69,7 @@ Test(store, reopen_keeps_params)
 	cr_assert_eq(p->chunk.avg, CAIRN_CHUNK_AVG_DEFAULT);
 	cairn_store_close(store);
 	cr_assert_eq(cairn_store_open(dir, 0, NULL, &store), 0);
-	cr_assert_eq(cairn_store_params(store)->hole_block, 4096);
+	cr_assert_eq(cairn_store_params(store)->chunk.avg, CAIRN_CHUNK_AVG_DEFAULT);
 }
 
 Test(store, missing_store_is_a_clear_error)
@@ -492,4 +492,35 @@ Test(store, a_stacked_chunk_source_serves_every_reader)
 	cr_assert_eq(far.reads, 2);
 	cairn_txn_abort(t);
 	cairn_zctx_release(&z);
+}
+
+/*
+ * A message naming a long path keeps its reason: the path loses its middle
+ * (issue 11: a deep path used to push the reason past the 1 KiB buffer).
+ */
+Test(util, a_long_message_keeps_its_reason)
+{
+	char path[6000];
+	const char *m;
+
+	for (size_t i = 0; i + 2 < sizeof(path); i += 2)
+		memcpy(path + i, "a/", 2);
+	path[sizeof(path) - 2] = 'z';
+	path[sizeof(path) - 1] = '\0';
+	cr_assert_eq(cairn_err(-ENOSPC, "cannot import '%s': %s", path, "no space left on device"),
+		     -ENOSPC);
+	m = cairn_errmsg();
+	cr_assert_lt(strlen(m), 1024);
+	cr_assert(strstr(m, "cannot import 'a/a/a/"), "%s", m);
+	cr_assert(strstr(m, "..."), "%s", m);
+	cr_assert(strstr(m, "/a/z': no space left on device"), "%s", m);
+	/* wrapped again, as callers do: still the reason at the end */
+	cairn_err(-ENOSPC, "%s (while importing '%s')", cairn_errmsg(), path);
+	m = cairn_errmsg();
+	cr_assert_lt(strlen(m), 1024);
+	cr_assert(strstr(m, "no space left on device (while importing 'a/a"), "%s", m);
+	/* short messages are left alone */
+	cairn_err(-EIO, "short '%s'", "x");
+	cr_assert_str_eq(cairn_errmsg(), "short 'x'");
+	cairn_err_clear();
 }
