@@ -244,11 +244,6 @@ void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, of
 		fuse_reply_write(req, (size_t)n);
 }
 
-void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
 void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);

@@ -37,9 +37,12 @@
 #   CAIRN              cairn binary (default: <repo>/build/tools/cairn)
 #   CAIRN_BENCH_CACHE  where the trees are built once and kept (/var/cache/cairn-bench)
 #   BENCH_RUNS         runs (3); the tool order rotates from run to run
-#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all), and cairn-b
-#   BENCH_CAIRN_B      a second cairn binary, the tool cairn-b (default: in BENCH_TOOLS when
-#                      set): a change measured against the build before it, in the same run
+#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all), and the
+#                      variants cairn-NAME below
+#   BENCH_CAIRN_VARIANTS  'NAME=BINARY ...': more cairn builds, the tools cairn-NAME (in
+#                      BENCH_TOOLS by default): changes measured against the builds before
+#                      them, in the same run, on the same store (one mounted at a time)
+#   BENCH_CAIRN_B      BINARY: the same as BENCH_CAIRN_VARIANTS=b=BINARY
 #   BENCH_ROWS         among: apt dpkg untar write append chown cpa rand (all)
 #   BENCH_MD           also write the results as markdown to this file
 #   BENCH_TIMEOUT      seconds allowed to any one command that touches a mount (600)
@@ -65,8 +68,15 @@ repo=$(cd "$here/../.." && pwd)
 CACHE=${CAIRN_BENCH_CACHE:-/var/cache/cairn-bench}
 CAIRN=${CAIRN:-$repo/build/tools/cairn}
 RUNS=${BENCH_RUNS:-3}
-CAIRN_B=${BENCH_CAIRN_B:-}
-TOOLS=${BENCH_TOOLS:-cairn ${CAIRN_B:+cairn-b }fuse-overlayfs overlay overlay-metacopy}
+declare -A VARIANT=() # NAME -> binary
+VARIANTS=()           # the tools cairn-NAME, in the order given
+for v in ${BENCH_CAIRN_B:+b=$BENCH_CAIRN_B} ${BENCH_CAIRN_VARIANTS:-}; do
+	[[ $v =~ ^([a-z0-9]+)=(.+)$ ]] || bench_die "BENCH_CAIRN_VARIANTS: not NAME=BINARY: '$v'"
+	[[ -x ${BASH_REMATCH[2]} ]] || bench_die "cairn-${BASH_REMATCH[1]}: no binary: '${BASH_REMATCH[2]}'"
+	VARIANT[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+	VARIANTS+=("cairn-${BASH_REMATCH[1]}")
+done
+TOOLS=${BENCH_TOOLS:-cairn ${VARIANTS[*]} fuse-overlayfs overlay overlay-metacopy}
 ROWS=${BENCH_ROWS:-apt dpkg untar write append chown cpa rand}
 TO=${BENCH_TIMEOUT:-600}
 PROFILE=${BENCH_PROFILE:-}
@@ -92,7 +102,7 @@ read -r -a tools <<< "$TOOLS"
 for tool in "${tools[@]}"; do
 	case $tool in
 	cairn | fuse-overlayfs | overlay | overlay-metacopy) ;;
-	cairn-b) [[ -x $CAIRN_B ]] || bench_die "cairn-b: BENCH_CAIRN_B is no binary: '$CAIRN_B'" ;;
+	cairn-*) [[ -n ${VARIANT[${tool#cairn-}]:-} ]] || bench_die "$tool: not in BENCH_CAIRN_VARIANTS" ;;
 	*) bench_die "unknown tool in BENCH_TOOLS: $tool" ;;
 	esac
 done
@@ -104,6 +114,7 @@ for row in "${rows[@]}"; do
 	esac
 done
 has_tool() { [[ " $TOOLS " == *" $1 "* ]]; }
+has_cairn() { [[ " $TOOLS " == *" cairn "* || " $TOOLS " == *" cairn-"* ]]; }
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
 profiling() { [[ " $PROFILE " == *" $1 "* ]]; }
 for p in $PROFILE; do
@@ -125,7 +136,7 @@ cleanup() {
 		done
 	fi
 	for m in "${MOUNTED[@]}"; do
-		if [[ $m == */cairn || $m == */cairn-b ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
+		if [[ $m == */cairn || $m == */cairn-* ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
 			timeout 60 "$CAIRN" --store "$WORK/store" umount "$m" > /dev/null 2>&1 || true
 		fi
 		bench_force_unmount "$m"
@@ -298,7 +309,7 @@ N_DPKG=$(find "$DEBS_DPKG" -name '*.deb' | wc -l)
 USR_FILES=$(bench_tree_files "$T/usr")
 USR_BYTES=$(bench_tree_bytes "$T/usr")
 
-if has_tool cairn || has_tool cairn-b; then
+if has_cairn; then
 	if [[ ! -x $CAIRN ]]; then
 		FAILED[cairn]="binary not found: $CAIRN"
 	else
@@ -309,7 +320,7 @@ if has_tool cairn || has_tool cairn-b; then
 			INFO[cairn.import]=$t
 		else
 			fail cairn "import failed" "$WORK/import.log" || true
-			FAILED[cairn-b]=${FAILED[cairn]}
+			for v in "${VARIANTS[@]}"; do FAILED[$v]=${FAILED[cairn]}; done
 		fi
 	fi
 fi
@@ -362,8 +373,10 @@ umount_cairn_as() { # TOOL BINARY
 }
 mount_cairn() { mount_cairn_as cairn "$CAIRN"; }
 umount_cairn() { umount_cairn_as cairn "$CAIRN"; }
-mount_cairn-b() { mount_cairn_as cairn-b "$CAIRN_B"; }
-umount_cairn-b() { umount_cairn_as cairn-b "$CAIRN_B"; }
+for v in "${!VARIANT[@]}"; do
+	eval "mount_cairn-$v() { mount_cairn_as cairn-$v \"\${VARIANT[$v]}\"; }"
+	eval "umount_cairn-$v() { umount_cairn_as cairn-$v \"\${VARIANT[$v]}\"; }"
+done
 mount_fuse-overlayfs() {
 	local m=$WORK/mnt/fuse-overlayfs
 	mkdir -p "$m"
@@ -592,12 +605,14 @@ PEERS=()
 for m in apt dpkg untar write chown cpa; do
 	PEERS+=("$m time: cairn / fuse-overlayfs $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "fuse-overlayfs.$m")"), fuse-overlayfs / overlayfs (kernel) $(bench_ratio "$(m_or_na "fuse-overlayfs.$m")" "$(m_or_na "overlay.$m")"), cairn / overlayfs (kernel) $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "overlay.$m")")")
 done
-if has_tool cairn-b; then
-	for m in apt dpkg untar write append chown cpa; do
-		PEERS+=("$m time: cairn / cairn-b $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "cairn-b.$m")"), cairn-b / overlayfs (kernel) $(bench_ratio "$(m_or_na "cairn-b.$m")" "$(m_or_na "overlay.$m")")")
+for v in "${VARIANTS[@]}"; do
+	has_tool "$v" || continue
+	for m in "${rows[@]}"; do
+		[[ $m == rand ]] && continue
+		PEERS+=("$m time: cairn / $v $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "$v.$m")"), $v / overlayfs (kernel) $(bench_ratio "$(m_or_na "$v.$m")" "$(m_or_na "overlay.$m")")")
 	done
-	PEERS+=("rand IOPS: cairn / cairn-b $(bench_ratio "$(m_or_na cairn.rand)" "$(m_or_na cairn-b.rand)")")
-fi
+	! has_row rand || PEERS+=("rand IOPS: cairn / $v $(bench_ratio "$(m_or_na cairn.rand)" "$(m_or_na "$v.rand")")")
+done
 
 # The profiles of the last run: each row's FUSE requests (total and by opcode) and the daemon's
 # most frequent system calls.
@@ -606,7 +621,7 @@ profile_report() { # PREFIX
 	echo
 	printf '%s\n' "${1}profiles (BENCH_PROFILE=$PROFILE, run $RUNS; the files in $WORK/profile):"
 	for row in "${rows[@]}"; do
-		for tool in cairn cairn-b fuse-overlayfs; do
+		for tool in cairn "${VARIANTS[@]}" fuse-overlayfs; do
 			f=$WORK/profile/$tool.$row.$RUNS.requests
 			[[ -s $f ]] && printf '%s%s %s: %s requests: %s\n' "$1" "$row" "$tool" \
 				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }' "$f")"
@@ -628,7 +643,7 @@ report() { # text|md
 	printf '%s\n' "${pre}median of $RUNS run(s), a fresh mount and upper and dropped caches for each figure, every time ends with sync -f of the mount and of the upper; rand: fio randread 4k psync ${FIO_RUNTIME}s; $(nproc) CPUs, $(uname -r), upper on $(df --output=fstype "$WORK" | tail -n 1), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\n' "${pre}$(fuse-overlayfs --version 2>&1 | grep -m1 '^fuse-overlayfs'); overlayfs (kernel): the module's defaults (redirect_dir=$(cat /sys/module/overlay/parameters/redirect_dir 2> /dev/null || echo ?), metacopy=$(cat /sys/module/overlay/parameters/metacopy 2> /dev/null || echo ?), index=$(cat /sys/module/overlay/parameters/index 2> /dev/null || echo ?))"
 	[[ -n ${INFO[cairn.import]:-} ]] && printf '%s\n' "${pre}cairn: $CAIRN, --cache-size $CAIRN_CACHE_SIZE${BENCH_CAIRN_MOUNT_OPTS:+ $BENCH_CAIRN_MOUNT_OPTS}, import of the lower $(num 1 "${INFO[cairn.import]}") s"
-	[[ -z $CAIRN_B ]] || printf '%s\n' "${pre}cairn-b: $CAIRN_B, mounting the same store"
+	for v in "${!VARIANT[@]}"; do printf '%s\n' "${pre}cairn-$v: ${VARIANT[$v]}, mounting the same store"; done
 	echo
 	if [[ $fmt == md ]]; then bench_table_md; else bench_table_print; fi
 	echo
