@@ -635,9 +635,8 @@ static void rw_statfs(fuse_req_t req, fuse_ino_t ino)
 static void rw_init(void *userdata, struct fuse_conn_info *conn)
 {
 	cfs_init(userdata, conn);
-	/* opens and listings change: the kernel asks, and always for everything */
-	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
-			FUSE_CAP_READDIRPLUS_AUTO);
+	/* listings change: the kernel asks, and always for everything (opens: see rw_open()) */
+	conn->want &= ~(FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_READDIRPLUS_AUTO);
 	/*
 	 * Writes spliced from the connection: only with a daemon of its own
 	 * (libfuse keeps a pipe per thread and session, freed only by the thread
