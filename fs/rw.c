@@ -564,8 +564,14 @@ static void rw_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	p = cfs_inode_find(r.fs, parent);
 	ret = p ? rw_resolve(&r, p, name, &e) : -ESTALE;
 	if (ret == -ENOENT) {
-		/* no negative caching: the upper changes under names the kernel asked for */
-		struct fuse_entry_param ne = { 0 };
+		/*
+		 * Cached like a positive entry: every name the merged view gains
+		 * comes through this mount, where the kernel drops the negative
+		 * entry itself (create, mkdir, link, rename), except those of a
+		 * live switch, which expires each name its new image adds in the
+		 * directories that merge with it (switch.c).
+		 */
+		struct fuse_entry_param ne = { .entry_timeout = r.fs->timeout };
 
 		rw_req_end(&r);
 		fuse_reply_entry(req, &ne);
