@@ -391,6 +391,14 @@ void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
 /*
+ * A file a live switch replaced (switch.c), after the kernel wrote its
+ * dirty pages back: true when it is nameless from now on (unlinked, out
+ * of the key map: its later writes go to an anonymous copy, as for a
+ * deleted file), false when a write copied it up meanwhile (its name
+ * leads to the upper's file, which hides the new image's). Takes ns_lock.
+ */
+bool cfs_rw_replaced(struct cfs *fs, uint64_t ino);
+/*
  * A daemon restart (handover.c): what a writable mount keeps for an inode,
  * saved with its fds appended to fds (at most 2 more), and made again (the
  * fds it takes become -1; itable_lock held, in already in the table).

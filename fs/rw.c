@@ -140,6 +140,25 @@ void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in)
 	in->rw = NULL;
 }
 
+bool cfs_rw_replaced(struct cfs *fs, uint64_t ino)
+{
+	struct cfs_inode *in;
+	bool gone = true;
+
+	pthread_mutex_lock(&fs->ns_lock);
+	pthread_mutex_lock(&fs->itable_lock);
+	in = cfs_inode_find_locked(fs, ino);
+	if (in && in->rw && in->rw->upper && !in->rw->unlinked) {
+		gone = false;
+	} else if (in && in->rw) {
+		in->rw->unlinked = true;
+		key_del_locked(fs, in);
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	pthread_mutex_unlock(&fs->ns_lock);
+	return gone;
+}
+
 /* ---- a daemon restart (handover.c) ---- */
 
 json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds)
