@@ -97,6 +97,7 @@ static int io_pin(struct cfs *fs, struct cfs_inode *in, bool any)
 	return fd;
 }
 
+/* Before the reply: once it is sent, the kernel may forget in (freed by another thread). */
 static void io_unpin(struct cfs_inode *in, int fd)
 {
 	if (fd >= 0)
@@ -160,10 +161,11 @@ static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct cfs *fs = cfs_of(req);
 	struct cfs_inode *in = cfs_inode_find(fs, ino);
 	int fd = in ? io_pin(fs, in, false) : -ESTALE;
+	ssize_t got;
+	char *buf;
 
 	if (fd == -1) {
 		if (read_split(req, ino, size, off))
@@ -178,11 +180,26 @@ void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/*
+	 * Read here, not spliced by the reply: the pin goes before the reply
+	 * (once it is sent, the kernel may close the file and forget in,
+	 * which another thread then frees); libfuse's reply without splice
+	 * (a shared daemon's) does this same read into a buffer.
+	 */
+	if (size > CFS_MAX_READ)
+		size = CFS_MAX_READ;
+	buf = malloc(size ? size : 1);
+	got = buf ? pread(fd, buf, size, off) : -1;
+	if (!buf)
+		errno = ENOMEM;
+	if (got < 0)
+		got = -errno;
 	io_unpin(in, fd);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
 }
 
 void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
@@ -365,8 +382,10 @@ void rw_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	}
 	res = lseek(fd, off, whence);
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		res = -errno;
+	io_unpin(in, fd); /* before the reply: after it, in may be forgotten and freed */
+	if (res < 0)
+		fuse_reply_err(req, (int)-res);
 	else
 		fuse_reply_lseek(req, res);
-	io_unpin(in, fd);
 }
