@@ -41,7 +41,9 @@
 #                      variants cairn-NAME below
 #   BENCH_CAIRN_VARIANTS  'NAME=BINARY ...': more cairn builds, the tools cairn-NAME (in
 #                      BENCH_TOOLS by default): changes measured against the builds before
-#                      them, in the same run, on the same store (one mounted at a time)
+#                      them, in the same run, each on a store of its own (imported by it:
+#                      one daemon per store, so a store shared would serve every variant's
+#                      mounts from whichever daemon still ran)
 #   BENCH_CAIRN_B      BINARY: the same as BENCH_CAIRN_VARIANTS=b=BINARY
 #   BENCH_ROWS         among: apt dpkg untar write append chown cpa rand (all)
 #   BENCH_MD           also write the results as markdown to this file
@@ -137,7 +139,7 @@ cleanup() {
 	fi
 	for m in "${MOUNTED[@]}"; do
 		if [[ $m == */cairn || $m == */cairn-* ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
-			timeout 60 "$CAIRN" --store "$WORK/store" umount "$m" > /dev/null 2>&1 || true
+			timeout 60 "$CAIRN" --store "$(store_of "${m##*/}")" umount "$m" > /dev/null 2>&1 || true
 		fi
 		bench_force_unmount "$m"
 	done
@@ -287,6 +289,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-upper.XXXXXX")
 mkdir -p "$WORK/mnt" "$WORK/profile"
 [[ -z $PROFILE ]] || BENCH_KEEP=1
 STORE=$WORK/store
+# the store of a cairn tool: each variant has its own
+store_of() { if [[ $1 == cairn ]]; then echo "$STORE"; else echo "$WORK/store-$1"; fi; }
 declare -A R=() FAILED=() INFO=()
 rec() { R[$1.$2]+=" $3"; }
 fail() { # TOOL WHAT [LOG]
@@ -320,9 +324,15 @@ if has_cairn; then
 			INFO[cairn.import]=$t
 		else
 			fail cairn "import failed" "$WORK/import.log" || true
-			for v in "${VARIANTS[@]}"; do FAILED[$v]=${FAILED[cairn]}; done
 		fi
 	fi
+	for v in "${VARIANTS[@]}"; do
+		has_tool "$v" || continue
+		bench_log "$v: importing the tree into its own store"
+		mkdir -p "$WORK/store-$v"
+		"${VARIANT[${v#cairn-}]}" --store "$WORK/store-$v" import "$T" --tag upper > "$WORK/import-$v.log" 2>&1 ||
+			fail "$v" "import failed" "$WORK/import-$v.log" || true
+	done
 fi
 
 # mount_TOOL: a fresh upper, mounted on $WORK/mnt/TOOL; sets MNT, UPPER (a directory on the
@@ -356,18 +366,18 @@ mount_cairn_as() {
 	rm -rf --one-file-system "${WORK:?}/up-$1"
 	MOUNTED+=("$m")
 	if [[ -n $DEBUG_LOG ]]; then
-		debug_mount "$DEBUG_LOG" "$bin" --store "$STORE" mount upper --upper "$WORK/up-$1" \
+		debug_mount "$DEBUG_LOG" "$bin" --store "$(store_of "$1")" mount upper --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" --debug "$m" || return
 	else
-		timeout 120 "$bin" --store "$STORE" mount upper "$m" --upper "$WORK/up-$1" \
+		timeout 120 "$bin" --store "$(store_of "$1")" mount upper "$m" --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/$1-mount.log" 2>&1 || return
-		PID=$(bench_cairn_pid "$bin" "$STORE" "$m")
+		PID=$(bench_cairn_pid "$bin" "$(store_of "$1")" "$m")
 	fi
 	MNT=$m
 	UPPER=$WORK/up-$1
 }
 umount_cairn_as() { # TOOL BINARY
-	timeout "$TO" "$2" --store "$STORE" umount "$WORK/mnt/$1" > /dev/null 2>&1 ||
+	timeout "$TO" "$2" --store "$(store_of "$1")" umount "$WORK/mnt/$1" > /dev/null 2>&1 ||
 		bench_force_unmount "$WORK/mnt/$1"
 	[[ -z $DEBUG_LOG || -z $PID ]] || timeout 30 tail --pid="$PID" -f /dev/null || true
 }
@@ -643,7 +653,7 @@ report() { # text|md
 	printf '%s\n' "${pre}median of $RUNS run(s), a fresh mount and upper and dropped caches for each figure, every time ends with sync -f of the mount and of the upper; rand: fio randread 4k psync ${FIO_RUNTIME}s; $(nproc) CPUs, $(uname -r), upper on $(df --output=fstype "$WORK" | tail -n 1), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\n' "${pre}$(fuse-overlayfs --version 2>&1 | grep -m1 '^fuse-overlayfs'); overlayfs (kernel): the module's defaults (redirect_dir=$(cat /sys/module/overlay/parameters/redirect_dir 2> /dev/null || echo ?), metacopy=$(cat /sys/module/overlay/parameters/metacopy 2> /dev/null || echo ?), index=$(cat /sys/module/overlay/parameters/index 2> /dev/null || echo ?))"
 	[[ -n ${INFO[cairn.import]:-} ]] && printf '%s\n' "${pre}cairn: $CAIRN, --cache-size $CAIRN_CACHE_SIZE${BENCH_CAIRN_MOUNT_OPTS:+ $BENCH_CAIRN_MOUNT_OPTS}, import of the lower $(num 1 "${INFO[cairn.import]}") s"
-	for v in "${!VARIANT[@]}"; do printf '%s\n' "${pre}cairn-$v: ${VARIANT[$v]}, mounting the same store"; done
+	for v in "${!VARIANT[@]}"; do printf '%s\n' "${pre}cairn-$v: ${VARIANT[$v]}, on a store of its own"; done
 	echo
 	if [[ $fmt == md ]]; then bench_table_md; else bench_table_print; fi
 	echo
