@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 int cfs_run_dir(const char *store_dir, char *buf, size_t len)
@@ -125,7 +126,34 @@ int cfs_ctl_connect(const char *path)
 		close(fd);
 		return ret;
 	}
+	/*
+	 * An abstract name has no permissions: anyone may have bound it first
+	 * and would be handed a /dev/fuse fd. Only root or this user's daemon is
+	 * talked to. (A path under STORE/run is the owner's alone.)
+	 */
+	if (path[0] == '@') {
+		struct ucred cr;
+
+		ret = cfs_ctl_peer(fd, &cr);
+		if (!ret && cr.uid != 0 && cr.uid != geteuid())
+			ret = cairn_err(-EACCES, "the control socket '%s' belongs to uid %u "
+					"(pid %d), neither root nor you: not talking to it",
+					path, (unsigned)cr.uid, (int)cr.pid);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+	}
 	return fd;
+}
+
+int cfs_ctl_peer(int sock, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return -errno;
+	return len == sizeof(*cred) ? 0 : -EPROTO;
 }
 
 void cfs_ctl_unlink(const char *path)
@@ -287,6 +315,8 @@ int cfs_ctl_call(const char *path, json_object *req, const int *fds, unsigned nf
 	ret = cfs_ctl_send(sock, req, fds, nfds);
 	if (!ret)
 		ret = cfs_ctl_recv(sock, timeout_ms, reply, NULL, NULL, 0);
+	else if (ret == -ECONNRESET && cfs_ctl_recv(sock, 100, reply, NULL, NULL, 0) == 0)
+		ret = 0; /* refused before we spoke: its one answer says why */
 	if (ret == -ETIMEDOUT)
 		return cairn_err(ret, "no answer in %d ms", timeout_ms);
 	if (ret == -ECONNRESET)

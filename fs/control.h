@@ -45,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "fs.h"
 #include "util.h"
@@ -68,8 +69,15 @@ int cfs_ctl_lock_open(const char *store_dir);
 
 /* Binds and listens on path (SOCK_SEQPACKET, 0600, a stale file replaced). fd or -errno. */
 int cfs_ctl_listen(const char *path);
-/* Connects to path; the fd or -errno (-ENOENT, -ECONNREFUSED: no daemon there). */
+/*
+ * Connects to path; the fd or -errno (-ENOENT, -ECONNREFUSED: no daemon
+ * there). An abstract name, which anyone may bind, is talked to only when
+ * the process listening on it is root's or this user's (-EACCES with a
+ * message otherwise).
+ */
 int cfs_ctl_connect(const char *path);
+/* The credentials of a connected socket's peer (SO_PEERCRED). 0 or -errno. */
+int cfs_ctl_peer(int sock, struct ucred *cred);
 /* Removes the socket file (nothing for an abstract name). */
 void cfs_ctl_unlink(const char *path);
 

@@ -849,6 +849,51 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Whether the process at the other end of a control connection may talk to
+ * the daemon: root, the store's owner or the daemon's own user (SO_PEERCRED,
+ * taken at connect). An abstract socket (a store path too deep for
+ * sun_path) has no permissions at all, so this is what keeps other users
+ * out there; on STORE/run/daemon.sock (0600 in a 0700 directory) it is
+ * defence in depth.
+ */
+static bool peer_allowed(struct cfs_daemon *d, int fd)
+{
+	struct ucred cr;
+	int ret = cfs_ctl_peer(fd, &cr);
+
+	if (!ret && (cr.uid == 0 || cr.uid == d->owner || cr.uid == geteuid()))
+		return true;
+	if (ret)
+		cfs_daemon_log(d, LOG_WARNING, "control connection refused: no credentials: %s",
+			       strerror(-ret));
+	else
+		cfs_daemon_log(d, LOG_WARNING, "control connection refused: uid %u (pid %d) is "
+			       "neither root nor the store's owner", (unsigned)cr.uid, (int)cr.pid);
+	return false;
+}
+
+/*
+ * One refusal (why), then the connection is closed. What the peer sent is read
+ * first (without waiting): closing over unread data would make its read
+ * fail (ECONNRESET) before it sees the answer.
+ */
+static void refuse(int fd, const char *why)
+{
+	json_object *r = cfs_ctl_reply(why);
+	char buf[512];
+
+	for (int i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0; i++)
+		;
+	/* into an empty socket buffer: it cannot block */
+	if (r)
+		cfs_ctl_send(fd, r, NULL, 0);
+	json_object_put(r);
+	for (int i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0; i++)
+		;
+	close(fd);
+}
+
 /* Accepts control connections; each is answered on a thread of its own (at most 32 at once). */
 static void *control_main(void *arg)
 {
@@ -865,15 +910,15 @@ static void *control_main(void *arg)
 				continue;
 			break; /* shut down: the daemon is exiting */
 		}
+		if (!peer_allowed(d, fd)) {
+			refuse(fd, "permission denied: only root and the store's owner may talk "
+				   "to its daemon");
+			continue;
+		}
 		pthread_mutex_lock(&d->mounts_lock);
 		if (d->nclients >= 32) {
 			pthread_mutex_unlock(&d->mounts_lock);
-			json_object *r = cfs_ctl_reply("the daemon is busy: try again");
-
-			if (r)
-				cfs_ctl_send(fd, r, NULL, 0);
-			json_object_put(r);
-			close(fd);
+			refuse(fd, "the daemon is busy: try again");
 			continue;
 		}
 		d->nclients++;
@@ -946,6 +991,7 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	struct cfs_daemon *d;
+	struct stat st;
 	sigset_t set;
 	int ret;
 
@@ -996,6 +1042,7 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 		ret = cairn_err(ret, "cannot open store '%s': %s", d->store_dir, cairn_errmsg());
 		goto fail;
 	}
+	d->owner = stat(d->store_dir, &st) == 0 ? st.st_uid : geteuid();
 	ret = cfs_cache_new(d->cache_bytes, cache_shards(d->cache_bytes), &d->cache);
 	if (ret)
 		goto fail;

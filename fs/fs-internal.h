@@ -164,6 +164,7 @@ struct cfs_daemon {
 	pthread_key_t thread_key; /* struct cfs_thread */
 	uint8_t *zeros;           /* CFS_MAX_READ bytes of zeros, for holes */
 	uint64_t ns;              /* the daemon's mount namespace */
+	uid_t owner;              /* the store directory's owner: may talk to the daemon */
 	char sock_path[108];      /* its control socket */
 	int lsock;                /* listening on sock_path */
 	int lock_fd;              /* STORE/run/daemon.lock (shared daemon), or -1 */
