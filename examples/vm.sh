@@ -107,7 +107,8 @@ cleanup() {
 	local rc=$?
 	set +e
 	trap - EXIT INT TERM
-	if vm_alive; then
+	# (after Ctrl-C qemu may have gone already: it had the SIGINT too)
+	if [ -n "$vm_pid" ]; then
 		echo "(stopping the VM, pid $vm_pid)"
 		vm_kill
 	fi

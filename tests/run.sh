@@ -5,7 +5,9 @@
 #   tests/run.sh               build in build/ (and the release configuration
 #                              in build-release/), run all suites
 #   tests/run.sh --sanitize    the same in build-asan/ with ASan and UBSan
-#                              (also: CAIRN_SANITIZE=1 tests/run.sh)
+#                              (also: CAIRN_SANITIZE=1 tests/run.sh); every
+#                              process reports to build-asan/sanitizer-logs/
+#                              (detached daemons too), and any report fails it
 #   tests/run.sh [--sanitize] [--suite NAME] [TEST...]
 #                              extra arguments go to 'meson test'
 set -euo pipefail
@@ -29,8 +31,14 @@ setup_opts=()
 if [ "$sanitize" = 1 ]; then
 	builddir=build-asan
 	setup_opts=(-Db_sanitize=address,undefined -Db_lundef=false)
-	export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
-	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	# a daemon detaches with stderr on /dev/null: every process writes its
+	# report to a file here instead (one per pid), and any file fails the run
+	sanlogs=$PWD/$builddir/sanitizer-logs
+	rm -rf "$sanlogs"
+	mkdir -p "$sanlogs"
+	chmod 1777 "$sanlogs" # the tests' uid-1000 processes report too
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:log_path=$sanlogs/asan}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:log_path=$sanlogs/ubsan}
 fi
 
 # configure DIR [OPTS...]: a build directory, reconfigured when it exists
@@ -55,6 +63,14 @@ fi
 
 rc=0
 meson test -C "$builddir" --print-errorlogs "${args[@]}" || rc=$?
+if [ "$sanitize" = 1 ] && [ -n "$(ls -A "$sanlogs")" ]; then
+	for f in "$sanlogs"/*; do
+		printf '== sanitizer report %s\n' "$f"
+		head -n 60 "$f"
+	done
+	echo "sanitizers reported $(ls "$sanlogs" | wc -l) process(es): see $sanlogs"
+	rc=1
+fi
 
 # one closing line that any reader understands, with why anything skipped
 python3 - "$builddir/meson-logs/testlog.json" <<'PY' || true
