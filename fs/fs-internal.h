@@ -103,14 +103,15 @@ struct cfs_rw {
 	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
 	 * data fd (dfd) are kept open only within the mount's fd budget
 	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
-	 * rw_ufd(). While a file is open in the kernel (opens > 0) both stay:
-	 * reads and writes use dfd without ns_lock.
+	 * rw_ufd(). While a file made by CREATE is open in the kernel, or a
+	 * read, write, fsync or lseek uses dfd (opens > 0), both stay: those
+	 * use dfd without ns_lock.
 	 */
 	bool upper;               /* the upper object exists; ns_lock */
 	_Atomic int ufd;          /* ns_lock */
 	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
 	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
-	atomic_uint opens;        /* FUSE opens not yet released */
+	atomic_uint opens;        /* CREATE opens not yet released + data requests using dfd */
 	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
 	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */
@@ -410,6 +411,14 @@ void cfs_rw_fds_init(struct cfs *fs);
 void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/*
+ * A file a live switch replaced (switch.c), after the kernel wrote its
+ * dirty pages back: true when it is nameless from now on (unlinked, out
+ * of the key map: its later writes go to an anonymous copy, as for a
+ * deleted file), false when a write copied it up meanwhile (its name
+ * leads to the upper's file, which hides the new image's). Takes ns_lock.
+ */
+bool cfs_rw_replaced(struct cfs *fs, uint64_t ino);
 /*
  * A daemon restart (handover.c): what a writable mount keeps for an inode,
  * saved with its fds appended to fds (at most 2 more), and made again (the

@@ -192,7 +192,10 @@ static void read_file(struct run *r, const struct cairn_node_view *nv)
 	}
 	if (!r->clean || !whole || off < cv.size)
 		return;
-	require(cairn_content_id(r->file, off, &got) == 0, "out of memory");
+	/* a list is named by itself (fsck checked it); a file of one chunk or none by its bytes */
+	if (nv->content_kind == CAIRN_CONTENT_LIST)
+		return;
+	cairn_hash(r->file, (size_t)off, &got);
 	require(cairn_id_eq(&got, &nv->content), "fsck is clean but a file's bytes are not its content");
 }
 

@@ -4,36 +4,54 @@
  */
 #include "layout.h"
 
+#include "store.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "image.h"
 
-void cairn_rmarker_init(struct cairn_rmarker_disk *m)
+void cairn_rmarker_init(struct cairn_rmarker_disk *m, const struct cairn_store_params *p)
 {
 	memset(m, 0, sizeof(*m));
 	memcpy(m->magic, CAIRN_RMARKER_MAGIC, sizeof(m->magic));
 	m->version = CAIRN_RFORMAT_VERSION;
 	m->hash_algo = CAIRN_HASH_XXH3_128;
 	CAIRN_SET(m->id_format, CAIRN_STORE_FORMAT);
+	CAIRN_SET(m->chunk_min, p->chunk.min);
+	CAIRN_SET(m->chunk_avg, p->chunk.avg);
+	CAIRN_SET(m->chunk_max, p->chunk.max);
+	CAIRN_SET(m->hole_block, CAIRN_HOLE_BLOCK);
+	CAIRN_SET(m->gear_seed, p->chunk.seed);
 }
 
-int cairn_rmarker_check(const void *data, size_t len)
+int cairn_rmarker_check(const void *data, size_t len, const struct cairn_store_params *p)
 {
-	struct cairn_rmarker_disk m;
+	struct cairn_rmarker_disk m = { 0 };
 
-	if (len != sizeof(m))
-		return cairn_err(-EPROTO, "the remote's marker object is not cairn's");
-	memcpy(&m, data, sizeof(m));
-	if (memcmp(m.magic, CAIRN_RMARKER_MAGIC, sizeof(m.magic)) != 0)
+	memcpy(&m, data, len < sizeof(m) ? len : sizeof(m));
+	if (len < 16 || memcmp(m.magic, CAIRN_RMARKER_MAGIC, sizeof(m.magic)) != 0)
 		return cairn_err(-EPROTO, "the remote's marker object is not cairn's");
 	if (m.version != CAIRN_RFORMAT_VERSION || m.hash_algo != CAIRN_HASH_XXH3_128)
 		return cairn_err(-EPROTO, "the remote has layout version %u (this cairn reads %u)",
 				 m.version, CAIRN_RFORMAT_VERSION);
+	if (len != sizeof(m))
+		return cairn_err(-EPROTO, "the remote's marker object is not cairn's");
 	if (CAIRN_GET(m.id_format) != CAIRN_STORE_FORMAT)
 		return cairn_err(-EPROTO, "the remote names objects by the ids of store format %u; "
 					  "this cairn's stores are format %u",
 				 (unsigned)CAIRN_GET(m.id_format), CAIRN_STORE_FORMAT);
+	if (CAIRN_GET(m.chunk_min) != p->chunk.min || CAIRN_GET(m.chunk_avg) != p->chunk.avg ||
+	    CAIRN_GET(m.chunk_max) != p->chunk.max || CAIRN_GET(m.gear_seed) != p->chunk.seed ||
+	    CAIRN_GET(m.hole_block) != CAIRN_HOLE_BLOCK)
+		return cairn_err(-EPROTO, "the remote holds images chunked %u:%u:%u (gear seed "
+					  "%016llx); this store chunks %u:%u:%u (gear seed %016llx), "
+					  "so its ids would differ: use a store made with the "
+					  "remote's chunking (CAIRN_CHUNK_SIZES) or another remote",
+				 (unsigned)CAIRN_GET(m.chunk_min), (unsigned)CAIRN_GET(m.chunk_avg),
+				 (unsigned)CAIRN_GET(m.chunk_max),
+				 (unsigned long long)CAIRN_GET(m.gear_seed), p->chunk.min,
+				 p->chunk.avg, p->chunk.max, (unsigned long long)p->chunk.seed);
 	return 0;
 }
 

@@ -40,12 +40,18 @@
 #include "format.h"
 #include "util.h"
 
-#define CAIRN_RFORMAT_VERSION 1u
+#define CAIRN_RFORMAT_VERSION 2u
 #define CAIRN_RKEY_MAX 1024
 
 #define CAIRN_RKEY_MARKER "cairn-remote"
 
-/* Marker: the remote's format, and what ids mean in it (the store format). */
+/*
+ * Marker: the remote's format, and what ids mean in it: the store format
+ * and the chunking of the stores that push here. Content list ids cover
+ * chunk ids (store/format.h, "Content"), so a store that chunks otherwise
+ * would name the same files by other ids: it is refused, in one line.
+ * (Version 1 markers had no chunking: refused as another layout.)
+ */
 #define CAIRN_RMARKER_MAGIC "cairnrm"
 struct cairn_rmarker_disk {
 	char magic[8];
@@ -53,12 +59,22 @@ struct cairn_rmarker_disk {
 	uint8_t hash_algo;   /* CAIRN_HASH_XXH3_128 */
 	uint16_t reserved;
 	uint32_t id_format;  /* CAIRN_STORE_FORMAT of the stores that push here */
+	uint32_t chunk_min;  /* their chunking (store/format.h, struct cairn_meta_disk) */
+	uint32_t chunk_avg;
+	uint32_t chunk_max;
+	uint32_t hole_block;
+	uint64_t gear_seed;
 } __attribute__((packed));
-_Static_assert(sizeof(struct cairn_rmarker_disk) == 16, "marker layout");
+_Static_assert(sizeof(struct cairn_rmarker_disk) == 40, "marker layout");
 
-void cairn_rmarker_init(struct cairn_rmarker_disk *m);
-/* 0, or -EPROTO with a message when this build cannot use the remote. */
-int cairn_rmarker_check(const void *data, size_t len);
+struct cairn_store_params;
+/* The marker of a remote for stores made with p. */
+void cairn_rmarker_init(struct cairn_rmarker_disk *m, const struct cairn_store_params *p);
+/*
+ * 0, or -EPROTO with a message when a store made with p cannot use the
+ * remote (another layout, store format or chunking).
+ */
+int cairn_rmarker_check(const void *data, size_t len, const struct cairn_store_params *p);
 
 /* Object kinds in packs. */
 enum cairn_rkind {

@@ -9,6 +9,7 @@
 #include "gc.h"
 #include "image.h"
 #include "layout.h"
+#include "lazy.h"
 #include "read.h"
 #include "source.h"
 #include "transfer.h"
@@ -168,6 +169,7 @@ int cairn_remote_resolve(struct cairn_xfer *x, const char *name, struct cairn_rt
 
 struct want {
 	uint8_t kind;
+	uint32_t raw_len; /* chunks: the length its file gives it */
 	struct cairn_id id;
 };
 
@@ -176,7 +178,7 @@ struct wants {
 	size_t n, cap;
 };
 
-static int wants_add(struct wants *w, uint8_t kind, const struct cairn_id *id)
+static int wants_add(struct wants *w, uint8_t kind, const struct cairn_id *id, uint32_t raw_len)
 {
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 1024;
@@ -187,16 +189,9 @@ static int wants_add(struct wants *w, uint8_t kind, const struct cairn_id *id)
 		w->v = n;
 		w->cap = cap;
 	}
-	w->v[w->n++] = (struct want){ .kind = kind, .id = *id };
+	w->v[w->n++] = (struct want){ .kind = kind, .raw_len = raw_len, .id = *id };
 	return 0;
 }
-
-/* A content list fetched, kept until its chunks are local and it can be checked. */
-struct held {
-	struct cairn_id id;
-	uint8_t *val;
-	size_t len;
-};
 
 struct puller {
 	struct cairn_xfer *x;
@@ -207,8 +202,6 @@ struct puller {
 	struct wants next;         /* nodes and contents for the next round */
 	struct wants fetch;        /* what this round fetches */
 	struct wants chunks;       /* chunks to fetch, at the end */
-	struct held *held;
-	size_t nheld, capheld;
 	struct cairn_zctx z;
 	struct cairn_buf scratch;  /* a local pack entry being built */
 	uint8_t *decoded;          /* CAIRN_CHUNK_MAX_LIMIT bytes */
@@ -227,7 +220,7 @@ static const char *kind_word(uint8_t rkind)
 }
 
 /* Asks for (kind, id) once: the next round (nodes, contents) or the chunk list. */
-static int need(struct puller *p, uint8_t kind, const struct cairn_id *id)
+static int need(struct puller *p, uint8_t kind, const struct cairn_id *id, uint64_t raw_len)
 {
 	struct cairn_obj *o;
 	bool added;
@@ -246,9 +239,16 @@ static int need(struct puller *p, uint8_t kind, const struct cairn_id *id)
 			ret = -ENOENT; /* damaged index records are fsck's; fetch a good copy */
 		if (ret != -ENOENT)
 			return ret;
-		return wants_add(&p->chunks, kind, id);
+		cairn_err_clear();
+		if (raw_len == 0 || raw_len > CAIRN_CHUNK_MAX_LIMIT) {
+			char hex[CAIRN_ID_HEX_LEN + 1];
+
+			cairn_id_hex(id, hex);
+			return cairn_err(-EIO, "chunk %s of the image has an impossible length", hex);
+		}
+		return wants_add(&p->chunks, kind, id, (uint32_t)raw_len);
 	}
-	return wants_add(&p->next, kind, id);
+	return wants_add(&p->next, kind, id, 0);
 }
 
 /* What a content list names. */
@@ -268,7 +268,7 @@ static int content_names(struct puller *p, const void *val, size_t len,
 
 		cairn_content_extent(&cv, i, &e);
 		if (!e.hole)
-			ret = need(p, CAIRN_RKIND_CHUNK, &e.id);
+			ret = need(p, CAIRN_RKIND_CHUNK, &e.id, e.end - e.start);
 	}
 	return ret;
 }
@@ -290,13 +290,13 @@ static int node_names(struct puller *p, const void *val, size_t len, const struc
 
 			ret = cairn_dir_entry(&v, i, &d);
 			if (!ret)
-				ret = need(p, CAIRN_RKIND_NODE, &d.id);
+				ret = need(p, CAIRN_RKIND_NODE, &d.id, 0);
 		}
 	} else if (v.type == CAIRN_NODE_REG) {
 		if (v.content_kind == CAIRN_CONTENT_CHUNK)
-			ret = need(p, CAIRN_RKIND_CHUNK, &v.content);
+			ret = need(p, CAIRN_RKIND_CHUNK, &v.content, v.size);
 		else if (v.content_kind == CAIRN_CONTENT_LIST)
-			ret = need(p, CAIRN_RKIND_CONTENT, &v.content);
+			ret = need(p, CAIRN_RKIND_CONTENT, &v.content, 0);
 	}
 	return ret;
 }
@@ -329,29 +329,15 @@ static int take_entry(struct puller *p, const struct want *wt, const uint8_t *e,
 		return ret ? ret : cairn_writer_put_node_value(p->w, &wt->id, payload, len);
 	}
 	if (wt->kind == CAIRN_RKIND_CONTENT) {
-		struct held *hd;
+		struct cairn_content_view cv;
 
-		ret = content_names(p, payload, len, &wt->id);
-		if (ret)
-			return ret;
-		if (p->nheld == p->capheld) {
-			size_t cap = p->capheld ? 2 * p->capheld : 256;
-			struct held *n = realloc(p->held, cap * sizeof(*n));
-
-			if (!n)
-				return -ENOMEM;
-			p->held = n;
-			p->capheld = cap;
+		/* a list is named by its own hash: checked now, before its chunks */
+		if (cairn_content_check(&wt->id, payload, len, &cv)) {
+			cairn_err_clear();
+			goto bad;
 		}
-		hd = &p->held[p->nheld];
-		hd->val = malloc(len ? len : 1);
-		if (!hd->val)
-			return -ENOMEM;
-		memcpy(hd->val, payload, len);
-		hd->len = len;
-		hd->id = wt->id;
-		p->nheld++;
-		return 0;
+		ret = content_names(p, payload, len, &wt->id);
+		return ret ? ret : cairn_writer_put_content_value(p->w, &wt->id, payload, len);
 	}
 	/* a chunk: as a local pack entry, untrusted, decoded and hashed before it is kept */
 	{
@@ -538,10 +524,42 @@ static int round_once(struct puller *p, struct wants *cur)
 				ret = cairn_err(ret, "%s (in the local store: run 'cairn fsck')",
 						cairn_errmsg());
 		} else if (ret == -ENOENT) {
-			ret = wants_add(&p->fetch, wt->kind, &wt->id);
+			ret = wants_add(&p->fetch, wt->kind, &wt->id, 0);
 		}
 	}
 	return ret ? ret : fetch_all(p, &p->fetch);
+}
+
+/*
+ * pull --lazy: where each chunk the store lacks is on the remote, recorded
+ * instead of fetched (store/lazy.h). The remote's index says where; that is
+ * untrusted like the rest, and a lazy read checks what it finds there
+ * against the chunk id.
+ */
+static int record_lazy(struct puller *p)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < p->chunks.n && !ret; i++) {
+		const struct want *wt = &p->chunks.v[i];
+		const struct cairn_robj *o = cairn_rindex_find(&p->rx, CAIRN_RKIND_CHUNK, &wt->id);
+		struct cairn_lazy l = { .id = wt->id, .raw_len = wt->raw_len };
+		char hex[CAIRN_ID_HEX_LEN + 1];
+
+		if (!o || o->len <= sizeof(struct cairn_rentry)) {
+			cairn_id_hex(&wt->id, hex);
+			return cairn_err(-EIO, "the remote lacks chunk %s of the image (its packs do "
+					       "not hold it)", hex);
+		}
+		l.len = o->len;
+		l.offset = o->offset;
+		l.pack = p->rx.packs[o->pack];
+		snprintf(l.remote, sizeof(l.remote), "%s", p->x->c->rec.name);
+		ret = cairn_writer_put_lazy(p->w, &l);
+		p->x->st.lazy_chunks++;
+		p->x->st.lazy_bytes += o->len;
+	}
+	return ret;
 }
 
 /* The image object: its record checked against the image id, its packs. */
@@ -587,8 +605,12 @@ bad:
 			       "truncated or substituted)", hex);
 }
 
-/* Is the image in the store with everything it reaches? */
-static int local_complete(struct cairn_store *s, const struct cairn_id *image, bool *complete)
+/*
+ * Is the image in the store with everything it reaches (*complete), or with
+ * all its metadata and its other chunks known from lazy records (*meta)?
+ */
+static int local_complete(struct cairn_store *s, const struct cairn_id *image, bool *complete,
+			  bool *meta)
 {
 	struct cairn_usage *u = NULL;
 	struct cairn_usage total;
@@ -596,7 +618,7 @@ static int local_complete(struct cairn_store *s, const struct cairn_id *image, b
 	size_t n = 0;
 	int ret = cairn_txn_begin(s, false, &t);
 
-	*complete = false;
+	*complete = *meta = false;
 	if (ret)
 		return ret;
 	{
@@ -610,45 +632,13 @@ static int local_complete(struct cairn_store *s, const struct cairn_id *image, b
 	}
 	if (!ret)
 		ret = cairn_usage_images(t, image, &u, &n, &total);
-	for (size_t i = 0; !ret && i < n; i++)
-		if (cairn_id_eq(&u[i].image, image))
-			*complete = u[i].missing == 0;
-	free(u);
-	cairn_txn_abort(t);
-	return ret;
-}
-
-static int check_contents(struct puller *p)
-{
-	struct cairn_reader r;
-	struct cairn_txn *t;
-	int ret = cairn_writer_flush(p->w);
-
-	ret = ret ?: cairn_txn_begin(p->x->s, false, &t);
-	if (ret)
-		return ret;
-	ret = cairn_reader_init(&r, t);
-	if (ret) {
-		cairn_txn_abort(t);
-		return ret;
-	}
-	for (size_t i = 0; !ret && i < p->nheld; i++) {
-		struct cairn_content_view cv;
-
-		ret = cairn_content_parse(p->held[i].val, p->held[i].len, CAIRN_PARSE_STRICT, &cv);
-		ret = ret ?: cairn_content_check(&r, &p->held[i].id, &cv);
-		if (ret) {
-			char hex[CAIRN_ID_HEX_LEN + 1];
-
-			cairn_id_hex(&p->held[i].id, hex);
-			ret = cairn_err(-EIO, "content %s from the remote does not match its id "
-					      "(substituted?): nothing was published", hex);
-			break;
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (cairn_id_eq(&u[i].image, image)) {
+			*meta = u[i].missing == 0;
+			*complete = *meta && u[i].remote == 0;
 		}
-		ret = cairn_writer_put_content_value(p->w, &p->held[i].id, p->held[i].val,
-						     p->held[i].len);
 	}
-	cairn_reader_release(&r);
+	free(u);
 	cairn_txn_abort(t);
 	return ret;
 }
@@ -660,12 +650,19 @@ int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const c
 	const uint8_t *rec = NULL, *sources = NULL;
 	struct cairn_image img;
 	size_t reclen = 0;
-	bool complete;
+	bool complete, meta;
 	int lock = -1, ret;
 
-	ret = local_complete(x->s, image, &complete);
+	if (x->lazy && !x->c->rec.cred_file[0])
+		return cairn_err(-EINVAL, "a lazy pull needs remote '%s' to read its credentials from "
+					  "a file ('cairn remote add ... --credentials FILE'): the "
+					  "daemon that fetches for mounts never reads the environment",
+				 x->c->rec.name);
+	ret = local_complete(x->s, image, &complete, &meta);
 	if (ret)
 		return ret;
+	if (x->lazy)
+		complete = meta;
 	lock = cairn_gc_lock(x->s, false); /* gc must not take what is not yet published */
 	if (lock < 0)
 		return lock;
@@ -701,10 +698,10 @@ int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const c
 	if (ret)
 		goto out;
 	/* the roots: the flattened tree and each layer's */
-	ret = need(&p, CAIRN_RKIND_NODE, &img.root);
+	ret = need(&p, CAIRN_RKIND_NODE, &img.root, 0);
 	for (uint32_t i = 0; !ret && i < img.nlayers; i++)
 		ret = need(&p, CAIRN_RKIND_NODE,
-			   (const struct cairn_id *)(img.layers + (size_t)i * CAIRN_ID_LEN));
+			   (const struct cairn_id *)(img.layers + (size_t)i * CAIRN_ID_LEN), 0);
 	/* level by level: each round fetches what the one before named */
 	while (!ret && p.next.n) {
 		struct wants cur = p.next;
@@ -714,9 +711,7 @@ int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const c
 		free(cur.v);
 	}
 	if (!ret)
-		ret = fetch_all(&p, &p.chunks);
-	if (!ret)
-		ret = check_contents(&p);
+		ret = x->lazy ? record_lazy(&p) : fetch_all(&p, &p.chunks);
 	if (!ret)
 		ret = cairn_writer_publish_record(p.w, image, rec, reclen, sources, tag);
 	cairn_xfer_progress(x, true);
@@ -726,9 +721,6 @@ out:
 	cairn_writer_free(p.w);
 	cairn_rindex_release(&p.rx);
 	cairn_objmap_release(&p.seen);
-	for (size_t i = 0; i < p.nheld; i++)
-		free(p.held[i].val);
-	free(p.held);
 	free(p.next.v);
 	free(p.fetch.v);
 	free(p.chunks.v);

@@ -270,7 +270,8 @@ int cairn_remote_key(const struct cairn_remote_conn *c, const char *rest, char *
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int cairn_remote_check_marker(struct cairn_remote_conn *c, bool create)
+int cairn_remote_check_marker(struct cairn_remote_conn *c, const struct cairn_store_params *p,
+			      bool create)
 {
 	struct cairn_buf b = { 0 };
 	struct cairn_rmarker_disk m;
@@ -283,7 +284,7 @@ int cairn_remote_check_marker(struct cairn_remote_conn *c, bool create)
 	ret = cairn_s3_get(c->s3, key, 4096, &b);
 	if (ret == -ENOENT && create) {
 		cairn_err_clear();
-		cairn_rmarker_init(&m);
+		cairn_rmarker_init(&m, p);
 		ret = cairn_s3_put(c->s3, key, &m, sizeof(m), true);
 		if (ret == -EEXIST) { /* another host made it meanwhile: check theirs */
 			cairn_err_clear();
@@ -303,7 +304,7 @@ int cairn_remote_check_marker(struct cairn_remote_conn *c, bool create)
 				 cairn_s3_name(c->s3), key);
 	}
 	if (!ret)
-		ret = cairn_rmarker_check(b.data, b.len);
+		ret = cairn_rmarker_check(b.data, b.len, p);
 	cairn_buf_release(&b);
 	return ret;
 }

@@ -70,9 +70,11 @@ int cairn_remote_key(const struct cairn_remote_conn *c, const char *rest, char *
 
 /*
  * Makes sure the remote holds cairn's marker object (layout.h) of this
- * build's format, creating it when absent (with create) and refusing a
- * remote written by an incompatible format. -errno with a message.
+ * build's format and of a store made with p (its chunking), creating it
+ * when absent (with create) and refusing a remote written by an
+ * incompatible format or chunking. -errno with a message.
  */
-int cairn_remote_check_marker(struct cairn_remote_conn *c, bool create);
+int cairn_remote_check_marker(struct cairn_remote_conn *c, const struct cairn_store_params *p,
+			      bool create);
 
 #endif

@@ -17,8 +17,8 @@
  * of its packs, then walks the tree level by level: what the store has is
  * read locally, what it lacks is fetched in ranged GETs (neighbours
  * coalesced, many at once), every object checked against its id before it
- * is stored (chunks decoded and hashed; content lists hashed over their
- * chunks once those are local), chunks marked untrusted. The image and its
+ * is stored (nodes and content lists by the hash of their value, chunks
+ * decoded and hashed), chunks marked untrusted. The image and its
  * name are published last, in one synced transaction, as an import does; a
  * pull killed at any moment leaves the store as it was plus unreferenced
  * records, and re-running it fetches only what is still missing.
@@ -37,6 +37,7 @@ struct cairn_xfer_stats {
 	uint64_t objects_sent, bytes_sent;
 	uint64_t objects_received, bytes_received;
 	uint64_t objects_total, bytes_total; /* known so far, for progress */
+	uint64_t lazy_chunks, lazy_bytes;    /* pull --lazy: chunks left on the remote, their bytes */
 	int64_t start_ns;
 };
 
@@ -46,6 +47,7 @@ struct cairn_xfer {
 	bool progress;                  /* a progress line on stderr */
 	const char *verb;               /* "pushing", "pulling" */
 	const struct cairn_signer *sign; /* push: sign pointers (may be NULL) */
+	bool lazy;                      /* pull: metadata only, chunks on first read (lazy.h) */
 	struct cairn_xfer_stats st;
 	uint64_t bytes_base;            /* protocol bytes (lock objects) not counted as sent */
 	int64_t last_progress_ns;
@@ -100,7 +102,13 @@ int cairn_remote_platform_head(struct cairn_xfer *x, const char *platform,
 
 /*
  * Fetches what the store lacks of image and publishes it, tagged tag when
- * not NULL. Returns 0 or -errno with a message.
+ * not NULL. With x->lazy, fetches the metadata only (nodes and content
+ * lists, each checked against its id) and records where each chunk the
+ * store lacks is on the remote (store/lazy.h): the image mounts at once and
+ * its chunks are fetched on first read; the remote must then have a
+ * credentials file (whoever reads later never uses this environment). A
+ * pull without lazy of a lazily pulled image fetches its remaining chunks.
+ * Returns 0 or -errno with a message.
  */
 int cairn_pull_image(struct cairn_xfer *x, const struct cairn_id *image, const char *tag);
 

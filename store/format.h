@@ -11,11 +11,13 @@
  * its canonical encoding, and a directory's encoding names its children by
  * id, so a directory id covers its whole subtree (a Merkle tree). Nothing
  * that depends on where or when a tree was imported (ctime, inode numbers,
- * the source's sparse allocation, chunking parameters) goes into a node.
+ * the source's sparse allocation) goes into a node; the store's chunking
+ * parameters do, through content list ids (see "Content").
  *
- * CAIRN_STORE_FORMAT 2 changed what a content id hashes (holes as lengths,
- * see "Content id" below) and fixed when a file is one chunk; a store of
- * format 1 is refused when it is opened, with one message saying so.
+ * CAIRN_STORE_FORMAT 2 hashed holes as lengths and fixed when a file is
+ * one chunk; format 3 names a content list by the hash of the list itself
+ * (see "Content" below). A store of an older format is refused when it is
+ * opened, with one message saying so.
  */
 #ifndef CAIRN_FORMAT_H
 #define CAIRN_FORMAT_H
@@ -38,7 +40,8 @@
 #define CAIRN_DB_PACKS "packs"         /* pack id (u32 BE) -> struct cairn_pack_disk */
 #define CAIRN_DB_REMOTES "remotes"     /* remote name -> remote record */
 #define CAIRN_DB_FOLLOWS "follows"     /* platform name -> follow record */
-#define CAIRN_DB_COUNT 12
+#define CAIRN_DB_LAZY "lazy"           /* chunk id -> struct cairn_lazy_disk, remote name */
+#define CAIRN_DB_COUNT 13
 /*
  * Databases from this index on came after stores existed without them:
  * opening a writable store creates them when missing; a read-only store
@@ -57,10 +60,10 @@
 #define CAIRN_META_EPOCH_KEY "epoch"
 
 /*
- * Store metadata: the chunking a store cuts data runs with (chunk ids
- * depend on it). Node, content and image ids do not: content ids and
- * content kinds are functions of the file's bytes alone (see "Content id"),
- * so two stores with different chunking agree on every image id.
+ * Store metadata: the chunking a store cuts data runs with, fixed when the
+ * store is made. Content list ids cover the chunk ids (see "Content"), so
+ * node, content and image ids depend on it too: two stores agree on an
+ * image id when they chunk alike (the defaults do, on any machine).
  */
 struct cairn_meta_disk {
 	uint8_t version;     /* CAIRN_FORMAT_VERSION */
@@ -79,7 +82,7 @@ struct cairn_meta_disk {
 _Static_assert(sizeof(struct cairn_meta_disk) == 48, "meta record layout");
 
 #define CAIRN_HASH_XXH3_128 1u
-#define CAIRN_STORE_FORMAT 2u
+#define CAIRN_STORE_FORMAT 3u
 
 /*
  * Chunk: a piece of file content, id = XXH3-128(raw bytes).
@@ -154,48 +157,54 @@ _Static_assert(sizeof(struct cairn_pack_disk) == 12, "pack record layout");
 #define CAIRN_CHUNK_MAX_LIMIT (4u << 20) /* no chunk is ever larger */
 
 /*
- * Content id (format 2). A regular file's bytes are cut, at fixed offsets,
+ * Content (format 3). A regular file's bytes are cut, at fixed offsets,
  * into blocks of CAIRN_HOLE_BLOCK bytes. A whole block of zero bytes is a
  * hole block (a shorter last block never is). A maximal run of hole blocks
- * is a hole; a maximal run of the other bytes is a data run. Then:
+ * is a hole; a maximal run of the other bytes is a data run.
  *
- *   no bytes:         XXH3-128 of no bytes
- *   no hole:          XXH3-128(the bytes)
- *   one hole or more: XXH3-128 with seed CAIRN_SPARSE_SEED of
- *                     CAIRN_SPARSE_MAGIC, then one record per run in file
- *                     order: a data run is u8 CAIRN_SPARSE_DATA, u64 length,
- *                     u8[16] XXH3-128(its bytes); a hole is u8
- *                     CAIRN_SPARSE_HOLE, u64 length.
- *
- * So the id is a function of the logical bytes alone (written zeros and a
- * source's holes give the same runs; chunking plays no part), and a hole
- * costs one record to hash whatever its length: a 1 TiB sparse file hashes
- * in microseconds. The seed keeps a sparse file's id apart from the id of
- * a file whose bytes happen to spell its records.
- *
- * Content kind (in the node, so also canonical): EMPTY for no bytes; CHUNK
- * for 1..CAIRN_ONE_CHUNK_MAX bytes with no hole, stored as one chunk
- * whatever the store's chunk sizes, its content id being that chunk's id
- * (both hash the same bytes), with no content record; LIST for the rest.
+ * Content kind (in the node): EMPTY for no bytes; CHUNK for
+ * 1..CAIRN_ONE_CHUNK_MAX bytes with no hole, stored as one chunk whatever
+ * the store's chunk sizes, with no content record; LIST for the rest.
  *
  * Content record (LIST): the file as a list of extents with cumulative end
  * offsets, so a read at any offset finds its extent by binary search. Each
  * data run is cut into chunks by the store's chunker (restarted at every
- * run); each hole is one extent with an all-zero id. Value: header, then
- * count entries.
+ * run); each hole is one extent with an all-zero id, its length the
+ * difference of two end offsets. Value: header, then count entries.
  *
- * Ids name objects per kind: a file of more than CAIRN_ONE_CHUNK_MAX bytes
- * with no hole that the chunker leaves whole has a content record and a
- * chunk of the same id (both XXH3-128 of its bytes). Whatever keys objects
- * by id (the databases here, a writer's dedup map, a remote's object names)
- * keeps chunks, contents and nodes apart.
+ * Content id, what the node names:
+ *
+ *   EMPTY:  XXH3-128 of no bytes
+ *   CHUNK:  the chunk's id (XXH3-128 of the bytes)
+ *   LIST:   XXH3-128, seeded with CAIRN_LIST_SEED, of the content record's
+ *           value exactly as the contents database keeps it (the size, and
+ *           each extent's end offset and chunk id; holes as lengths)
+ *
+ * So the id covers the list itself, down to the chunk ids, and an image id
+ * covers its whole tree down to every chunk id: each object a remote sends
+ * verifies on its own, before any other is fetched (a lazy pull checks a
+ * content list at once; its chunks when they are read). Making the id
+ * costs one hash of the list, never a second pass over the file's bytes,
+ * and a hole costs one extent whatever its length (a 1 TiB sparse file
+ * makes its id in microseconds).
+ *
+ * The price: a LIST's id depends on where the store's chunker cuts, so
+ * node, content and image ids depend on the store's chunking parameters
+ * (chunk_min/avg/max and gear_seed in the store's metadata, fixed when the
+ * store is made). The same bytes with the same chunking give the same ids
+ * on any machine (the defaults are the common case); a remote records the
+ * chunking of the stores that push to it and refuses a store with other
+ * parameters (remote/layout.h, the marker). The seed keeps content ids
+ * apart from node and chunk ids of the same bytes.
+ *
+ * Format 2 hashed the file's bytes instead (chunking played no part): a
+ * lazily pulled list could then not be checked until all its chunks were
+ * local. A store of format 1 or 2 is refused when it is opened, with one
+ * message saying so.
  */
 #define CAIRN_HOLE_BLOCK 4096u
 #define CAIRN_ONE_CHUNK_MAX (64u << 10)
-#define CAIRN_SPARSE_SEED 0x636169726e737072ull /* "cairnspr" */
-#define CAIRN_SPARSE_MAGIC "cairn-sparse"
-#define CAIRN_SPARSE_DATA 'd'
-#define CAIRN_SPARSE_HOLE 'h'
+#define CAIRN_LIST_SEED 0x636169726e6c7374ull /* "cairnlst" */
 _Static_assert(CAIRN_ONE_CHUNK_MAX <= CAIRN_CHUNK_MAX_LIMIT, "a one-chunk file fits a chunk");
 _Static_assert(CAIRN_ONE_CHUNK_MAX % CAIRN_HOLE_BLOCK == 0, "whole blocks");
 
@@ -430,5 +439,30 @@ struct cairn_follow_disk {
 	uint16_t remote_len;
 } __attribute__((packed));
 _Static_assert(sizeof(struct cairn_follow_disk) == 22, "follow layout");
+
+/*
+ * Lazy: a chunk a lazy pull (pull --lazy) made known but did not fetch,
+ * and where it is: chunk id -> struct cairn_lazy_disk, then the remote's
+ * name (name_len bytes, no NUL). raw_len is the length the chunk's content
+ * list gives it (so a reader knows it without asking the remote); the
+ * rest says where its entry is on the remote (remote/layout.h: the pack
+ * named by its id, the entry's offset and length, header included). All of
+ * it is untrusted as far as the bytes go: a fetched entry is checked
+ * against the chunk id before it is served or kept. A chunk that is local
+ * (the chunks database) is read from there whatever this says; gc drops a
+ * record once no kept image reaches its chunk, or the chunk is local.
+ */
+struct cairn_lazy_disk {
+	uint8_t version;
+	uint8_t reserved;
+	uint8_t reserved2;
+	uint8_t name_len;     /* the remote's name, 1..255 bytes after this record */
+	uint32_t raw_len;     /* decoded length */
+	uint32_t len;         /* the entry on the remote, its header included */
+	uint32_t reserved3;
+	uint64_t offset;      /* of the entry in the remote pack */
+	uint8_t pack[CAIRN_ID_LEN]; /* the remote pack's id */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cairn_lazy_disk) == 40, "lazy record layout");
 
 #endif

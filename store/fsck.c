@@ -20,6 +20,8 @@
 #include "content.h"
 #include "source.h"
 #include "image.h"
+#include "lazy.h"
+#include "remotes.h"
 #include "node.h"
 #include "walk.h"
 #include "store-internal.h"
@@ -33,7 +35,7 @@ struct fsck {
 	struct cairn_fsck_stats *st;
 	struct cairn_zctx z;
 	uint8_t *buf;                  /* one decoded chunk */
-	struct cairn_content_hash ch;  /* the content id of the list being checked */
+	char remote_ok[CAIRN_LAZY_NAME_MAX + 1]; /* the last remote a lazy record named, found */
 	struct cairn_objmap walked;    /* everything the trees reach */
 	struct cairn_objmap reported;  /* missing and corrupt objects already reported */
 	struct cairn_objmap bad_packs; /* pack files that cannot be opened */
@@ -346,17 +348,14 @@ static int check_pack(struct fsck *f, const void *k, size_t kl, const void *v, s
 
 
 /*
- * Checks one data extent and, with hash, feeds its bytes to f->ch. Returns 1
- * when the extent checks out, 0 when the list cannot be verified (the
- * problem is reported here, or by the chunk scan for a damaged chunk), or
- * -errno.
+ * Checks one data extent: its chunk is known (local, or not fetched yet)
+ * and as long as the extent. 0 or -errno.
  */
 static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t i,
-			const struct cairn_extent *e, bool hash)
+			const struct cairn_extent *e)
 {
 	char hex[CAIRN_ID_HEX_LEN + 1];
 	struct cairn_chunk_info info;
-	long n;
 	int ret;
 
 	ret = cairn_chunks_stat(f->t, &e->id, &info);
@@ -365,13 +364,12 @@ static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t
 
 		cairn_err_clear();
 		cairn_id_hex(content, chex);
-		ret = missing(f, CAIRN_OBJ_CHUNK, &e->id, "referenced by content %s, extent %u",
-			      chex, i);
-		return ret ? ret : 0;
+		return missing(f, CAIRN_OBJ_CHUNK, &e->id, "referenced by content %s, extent %u",
+			       chex, i);
 	}
 	if (ret == -EUCLEAN) {
 		cairn_err_clear();
-		return 0; /* the chunk scan reports it */
+		return 0; /* the chunk (or lazy) scan reports it */
 	}
 	if (ret)
 		return ret;
@@ -381,33 +379,15 @@ static int check_extent(struct fsck *f, const struct cairn_id *content, uint32_t
 			   "extent %u (bytes %llu..%llu) is %llu bytes but chunk %s holds %u", i,
 			   (unsigned long long)e->start, (unsigned long long)e->end,
 			   (unsigned long long)(e->end - e->start), hex, info.raw_len);
-		return 0;
 	}
-	if (!hash)
-		return 1;
-	if (info.where != CAIRN_CHUNK_LOCAL)
-		return 0; /* not fetched yet: the list cannot be hashed, nothing is wrong */
-	n = cairn_chunks_read(f->t, &f->z, &e->id, CAIRN_READ_LOCAL, f->buf, CAIRN_CHUNK_MAX_LIMIT);
-	if (n == -ENOMEM)
-		return -ENOMEM;
-	if (n < 0) {
-		cairn_err_clear();
-		return 0; /* the chunk scan reports it */
-	}
-	if (!cairn_content_hash_check(&f->ch, f->buf, (size_t)n, e->start)) {
-		problem_id(f, "content", content, "extent %u (bytes %llu..%llu) holds a whole "
-			   "aligned block of zeros, which is a hole in this format", i,
-			   (unsigned long long)e->start, (unsigned long long)e->end);
-		return 0;
-	}
-	return 1;
+	return 0;
 }
 
+/* A list is named by the hash of itself (format.h): no chunk is read to check it. */
 static int check_content(struct fsck *f, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct cairn_content_view cv;
 	struct cairn_id id, got;
-	bool verifiable = true;
 
 	f->st->contents++;
 	if (kl != CAIRN_ID_LEN) {
@@ -419,30 +399,65 @@ static int check_content(struct fsck *f, const void *k, size_t kl, const void *v
 		problem_id(f, "content", &id, "malformed extent list");
 		return 0;
 	}
-	cairn_content_hash_begin(&f->ch);
+	cairn_content_list_id(v, vl, &got);
+	if (!cairn_id_eq(&got, &id)) {
+		problem_id(f, "content", &id, "does not match its id (the list hashes "
+					      "differently)");
+		return 0;
+	}
 	for (uint32_t i = 0; i < cv.count; i++) {
 		struct cairn_extent e;
 		int ret;
 
 		cairn_content_extent(&cv, i, &e);
-		if (e.hole) {
-			if (verifiable)
-				cairn_content_hash_hole(&f->ch, e.end - e.start);
+		if (e.hole)
 			continue;
-		}
-		/* once the list cannot be verified, still look for missing chunks */
-		ret = check_extent(f, &id, i, &e, verifiable);
+		ret = check_extent(f, &id, i, &e);
 		if (ret < 0)
 			return ret;
-		if (ret == 0)
-			verifiable = false;
 	}
-	if (!verifiable)
+	return 0;
+}
+
+/* --- lazy records ------------------------------------------------------- */
+
+/* A lazy record parses and names a remote the store has; fetched or not. */
+static int check_lazy(struct fsck *f, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct cairn_remote_rec rec;
+	struct cairn_lazy l;
+	struct cairn_id id;
+	int ret;
+
+	f->st->lazy++;
+	if (kl != CAIRN_ID_LEN) {
+		bad_key(f, "lazy chunk", k, kl);
 		return 0;
-	cairn_content_hash_end(&f->ch, &got);
-	if (!cairn_id_eq(&got, &id))
-		problem_id(f, "content", &id, "does not match its id (the file's bytes hash "
-					      "differently)");
+	}
+	memcpy(id.b, k, CAIRN_ID_LEN);
+	if (cairn_lazy_parse(&id, v, vl, &l)) {
+		problem_id(f, "lazy chunk", &id, "malformed record");
+		return 0;
+	}
+	ret = cairn_get(f->t, CAIRN_DBI_CHUNKS, id.b, CAIRN_ID_LEN, &v, &vl);
+	if (ret == 0)
+		return 0; /* fetched since: gc drops the record */
+	if (ret != -ENOENT)
+		return ret;
+	cairn_err_clear();
+	if (strcmp(l.remote, f->remote_ok) == 0)
+		return 0;
+	ret = cairn_remote_get(f->t, l.remote, &rec);
+	if (ret == -ENOENT) {
+		cairn_err_clear();
+		problem_id(f, "lazy chunk", &id, "is to be fetched from remote '%s', which the store "
+			   "does not have", l.remote);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	cairn_remote_rec_release(&rec);
+	snprintf(f->remote_ok, sizeof(f->remote_ok), "%s", l.remote);
 	return 0;
 }
 
@@ -487,6 +502,8 @@ static int walk_visit(void *ctx, const struct cairn_visit *v)
 
 	if (v->from)
 		cairn_id_hex(v->from, from);
+	if (o->state == CAIRN_OBJ_REMOTE && v->first)
+		f->st->not_fetched++; /* a lazy pull's: not damage; its record says its length */
 	if (o->state == CAIRN_OBJ_MISSING) {
 		if (!v->first)
 			return 0;
@@ -503,7 +520,7 @@ static int walk_visit(void *ctx, const struct cairn_visit *v)
 				       from, v->index);
 		}
 	}
-	if (o->state != CAIRN_OBJ_OK)
+	if (o->state != CAIRN_OBJ_OK && o->state != CAIRN_OBJ_REMOTE)
 		return 0; /* damaged: the scans report it */
 	if (v->first)
 		f->st->reachable++;
@@ -793,6 +810,7 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 		{ CAIRN_DBI_PACKS, "packs", check_pack },
 		{ CAIRN_DBI_CHUNKS, "chunks", check_chunk },
 		{ CAIRN_DBI_CONTENTS, "contents", check_content },
+		{ CAIRN_DBI_LAZY, "lazy", check_lazy },
 		{ CAIRN_DBI_NODES, "nodes", check_node },
 		{ CAIRN_DBI_LAYERS, "layers", check_layer },
 		{ CAIRN_DBI_IMAGES, "images", check_image },
@@ -808,11 +826,10 @@ int cairn_fsck_txn(struct cairn_txn *t, const struct cairn_fsck_opts *opts,
 	cairn_objmap_init(&f.reported);
 	cairn_objmap_init(&f.bad_packs);
 	f.buf = malloc(CAIRN_CHUNK_MAX_LIMIT);
-	if (!f.buf || cairn_content_hash_init(&f.ch))
+	if (!f.buf)
 		ret = -ENOMEM;
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(scans); i++)
 		ret = scan(&f, scans[i].db, scans[i].phase, scans[i].check);
-	cairn_content_hash_release(&f.ch);
 	free(f.buf);
 	cairn_zctx_release(&f.z);
 	cairn_objmap_release(&f.walked);

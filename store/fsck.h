@@ -37,10 +37,11 @@ struct cairn_fsck_problem {
 
 struct cairn_fsck_stats {
 	/* values checked, per database */
-	uint64_t packs, chunks, contents, nodes, layers, images, tags, platforms;
+	uint64_t packs, chunks, contents, lazy, nodes, layers, images, tags, platforms;
 	uint64_t chunk_bytes; /* decoded bytes of the chunks checked */
 	/* distinct objects the images and layers reach */
 	uint64_t reachable;
+	uint64_t not_fetched; /* of those, chunks a lazy pull left on its remote (no problem) */
 	uint64_t problems;
 };
 

@@ -342,6 +342,7 @@ static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
 {
 	struct keys layers = { .klen = CAIRN_ID_LEN }, nodes = { .klen = CAIRN_ID_LEN };
 	struct keys contents = { .klen = CAIRN_ID_LEN }, chunks = { .klen = CAIRN_ID_LEN };
+	struct keys lazy = { .klen = CAIRN_ID_LEN };
 	struct image_ent *imgs = NULL;
 	struct cairn_cursor *c = NULL;
 	struct cairn_txn *t = NULL;
@@ -393,8 +394,9 @@ static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
 			{ CAIRN_DBI_NODES, CAIRN_OBJ_NODE },
 			{ CAIRN_DBI_CONTENTS, CAIRN_OBJ_CONTENT },
 			{ CAIRN_DBI_CHUNKS, CAIRN_OBJ_CHUNK },
+			{ CAIRN_DBI_LAZY, CAIRN_OBJ_CHUNK },
 		};
-		struct keys *lists[] = { &layers, &nodes, &contents, &chunks };
+		struct keys *lists[] = { &layers, &nodes, &contents, &chunks, &lazy };
 
 		ret = 0;
 		for (size_t i = 0; !ret && i < ARRAY_SIZE(sweeps); i++) {
@@ -407,8 +409,14 @@ static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
 					kl == CAIRN_ID_LEN ? cairn_objmap_find(live, sweeps[i].kind, k)
 							   : NULL;
 
-				/* a damaged object a kept image reaches stays: fsck reports it */
-				if (!ob) {
+				/*
+				 * a damaged object a kept image reaches stays: fsck
+				 * reports it. A lazy record goes with the last kept
+				 * image that needs its chunk, or once the chunk is
+				 * local (the walk found it in the chunks database).
+				 */
+				if (!ob || (sweeps[i].db == CAIRN_DBI_LAZY &&
+					    ob->state == CAIRN_OBJ_OK)) {
 					ret = keys_add(lists[i], k, kl);
 					if (ret)
 						break;
@@ -423,12 +431,14 @@ static int mark_and_sweep(struct cairn_store *s, const struct cairn_gc_opts *o,
 	t = NULL;
 	if (!ret && !(ret = delete_keys(s, CAIRN_DBI_LAYERS, &layers)) &&
 	    !(ret = delete_keys(s, CAIRN_DBI_NODES, &nodes)) &&
-	    !(ret = delete_keys(s, CAIRN_DBI_CONTENTS, &contents)))
-		ret = delete_keys(s, CAIRN_DBI_CHUNKS, &chunks);
+	    !(ret = delete_keys(s, CAIRN_DBI_CONTENTS, &contents)) &&
+	    !(ret = delete_keys(s, CAIRN_DBI_CHUNKS, &chunks)))
+		ret = delete_keys(s, CAIRN_DBI_LAZY, &lazy);
 	st->layers += layers.n;
 	st->nodes += nodes.n;
 	st->contents += contents.n;
 	st->chunks += chunks.n;
+	st->lazy += lazy.n;
 	st->rounds = (uint32_t)round + 1;
 out:
 	cairn_cursor_close(c);
@@ -438,6 +448,7 @@ out:
 	free(nodes.v);
 	free(contents.v);
 	free(chunks.v);
+	free(lazy.v);
 	return ret;
 }
 

@@ -2,7 +2,8 @@
 /*
  * gc.h - garbage collection: pruning history, dropping images nothing
  * names, and reclaiming the nodes, content lists and chunks no kept image
- * reaches, pack files included.
+ * reaches, pack files included. A lazy record (lazy.h) is kept while a kept
+ * image reaches its chunk and the chunk is not local; then it goes too.
  *
  * What is kept: every tagged image, every image a platform's remaining
  * history names (the current generation always), and every image a lease
@@ -60,6 +61,7 @@ struct cairn_gc_opts {
 
 struct cairn_gc_stats {
 	uint64_t generations, images, layers, nodes, contents, chunks; /* deleted */
+	uint64_t lazy;   /* lazy records deleted: no kept image needs the chunk, or it is local */
 	uint64_t packs_rewritten, packs_removed;
 	uint64_t pack_bytes_before, pack_bytes_after;
 	uint32_t rounds; /* marking rounds (more than one: names moved while gc marked) */

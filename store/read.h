@@ -38,7 +38,12 @@ struct cairn_reader {
 	uint32_t cur_len;
 	bool have;
 	uint8_t *buf;         /* CAIRN_CHUNK_MAX_LIMIT bytes */
+	/* readahead of chunks a fetching source does not hold (source.h prefetch) */
+	const uint8_t *ra_list; /* the extent list last read (cv->extents) */
+	uint32_t ra_next;       /* its first extent not hinted yet */
 };
+
+#define CAIRN_READ_AHEAD 16u /* chunks hinted ahead of a reader */
 
 int cairn_reader_init(struct cairn_reader *r, struct cairn_txn *t);
 void cairn_reader_release(struct cairn_reader *r);
@@ -46,16 +51,23 @@ void cairn_reader_release(struct cairn_reader *r);
 /* Decodes (or reuses) a chunk; returns its length and sets *data. */
 long cairn_reader_chunk(struct cairn_reader *r, const struct cairn_id *id, const uint8_t **data);
 
-/* Reads up to len bytes at off; returns bytes read (0 at EOF) or -errno. */
+/*
+ * Reads up to len bytes at off; returns bytes read (0 at EOF) or -errno.
+ * Hints the next CAIRN_READ_AHEAD chunks of the file to the store's chunk
+ * source (cairn_chunks_prefetch: free for local chunks, lazy ones are
+ * fetched meanwhile).
+ */
 ssize_t cairn_reader_pread(struct cairn_reader *r, const struct cairn_content_view *cv,
 			   void *buf, size_t len, uint64_t off);
 
 /*
- * Checks a content list against its content id by hashing the bytes it
- * lists (its chunks must be local). 0, -EIO with a message on a mismatch.
+ * Checks a content list's value (from an untrusted source: a remote store)
+ * against its content id, the hash of the list itself (format.h), and
+ * parses it strictly into cv (pointing into val). No chunk is needed.
+ * 0, or -EIO with a message.
  */
-int cairn_content_check(struct cairn_reader *r, const struct cairn_id *id,
-			const struct cairn_content_view *cv);
+int cairn_content_check(const struct cairn_id *id, const void *val, size_t len,
+			struct cairn_content_view *cv);
 
 /*
  * A node's or a content list's value as the store keeps it (its canonical

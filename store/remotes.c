@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "image.h"
+#include "lazy.h"
 #include "platform.h"
 #include "store-internal.h"
 
@@ -169,6 +170,41 @@ static int follow_parse(const void *v, size_t vl, struct cairn_follow *f)
 	return 0;
 }
 
+struct lazy_users {
+	const char *name;
+	struct cairn_txn *t;
+	uint64_t n;
+};
+
+static int lazy_user(const struct cairn_lazy *l, bool ok, void *arg)
+{
+	struct lazy_users *u = arg;
+	const void *v;
+	size_t vl;
+
+	if (ok && strcmp(l->remote, u->name) == 0 &&
+	    cairn_get(u->t, CAIRN_DBI_CHUNKS, l->id.b, CAIRN_ID_LEN, &v, &vl) == -ENOENT)
+		u->n++;
+	cairn_err_clear();
+	return 0;
+}
+
+/* -EBUSY while chunks of a lazy pull are still to be fetched from the remote. */
+static int lazy_users(struct cairn_txn *t, const char *name)
+{
+	struct lazy_users u = { .name = name, .t = t };
+	int ret = cairn_lazy_each(t, lazy_user, &u);
+
+	if (ret)
+		return ret;
+	if (u.n)
+		return cairn_err(-EBUSY, "%llu chunks of lazily pulled images are still to be "
+					 "fetched from it ('cairn pull %s IMAGE' fetches an image "
+					 "whole; 'cairn gc' drops what no image needs)",
+				 (unsigned long long)u.n, name);
+	return 0;
+}
+
 int cairn_remote_remove(struct cairn_store *s, const char *name)
 {
 	struct cairn_cursor *c = NULL;
@@ -185,6 +221,8 @@ int cairn_remote_remove(struct cairn_store *s, const char *name)
 	ret = cairn_del(t, CAIRN_DBI_REMOTES, name, strlen(name));
 	if (ret == -ENOENT)
 		ret = cairn_err(ret, "there is no remote '%s'", name);
+	if (!ret)
+		ret = lazy_users(t, name);
 	if (!ret)
 		ret = cairn_cursor_open(t, CAIRN_DBI_FOLLOWS, &c);
 	for (int r = ret ? ret : cairn_cursor_get(c, NULL, 0, false, &k, &kl, &v, &vl); !ret && !r;

@@ -50,7 +50,8 @@ int cairn_remote_add(struct cairn_store *s, const struct cairn_remote_rec *r);
 
 /*
  * Removes a remote and the follow records naming it, in one synced
- * transaction; -ENOENT when there is no such remote.
+ * transaction; -ENOENT when there is no such remote, -EBUSY (nothing
+ * removed) while lazy records (lazy.h) name it for chunks not local yet.
  */
 int cairn_remote_remove(struct cairn_store *s, const char *name);
 

@@ -37,6 +37,16 @@ int cairn_chunks_entry(struct cairn_txn *t, const struct cairn_id *id, const voi
 	return src->ops->entry(src, t, id, entry, len);
 }
 
+void cairn_chunks_prefetch(struct cairn_txn *t, const struct cairn_id *ids, size_t n)
+{
+	struct cairn_chunk_source *src = cairn_store_chunks(cairn_txn_store(t));
+
+	while (src && !src->ops->prefetch)
+		src = src->below;
+	if (src)
+		src->ops->prefetch(src, t, ids, n);
+}
+
 /* --- the local packs ------------------------------------------------------ */
 
 static int local_stat(struct cairn_chunk_source *src, struct cairn_txn *t,

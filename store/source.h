@@ -10,8 +10,10 @@
  * copies chunks without decoding them). Readers call the cairn_chunks_*()
  * verbs below with a transaction; the verbs ask the store's top source.
  *
- * Today a store has one source, the local packs (source.c): a chunk is an
- * index record in the chunks database and an entry in a pack file.
+ * Every store has two: the local packs (source.c: a chunk is an index
+ * record in the chunks database and an entry in a pack file) and on top of
+ * them the lazy source (lazy.h: chunks a lazy pull made known, fetched from
+ * a remote on first read when a fetcher is attached).
  *
  * How to add one (a remote object store with lazy fetch, for example):
  * embed struct cairn_chunk_source first in your own struct, fill in ops,
@@ -85,6 +87,13 @@ struct cairn_chunk_source_ops {
 		     const struct cairn_id *id, unsigned flags, void *out, size_t cap);
 	int (*entry)(struct cairn_chunk_source *src, struct cairn_txn *t,
 		     const struct cairn_id *id, const void **entry, size_t *len);
+	/*
+	 * Starts fetching chunks a reader will soon want (a sequential
+	 * reader's next ones), without waiting for them. NULL: the source
+	 * holds everything it knows (ask the one below).
+	 */
+	void (*prefetch)(struct cairn_chunk_source *src, struct cairn_txn *t,
+			 const struct cairn_id *ids, size_t n);
 	/* Frees the source (not the one below it). NULL: nothing to free. */
 	void (*free)(struct cairn_chunk_source *src);
 };
@@ -131,5 +140,12 @@ long cairn_chunks_read(struct cairn_txn *t, struct cairn_zctx *z, const struct c
  */
 int cairn_chunks_entry(struct cairn_txn *t, const struct cairn_id *id, const void **entry,
 		       size_t *len);
+
+/*
+ * Hints that ids will be read soon, in this order: a source that fetches
+ * starts fetching those it does not hold, and returns at once. Costs
+ * nothing for chunks that are local.
+ */
+void cairn_chunks_prefetch(struct cairn_txn *t, const struct cairn_id *ids, size_t n);
 
 #endif

@@ -38,7 +38,13 @@ enum cairn_db {
 	CAIRN_DBI_PACKS,
 	CAIRN_DBI_REMOTES,
 	CAIRN_DBI_FOLLOWS,
+	CAIRN_DBI_LAZY,
 };
+
+/* The store's lazy source (lazy.c), made when the store opens. */
+struct cairn_lazy_source *cairn_store_lazy(struct cairn_store *s);
+/* Was the store opened read-only (nothing may be written)? */
+bool cairn_store_rdonly(const struct cairn_store *s);
 
 /* Returns 0, -ENOENT when the key is absent, or another -errno. */
 int cairn_get(struct cairn_txn *t, enum cairn_db db, const void *key, size_t klen,

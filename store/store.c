@@ -10,6 +10,7 @@
 #include "store.h"
 #include "store-internal.h"
 
+#include "lazy.h"
 #include "source.h"
 
 #include <dirent.h>
@@ -34,6 +35,7 @@ static const char *const db_names[CAIRN_DB_COUNT] = {
 	[CAIRN_DBI_PACKS] = CAIRN_DB_PACKS,
 	[CAIRN_DBI_REMOTES] = CAIRN_DB_REMOTES,
 	[CAIRN_DBI_FOLLOWS] = CAIRN_DB_FOLLOWS,
+	[CAIRN_DBI_LAZY] = CAIRN_DB_LAZY,
 };
 _Static_assert(CAIRN_DBI_REMOTES == CAIRN_DB_FIRST_ADDED, "added databases come last");
 
@@ -53,6 +55,7 @@ struct cairn_store {
 	struct pack_map *retired;  /* mappings replaced by larger ones, unmapped at close */
 
 	struct cairn_chunk_source *chunks; /* the top chunk source (source.h); set before sharing */
+	struct cairn_chunk_source *lazy;   /* the lazy source (lazy.h), above the local packs */
 };
 
 /* A read-only mapping of a pack file. */
@@ -424,10 +427,13 @@ int cairn_store_open(const char *dir, unsigned flags, const struct cairn_store_p
 		}
 	}
 	s->chunks = cairn_chunks_local_new(s);
-	if (!s->chunks) {
+	s->lazy = s->chunks ? cairn_chunks_lazy_new(s) : NULL;
+	if (!s->lazy) {
+		free(s->chunks);
 		ret = -ENOMEM;
 		goto err_env;
 	}
+	cairn_store_push_chunks(s, s->lazy);
 	/* the store holds other people's files: its owner narrows what is wider */
 	cairn_store_perms(s, true, NULL, NULL);
 	*out = s;
@@ -584,6 +590,16 @@ const void *cairn_store_pack_map(struct cairn_store *s, uint32_t pack, uint64_t 
 fail:
 	pthread_mutex_unlock(&s->pack_lock);
 	return NULL;
+}
+
+struct cairn_lazy_source *cairn_store_lazy(struct cairn_store *s)
+{
+	return (struct cairn_lazy_source *)s->lazy;
+}
+
+bool cairn_store_rdonly(const struct cairn_store *s)
+{
+	return s->flags & CAIRN_STORE_RDONLY;
 }
 
 struct cairn_chunk_source *cairn_store_chunks(struct cairn_store *s)
@@ -916,6 +932,7 @@ int cairn_store_table_usage(struct cairn_txn *t, struct cairn_table_usage *out)
 		{ "nodes", CAIRN_DBI_NODES },	      { "layers", CAIRN_DBI_LAYERS },
 		{ "images", CAIRN_DBI_IMAGES },	      { "tags", CAIRN_DBI_TAGS },
 		{ "platforms", CAIRN_DBI_PLATFORMS }, { "packs", CAIRN_DBI_PACKS },
+		{ "lazy", CAIRN_DBI_LAZY },
 	};
 
 	for (size_t i = 0; i < CAIRN_TABLES_REPORTED; i++) {

@@ -120,7 +120,7 @@ struct cairn_table_usage {
 	uint64_t entries, bytes;
 };
 
-#define CAIRN_TABLES_REPORTED 8
+#define CAIRN_TABLES_REPORTED 9
 
 /*
  * The usage of the tables cairn du reports, in this order: chunks,

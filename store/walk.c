@@ -8,6 +8,8 @@
  */
 #include "walk.h"
 
+#include "lazy.h"
+
 #include "chunk.h"
 #include "image.h"
 #include "store-internal.h"
@@ -170,6 +172,20 @@ static int load(struct walker *w, struct cairn_obj *o, struct cairn_visit *v,
 	int ret;
 
 	ret = cairn_get(w->t, kind_db[o->kind], o->id.b, CAIRN_ID_LEN, &val, &vlen);
+	if (ret == -ENOENT && o->kind == CAIRN_OBJ_CHUNK) {
+		struct cairn_lazy l;
+
+		/* not local: a lazy pull's, to be fetched, or missing */
+		ret = cairn_lazy_get(w->t, &o->id, &l);
+		cairn_err_clear();
+		o->state = ret == 0 ? CAIRN_OBJ_REMOTE : ret == -ENOENT ? CAIRN_OBJ_MISSING
+								      : CAIRN_OBJ_DAMAGED;
+		if (ret == 0) {
+			o->len = l.raw_len;
+			o->vlen = l.len;
+		}
+		return ret == -ENOENT || ret == -EUCLEAN || ret == 0 ? 0 : ret;
+	}
 	if (ret == -ENOENT) {
 		cairn_err_clear();
 		o->state = CAIRN_OBJ_MISSING;
@@ -383,14 +399,20 @@ static int usage_visit(void *ctx, const struct cairn_visit *v)
 
 	if (!v->first)
 		return 0;
+	if (v->obj->state == CAIRN_OBJ_REMOTE) {
+		u->remote++;
+		u->remote_bytes += v->obj->vlen;
+		return 0;
+	}
 	if (v->obj->state != CAIRN_OBJ_OK) {
 		u->missing++;
 		return 0;
 	}
 	u->stored_bytes += v->obj->vlen;
-	if (v->obj->kind == CAIRN_OBJ_CHUNK)
+	if (v->obj->kind == CAIRN_OBJ_CHUNK) {
 		u->chunks++;
-	else if (v->obj->kind == CAIRN_OBJ_CONTENT)
+		u->chunk_bytes += v->obj->vlen;
+	} else if (v->obj->kind == CAIRN_OBJ_CONTENT)
 		u->contents++;
 	else
 		u->nodes++;
@@ -500,14 +522,20 @@ int cairn_usage_images(struct cairn_txn *t, const struct cairn_id *only,
 			goto out;
 	}
 	while ((o = cairn_objmap_next(&m, &pos))) {
+		if (o->state == CAIRN_OBJ_REMOTE) {
+			total->remote++;
+			total->remote_bytes += o->vlen;
+			continue;
+		}
 		if (o->state != CAIRN_OBJ_OK) {
 			total->missing++;
 			continue;
 		}
 		total->stored_bytes += o->vlen;
-		if (o->kind == CAIRN_OBJ_CHUNK)
+		if (o->kind == CAIRN_OBJ_CHUNK) {
 			total->chunks++;
-		else if (o->kind == CAIRN_OBJ_CONTENT)
+			total->chunk_bytes += o->vlen;
+		} else if (o->kind == CAIRN_OBJ_CONTENT)
 			total->contents++;
 		else
 			total->nodes++;

@@ -36,6 +36,7 @@ enum cairn_obj_state {
 	CAIRN_OBJ_OK = 0,
 	CAIRN_OBJ_MISSING = 1, /* no such key in its database */
 	CAIRN_OBJ_DAMAGED = 2, /* the value does not parse */
+	CAIRN_OBJ_REMOTE = 3,  /* a chunk a lazy pull left on its remote (lazy.h): not fetched yet */
 };
 
 /* One object in a map. Fields marked "caller" are never touched by the walker. */
@@ -148,7 +149,10 @@ struct cairn_usage {
 	uint64_t stored_bytes;  /* bytes of every node, content and chunk it reaches, once */
 	uint64_t unique_bytes;  /* of those, what no other image reaches */
 	uint64_t chunks, contents, nodes; /* distinct objects reached */
+	uint64_t chunk_bytes;   /* of stored_bytes, the chunks' */
 	uint64_t missing;       /* objects it references that are missing or damaged */
+	uint64_t remote;        /* chunks it reaches that are not fetched yet (lazy) */
+	uint64_t remote_bytes;  /* their bytes on the remote (entries) */
 };
 
 /*

@@ -5,10 +5,11 @@
  * Content streaming: bytes arrive in file order. They are classified in
  * aligned blocks of CAIRN_HOLE_BLOCK: a maximal run of all-zero blocks
  * becomes a hole extent, everything else is data, cut into chunks by the
- * content-defined chunker (which restarts after each hole). The content id
- * (content.h) sees the data runs' bytes and the holes' lengths, so a hole a
- * source reports as one (SEEK_HOLE, a tar's sparse map) costs no reads and
- * no hashing, whatever its length.
+ * content-defined chunker (which restarts after each hole). A file's
+ * content id (content.h) is its one chunk's id or the hash of its extent
+ * list, so the bytes are hashed once (per chunk) and a hole a source
+ * reports as one (SEEK_HOLE, a tar's sparse map) costs no reads and no
+ * hashing, whatever its length.
  */
 #include "writer.h"
 
@@ -22,6 +23,7 @@
 #include "cpool.h"
 #include "pack.h"
 #include "image.h"
+#include "lazy.h"
 #include "store-internal.h"
 
 #define BATCH_BYTES (64u << 20) /* flush when this much is gathered */
@@ -80,7 +82,7 @@ struct cairn_writer {
 	size_t seen_cap, seen_count;
 
 	/* the file being streamed */
-	struct cairn_content_hash hash;
+	bool sparse;                /* a hole block was seen */
 	uint64_t file_off;          /* logical bytes consumed so far */
 	struct cairn_buf seg;       /* data not yet cut into chunks */
 	uint8_t blk[CAIRN_HOLE_BLOCK]; /* the current partial block */
@@ -158,11 +160,6 @@ int cairn_writer_new(struct cairn_store *s, unsigned flags, struct cairn_writer 
 	w->pack_fd = -1;
 	w->level = cairn_store_params(s)->zstd_level;
 	w->chunker = cairn_store_chunker(s);
-	ret = cairn_content_hash_init(&w->hash);
-	if (ret) {
-		free(w);
-		return ret;
-	}
 	ret = cairn_txn_begin(s, false, &w->rtxn);
 	if (!ret)
 		ret = cairn_epoch_get(w->rtxn, &w->epoch0);
@@ -195,7 +192,6 @@ void cairn_writer_free(struct cairn_writer *w)
 	free(w->packs);
 	cairn_buf_release(&w->index);
 	cairn_zctx_release(&w->z);
-	cairn_content_hash_release(&w->hash);
 	free(w->seen);
 	cairn_buf_release(&w->arena);
 	cairn_buf_release(&w->seg);
@@ -559,9 +555,12 @@ static int flush_put(struct cairn_writer *w, struct cairn_txn *t, enum cairn_db 
 	struct cairn_id id;
 	const void *old;
 	size_t oldlen;
-	int ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old,
-			    &oldlen);
+	int ret;
 
+	/* where a lazy chunk is: the newest pull's word is the one to keep */
+	if (db == CAIRN_DBI_LAZY)
+		return cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, 0, NULL, NULL);
+	ret = cairn_put(t, db, key, CAIRN_ID_LEN, val, vlen, CAIRN_PUT_NOOVERWRITE, &old, &oldlen);
 	memcpy(id.b, key, CAIRN_ID_LEN);
 	if (ret == 0) {
 		struct seen_slot *s = seen_find(w, db, &id);
@@ -652,7 +651,7 @@ renew:
 
 void cairn_writer_file_begin(struct cairn_writer *w)
 {
-	cairn_content_hash_begin(&w->hash);
+	w->sparse = false;
 	w->file_off = 0;
 	w->seg.len = 0;
 	w->blk_len = 0;
@@ -723,7 +722,7 @@ static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 				return ret;
 		}
 		w->hole_run += len;
-		cairn_content_hash_hole(&w->hash, len);
+		w->sparse = true;
 		return 0;
 	}
 	ret = flush_hole(w);
@@ -732,10 +731,8 @@ static int add_block(struct cairn_writer *w, const uint8_t *p, size_t len)
 	ret = cairn_buf_append(&w->seg, p, len);
 	if (ret)
 		return ret;
-	cairn_content_hash_data(&w->hash, p, len);
 	/* a file that may still be one chunk (content.h) is not cut */
-	if (w->seg.len < w->chunker->p.max ||
-	    (!w->hash.sparse && w->hash.size <= CAIRN_ONE_CHUNK_MAX))
+	if (w->seg.len < w->chunker->p.max || (!w->sparse && w->file_off <= CAIRN_ONE_CHUNK_MAX))
 		return 0;
 	return seg_cut(w, false);
 }
@@ -799,16 +796,15 @@ int cairn_writer_file_hole(struct cairn_writer *w, uint64_t len)
 		w->file_off += whole;
 		w->st.bytes_in += whole;
 		len -= whole;
-		cairn_content_hash_hole(&w->hash, whole);
+		w->sparse = true;
 	}
 	return len ? cairn_writer_file_data(w, zeros, (size_t)len) : 0;
 }
 
 int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 {
-	struct cairn_content_view cv;
-	struct cairn_id chunk;
-	bool dup, sparse;
+	uint32_t count;
+	bool dup;
 	int ret;
 
 	/* a partial last block is data even when it is zero */
@@ -819,25 +815,21 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 		ret = cairn_buf_append(&w->seg, w->blk, w->blk_len);
 		if (ret)
 			return ret;
-		cairn_content_hash_data(&w->hash, w->blk, w->blk_len);
 		w->blk_len = 0;
 	}
-	sparse = cairn_content_hash_end(&w->hash, &n->content);
 	n->size = w->file_off;
-	n->content_kind = cairn_content_kind_for(n->size, sparse);
-	if (n->content_kind == CAIRN_CONTENT_EMPTY)
+	n->content_kind = cairn_content_kind_for(n->size, w->sparse);
+	if (n->content_kind == CAIRN_CONTENT_EMPTY) {
+		cairn_hash("", 0, &n->content);
 		return 0;
+	}
 	if (n->content_kind == CAIRN_CONTENT_CHUNK) {
-		/* nothing was cut (add_block): the whole file is in seg */
+		/* nothing was cut (add_block): the whole file is in seg, its id the chunk's */
 		if (w->seg.len != n->size)
 			return cairn_err(-EIO, "internal error: a one-chunk file was cut");
-		ret = put_chunk(w, w->seg.data, w->seg.len, &chunk);
-		if (ret)
-			return ret;
+		ret = put_chunk(w, w->seg.data, w->seg.len, &n->content);
 		w->seg.len = 0;
-		if (!cairn_id_eq(&chunk, &n->content))
-			return cairn_err(-EIO, "internal error: chunk and content ids disagree");
-		return 0;
+		return ret;
 	}
 	ret = seg_cut(w, true);
 	if (ret)
@@ -845,12 +837,13 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_node_build *n)
 	ret = flush_hole(w);
 	if (ret)
 		return ret;
-	cv.count = (uint32_t)(w->extents.len / sizeof(struct cairn_extent_disk));
+	count = (uint32_t)(w->extents.len / sizeof(struct cairn_extent_disk));
 	w->enc.len = 0;
-	ret = cairn_content_encode((const struct cairn_extent_disk *)w->extents.data, cv.count,
+	ret = cairn_content_encode((const struct cairn_extent_disk *)w->extents.data, count,
 				   n->size, &w->enc);
 	if (ret)
 		return ret;
+	cairn_content_list_id(w->enc.data, w->enc.len, &n->content);
 	return put_value(w, CAIRN_DBI_CONTENTS, &n->content, w->enc.data, w->enc.len, &dup);
 }
 
@@ -995,6 +988,19 @@ int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id
 	bool dup;
 
 	return put_value(w, CAIRN_DBI_CONTENTS, id, val, vlen, &dup);
+}
+
+int cairn_writer_put_lazy(struct cairn_writer *w, const struct cairn_lazy *l)
+{
+	uint64_t off;
+	int ret;
+
+	w->scratch.len = 0;
+	ret = cairn_lazy_encode(l, &w->scratch);
+	if (ret)
+		return cairn_err(ret, "internal error: a lazy record breaks the encoding rules");
+	ret = arena_add(w, CAIRN_DBI_LAZY, &l->id, w->scratch.data, w->scratch.len, &off);
+	return ret ? ret : maybe_flush(w);
 }
 
 int cairn_writer_publish_record(struct cairn_writer *w, const struct cairn_id *image,

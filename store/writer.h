@@ -116,6 +116,14 @@ int cairn_writer_put_content_value(struct cairn_writer *w, const struct cairn_id
 				   const void *val, size_t vlen);
 
 /*
+ * Records where a chunk the store does not hold is on a remote (a lazy
+ * pull, lazy.h): batched like the rest, a newer record for the same chunk
+ * replacing an older one.
+ */
+struct cairn_lazy;
+int cairn_writer_put_lazy(struct cairn_writer *w, const struct cairn_lazy *l);
+
+/*
  * Publishes an image record as it is (a pulled image keeps its time and
  * message): flushes, syncs, then in one synced transaction writes the
  * layer records (sources: one byte per layer; NULL when the layers are

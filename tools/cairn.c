@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "lazy.h"
 
 static const struct cli_command commands[] = {
 	{ "import", cmd_import,
@@ -50,7 +52,7 @@ static const struct cli_command commands[] = {
 	  "a platform's generations: time, action, image (* marks the current one)" },
 	{ "rmi", cmd_rmi, "IMAGE...", "remove image names (space returns with gc)" },
 	{ "ls", cmd_ls, "IMAGE[:PATH] [-l] [-R] [--json]", "list a directory of an image" },
-	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout" },
+	{ "cat", cmd_cat, "IMAGE:PATH", "write a file of an image to stdout", .fetch = true },
 	{ "stat", cmd_stat, "IMAGE:PATH [--json]", "show one entry's metadata" },
 	{ "diff", cmd_diff, "IMAGE IMAGE [--json] [--expand] [--ignore WHAT,...] [--exit-code] [--stats]",
 	  "list the paths two images differ in, and what changed", cmd_diff_help },
@@ -136,10 +138,10 @@ static const struct cli_command commands[] = {
 	{ "push", cmd_push, "IMAGE|PLATFORM REMOTE [--sign KEY] [--json]",
 	  "upload what a remote lacks of an image; a platform becomes its next generation",
 	  cmd_push_help, .remote = true },
-	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--tag NAME] [--json]",
+	{ "pull", cmd_pull, "REMOTE IMAGE|PLATFORM [--lazy] [--tag NAME] [--json]",
 	  "download what the store lacks of a remote image, tag or platform", cmd_pull_help,
 	  .remote = true },
-	{ "follow", cmd_follow, "REMOTE PLATFORM [--watch SECONDS] [--resume] [--json]",
+	{ "follow", cmd_follow, "REMOTE PLATFORM [--lazy] [--watch SECONDS] [--resume] [--json]",
 	  "switch a platform, live, to its remote's newest generation", cmd_follow_help,
 	  .remote = true },
 };
@@ -277,6 +279,21 @@ static int create_params(struct cairn_store_params *p)
 	return 0;
 }
 
+/* Does the store hold lazy records (chunks a lazy pull left on a remote)? */
+static bool store_has_lazy(struct cairn_store *s)
+{
+	struct cairn_txn *t;
+	uint64_t n = 0;
+
+	if (cairn_txn_begin(s, false, &t) == 0) {
+		if (cairn_lazy_count(t, &n))
+			n = 0;
+		cairn_txn_abort(t);
+	}
+	cairn_err_clear();
+	return n > 0;
+}
+
 int cli_open(struct cli *cli, bool write, struct cairn_store **s)
 {
 	struct cairn_store_params params;
@@ -289,7 +306,19 @@ int cli_open(struct cli *cli, bool write, struct cairn_store **s)
 	}
 	ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0,
 			       write ? &params : NULL, s);
-
+	if (!ret && cli->fetch && !cli_has_remote() && store_has_lazy(*s)) {
+		/* chunks to fetch: cairn-remote can (it runs this command line again) */
+		cairn_store_close(*s);
+		if (cli_sibling_exists("cairn-remote"))
+			cli_exec_remote(cli); /* returns only on failure */
+		ret = cairn_store_open(cli->store_dir, write ? CAIRN_STORE_CREATE : 0,
+				       write ? &params : NULL, s);
+	}
+	if (!ret) {
+		ret = cli_store_sources(*s);
+		if (ret)
+			cairn_store_close(*s);
+	}
 	if (ret) {
 		cli_fail(ret, "cannot open store '%s'", cli->store_dir);
 		return ret;
@@ -367,18 +396,38 @@ static void usage(FILE *f)
 		   "else $XDG_DATA_HOME/cairn. 'cairn COMMAND --help' describes a command.\n");
 }
 
+/* The path of prog installed beside this program: 0, or -errno. */
+int cli_sibling_path(const char *prog, char *path, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", path, len - 1);
+	char *slash;
+
+	if (n <= 0)
+		return -errno;
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	slash = slash ? slash + 1 : path;
+	if ((size_t)(slash - path) + strlen(prog) + 1 > len)
+		return -ENAMETOOLONG;
+	strcpy(slash, prog);
+	return 0;
+}
+
+bool cli_sibling_exists(const char *prog)
+{
+	char path[PATH_MAX];
+
+	return cli_sibling_path(prog, path, sizeof(path)) == 0 && access(path, X_OK) == 0;
+}
+
 /* Runs the same command line in the program prog, installed beside this one. */
 static int exec_sibling(struct cli *cli, const char *prog)
 {
 	char path[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
-	char *slash;
+	int ret = cli_sibling_path(prog, path, sizeof(path));
 
-	if (n <= 0)
-		return cli_fail(-errno, "cannot find %s", prog);
-	path[n] = '\0';
-	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, prog);
+	if (ret)
+		return cli_fail(ret, "cannot find %s", prog);
 	execv(path, cli->argv);
 	return cli_fail(-errno, "cannot run '%s' (installed beside cairn)", path);
 }
@@ -470,6 +519,7 @@ int main(int argc, char **argv)
 	cli.store_dir = store;
 	cli.tty = isatty(STDERR_FILENO);
 	cli.argv = argv;
+	cli.fetch = c->fetch;
 	if (c->archive && !cli_has_archive())
 		return cli_exec_archive(&cli); /* --help included: it is that program's */
 	if (c->remote && !cli_has_remote())

@@ -21,6 +21,7 @@ struct cli {
 	const char *store_dir; /* --store, $CAIRN_STORE, or the default */
 	bool tty;              /* stderr is a terminal: show progress */
 	char **argv;           /* the whole command line, for cli_exec_archive() */
+	bool fetch;            /* the command reads chunk bytes (cli_command.fetch) */
 };
 
 struct cli_command {
@@ -31,6 +32,11 @@ struct cli_command {
 	const char *help;    /* longer description for --help, or NULL */
 	bool archive;        /* needs libarchive: runs in cairn-archive */
 	bool remote;         /* needs libcurl: runs in cairn-remote */
+	/*
+	 * reads chunk bytes: on a store with lazily pulled chunks it runs in
+	 * cairn-remote, which fetches them (cli_open)
+	 */
+	bool fetch;
 };
 
 /* Is this the build that links libarchive (cairn-archive)? */
@@ -41,6 +47,17 @@ int cli_exec_archive(struct cli *cli);
 bool cli_has_remote(void);
 /* Runs the same command line in cairn-remote. Returns only on failure. */
 int cli_exec_remote(struct cli *cli);
+/* The path of prog (cairn-remote, ...) installed beside this program: 0 or -errno. */
+int cli_sibling_path(const char *prog, char *path, size_t len);
+/* Is prog installed beside this program (and executable)? */
+bool cli_sibling_exists(const char *prog);
+/*
+ * A store was just opened: cairn-remote lets it fetch lazily pulled chunks
+ * (remote/fetch.h) with the caller's credentials or the remote's file; the
+ * builds without libcurl do nothing (cli_open runs a fetching command in
+ * cairn-remote instead). 0 or -errno.
+ */
+int cli_store_sources(struct cairn_store *s);
 
 /* A usage error unless name is a valid tag; 0 when it is (or is NULL). */
 int cli_check_tag(const char *cmd, const char *name);

@@ -28,8 +28,14 @@ const char cmd_du_help[] =
 	"size of data.mdb and its disk usage, and the pack files' committed bytes\n"
 	"and disk usage.\n"
 	"\n"
+	"An image pulled with --lazy has chunks that are not fetched yet: du counts\n"
+	"them apart (their bytes on the remote), and says how much of the image's\n"
+	"chunk bytes are local.\n"
+	"\n"
 	"--json fields: logical_bytes, stored_bytes, unique_bytes, shared_bytes,\n"
-	"chunks, contents, nodes, dedup_ratio, store_used_bytes, store_file_bytes,\n"
+	"chunks, contents, nodes, dedup_ratio, remote_chunks, remote_bytes,\n"
+	"local_share (local chunk bytes / all its chunk bytes, 0..1), store_used_bytes,\n"
+	"store_file_bytes,\n"
 	"store_disk_bytes, packs, pack_bytes, pack_disk_bytes; without IMAGE also \"images\" (one object per image with\n"
 	"\"id\" and \"tags\") and \"databases\".\n";
 
@@ -134,6 +140,14 @@ static double ratio(const struct cairn_usage *u)
 	return u->stored_bytes ? (double)u->logical_bytes / (double)u->stored_bytes : 0.0;
 }
 
+/* Of the image's chunk bytes, the share that is local (1 unless pulled lazily). */
+static double local_share(const struct cairn_usage *u)
+{
+	uint64_t all = u->chunk_bytes + u->remote_bytes;
+
+	return all ? (double)u->chunk_bytes / (double)all : 1.0;
+}
+
 /* --- json --------------------------------------------------------------- */
 
 static json_object *json_u64(uint64_t v)
@@ -159,6 +173,9 @@ static void json_figures(json_object *o, const struct cairn_usage *u)
 	json_object_object_add(o, "contents", json_u64(u->contents));
 	json_object_object_add(o, "nodes", json_u64(u->nodes));
 	json_object_object_add(o, "dedup_ratio", json_ratio(ratio(u)));
+	json_object_object_add(o, "remote_chunks", json_u64(u->remote));
+	json_object_object_add(o, "remote_bytes", json_u64(u->remote_bytes));
+	json_object_object_add(o, "local_share", json_ratio(local_share(u)));
 	if (u->missing)
 		json_object_object_add(o, "missing", json_u64(u->missing));
 }
@@ -246,6 +263,10 @@ static void print_one(const struct cairn_usage *u, const struct tags *tags,
 	       cli_bytes(b, sizeof(b), u->stored_bytes - u->unique_bytes),
 	       (unsigned long long)(u->stored_bytes - u->unique_bytes));
 	printf("dedup     %.2fx\n", ratio(u));
+	if (u->remote)
+		printf("lazy      %llu chunks (%s on the remote) not fetched yet: %.0f%% of its chunk "
+		       "bytes are local\n", (unsigned long long)u->remote,
+		       cli_bytes(b, sizeof(b), u->remote_bytes), 100.0 * local_share(u));
 	printf("store     LMDB uses %s of data.mdb (%s, %s on disk)\n",
 	       cli_bytes(b, sizeof(b), f->space.used_bytes),
 	       cli_bytes(c, sizeof(c), f->space.file_bytes),
@@ -283,6 +304,17 @@ static void print_all(const struct cairn_usage *u, size_t n, const struct cairn_
 	}
 	print_row("all images", total);
 	putchar('\n');
+	for (size_t i = 0; i < n; i++) {
+		char hex[CAIRN_ID_HEX_LEN + 1];
+
+		if (!u[i].remote)
+			continue;
+		cairn_id_hex(&u[i].image, hex);
+		hex[12] = '\0';
+		printf("%s: %llu chunks (%s on the remote) not fetched yet (lazy): %.0f%% local\n",
+		       hex, (unsigned long long)u[i].remote,
+		       cli_bytes(b, sizeof(b), u[i].remote_bytes), 100.0 * local_share(&u[i]));
+	}
 	printf("\n%-10s %12s %12s\n", "DATABASE", "ENTRIES", "VALUES");
 	for (size_t i = 0; i < ARRAY_SIZE(f->dbs); i++)
 		printf("%-10s %12llu %12s\n", f->dbs[i].name,

@@ -18,14 +18,18 @@ const char cmd_fsck_help[] =
 	"Checks the whole store in one read transaction (other commands may run\n"
 	"meanwhile): every pack file is there with its committed bytes; every chunk\n"
 	"lies within its pack and decodes to bytes that hash to its id; every content\n"
-	"list parses, its chunks exist with the lengths it says, and the file bytes\n"
-	"hash to its id; every node parses strictly and hashes to its id; every\n"
-	"image, layer, tag and platform record is sound; and everything the images\n"
-	"and layers reach exists, with the type and size the reference says.\n"
+	"list parses, hashes to its id, and its chunks exist with the lengths it says;\n"
+	"every node parses strictly and hashes to its id; every image, layer, tag and\n"
+	"platform record is sound; and everything the images and layers reach exists,\n"
+	"with the type and size the reference says.\n"
+	"\n"
+	"A chunk a lazy pull left on its remote (known by its record, fetched on first\n"
+	"read) is not damage: the summary counts them as not fetched yet. Its record\n"
+	"must parse and name a remote the store has.\n"
 	"\n"
 	"Prints one line per problem, '<kind> <id>: <what is wrong>', then a summary.\n"
 	"--json prints {\"problems\": [{\"kind\", \"id\", \"message\"}...], \"chunks\": N,\n"
-	"\"contents\": N, \"nodes\": N, ...} instead.\n"
+	"\"contents\": N, \"nodes\": N, ..., \"lazy\": N, \"not_fetched\": N} instead.\n"
 	"\n"
 	"Exit status: 0 when the store is clean, 1 when problems were found, 2 when\n"
 	"the check could not run.\n";
@@ -101,6 +105,9 @@ static void print_summary(const struct cairn_fsck_stats *st)
 	       plural(st->tags, "tag", "tags"), (unsigned long long)st->platforms,
 	       plural(st->platforms, "platform", "platforms"),
 	       (unsigned long long)st->reachable);
+	if (st->not_fetched)
+		printf("%llu %s not fetched yet (lazy), ", (unsigned long long)st->not_fetched,
+		       plural(st->not_fetched, "chunk", "chunks"));
 	if (st->problems)
 		printf("%llu %s\n", (unsigned long long)st->problems,
 		       plural(st->problems, "problem", "problems"));
@@ -125,6 +132,8 @@ static void print_json(struct fsck_out *o, const struct cairn_fsck_stats *st)
 	json_object_object_add(j, "tags", json_object_new_int64((int64_t)st->tags));
 	json_object_object_add(j, "platforms", json_object_new_int64((int64_t)st->platforms));
 	json_object_object_add(j, "reachable", json_object_new_int64((int64_t)st->reachable));
+	json_object_object_add(j, "lazy", json_object_new_int64((int64_t)st->lazy));
+	json_object_object_add(j, "not_fetched", json_object_new_int64((int64_t)st->not_fetched));
 	puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(j);

@@ -114,10 +114,14 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	if (ret)
 		return cli_fail(ret, "cannot collect garbage");
 	printf("removed %llu generations, %llu images, %llu layers, %llu nodes, %llu content lists, "
-	       "%llu chunks\n",
+	       "%llu chunks",
 	       (unsigned long long)st.generations, (unsigned long long)st.images,
 	       (unsigned long long)st.layers, (unsigned long long)st.nodes,
 	       (unsigned long long)st.contents, (unsigned long long)st.chunks);
+	if (st.lazy)
+		printf(", %llu lazy records (chunks no kept image needs, or fetched since)",
+		       (unsigned long long)st.lazy);
+	putchar('\n');
 	printf("packs: %llu rewritten, %llu removed: %s -> %s\n",
 	       (unsigned long long)st.packs_rewritten, (unsigned long long)st.packs_removed,
 	       cli_bytes(a, sizeof(a), st.pack_bytes_before),

@@ -178,7 +178,7 @@ static int remote_add(struct cli *cli, int argc, char **argv)
 	if (!ret)
 		ret = cairn_s3_bucket(conn->s3, true);
 	if (!ret)
-		ret = cairn_remote_check_marker(conn, true);
+		ret = cairn_remote_check_marker(conn, cairn_store_params(s), true);
 	if (!ret)
 		ret = cairn_remote_add(s, &rec);
 	if (ret)

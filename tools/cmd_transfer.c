@@ -34,14 +34,19 @@ const char cmd_pull_help[] =
 	"platform pulled moves the platform of that name here (live, on running mounts),\n"
 	"or with --tag NAME only tags the image. A remote added with --trust accepts only\n"
 	"tags and generations signed by that key. A pull killed at any moment leaves the\n"
-	"store as it was; re-running it fetches only what is still missing.\n";
+	"store as it was; re-running it fetches only what is still missing.\n"
+	"--lazy fetches only the image's metadata (nodes and content lists, checked): it\n"
+	"mounts at once, and a chunk is fetched (checked, and kept) when first read; a\n"
+	"later pull without --lazy fetches the rest. Lazy reads use the remote's\n"
+	"credentials file, never the environment; --json adds lazy_chunks, lazy_bytes.\n";
 
 const char cmd_follow_help[] =
 	"Switches PLATFORM here to the image of the remote platform's newest generation,\n"
 	"pulled first, live on running mounts, and records that generation: a follower\n"
 	"only ever moves to a newer one (a replayed older pointer is refused; a pushed\n"
 	"rollback is a newer generation). --watch SECONDS keeps polling. A local\n"
-	"upgrade or rollback of the platform pauses following until --resume.\n";
+	"upgrade or rollback of the platform pauses following until --resume.\n"
+	"--lazy pulls each generation as pull --lazy does (chunks on first read).\n";
 
 struct summary {
 	bool json;
@@ -66,6 +71,12 @@ static void summary_print(struct cairn_xfer *x, struct summary *sm)
 		json_object_object_add(o, "bytes_received",
 				       json_object_new_int64((int64_t)x->st.bytes_received));
 		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		if (x->lazy) {
+			json_object_object_add(o, "lazy_chunks",
+					       json_object_new_int64((int64_t)x->st.lazy_chunks));
+			json_object_object_add(o, "lazy_bytes",
+					       json_object_new_int64((int64_t)x->st.lazy_bytes));
+		}
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -76,6 +87,9 @@ static void summary_print(struct cairn_xfer *x, struct summary *sm)
 	       "received in %.2f s\n", sm->what, x->st.objects_sent,
 	       (double)x->st.bytes_sent / 1048576.0, x->st.objects_received,
 	       (double)x->st.bytes_received / 1048576.0, secs);
+	if (x->lazy && x->st.lazy_chunks)
+		printf("lazy: %" PRIu64 " chunks (%.1f MiB) stay on the remote until read\n",
+		       x->st.lazy_chunks, (double)x->st.lazy_bytes / 1048576.0);
 }
 
 static void json_add_id(json_object *o, const char *k, const struct cairn_id *id)
@@ -96,7 +110,7 @@ static int open_both(struct cli *cli, bool write, const char *remote, struct cai
 		return -EIO;
 	ret = cairn_remote_open(*s, remote, 0, c);
 	if (!ret) {
-		ret = cairn_remote_check_marker(*c, false);
+		ret = cairn_remote_check_marker(*c, cairn_store_params(*s), false);
 		if (ret) {
 			cairn_remote_conn_free(*c);
 			*c = NULL;
@@ -267,7 +281,7 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	const char *tag = NULL, *name, *remote, *local_tag;
 	char hex[CAIRN_ID_HEX_LEN + 1], what[400];
 	uint64_t gen = 0;
-	bool moved = false;
+	bool moved = false, lazy = false;
 	int opt, ret;
 
 	optind = 0;
@@ -277,8 +291,7 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 		else if (opt == 'j')
 			sm.json = true;
 		else if (opt == 'l')
-			return cli_fail(-ENOTSUP, "pull --lazy is not available yet: it needs the "
-						  "daemon's chunk source");
+			lazy = true;
 		else
 			return cli_usage("pull", "unknown option '%s'", argv[optind - 1]);
 	}
@@ -291,6 +304,7 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	if (open_both(cli, true, remote, &s, &c))
 		return 1;
 	cairn_xfer_init(&x, s, c, "pulling", cli->tty && !sm.json);
+	x.lazy = lazy;
 	ret = cairn_remote_resolve(&x, name, &target);
 	local_tag = tag ? tag : target.is_tag ? target.name : NULL;
 	if (!ret)
@@ -340,7 +354,7 @@ static void on_stop(int sig)
 
 /* One look at the remote: pull and switch when it has a newer generation. */
 static int follow_once(struct cli *cli, const char *remote, const char *platform, bool resume,
-		       bool json)
+		       bool json, bool lazy)
 {
 	struct summary sm = { .json = json };
 	struct cairn_remote_conn *c = NULL;
@@ -357,6 +371,7 @@ static int follow_once(struct cli *cli, const char *remote, const char *platform
 	if (open_both(cli, true, remote, &s, &c))
 		return -EIO;
 	cairn_xfer_init(&x, s, c, "pulling", cli->tty && !json);
+	x.lazy = lazy;
 	ret = cairn_remote_platform_head(&x, platform, &head);
 	if (!ret && !head.generation)
 		ret = cairn_err(-ENOENT, "the remote has no platform '%s'", platform);
@@ -421,7 +436,7 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	double watch = 0;
-	bool resume = false, json = false;
+	bool resume = false, json = false, lazy = false;
 	char *end;
 	int opt, ret;
 
@@ -440,8 +455,8 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 			json = true;
 			break;
 		case 'l':
-			return cli_fail(-ENOTSUP, "follow --lazy is not available yet: it needs the "
-						  "daemon's chunk source");
+			lazy = true;
+			break;
 		default:
 			return cli_usage("follow", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -450,7 +465,7 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 		return cli_usage("follow", "follow takes a remote and a platform");
 	if (cairn_platform_check(argv[optind + 1]))
 		return cli_usage("follow", "'%s' is not a valid platform name", argv[optind + 1]);
-	ret = follow_once(cli, argv[optind], argv[optind + 1], resume, json);
+	ret = follow_once(cli, argv[optind], argv[optind + 1], resume, json, lazy);
 	if (!watch)
 		return ret ? 1 : 0;
 	signal(SIGTERM, on_stop);
@@ -462,7 +477,7 @@ int cmd_follow(struct cli *cli, int argc, char **argv)
 		if (follow_stop)
 			break;
 		/* a failure is reported and the watch goes on: the remote may come back */
-		ret = follow_once(cli, argv[optind], argv[optind + 1], false, json);
+		ret = follow_once(cli, argv[optind], argv[optind + 1], false, json, lazy);
 	}
 	return 0;
 }

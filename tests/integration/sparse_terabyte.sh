@@ -115,22 +115,25 @@ say "fsck checks every content id, holes included, quickly"
 timed ms "$CAIRN" --store "$STORE" fsck
 within "fsck" "$ms"
 
-say "a store of format 1 (whose content ids differ) is refused with one line"
-OLD=$WORK/old
+say "stores of formats 1 and 2 (whose content ids differ) are refused with one line"
 mkdir -p "$WORK/tiny" && echo hi >"$WORK/tiny/f"
-import_ok "$OLD" "$WORK/tiny"
-/usr/bin/python3 - "$OLD" <<'PY'
+for fmt in 1 2; do
+	OLD=$WORK/old$fmt
+	import_ok "$OLD" "$WORK/tiny"
+	/usr/bin/python3 - "$OLD" "$fmt" <<'PY'
 import lmdb, struct, sys
 env = lmdb.open(sys.argv[1], max_dbs=16, subdir=True)
 db = env.open_db(b"meta", create=False)
 with env.begin(write=True, db=db) as t:
     v = bytearray(t.get(b"store"))
-    v[4:8] = struct.pack("<I", 1)
+    v[4:8] = struct.pack("<I", int(sys.argv[2]))
     t.put(b"store", bytes(v))
 PY
-for cmd in images fsck "import $WORK/tiny"; do
-	# shellcheck disable=SC2086 # the command's words
-	expect_error "$cmd on a format-1 store" cairn_in "$OLD" $cmd
-	grep -q "older cairn" "$WORK/experr.err" || soft_fail "$cmd: the message does not say why"
+	for cmd in images fsck "import $WORK/tiny"; do
+		# shellcheck disable=SC2086 # the command's words
+		expect_error "$cmd on a format-$fmt store" cairn_in "$OLD" $cmd
+		grep -q "older cairn (store format $fmt;" "$WORK/experr.err" ||
+			soft_fail "$cmd: the message does not say why"
+	done
 done
 finish

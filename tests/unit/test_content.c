@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_content.c - what a content id promises (format.h, "Content id"):
- * a function of the file's bytes alone (not of the store's chunk sizes, not
- * of which zeros a source reported as holes), node ids the same in stores
- * of any chunking, a hole hashed as its length (a terabyte in no time), and
- * the exact definition, computed here independently of store/content.c.
+ * test_content.c - what a content id promises (format.h, "Content"): the
+ * same bytes with the same chunking give the same ids in any store (on any
+ * machine), whichever zeros a source reported as holes and however the
+ * bytes were fed; a list is named by the hash of itself (checked with no
+ * chunk at hand), computed here independently of store/content.c; a hole
+ * is one extent (a terabyte in no time).
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -16,17 +17,23 @@
 #include "read.h"
 #include "writer.h"
 
-#define NSTORES 3
+#define NSTORES 4
 
 static char dir[] = "/tmp/cairn-content-XXXXXX";
 static struct cairn_store *stores[NSTORES];
 
-/* Default chunking, small chunks (max below a one-chunk file), large chunks. */
+/*
+ * Default chunking, small chunks (max below a one-chunk file), large
+ * chunks, and the defaults again: another store (another machine) that
+ * chunks like the first.
+ */
 static const struct cairn_chunker_params chunking[NSTORES] = {
 	{ CAIRN_CHUNK_MIN_DEFAULT, CAIRN_CHUNK_AVG_DEFAULT, CAIRN_CHUNK_MAX_DEFAULT,
 	  CAIRN_GEAR_SEED_DEFAULT },
 	{ 1u << 10, 4u << 10, 8u << 10, 12345 },
 	{ 256u << 10, 1u << 20, 4u << 20, CAIRN_GEAR_SEED_DEFAULT },
+	{ CAIRN_CHUNK_MIN_DEFAULT, CAIRN_CHUNK_AVG_DEFAULT, CAIRN_CHUNK_MAX_DEFAULT,
+	  CAIRN_GEAR_SEED_DEFAULT },
 };
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
@@ -141,40 +148,62 @@ static bool has_hole_block(const uint8_t *b, size_t len)
 	return false;
 }
 
-Test(content, ids_follow_the_bytes_not_the_chunking_nor_the_holes)
+/*
+ * In every store, whatever the feeding (pieces, zeros as holes or as data),
+ * the writer gives the definition's kind and id (cairn_content_make with
+ * that store's chunking); a store that chunks like another gives the same
+ * content and node ids; a store that chunks otherwise gives other ids for a
+ * file its chunker cuts otherwise (what a remote refuses to mix).
+ */
+Test(content, same_bytes_and_chunking_give_the_same_ids)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(shapes); i++) {
 		const struct shape *s = &shapes[i];
 		uint8_t *b = shape_bytes(s);
-		struct cairn_id want, node0 = { { 0 } };
+		struct cairn_id want[NSTORES], node[NSTORES];
 
-		cr_assert_eq(cairn_content_id(b, s->len, &want), 0);
 		for (int st = 0; st < NSTORES; st++) {
-			for (int holes = 0; holes < 2; holes++) {
+			uint8_t kind;
+
+			cr_assert_eq(cairn_content_make(cairn_store_chunker(stores[st]), b, s->len,
+							&kind, &want[st], NULL), 0);
+			cr_assert_eq(kind, cairn_content_kind_for(s->len,
+								  has_hole_block(b, s->len)));
+			for (int feed = 0; feed < 4; feed++) {
 				struct cairn_writer *w;
 				struct cairn_node_build n;
-				struct cairn_id node;
+				struct cairn_id nid;
 
 				cr_assert_eq(cairn_writer_new(stores[st], 0, &w), 0);
-				stream(w, b, s->len, holes, (uint64_t)(st * 2 + holes), &n);
-				cr_assert(cairn_id_eq(&n.content, &want),
-					  "%s: store %d, holes %d: not the content id of its bytes",
-					  s->name, st, holes);
+				stream(w, b, s->len, feed & 1, (uint64_t)(st * 4 + feed), &n);
+				cr_assert(cairn_id_eq(&n.content, &want[st]),
+					  "%s: store %d, feed %d: not the definition's content id",
+					  s->name, st, feed);
 				cr_assert_eq(n.size, s->len);
-				cr_assert_eq(n.content_kind,
-					     cairn_content_kind_for(s->len,
-								    has_hole_block(b, s->len)),
-					     "%s: store %d: kind %u", s->name, st, n.content_kind);
-				cr_assert_eq(cairn_writer_put_node(w, &n, &node), 0);
-				if (st == 0 && holes == 0)
-					node0 = node;
-				cr_assert(cairn_id_eq(&node, &node0),
-					  "%s: store %d, holes %d: another node id", s->name, st,
-					  holes);
+				cr_assert_eq(n.content_kind, kind, "%s: store %d: kind %u", s->name,
+					     st, n.content_kind);
+				cr_assert_eq(cairn_writer_put_node(w, &n, &nid), 0);
+				if (feed == 0)
+					node[st] = nid;
+				cr_assert(cairn_id_eq(&nid, &node[st]),
+					  "%s: store %d, feed %d: another node id", s->name, st, feed);
 				cr_assert_eq(cairn_writer_flush(w), 0, "%s", cairn_errmsg());
 				cairn_writer_free(w);
 			}
 		}
+		/* another store with the same chunking: the same ids */
+		cr_assert(cairn_id_eq(&want[3], &want[0]), "%s", s->name);
+		cr_assert(cairn_id_eq(&node[3], &node[0]), "%s", s->name);
+		/* other chunking: a list whose data the chunkers cut otherwise is another list */
+		if (s->len == (5u << 20)) {
+			cr_assert_not(cairn_id_eq(&want[1], &want[0]), "%s", s->name);
+			cr_assert_not(cairn_id_eq(&node[2], &node[0]), "%s", s->name);
+		}
+		/* one-chunk and empty files do not depend on chunking */
+		if (cairn_content_kind_for(s->len, has_hole_block(b, s->len)) !=
+		    CAIRN_CONTENT_LIST)
+			for (int st = 1; st < NSTORES; st++)
+				cr_assert(cairn_id_eq(&node[st], &node[0]), "%s", s->name);
 		free(b);
 	}
 }
@@ -221,50 +250,46 @@ Test(content, every_store_reads_back_the_bytes)
 	free(b);
 }
 
-static void put_u64(XXH3_state_t *st, uint64_t v)
-{
-	uint8_t le[8];
-
-	for (int i = 0; i < 8; i++)
-		le[i] = (uint8_t)(v >> (8 * i));
-	XXH3_128bits_update(st, le, 8);
-}
-
-static void canonical(XXH3_state_t *st, struct cairn_id *out)
+/* The id of a list by hand: XXH3-128 seeded with CAIRN_LIST_SEED of its value. */
+static void list_id_by_hand(const void *val, size_t len, struct cairn_id *out)
 {
 	XXH128_canonical_t c;
 
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	XXH128_canonicalFromHash(&c, XXH3_128bits_withSeed(val, len, CAIRN_LIST_SEED));
 	memcpy(out->b, c.digest, CAIRN_ID_LEN);
 }
 
+static void put_extent(uint8_t *p, uint64_t end, const struct cairn_id *id)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(end >> (8 * i));
+	memcpy(p + 8, id->b, CAIRN_ID_LEN);
+}
+
 /*
- * A terabyte: one data block, then holes. The hole is one record, so the
- * file hashes at once (the format-1 id hashed every zero: about a minute),
- * and its id is the definition's, computed here by hand.
+ * A terabyte: one data block, then a hole. The hole is one extent, so the
+ * file's id is made at once (format 1 hashed every zero: about a minute),
+ * and it is the definition's, a list written out here by hand.
  */
-Test(content, a_terabyte_hole_is_one_record)
+Test(content, a_terabyte_hole_is_one_extent)
 {
 	const uint64_t tib = 1ull << 40;
 	uint8_t block[CAIRN_HOLE_BLOCK] = { 'x' };
-	XXH3_state_t *st = XXH3_createState();
-	XXH128_canonical_t c;
+	uint8_t val[16 + 2 * 24] = { CAIRN_FORMAT_VERSION };
 	struct cairn_node_build n = { .type = CAIRN_NODE_REG };
+	struct cairn_id chunk, hole = { { 0 } }, want;
 	struct cairn_writer *w;
-	struct cairn_id want;
 	struct timespec t0, t1;
 	double secs;
 
-	XXH3_128bits_reset_withSeed(st, CAIRN_SPARSE_SEED);
-	XXH3_128bits_update(st, CAIRN_SPARSE_MAGIC, strlen(CAIRN_SPARSE_MAGIC));
-	XXH3_128bits_update(st, "d", 1);
-	put_u64(st, CAIRN_HOLE_BLOCK);
-	XXH128_canonicalFromHash(&c, XXH3_128bits(block, sizeof(block)));
-	XXH3_128bits_update(st, c.digest, sizeof(c.digest));
-	XXH3_128bits_update(st, "h", 1);
-	put_u64(st, tib - CAIRN_HOLE_BLOCK);
-	canonical(st, &want);
-	XXH3_freeState(st);
+	/* header: version, 3 reserved, u32 count, u64 size; then (u64 end, id) each */
+	val[4] = 2;
+	for (int i = 0; i < 8; i++)
+		val[8 + i] = (uint8_t)(tib >> (8 * i));
+	cairn_hash(block, sizeof(block), &chunk);
+	put_extent(val + 16, CAIRN_HOLE_BLOCK, &chunk);
+	put_extent(val + 40, tib, &hole);
+	list_id_by_hand(val, sizeof(val), &want);
 
 	cr_assert_eq(cairn_writer_new(stores[0], 0, &w), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -278,49 +303,79 @@ Test(content, a_terabyte_hole_is_one_record)
 	cr_assert_eq(n.size, tib);
 	cr_assert_eq(n.content_kind, CAIRN_CONTENT_LIST);
 	cr_assert(cairn_id_eq(&n.content, &want), "not the definition's id");
+	cr_assert_eq(cairn_writer_flush(w), 0, "%s", cairn_errmsg());
 	cairn_writer_free(w);
 }
 
-/* A file with no hole is named by XXH3-128 of its bytes: one chunk, its chunk id. */
-Test(content, a_file_without_holes_is_the_hash_of_its_bytes)
+/*
+ * A stored list hashes (seeded) to its id, checked with no chunk at hand;
+ * a list with one extent changed (another chunk, a moved end) is refused.
+ * One-chunk and empty files are named by the hash of their bytes.
+ */
+Test(content, a_list_is_named_by_the_hash_of_itself)
 {
-	uint8_t b[CAIRN_ONE_CHUNK_MAX + 1];
-	struct cairn_id id, want;
+	const struct shape *s = &shapes[9]; /* unaligned zeros between: several chunks */
+	uint8_t *b = shape_bytes(s), small[1000], *copy;
+	struct cairn_node_build n;
+	struct cairn_content_view cv;
+	struct cairn_writer *w;
+	struct cairn_txn *t;
+	struct cairn_id want;
+	const void *val;
+	size_t len;
 
-	fill(b, sizeof(b), 3);
-	cr_assert_eq(cairn_content_id(b, sizeof(b), &id), 0);
-	cairn_hash(b, sizeof(b), &want);
-	cr_assert(cairn_id_eq(&id, &want));
-	cr_assert_eq(cairn_content_id("", 0, &id), 0);
+	cr_assert_eq(cairn_writer_new(stores[0], 0, &w), 0);
+	stream(w, b, s->len, false, 5, &n);
+	cr_assert_eq(cairn_writer_flush(w), 0);
+	cairn_writer_free(w);
+	cr_assert_eq(cairn_txn_begin(stores[0], false, &t), 0);
+	cr_assert_eq(cairn_content_value(t, &n.content, &val, &len), 0);
+	list_id_by_hand(val, len, &want);
+	cr_assert(cairn_id_eq(&want, &n.content));
+	cr_assert_eq(cairn_content_check(&n.content, val, len, &cv), 0, "%s", cairn_errmsg());
+	cr_assert_gt(cv.count, 2);
+	copy = malloc(len);
+	cr_assert_not_null(copy);
+	memcpy(copy, val, len);
+	copy[16 + 24 + 8] ^= 1; /* the second extent's chunk id */
+	cr_assert_eq(cairn_content_check(&n.content, copy, len, &cv), -EIO);
+	memcpy(copy, val, len);
+	copy[16] ^= 1;          /* the first extent's end */
+	cr_assert_eq(cairn_content_check(&n.content, copy, len, &cv), -EIO);
+	free(copy);
+	cairn_txn_abort(t);
+
+	fill(small, sizeof(small), 9);
+	cr_assert_eq(cairn_writer_new(stores[1], 0, &w), 0);
+	stream(w, small, sizeof(small), false, 1, &n);
+	cairn_hash(small, sizeof(small), &want);
+	cr_assert_eq(n.content_kind, CAIRN_CONTENT_CHUNK);
+	cr_assert(cairn_id_eq(&n.content, &want));
+	stream(w, small, 0, false, 1, &n);
 	cairn_hash("", 0, &want);
-	cr_assert(cairn_id_eq(&id, &want));
+	cr_assert_eq(n.content_kind, CAIRN_CONTENT_EMPTY);
+	cr_assert(cairn_id_eq(&n.content, &want));
+	cairn_writer_free(w);
+	free(b);
 }
 
-/* A file whose bytes spell a sparse file's records does not take its id. */
-Test(content, records_spelled_as_bytes_are_another_file)
+/* A one-chunk file whose bytes spell a list does not take the list's id. */
+Test(content, bytes_that_spell_a_list_are_another_file)
 {
-	uint8_t *sparse = calloc(1, 3 * CAIRN_HOLE_BLOCK), rec[64];
-	XXH128_canonical_t c;
-	struct cairn_id a, b;
-	size_t n = 0;
-	uint64_t le;
+	const struct shape *s = &shapes[6]; /* small with a hole */
+	uint8_t *b = shape_bytes(s);
+	struct cairn_buf list = { 0 };
+	struct cairn_id a, bid;
+	uint8_t kind;
 
-	sparse[0] = 'x';
-	cr_assert_eq(cairn_content_id(sparse, 3 * CAIRN_HOLE_BLOCK, &a), 0);
-	memcpy(rec, CAIRN_SPARSE_MAGIC, strlen(CAIRN_SPARSE_MAGIC));
-	n = strlen(CAIRN_SPARSE_MAGIC);
-	rec[n++] = 'd';
-	le = htole64(CAIRN_HOLE_BLOCK);
-	memcpy(rec + n, &le, 8);
-	n += 8;
-	XXH128_canonicalFromHash(&c, XXH3_128bits(sparse, CAIRN_HOLE_BLOCK));
-	memcpy(rec + n, c.digest, 16);
-	n += 16;
-	rec[n++] = 'h';
-	le = htole64(2 * CAIRN_HOLE_BLOCK);
-	memcpy(rec + n, &le, 8);
-	n += 8;
-	cr_assert_eq(cairn_content_id(rec, n, &b), 0);
-	cr_assert_not(cairn_id_eq(&a, &b));
-	free(sparse);
+	cr_assert_eq(cairn_content_make(cairn_store_chunker(stores[0]), b, s->len, &kind, &a,
+					&list), 0);
+	cr_assert_eq(kind, CAIRN_CONTENT_LIST);
+	cr_assert_lt(list.len, CAIRN_ONE_CHUNK_MAX);
+	cr_assert_eq(cairn_content_make(cairn_store_chunker(stores[0]), list.data, list.len,
+					&kind, &bid, NULL), 0);
+	cr_assert_eq(kind, CAIRN_CONTENT_CHUNK);
+	cr_assert_not(cairn_id_eq(&a, &bid));
+	cairn_buf_release(&list);
+	free(b);
 }

@@ -428,10 +428,13 @@ Test(fsck, corrupt_content_list)
 	/* the last byte is in the last extent's chunk id: the list still parses */
 	corrupt(CAIRN_DBI_CONTENTS, &big.content);
 	run_fsck(&f, &st);
-	cr_assert_geq(f.n, 1);
-	/* its last chunk id is now one that does not exist */
-	cr_expect_str_eq(f.p[0].kind, "chunk");
-	cr_expect(strstr(f.p[0].msg, "missing"), "%s", f.p[0].msg);
+	cr_assert_geq(f.n, 2);
+	/* a list is named by the hash of itself: that no longer holds */
+	cr_expect_str_eq(f.p[0].kind, "content");
+	cr_expect(strstr(f.p[0].msg, "does not match its id"), "%s", f.p[0].msg);
+	/* and its last chunk id is now one that does not exist */
+	cr_expect_str_eq(f.p[1].kind, "chunk");
+	cr_expect(strstr(f.p[1].msg, "missing"), "%s", f.p[1].msg);
 }
 
 Test(fsck, entry_type_mismatch)

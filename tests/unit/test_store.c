@@ -462,7 +462,8 @@ Test(store, a_stacked_chunk_source_serves_every_reader)
 
 	cairn_store_push_chunks(store, &far.src);
 	cr_assert_eq(cairn_store_chunks(store), &far.src);
-	cr_assert_str_eq(far.src.below->name, "local");
+	cr_assert_str_eq(far.src.below->name, "lazy");
+	cr_assert_str_eq(far.src.below->below->name, "local");
 	cr_assert_eq(cairn_txn_begin(store, false, &t), 0);
 	cr_assert_eq(cairn_chunks_stat(t, &far.id, &info), 0);
 	cr_assert_eq(info.where, CAIRN_CHUNK_REMOTE);
