@@ -378,15 +378,18 @@ void cfs_itable_trim(struct cfs *fs)
 		want = MOST;
 	ids = malloc(want * sizeof(*ids));
 	/*
-	 * Any inode but the root may be named: the kernel skips those in use.
-	 * The walk goes on where the last one ended, so every inode comes in
-	 * turn (a clock, without keeping an order of use).
+	 * Any inode but the root may be named: the kernel skips those in use
+	 * (a file open now, or closed with its RELEASE still on the way, is
+	 * still named here: under load RELEASEs come late, and skipping them
+	 * left the table over its budget). The walk goes on where the last one
+	 * ended, so every inode comes in turn (a clock, without keeping an
+	 * order of use).
 	 */
 	for (size_t i = 0; ids && i < fs->nbuckets && n < want; i++) {
 		size_t k = (fs->trim_cursor + i) & (fs->nbuckets - 1);
 
 		for (struct cfs_inode *in = fs->buckets[k]; in && n < want; in = in->next)
-			if (in->ino != FUSE_ROOT_ID && !(in->rw && atomic_load(&in->rw->opens)))
+			if (in->ino != FUSE_ROOT_ID)
 				ids[n++] = in->ino;
 		fs->trim_cursor = k + 1;
 	}
