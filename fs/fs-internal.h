@@ -103,14 +103,15 @@ struct cfs_rw {
 	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
 	 * data fd (dfd) are kept open only within the mount's fd budget
 	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
-	 * rw_ufd(). While a file is open in the kernel (opens > 0) both stay:
-	 * reads and writes use dfd without ns_lock.
+	 * rw_ufd(). While a file made by CREATE is open in the kernel, or a
+	 * read, write, fsync or lseek uses dfd (opens > 0), both stay: those
+	 * use dfd without ns_lock.
 	 */
 	bool upper;               /* the upper object exists; ns_lock */
 	_Atomic int ufd;          /* ns_lock */
 	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
 	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
-	atomic_uint opens;        /* FUSE opens not yet released */
+	atomic_uint opens;        /* CREATE opens not yet released + data requests using dfd */
 	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
 	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */
@@ -237,6 +238,17 @@ struct cfs {
 	pthread_mutex_t itable_lock;
 	struct cfs_inode **buckets; /* itable_lock */
 	size_t nbuckets, ninodes;   /* itable_lock */
+	/*
+	 * The inode budget (inode.c): past it, the kernel is asked to drop
+	 * the inodes it does not use (FUSE_NOTIFY_PRUNE), down to 7/8 of it.
+	 */
+	size_t inode_budget;        /* set with the table, immutable */
+	atomic_bool over_budget;    /* ninodes passed the budget; cleared by a trim */
+	atomic_bool trimming;       /* a worker trims now; it owns the two below */
+	int64_t trimmed_ns;         /* when the kernel was last asked */
+	_Atomic int prune;          /* the kernel takes FUSE_NOTIFY_PRUNE: 1, does not: -1, not known: 0 */
+	size_t trim_cursor;         /* the bucket the next trim starts at; itable_lock */
+	atomic_uint_fast64_t trims, prune_asks;
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
 	atomic_bool readahead_set;  /* the connection's read-ahead window was raised */
@@ -331,6 +343,15 @@ void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino)
 int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 /* Drops n kernel references; frees the inode at zero (its lease dropped). */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
+/*
+ * Over its inode budget (fs->over_budget), the mount asks the kernel to
+ * drop inodes it holds but does not use: FUSE_NOTIFY_PRUNE (Linux 6.18)
+ * of up to the excess over 7/8 of the budget, at most every 20 ms; the
+ * kernel skips any inode in use (open, a cwd, a mountpoint, a directory
+ * with cached entries) and sends FORGET for the others. Called by a worker
+ * after answering a request, no lock held; one worker per mount at a time.
+ */
+void cfs_itable_trim(struct cfs *fs);
 
 /*
  * Re-binds a directory inode to node (whose parsed view is v): its link
@@ -401,6 +422,14 @@ void cfs_rw_fds_init(struct cfs *fs);
 void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/*
+ * A file a live switch replaced (switch.c), after the kernel wrote its
+ * dirty pages back: true when it is nameless from now on (unlinked, out
+ * of the key map: its later writes go to an anonymous copy, as for a
+ * deleted file), false when a write copied it up meanwhile (its name
+ * leads to the upper's file, which hides the new image's). Takes ns_lock.
+ */
+bool cfs_rw_replaced(struct cfs *fs, uint64_t ino);
 /*
  * A daemon restart (handover.c): what a writable mount keeps for an inode,
  * saved with its fds appended to fds (at most 2 more), and made again (the

@@ -53,57 +53,55 @@ static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t of
 	return 0;
 }
 
+/*
+ * No opens: the first OPEN is answered ENOSYS, and the kernel sends none
+ * after it, nor their RELEASE: two round trips saved per open() of a file,
+ * which package managers make by the ten thousand (/etc/passwd for every
+ * file dpkg unpacks). What an open did happens later: O_TRUNC arrives as
+ * a SETATTR of the size (no atomic_o_trunc), a copy-up waits for the first
+ * write or change, and the data fd is opened by the first read or write
+ * that needs it. Files made by CREATE are still opened: their RELEASE comes.
+ */
 void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct rw_req r;
-	struct cfs_inode *in;
-	int ret = rw_req_begin(req, &r);
-
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	in = cfs_inode_find(r.fs, ino);
-	if (!in)
-		ret = -ESTALE;
-	else if ((fi->flags & O_ACCMODE) != O_RDONLY && (fi->flags & O_TRUNC))
-		ret = rw_copy_up_data(&r, in, true);
-	else if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		ret = rw_copy_up(&r, in); /* the data waits for a write that needs it */
-	if (!ret && in->rw->upper && in->type == CAIRN_NODE_REG)
-		ret = rw_data_fd(r.fs, in) < 0 ? -EIO : 0;
-	if (!ret)
-		atomic_fetch_add(&in->rw->opens, 1); /* its fds stay until the release */
-	rw_req_end(&r);
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	fi->fh = 0;
-	fi->keep_cache = 1; /* every change goes through this mount */
-	if (fuse_reply_open(req, fi) != 0)
-		atomic_fetch_sub(&in->rw->opens, 1); /* interrupted: no release will come */
+	fuse_reply_err(req, ENOSYS);
 }
 
-/* The data fd of an inode whose data is in the upper, or -1 (the image's). */
-static int upper_data(struct cfs *fs, fuse_ino_t ino)
+/*
+ * The data fd of in, pinned against the fd budget until io_unpin(): -1
+ * when its data is the image's (with metacopy, unless any: fsync wants
+ * whatever the upper file holds), or -errno. Reads and writes use it
+ * without ns_lock: the pin (in->rw->opens, taken under itable_lock, where
+ * the budget looks before it closes anything) keeps it open.
+ */
+static int io_pin(struct cfs *fs, struct cfs_inode *in, bool any)
 {
-	struct cfs_inode *in = cfs_inode_find(fs, ino);
-	int fd = -1;
+	int fd;
 
-	if (!in)
-		return -ESTALE;
-	fd = in->rw->dfd;
-	if (fd >= 0 && !in->rw->metacopy)
-		return fd; /* a file open in the kernel keeps it (rw-fds.c) */
-	fd = -1;
+	pthread_mutex_lock(&fs->itable_lock);
+	fd = in->rw->metacopy && !any ? -1 : in->rw->dfd;
+	if (fd >= 0)
+		atomic_fetch_add(&in->rw->opens, 1);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (fd >= 0 || !in->rw->upper || (in->rw->metacopy && !any))
+		return fd;
 	pthread_mutex_lock(&fs->ns_lock);
-	fs->fds.gen++;
-	if (in->rw->upper && !in->rw->metacopy)
-		fd = in->rw->dfd >= 0 ? in->rw->dfd : rw_data_fd(fs, in);
+	fs->fds.gen++; /* this request's fds stay through the trim below */
+	if (in->rw->upper && (any || !in->rw->metacopy)) {
+		fd = rw_data_fd(fs, in);
+		if (fd >= 0)
+			atomic_fetch_add(&in->rw->opens, 1);
+	}
 	rw_fds_trim(fs);
 	pthread_mutex_unlock(&fs->ns_lock);
 	return fd;
+}
+
+/* Before the reply: once it is sent, the kernel may forget in (freed by another thread). */
+static void io_unpin(struct cfs_inode *in, int fd)
+{
+	if (fd >= 0)
+		atomic_fetch_sub(&in->rw->opens, 1);
 }
 
 /*
@@ -163,13 +161,16 @@ static int read_split(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	int fd = upper_data(cfs_of(req), ino);
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *in = cfs_inode_find(fs, ino);
+	int fd = in ? io_pin(fs, in, false) : -ESTALE;
+	ssize_t got;
+	char *buf;
 
 	if (fd == -1) {
 		if (read_split(req, ino, size, off))
 			return;
-		fd = upper_data(cfs_of(req), ino);
+		fd = io_pin(fs, in, false);
 	}
 	if (fd == -1) {
 		cfs_read_image(req, ino, size, off, fi);
@@ -179,10 +180,26 @@ void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/*
+	 * Read here, not spliced by the reply: the pin goes before the reply
+	 * (once it is sent, the kernel may close the file and forget in,
+	 * which another thread then frees); libfuse's reply without splice
+	 * (a shared daemon's) does this same read into a buffer.
+	 */
+	if (size > CFS_MAX_READ)
+		size = CFS_MAX_READ;
+	buf = malloc(size ? size : 1);
+	got = buf ? pread(fd, buf, size, off) : -1;
+	if (!buf)
+		errno = ENOMEM;
+	if (got < 0)
+		got = -errno;
+	io_unpin(in, fd);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
 }
 
 void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
@@ -190,28 +207,26 @@ void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, of
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 	struct cfs *fs = cfs_of(req);
-	int fd = upper_data(fs, ino);
-	ssize_t n;
+	struct cfs_inode *in = cfs_inode_find(fs, ino);
+	int fd = in ? io_pin(fs, in, false) : -ESTALE;
+	ssize_t n = 0;
 
 	if (fd == -1) {
 		/*
-		 * A metacopy file: a write past its image part (an append) goes
-		 * into the file as it is; one below needs the image's data first.
+		 * Not copied up yet (no OPEN did it), or a metacopy file: the
+		 * metadata first (an image file becomes metacopy, its length the
+		 * image's); then a write past the image part (an append) goes
+		 * into the file as it is, one below needs the image's data first.
 		 */
 		struct rw_req r;
-		struct cfs_inode *in;
 		int ret = rw_req_begin(req, &r);
 
 		if (ret) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		in = cfs_inode_find(fs, ino);
-		if (!in)
-			ret = -ESTALE;
-		else if (in->rw->metacopy && (uint64_t)off >= in->rw->lower_len)
-			ret = rw_copy_up(&r, in);
-		else
+		ret = rw_copy_up(&r, in);
+		if (!ret && in->rw->metacopy && (uint64_t)off < in->rw->lower_len)
 			ret = rw_copy_up_data(&r, in, false);
 		fd = ret ? ret : rw_data_fd(fs, in);
 		if (fd >= 0) {
@@ -238,15 +253,11 @@ void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, of
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
+	io_unpin(in, fd);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
-}
-
-void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
 }
 
 void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -260,12 +271,17 @@ void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void rw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
-	int fd = in ? in->rw->dfd : -1, ret = 0;
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *in = cfs_inode_find(fs, ino);
+	/* the data fd even of a metacopy file: what it wrote is to be synced */
+	int fd = in ? io_pin(fs, in, true) : -ESTALE, ret = 0;
 
 	if (fd >= 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		ret = errno;
-	fuse_reply_err(req, in ? ret : ESTALE);
+	else if (fd < -1)
+		ret = -fd;
+	io_unpin(in, fd);
+	fuse_reply_err(req, ret);
 }
 
 /*
@@ -331,29 +347,30 @@ void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
 void rw_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	      struct fuse_file_info *fi)
 {
-	int fd = upper_data(cfs_of(req), ino);
+	struct cfs *fs = cfs_of(req);
+	struct cfs_inode *in = cfs_inode_find(fs, ino);
+	int fd = in ? io_pin(fs, in, false) : -ESTALE;
 	off_t res;
 
-	if (fd == -1) {
-		struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
-		struct stat st;
-
+	if (fd == -1 && in->rw->metacopy) {
 		/* a file with its own bytes past the image part: its own data first */
-		if (in && in->rw->metacopy && in->rw->dfd >= 0 && fstat(in->rw->dfd, &st) == 0 &&
-		    (uint64_t)st.st_size != in->rw->lower_len) {
-			struct rw_req r;
-			int ret = rw_req_begin(req, &r);
+		struct rw_req r;
+		struct stat st;
+		int ret = rw_req_begin(req, &r);
 
-			if (!ret) {
-				ret = rw_copy_up_data(&r, in, false);
-				rw_req_end(&r);
-			}
-			if (ret) {
-				fuse_reply_err(req, -ret);
-				return;
-			}
-			fd = upper_data(cfs_of(req), ino);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
 		}
+		fd = in->rw->metacopy ? rw_data_fd(fs, in) : -1;
+		if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size != in->rw->lower_len)
+			ret = rw_copy_up_data(&r, in, false);
+		rw_req_end(&r);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		fd = io_pin(fs, in, false);
 	}
 	if (fd == -1) {
 		cfs_lseek_image(req, ino, off, whence, fi);
@@ -365,8 +382,10 @@ void rw_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	}
 	res = lseek(fd, off, whence);
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		res = -errno;
+	io_unpin(in, fd); /* before the reply: after it, in may be forgotten and freed */
+	if (res < 0)
+		fuse_reply_err(req, (int)-res);
 	else
 		fuse_reply_lseek(req, res);
 }
-

@@ -185,7 +185,6 @@ void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 		  struct fuse_file_info *fi);
-void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

@@ -140,6 +140,25 @@ void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in)
 	in->rw = NULL;
 }
 
+bool cfs_rw_replaced(struct cfs *fs, uint64_t ino)
+{
+	struct cfs_inode *in;
+	bool gone = true;
+
+	pthread_mutex_lock(&fs->ns_lock);
+	pthread_mutex_lock(&fs->itable_lock);
+	in = cfs_inode_find_locked(fs, ino);
+	if (in && in->rw && in->rw->upper && !in->rw->unlinked) {
+		gone = false;
+	} else if (in && in->rw) {
+		in->rw->unlinked = true;
+		key_del_locked(fs, in);
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	pthread_mutex_unlock(&fs->ns_lock);
+	return gone;
+}
+
 /* ---- a daemon restart (handover.c) ---- */
 
 json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *nfds)
@@ -564,8 +583,14 @@ static void rw_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	p = cfs_inode_find(r.fs, parent);
 	ret = p ? rw_resolve(&r, p, name, &e) : -ESTALE;
 	if (ret == -ENOENT) {
-		/* no negative caching: the upper changes under names the kernel asked for */
-		struct fuse_entry_param ne = { 0 };
+		/*
+		 * Cached like a positive entry: every name the merged view gains
+		 * comes through this mount, where the kernel drops the negative
+		 * entry itself (create, mkdir, link, rename), except those of a
+		 * live switch, which expires each name its new image adds in the
+		 * directories that merge with it (switch.c).
+		 */
+		struct fuse_entry_param ne = { .entry_timeout = r.fs->timeout };
 
 		rw_req_end(&r);
 		fuse_reply_entry(req, &ne);
@@ -635,9 +660,8 @@ static void rw_statfs(fuse_req_t req, fuse_ino_t ino)
 static void rw_init(void *userdata, struct fuse_conn_info *conn)
 {
 	cfs_init(userdata, conn);
-	/* opens and listings change: the kernel asks, and always for everything */
-	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
-			FUSE_CAP_READDIRPLUS_AUTO);
+	/* listings change: the kernel asks, and always for everything (opens: see rw_open()) */
+	conn->want &= ~(FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_READDIRPLUS_AUTO);
 	/*
 	 * Writes spliced from the connection: only with a daemon of its own
 	 * (libfuse keeps a pipe per thread and session, freed only by the thread
@@ -669,7 +693,11 @@ const struct fuse_lowlevel_ops cfs_rw_ops = {
 	.open = rw_open,
 	.read = rw_read,
 	.write_buf = rw_write_buf,
-	.flush = rw_flush,
+	/*
+	 * No .flush: answered ENOSYS once (by libfuse), the kernel sends no
+	 * FLUSH on any later close, a round trip saved per close(). Nothing
+	 * is buffered here, and POSIX locks are the kernel's.
+	 */
 	.release = rw_release,
 	.fsync = rw_fsync,
 	.opendir = rw_opendir,

@@ -476,10 +476,24 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 	 * An old file's name is deleted in the kernel (its inode's link count
 	 * cleared; a name with a mount on it is left alone): the inode goes,
 	 * and is forgotten, when its last user closes it, releasing the lease.
+	 * On a writable mount its pages are dropped first (dirty ones written
+	 * back: a write made before the switch copies the old file up, and the
+	 * upper's file keeps the name, as had the write reached the daemon
+	 * before the switch); a file not copied up is then nameless for the
+	 * daemon too (cfs_rw_replaced()): a write through a descriptor opened
+	 * before the switch goes to an anonymous copy, as for a deleted file,
+	 * never over the new image's file at the name.
 	 */
 	for (size_t i = 0; i < m.n; i++) {
-		fuse_lowlevel_notify_delete(fs->se, m.v[i].parent, m.v[i].ino, m.v[i].name,
-					    strlen(m.v[i].name));
+		bool gone = true;
+
+		if (fs->upper) {
+			fuse_lowlevel_notify_inval_inode(fs->se, m.v[i].ino, 0, 0);
+			gone = cfs_rw_replaced(fs, m.v[i].ino);
+		}
+		if (gone)
+			fuse_lowlevel_notify_delete(fs->se, m.v[i].parent, m.v[i].ino, m.v[i].name,
+						    strlen(m.v[i].name));
 		free(m.v[i].name);
 	}
 	free(m.v);

@@ -37,7 +37,14 @@
 #   CAIRN              cairn binary (default: <repo>/build/tools/cairn)
 #   CAIRN_BENCH_CACHE  where the trees are built once and kept (/var/cache/cairn-bench)
 #   BENCH_RUNS         runs (3); the tool order rotates from run to run
-#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all)
+#   BENCH_TOOLS        among: cairn fuse-overlayfs overlay overlay-metacopy (all), and the
+#                      variants cairn-NAME below
+#   BENCH_CAIRN_VARIANTS  'NAME=BINARY ...': more cairn builds, the tools cairn-NAME (in
+#                      BENCH_TOOLS by default): changes measured against the builds before
+#                      them, in the same run, each on a store of its own (imported by it:
+#                      one daemon per store, so a store shared would serve every variant's
+#                      mounts from whichever daemon still ran)
+#   BENCH_CAIRN_B      BINARY: the same as BENCH_CAIRN_VARIANTS=b=BINARY
 #   BENCH_ROWS         among: apt dpkg untar write append chown cpa rand (all)
 #   BENCH_MD           also write the results as markdown to this file
 #   BENCH_TIMEOUT      seconds allowed to any one command that touches a mount (600)
@@ -63,7 +70,15 @@ repo=$(cd "$here/../.." && pwd)
 CACHE=${CAIRN_BENCH_CACHE:-/var/cache/cairn-bench}
 CAIRN=${CAIRN:-$repo/build/tools/cairn}
 RUNS=${BENCH_RUNS:-3}
-TOOLS=${BENCH_TOOLS:-cairn fuse-overlayfs overlay overlay-metacopy}
+declare -A VARIANT=() # NAME -> binary
+VARIANTS=()           # the tools cairn-NAME, in the order given
+for v in ${BENCH_CAIRN_B:+b=$BENCH_CAIRN_B} ${BENCH_CAIRN_VARIANTS:-}; do
+	[[ $v =~ ^([a-z0-9]+)=(.+)$ ]] || bench_die "BENCH_CAIRN_VARIANTS: not NAME=BINARY: '$v'"
+	[[ -x ${BASH_REMATCH[2]} ]] || bench_die "cairn-${BASH_REMATCH[1]}: no binary: '${BASH_REMATCH[2]}'"
+	VARIANT[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+	VARIANTS+=("cairn-${BASH_REMATCH[1]}")
+done
+TOOLS=${BENCH_TOOLS:-cairn ${VARIANTS[*]} fuse-overlayfs overlay overlay-metacopy}
 ROWS=${BENCH_ROWS:-apt dpkg untar write append chown cpa rand}
 TO=${BENCH_TIMEOUT:-600}
 PROFILE=${BENCH_PROFILE:-}
@@ -89,6 +104,7 @@ read -r -a tools <<< "$TOOLS"
 for tool in "${tools[@]}"; do
 	case $tool in
 	cairn | fuse-overlayfs | overlay | overlay-metacopy) ;;
+	cairn-*) [[ -n ${VARIANT[${tool#cairn-}]:-} ]] || bench_die "$tool: not in BENCH_CAIRN_VARIANTS" ;;
 	*) bench_die "unknown tool in BENCH_TOOLS: $tool" ;;
 	esac
 done
@@ -100,6 +116,7 @@ for row in "${rows[@]}"; do
 	esac
 done
 has_tool() { [[ " $TOOLS " == *" $1 "* ]]; }
+has_cairn() { [[ " $TOOLS " == *" cairn "* || " $TOOLS " == *" cairn-"* ]]; }
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
 profiling() { [[ " $PROFILE " == *" $1 "* ]]; }
 for p in $PROFILE; do
@@ -121,8 +138,8 @@ cleanup() {
 		done
 	fi
 	for m in "${MOUNTED[@]}"; do
-		if [[ $m == */cairn ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
-			timeout 60 "$CAIRN" --store "$WORK/store" umount "$m" > /dev/null 2>&1 || true
+		if [[ $m == */cairn || $m == */cairn-* ]] && bench_is_mounted "$m" && [[ -x $CAIRN ]]; then
+			timeout 60 "$CAIRN" --store "$(store_of "${m##*/}")" umount "$m" > /dev/null 2>&1 || true
 		fi
 		bench_force_unmount "$m"
 	done
@@ -272,6 +289,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-upper.XXXXXX")
 mkdir -p "$WORK/mnt" "$WORK/profile"
 [[ -z $PROFILE ]] || BENCH_KEEP=1
 STORE=$WORK/store
+# the store of a cairn tool: each variant has its own
+store_of() { if [[ $1 == cairn ]]; then echo "$STORE"; else echo "$WORK/store-$1"; fi; }
 declare -A R=() FAILED=() INFO=()
 rec() { R[$1.$2]+=" $3"; }
 fail() { # TOOL WHAT [LOG]
@@ -294,7 +313,7 @@ N_DPKG=$(find "$DEBS_DPKG" -name '*.deb' | wc -l)
 USR_FILES=$(bench_tree_files "$T/usr")
 USR_BYTES=$(bench_tree_bytes "$T/usr")
 
-if has_tool cairn; then
+if has_cairn; then
 	if [[ ! -x $CAIRN ]]; then
 		FAILED[cairn]="binary not found: $CAIRN"
 	else
@@ -307,6 +326,13 @@ if has_tool cairn; then
 			fail cairn "import failed" "$WORK/import.log" || true
 		fi
 	fi
+	for v in "${VARIANTS[@]}"; do
+		has_tool "$v" || continue
+		bench_log "$v: importing the tree into its own store"
+		mkdir -p "$WORK/store-$v"
+		"${VARIANT[${v#cairn-}]}" --store "$WORK/store-$v" import "$T" --tag upper > "$WORK/import-$v.log" 2>&1 ||
+			fail "$v" "import failed" "$WORK/import-$v.log" || true
+	done
 fi
 
 # mount_TOOL: a fresh upper, mounted on $WORK/mnt/TOOL; sets MNT, UPPER (a directory on the
@@ -331,29 +357,36 @@ fresh() { # NAME: fresh upper and work dirs
 	mkdir -p "$WORK/up-$1/tree" "$WORK/up-$1/work"
 	UPPER=$WORK/up-$1/tree
 }
-mount_cairn() {
-	local m=$WORK/mnt/cairn
+# mount_cairn_as TOOL BINARY
+mount_cairn_as() {
+	local m=$WORK/mnt/$1 bin=$2
 	local -a extra
 	read -r -a extra <<< "${BENCH_CAIRN_MOUNT_OPTS:-}"
 	mkdir -p "$m"
-	rm -rf --one-file-system "${WORK:?}/up-cairn"
+	rm -rf --one-file-system "${WORK:?}/up-$1"
 	MOUNTED+=("$m")
 	if [[ -n $DEBUG_LOG ]]; then
-		debug_mount "$DEBUG_LOG" "$CAIRN" --store "$STORE" mount upper --upper "$WORK/up-cairn" \
+		debug_mount "$DEBUG_LOG" "$bin" --store "$(store_of "$1")" mount upper --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" --debug "$m" || return
 	else
-		timeout 120 "$CAIRN" --store "$STORE" mount upper "$m" --upper "$WORK/up-cairn" \
-			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/cairn-mount.log" 2>&1 || return
-		PID=$(bench_cairn_pid "$CAIRN" "$STORE" "$m")
+		timeout 120 "$bin" --store "$(store_of "$1")" mount upper "$m" --upper "$WORK/up-$1" \
+			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/$1-mount.log" 2>&1 || return
+		PID=$(bench_cairn_pid "$bin" "$(store_of "$1")" "$m")
 	fi
 	MNT=$m
-	UPPER=$WORK/up-cairn
+	UPPER=$WORK/up-$1
 }
-umount_cairn() {
-	timeout "$TO" "$CAIRN" --store "$STORE" umount "$WORK/mnt/cairn" > /dev/null 2>&1 ||
-		bench_force_unmount "$WORK/mnt/cairn"
+umount_cairn_as() { # TOOL BINARY
+	timeout "$TO" "$2" --store "$(store_of "$1")" umount "$WORK/mnt/$1" > /dev/null 2>&1 ||
+		bench_force_unmount "$WORK/mnt/$1"
 	[[ -z $DEBUG_LOG || -z $PID ]] || timeout 30 tail --pid="$PID" -f /dev/null || true
 }
+mount_cairn() { mount_cairn_as cairn "$CAIRN"; }
+umount_cairn() { umount_cairn_as cairn "$CAIRN"; }
+for v in "${!VARIANT[@]}"; do
+	eval "mount_cairn-$v() { mount_cairn_as cairn-$v \"\${VARIANT[$v]}\"; }"
+	eval "umount_cairn-$v() { umount_cairn_as cairn-$v \"\${VARIANT[$v]}\"; }"
+done
 mount_fuse-overlayfs() {
 	local m=$WORK/mnt/fuse-overlayfs
 	mkdir -p "$m"
@@ -448,7 +481,7 @@ prof_stop() { # TOOL ROW RUN
 		wait "$PROF_STRACE" 2> /dev/null || true
 	fi
 	if [[ -n $DEBUG_LOG && -f $DEBUG_LOG ]]; then
-		tail -n +$((PROF_MARK + 1)) "$DEBUG_LOG" | grep -o 'opcode: [A-Z_0-9]*' | cut -d' ' -f2 |
+		tail -n +$((PROF_MARK + 1)) "$DEBUG_LOG" | grep -o 'opcode: [A-Z_0-9][A-Z_0-9]*' | cut -d' ' -f2 |
 			sort | uniq -c | sort -rn > "$WORK/profile/$1.$2.$3.requests"
 	fi
 }
@@ -457,7 +490,7 @@ prof_stop() { # TOOL ROW RUN
 measure() {
 	local tool=$1 row=$2 run=$3 t v pkgs=
 	MNT='' UPPER='' PID='' DEBUG_LOG=''
-	if profiling requests && [[ $tool == cairn || $tool == fuse-overlayfs ]]; then
+	if profiling requests && [[ $tool == cairn* || $tool == fuse-overlayfs ]]; then
 		DEBUG_LOG=$WORK/profile/$tool.$row.$run.debug
 	fi
 	"mount_$tool" || { fail "$tool" "mount failed" "${DEBUG_LOG:-$WORK/$tool-mount.log}"; return 1; }
@@ -582,6 +615,14 @@ PEERS=()
 for m in apt dpkg untar write chown cpa; do
 	PEERS+=("$m time: cairn / fuse-overlayfs $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "fuse-overlayfs.$m")"), fuse-overlayfs / overlayfs (kernel) $(bench_ratio "$(m_or_na "fuse-overlayfs.$m")" "$(m_or_na "overlay.$m")"), cairn / overlayfs (kernel) $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "overlay.$m")")")
 done
+for v in "${VARIANTS[@]}"; do
+	has_tool "$v" || continue
+	for m in "${rows[@]}"; do
+		[[ $m == rand ]] && continue
+		PEERS+=("$m time: cairn / $v $(bench_ratio "$(m_or_na "cairn.$m")" "$(m_or_na "$v.$m")"), $v / overlayfs (kernel) $(bench_ratio "$(m_or_na "$v.$m")" "$(m_or_na "overlay.$m")")")
+	done
+	! has_row rand || PEERS+=("rand IOPS: cairn / $v $(bench_ratio "$(m_or_na cairn.rand)" "$(m_or_na "$v.rand")")")
+done
 
 # The profiles of the last run: each row's FUSE requests (total and by opcode) and the daemon's
 # most frequent system calls.
@@ -590,15 +631,15 @@ profile_report() { # PREFIX
 	echo
 	printf '%s\n' "${1}profiles (BENCH_PROFILE=$PROFILE, run $RUNS; the files in $WORK/profile):"
 	for row in "${rows[@]}"; do
-		for tool in cairn fuse-overlayfs; do
+		for tool in cairn "${VARIANTS[@]}" fuse-overlayfs; do
 			f=$WORK/profile/$tool.$row.$RUNS.requests
 			[[ -s $f ]] && printf '%s%s %s: %s requests: %s\n' "$1" "$row" "$tool" \
-				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", NR > 1 ? ", " : "", $2, $1 }' "$f")"
+				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }' "$f")"
 			f=$WORK/profile/$tool.$row.$RUNS.strace
 			[[ -s $f ]] && printf '%s%s %s: syscalls %s; by count: %s\n' "$1" "$row" "$tool" \
 				"$(awk '$NF == "total" { print $4 }' "$f")" \
 				"$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$f" |
-					sort -rn | head -n 12 | awk '{ printf "%s%s %d", NR > 1 ? ", " : "", $2, $1 }')"
+					sort -rn | head -n 12 | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }')"
 		done
 	done
 	return 0
@@ -612,6 +653,7 @@ report() { # text|md
 	printf '%s\n' "${pre}median of $RUNS run(s), a fresh mount and upper and dropped caches for each figure, every time ends with sync -f of the mount and of the upper; rand: fio randread 4k psync ${FIO_RUNTIME}s; $(nproc) CPUs, $(uname -r), upper on $(df --output=fstype "$WORK" | tail -n 1), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '%s\n' "${pre}$(fuse-overlayfs --version 2>&1 | grep -m1 '^fuse-overlayfs'); overlayfs (kernel): the module's defaults (redirect_dir=$(cat /sys/module/overlay/parameters/redirect_dir 2> /dev/null || echo ?), metacopy=$(cat /sys/module/overlay/parameters/metacopy 2> /dev/null || echo ?), index=$(cat /sys/module/overlay/parameters/index 2> /dev/null || echo ?))"
 	[[ -n ${INFO[cairn.import]:-} ]] && printf '%s\n' "${pre}cairn: $CAIRN, --cache-size $CAIRN_CACHE_SIZE${BENCH_CAIRN_MOUNT_OPTS:+ $BENCH_CAIRN_MOUNT_OPTS}, import of the lower $(num 1 "${INFO[cairn.import]}") s"
+	for v in "${!VARIANT[@]}"; do printf '%s\n' "${pre}cairn-$v: ${VARIANT[$v]}, on a store of its own"; done
 	echo
 	if [[ $fmt == md ]]; then bench_table_md; else bench_table_print; fi
 	echo

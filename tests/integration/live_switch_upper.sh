@@ -10,7 +10,10 @@
 # image adds too, a changed file the upper copied up, an opaque and a
 # renamed directory. After every switch (A, B, C, A, B) the live mount,
 # walked in full before the switch so the kernel caches all of it, is
-# compared with a fresh mount of a copy of its upper.
+# compared with a fresh mount of a copy of its upper. Before each switch,
+# every name of the next image is looked up in the live mount, so the
+# kernel holds negative entries for those it adds (cached on writable
+# mounts too: the switch must expire them).
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -90,7 +93,16 @@ compare() {
 }
 compare "on A"
 
+# every name of image V looked up in the live mount first: the kernel caches
+# a negative entry for each the mount lacks, which the switch must expire
+probe() { # V
+	(cd "$WORK/$1" && find . -mindepth 1) | while read -r p; do
+		stat "$M/${p#./}" >/dev/null 2>&1 || true
+	done
+}
+
 switch_to() {
+	probe "$1"
 	tcairn "$STORE" upgrade pw "$1" >"$WORK/up.out" || fail "upgrade pw $1 failed"
 	grep -q "mount $M (pid .*): switched" "$WORK/up.out" || fail "the mount did not switch to $1"
 }
