@@ -367,7 +367,7 @@ mount_cairn_as() {
 	MOUNTED+=("$m")
 	if [[ -n $DEBUG_LOG ]]; then
 		debug_mount "$DEBUG_LOG" "$bin" --store "$(store_of "$1")" mount upper --upper "$WORK/up-$1" \
-			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" --debug "$m" || return
+			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" -f -o debug "$m" || return
 	else
 		timeout 120 "$bin" --store "$(store_of "$1")" mount upper "$m" --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/$1-mount.log" 2>&1 || return
