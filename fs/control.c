@@ -88,7 +88,11 @@ static int fill_addr(const char *path, struct sockaddr_un *addr, socklen_t *alen
 	return 0;
 }
 
-int cfs_ctl_listen(const char *path)
+/*
+ * A control socket at path, bound and listening (listen) or connected:
+ * the fd or -errno.
+ */
+static int ctl_socket(const char *path, bool listen_)
 {
 	struct sockaddr_un addr;
 	socklen_t alen;
@@ -99,10 +103,11 @@ int cfs_ctl_listen(const char *path)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (path[0] != '@')
+	if (listen_ && path[0] != '@')
 		unlink(path);
-	if (bind(fd, (struct sockaddr *)&addr, alen) < 0 ||
-	    (path[0] != '@' && chmod(path, 0600) < 0) || listen(fd, 64) < 0) {
+	if (listen_ ? bind(fd, (struct sockaddr *)&addr, alen) < 0 ||
+			      (path[0] != '@' && chmod(path, 0600) < 0) || listen(fd, 64) < 0
+		    : connect(fd, (struct sockaddr *)&addr, alen) < 0) {
 		ret = -errno;
 		close(fd);
 		return ret;
@@ -110,22 +115,17 @@ int cfs_ctl_listen(const char *path)
 	return fd;
 }
 
+int cfs_ctl_listen(const char *path)
+{
+	return ctl_socket(path, true);
+}
+
 int cfs_ctl_connect(const char *path)
 {
-	struct sockaddr_un addr;
-	socklen_t alen;
-	int fd, ret = fill_addr(path, &addr, &alen);
+	int fd = ctl_socket(path, false), ret;
 
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, alen) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
+		return fd;
 	/*
 	 * An abstract name has no permissions: anyone may have bound it first
 	 * and would be handed a /dev/fuse fd. Only root or this user's daemon is
@@ -489,8 +489,7 @@ void cfs_record_remove(const char *store_dir, const char *id)
 		unlink(path);
 }
 
-/* Is pid a live process (not gone, not a zombie)? */
-static bool pid_alive(int pid)
+bool cfs_pid_alive(int pid)
 {
 	char path[64], buf[512], *p;
 	ssize_t n;
@@ -569,7 +568,7 @@ static int record_parse(json_object *o, struct cfs_record *r)
 		cfs_record_release(r);
 		return -ENOMEM;
 	}
-	r->alive = pid_alive(r->pid);
+	r->alive = cfs_pid_alive(r->pid);
 	return 0;
 }
 

@@ -76,6 +76,8 @@ int cfs_ctl_listen(const char *path);
  * message otherwise).
  */
 int cfs_ctl_connect(const char *path);
+/* Is pid a live process (not gone, not a zombie)? */
+bool cfs_pid_alive(int pid);
 /* The credentials of a connected socket's peer (SO_PEERCRED). 0 or -errno. */
 int cfs_ctl_peer(int sock, struct ucred *cred);
 /* Removes the socket file (nothing for an abstract name). */

@@ -72,15 +72,18 @@ static struct cfs **mounts_ref(struct cfs_daemon *d, bool (*keep)(struct cfs *, 
 			       const void *arg, size_t *n);
 static void mounts_unref(struct cfs **v, size_t n);
 
-/* The connection ended: out of the set and the list (the list's reference dropped). */
-static void mount_gone(struct cfs *fs)
+/*
+ * Takes fs out of the epoll set and the daemon's list, once: false if it
+ * was out already. The list's reference is the caller's to drop.
+ */
+static bool unlist(struct cfs *fs)
 {
 	struct cfs_daemon *d = fs->d;
 
 	pthread_mutex_lock(&fs->loop_lock);
 	if (fs->gone) {
 		pthread_mutex_unlock(&fs->loop_lock);
-		return;
+		return false;
 	}
 	fs->gone = true;
 	pthread_mutex_unlock(&fs->loop_lock);
@@ -95,6 +98,16 @@ static void mount_gone(struct cfs *fs)
 	}
 	pthread_cond_broadcast(&d->mounts_cond);
 	pthread_mutex_unlock(&d->mounts_lock);
+	return true;
+}
+
+/* The connection ended: out of the set and the list (the list's reference dropped). */
+static void mount_gone(struct cfs *fs)
+{
+	struct cfs_daemon *d = fs->d;
+
+	if (!unlist(fs))
+		return;
 	cfs_mount_unrecord(fs);
 	cfs_log(fs, LOG_INFO, "unmounted");
 	cfs_mount_unref(fs);
@@ -170,6 +183,8 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&fs->loop_lock);
 
 			fuse_session_process_buf(fs->se, &buf);
+			if (atomic_load(&fs->over_budget))
+				cfs_itable_trim(fs);
 
 			pthread_mutex_lock(&fs->loop_lock);
 			fs->inflight--;
@@ -362,26 +377,13 @@ void cfs_daemon_serve_mount(struct cfs_daemon *d, struct cfs *fs)
 
 void cfs_mount_let_go(struct cfs *fs)
 {
-	struct cfs_daemon *d = fs->d;
+	bool listed = unlist(fs);
 
-	pthread_mutex_lock(&fs->loop_lock);
-	fs->gone = true;
-	pthread_mutex_unlock(&fs->loop_lock);
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, fs->fd, NULL);
-	pthread_mutex_lock(&d->mounts_lock);
-	for (struct cfs **pp = &d->mounts; *pp; pp = &(*pp)->next) {
-		if (*pp == fs) {
-			*pp = fs->next;
-			d->nmounts--;
-			break;
-		}
-	}
-	pthread_cond_broadcast(&d->mounts_cond);
-	pthread_mutex_unlock(&d->mounts_lock);
 	pthread_mutex_lock(&fs->record_lock);
 	fs->unrecorded = true; /* its records are the new daemon's now: never written again here */
 	pthread_mutex_unlock(&fs->record_lock);
-	cfs_mount_unref(fs); /* the list's */
+	if (listed)
+		cfs_mount_unref(fs); /* the list's (a connection that ended meanwhile dropped it) */
 }
 
 /*

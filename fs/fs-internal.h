@@ -227,6 +227,17 @@ struct cfs {
 	pthread_mutex_t itable_lock;
 	struct cfs_inode **buckets; /* itable_lock */
 	size_t nbuckets, ninodes;   /* itable_lock */
+	/*
+	 * The inode budget (inode.c): past it, the kernel is asked to drop
+	 * the inodes it does not use (FUSE_NOTIFY_PRUNE), down to 7/8 of it.
+	 */
+	size_t inode_budget;        /* set with the table, immutable */
+	atomic_bool over_budget;    /* ninodes passed the budget; cleared by a trim */
+	atomic_bool trimming;       /* a worker trims now; it owns the two below */
+	int64_t trimmed_ns;         /* when the kernel was last asked */
+	_Atomic int prune;          /* the kernel takes FUSE_NOTIFY_PRUNE: 1, does not: -1, not known: 0 */
+	size_t trim_cursor;         /* the bucket the next trim starts at; itable_lock */
+	atomic_uint_fast64_t trims, prune_asks;
 
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
 	atomic_bool readahead_set;  /* the connection's read-ahead window was raised */
@@ -321,6 +332,15 @@ void cfs_inode_insert_locked(struct cfs *fs, struct cfs_inode *in, uint64_t ino)
 int cfs_inode_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 /* Drops n kernel references; frees the inode at zero (its lease dropped). */
 void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
+/*
+ * Over its inode budget (fs->over_budget), the mount asks the kernel to
+ * drop inodes it holds but does not use: FUSE_NOTIFY_PRUNE (Linux 6.18)
+ * of up to the excess over 7/8 of the budget, at most every 20 ms; the
+ * kernel skips any inode in use (open, a cwd, a mountpoint, a directory
+ * with cached entries) and sends FORGET for the others. Called by a worker
+ * after answering a request, no lock held; one worker per mount at a time.
+ */
+void cfs_itable_trim(struct cfs *fs);
 
 /*
  * Re-binds a directory inode to node (whose parsed view is v): its link

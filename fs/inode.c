@@ -7,13 +7,51 @@
  * readdirplus entry, create); forget drops it. A number collision between
  * two identities (a 64-bit hash) is resolved by probing to the next free
  * number, so the table never serves one inode for two entries.
+ *
+ * The inode budget. The kernel keeps an inode (and so do we) while it
+ * caches the entry, however long ago it was used: a container's loop over
+ * a million files would grow its mount's table, in the daemon every other
+ * mount shares, until the kernel's own reclaim. A mount has a budget
+ * (CFS_INODE_BUDGET, or CAIRN_INODE_BUDGET=N, at least 64); past it, the
+ * kernel is asked to drop the inodes it does not use (FUSE_NOTIFY_PRUNE):
+ * those go through FORGET as under memory pressure, and come back by
+ * LOOKUP, with the same numbers, when next named. Inodes in use (open
+ * files, cwds, mountpoints such as a container's bind of resolv.conf,
+ * directories with cached entries) are skipped by the kernel itself,
+ * which is why this asks rather than invalidates names (d_invalidate
+ * detaches what is mounted on an entry). A kernel without the notification
+ * (before 6.18) refuses it with EINVAL: the budget is then not enforced,
+ * logged once and shown as such in the stats.
  */
+#include <linux/fuse.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "fs-internal.h"
 
+/* an inode budget per mount, by default */
+#define CFS_INODE_BUDGET 65536u
+/* the notification and its header (Linux 6.18's <linux/fuse.h>; not in Debian 12's) */
+#define CFS_NOTIFY_PRUNE 9
+struct cfs_notify_prune_out {
+	uint32_t count;
+	uint32_t padding;
+	uint64_t spare;
+};
+
 int cfs_itable_init(struct cfs *fs)
 {
+	const char *env = getenv("CAIRN_INODE_BUDGET");
+
+	fs->inode_budget = CFS_INODE_BUDGET;
+	if (env && *env) {
+		char *end;
+		unsigned long long e = strtoull(env, &end, 10);
+
+		if (!*end && e > 0)
+			fs->inode_budget = e < 64 ? 64 : (size_t)e;
+	}
 	pthread_mutex_init(&fs->itable_lock, NULL);
 	fs->nbuckets = 1u << 12;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
@@ -89,6 +127,15 @@ static void grow_locked(struct cfs *fs)
 		}
 	}
 	free(old);
+}
+
+/* One more inode in the table (itable_lock held). */
+static void count_locked(struct cfs *fs)
+{
+	if (++fs->ninodes > fs->nbuckets)
+		grow_locked(fs);
+	if (fs->ninodes > fs->inode_budget && !atomic_load(&fs->over_budget))
+		atomic_store(&fs->over_budget, true);
 }
 
 /* What an entry is, hashed to its inode number. */
@@ -236,8 +283,7 @@ struct cfs_inode *cfs_inode_ref(struct cfs *fs, struct cfs_thread *t, uint64_t p
 
 		cfs_lease_hold_locked(fs, fresh, p ? p->lease : fs->leases.current);
 	}
-	if (++fs->ninodes > fs->nbuckets)
-		grow_locked(fs);
+	count_locked(fs);
 	{
 		size_t k = bucket_of(fs, ino);
 
@@ -283,6 +329,99 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 	pthread_mutex_unlock(&fs->itable_lock);
 }
 
+/* Asks the kernel to drop the n inodes ids names if unused: 0 or -errno. */
+static int notify_prune(struct cfs *fs, uint64_t *ids, uint32_t n)
+{
+	struct {
+		struct fuse_out_header h;
+		struct cfs_notify_prune_out a;
+	} head = {
+		.h = { .error = CFS_NOTIFY_PRUNE },
+		.a = { .count = n },
+	};
+	struct iovec iov[2] = {
+		{ &head, sizeof(head) },
+		{ ids, n * sizeof(*ids) },
+	};
+	ssize_t w;
+
+	head.h.len = (uint32_t)(sizeof(head) + n * sizeof(*ids));
+	do
+		w = writev(fs->fd, iov, 2);
+	while (w < 0 && errno == EINTR);
+	return w < 0 ? -errno : 0;
+}
+
+void cfs_itable_trim(struct cfs *fs)
+{
+	enum { BATCH = 256, MOST = 8192 };
+	uint64_t *ids = NULL;
+	size_t n = 0, want;
+	struct timespec ts;
+	int64_t now;
+
+	if (atomic_exchange(&fs->trimming, true))
+		return; /* another worker does it */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (fs->prune < 0 || now - fs->trimmed_ns < 20000000)
+		goto out; /* not enforceable here, or asked a moment ago: the FORGETs are coming */
+	fs->trimmed_ns = now;
+	pthread_mutex_lock(&fs->itable_lock);
+	if (fs->ninodes <= fs->inode_budget) {
+		atomic_store(&fs->over_budget, false);
+		pthread_mutex_unlock(&fs->itable_lock);
+		goto out;
+	}
+	want = fs->ninodes - (fs->inode_budget - fs->inode_budget / 8);
+	if (want > MOST)
+		want = MOST;
+	ids = malloc(want * sizeof(*ids));
+	/*
+	 * Any inode but the root may be named: the kernel skips those in use
+	 * (a file open now, or closed with its RELEASE still on the way, is
+	 * still named here: under load RELEASEs come late, and skipping them
+	 * left the table over its budget). The walk goes on where the last one
+	 * ended, so every inode comes in turn (a clock, without keeping an
+	 * order of use).
+	 */
+	for (size_t i = 0; ids && i < fs->nbuckets && n < want; i++) {
+		size_t k = (fs->trim_cursor + i) & (fs->nbuckets - 1);
+
+		for (struct cfs_inode *in = fs->buckets[k]; in && n < want; in = in->next)
+			if (in->ino != FUSE_ROOT_ID)
+				ids[n++] = in->ino;
+		fs->trim_cursor = k + 1;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	for (size_t i = 0; i < n; i += BATCH) {
+		uint32_t k = (uint32_t)(n - i < BATCH ? n - i : BATCH);
+		int ret = notify_prune(fs, ids + i, k);
+
+		if (ret == -EINVAL && fs->prune == 0) {
+			fs->prune = -1;
+			cfs_log(fs, LOG_WARNING,
+				"%zu inodes, over the budget of %zu, and this kernel cannot be asked "
+				"to drop unused ones (FUSE_NOTIFY_PRUNE, Linux 6.18): the budget is "
+				"not enforced",
+				fs->ninodes, fs->inode_budget);
+			break;
+		}
+		if (ret < 0) {
+			if (ret != -ENOENT && ret != -ENODEV)
+				cfs_log(fs, LOG_ERR, "asking the kernel to drop inodes: %s",
+					strerror(-ret));
+			break;
+		}
+		fs->prune = 1;
+		atomic_fetch_add(&fs->prune_asks, k);
+	}
+	atomic_fetch_add(&fs->trims, 1);
+	free(ids);
+out:
+	atomic_store(&fs->trimming, false);
+}
+
 struct cfs_inode *cfs_inode_find_locked(struct cfs *fs, uint64_t ino)
 {
 	return find_locked(fs, ino);
@@ -293,8 +432,7 @@ static void insert_locked(struct cfs *fs, struct cfs_inode *in)
 {
 	size_t k;
 
-	if (++fs->ninodes > fs->nbuckets)
-		grow_locked(fs);
+	count_locked(fs);
 	k = bucket_of(fs, in->ino);
 	in->next = fs->buckets[k];
 	fs->buckets[k] = in;

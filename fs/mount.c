@@ -246,18 +246,18 @@ static void record_publish(void *arg)
 	cfs_mount_record(arg);
 }
 
-int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
-		  struct cfs **out)
+/*
+ * A mount of o with record id, not set up yet: its own copy of the options,
+ * its locks, one reference. NULL without memory (nothing kept).
+ */
+static struct cfs *mount_alloc(struct cfs_daemon *d, const struct cfs_options *o, const char *id)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct cfs *fs = calloc(1, sizeof(*fs));
-	char opt[64], dev[32];
+	pthread_rwlockattr_t a;
 	bool nomem = false;
-	int ret;
 
-	*out = NULL;
 	if (!fs)
-		return -ENOMEM;
+		return NULL;
 	fs->d = d;
 	fs->opts = *o;
 	fs->opts.source = dup_or_null(o->source ? o->source : "", &nomem);
@@ -267,49 +267,64 @@ int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, con
 	fs->opts.upper_dir = dup_or_null(o->upper_dir, &nomem);
 	fs->o = &fs->opts;
 	snprintf(fs->id, sizeof(fs->id), "%s", id);
-	fs->started_ns = cairn_now_ns();
 	fs->timeout = 86400.0;
-	fs->image = o->image;
 	fs->fd = -1;
 	atomic_init(&fs->refs, 1);
-	{
-		pthread_rwlockattr_t a;
-
-		/* a switch must not starve behind a steady stream of reads */
-		pthread_rwlockattr_init(&a);
-		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-		pthread_rwlock_init(&fs->switch_lock, &a);
-		pthread_rwlockattr_destroy(&a);
-	}
+	/* a switch must not starve behind a steady stream of reads */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->switch_lock, &a);
+	pthread_rwlockattr_destroy(&a);
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->loop_lock, NULL);
 	pthread_mutex_init(&fs->record_lock, NULL);
 	fs->leases.publish = record_publish;
 	fs->leases.publish_arg = fs;
-	if (nomem || !fs->opts.mountpoint) {
+	if (nomem || !fs->opts.mountpoint || !*id) {
 		cfs_mount_free(fs);
+		return NULL;
+	}
+	return fs;
+}
+
+/* The mount's FUSE session (its handlers by kind, libfuse's -d when asked): 0 or -errno. */
+static int session_new(struct cfs *fs, bool debug)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	char opt[64];
+
+	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
+	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opt) || (debug && fuse_opt_add_arg(&args, "-d"))) {
+		fuse_opt_free_args(&args);
 		return -ENOMEM;
 	}
+	fs->se = fs->o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), fs)
+				  : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), fs);
+	fuse_opt_free_args(&args);
+	return fs->se ? 0 : cairn_err(-ENOMEM, "cannot make a FUSE session");
+}
+
+int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, const char *id,
+		  struct cfs **out)
+{
+	struct cfs *fs = mount_alloc(d, o, id);
+	char dev[32];
+	int ret;
+
+	*out = NULL;
+	if (!fs)
+		return -ENOMEM;
+	fs->started_ns = cairn_now_ns();
+	fs->image = o->image;
 	ret = setup(fs, fs->o);
+	if (!ret)
+		ret = session_new(fs, o->debug && d->foreground);
 	if (ret) {
 		cfs_mount_free(fs);
 		return ret;
 	}
-	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
 	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
-	if (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, opt) || (o->debug && d->foreground && fuse_opt_add_arg(&args, "-d"))) {
-		fuse_opt_free_args(&args);
-		cfs_mount_free(fs);
-		return -ENOMEM;
-	}
-	fs->se = o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), fs)
-			      : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), fs);
-	fuse_opt_free_args(&args);
-	if (!fs->se) {
-		cfs_mount_free(fs);
-		return cairn_err(-ENOMEM, "cannot make a FUSE session");
-	}
 	/* "/dev/fd/N": libfuse takes the connection as it is, mounted by the command */
 	if (fuse_session_mount(fs->se, dev) != 0) {
 		cfs_mount_free(fs);
@@ -323,41 +338,13 @@ int cfs_mount_new(struct cfs_daemon *d, const struct cfs_options *o, int fd, con
 int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const char *id,
 		    json_object *upper, int *fds, unsigned nfds, struct cfs **out)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct cfs *fs = calloc(1, sizeof(*fs));
-	char opt[64];
-	bool nomem = false;
+	struct cfs *fs = mount_alloc(d, o, id);
 	int ret;
 
 	*out = NULL;
 	if (!fs)
 		return -ENOMEM;
-	fs->d = d;
-	fs->opts = *o;
-	fs->opts.source = dup_or_null(o->source ? o->source : "", &nomem);
-	fs->opts.platform = dup_or_null(o->platform, &nomem);
-	fs->opts.mountpoint = dup_or_null(o->mountpoint, &nomem);
-	fs->opts.fuse_opts = dup_or_null(o->fuse_opts, &nomem);
-	fs->opts.upper_dir = dup_or_null(o->upper_dir, &nomem);
-	fs->o = &fs->opts;
-	snprintf(fs->id, sizeof(fs->id), "%s", id);
-	fs->timeout = 86400.0;
-	fs->fd = -1;
-	atomic_init(&fs->refs, 1);
-	{
-		pthread_rwlockattr_t a;
-
-		pthread_rwlockattr_init(&a);
-		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-		pthread_rwlock_init(&fs->switch_lock, &a);
-		pthread_rwlockattr_destroy(&a);
-	}
-	pthread_mutex_init(&fs->ns_lock, NULL);
-	pthread_mutex_init(&fs->loop_lock, NULL);
-	pthread_mutex_init(&fs->record_lock, NULL);
-	fs->leases.publish = record_publish;
-	fs->leases.publish_arg = fs;
-	ret = nomem || !fs->opts.mountpoint || !*id ? -ENOMEM : cfs_itable_init(fs);
+	ret = cfs_itable_init(fs);
 	if (!ret && (upper != NULL) != (o->upper_dir != NULL))
 		ret = cairn_err(-EPROTO, "a handed-over mount whose upper does not match");
 	if (!ret && upper) {
@@ -369,17 +356,8 @@ int cfs_mount_adopt(struct cfs_daemon *d, const struct cfs_options *o, const cha
 		if (!ret)
 			cfs_rw_fds_init(fs);
 	}
-	snprintf(opt, sizeof(opt), "max_read=%u", CFS_MAX_READ);
-	if (!ret && (fuse_opt_add_arg(&args, "cairn") || fuse_opt_add_arg(&args, "-o") ||
-		     fuse_opt_add_arg(&args, opt)))
-		ret = -ENOMEM;
-	if (!ret) {
-		fs->se = o->upper_dir ? fuse_session_new(&args, &cfs_rw_ops, sizeof(cfs_rw_ops), fs)
-				      : fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), fs);
-		if (!fs->se)
-			ret = cairn_err(-ENOMEM, "cannot make a FUSE session");
-	}
-	fuse_opt_free_args(&args);
+	if (!ret)
+		ret = session_new(fs, false);
 	if (ret) {
 		cfs_mount_free(fs);
 		return ret;
@@ -552,6 +530,12 @@ json_object *cfs_mount_stats(struct cfs *fs)
 	json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)atomic_load(&fs->eio)));
 	pthread_mutex_lock(&fs->itable_lock);
 	json_object_object_add(o, "inodes", json_object_new_int64((int64_t)fs->ninodes));
+	json_object_object_add(o, "inode_budget", json_object_new_int64((int64_t)fs->inode_budget));
+	json_object_object_add(o, "inode_budget_enforced", json_object_new_boolean(fs->prune >= 0));
+	json_object_object_add(o, "inode_trims",
+			       json_object_new_int64((int64_t)atomic_load(&fs->trims)));
+	json_object_object_add(o, "inode_prune_asks",
+			       json_object_new_int64((int64_t)atomic_load(&fs->prune_asks)));
 	{
 		size_t n = 0;
 

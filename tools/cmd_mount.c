@@ -853,28 +853,6 @@ static bool record_exists(const char *store, const char *id, int pid, bool *daem
 	return found;
 }
 
-/* Is pid a live process (not gone, not a zombie)? */
-static bool alive(int pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
-}
-
 #define UMOUNT_WAIT_MS 60000
 
 /*
@@ -1189,12 +1167,12 @@ static int daemon_restart(struct cli *cli)
 				store, old);
 	}
 	/* the old daemon lets go and exits */
-	for (int k = 0; k < 200 && alive(old); k++)
+	for (int k = 0; k < 200 && cfs_pid_alive(old); k++)
 		usleep(50000);
 	close(lock);
 	printf("daemon %d handed %u mount%s (%u FUSE session%s) to daemon %d in %.1f ms%s\n", old,
 	       points, points == 1 ? "" : "s", n, n == 1 ? "" : "s", pid, ms,
-	       alive(old) ? " (the old one has not exited yet)" : "");
+	       cfs_pid_alive(old) ? " (the old one has not exited yet)" : "");
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
