@@ -51,10 +51,12 @@
 #   BENCH_FIO_RUNTIME  seconds of random reads (10)
 #   BENCH_CAIRN_CACHE_SIZE  cairn mount --cache-size (256M); the RssAnon target is this + 16 MiB
 #   BENCH_CAIRN_MOUNT_OPTS  more options for cairn mount
-#   BENCH_PROFILE      words among: requests (the FUSE daemons run with libfuse's -d and each
-#                      row's requests are counted by opcode), strace (strace -c -f of each FUSE
-#                      daemon over each timed command); the counts go to the report and to
-#                      WORK/profile (kept). Timings under a profile are not comparable.
+#   BENCH_PROFILE      words among: requests (fuse-overlayfs runs with libfuse's -d and each
+#                      row's requests are counted by opcode; not for cairn, whose daemon has no
+#                      such output), strace (strace -c -f of each FUSE daemon over each timed
+#                      command: a cairn daemon's read calls are its FUSE requests); the counts go
+#                      to the report and to WORK/profile (kept). Timings under a profile are not
+#                      comparable.
 #   BENCH_KEEP         1: keep the work directory (logs, uppers) for a look afterwards
 #   BENCH_PREPARE_ONLY 1: build the cache and exit
 #   BENCH_MIRROR, BENCH_SECURITY_MIRROR, BENCH_SUITE  as for import.sh
@@ -122,6 +124,10 @@ profiling() { [[ " $PROFILE " == *" $1 "* ]]; }
 for p in $PROFILE; do
 	[[ $p == requests || $p == strace ]] || bench_die "unknown word in BENCH_PROFILE: $p"
 done
+# cairn mounts through its daemon, which has no libfuse debug output (-o goes to the kernel)
+if profiling requests && has_cairn; then
+	bench_die "BENCH_PROFILE=requests: cairn's daemon prints no requests; BENCH_PROFILE=strace counts them (its read calls on /dev/fuse)"
+fi
 CAIRN_CACHE_BYTES=$(numfmt --from=iec "$CAIRN_CACHE_SIZE") ||
 	bench_die "BENCH_CAIRN_CACHE_SIZE: not a size: $CAIRN_CACHE_SIZE"
 
@@ -367,7 +373,7 @@ mount_cairn_as() {
 	MOUNTED+=("$m")
 	if [[ -n $DEBUG_LOG ]]; then
 		debug_mount "$DEBUG_LOG" "$bin" --store "$(store_of "$1")" mount upper --upper "$WORK/up-$1" \
-			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" --debug "$m" || return
+			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" -f "$m" || return
 	else
 		timeout 120 "$bin" --store "$(store_of "$1")" mount upper "$m" --upper "$WORK/up-$1" \
 			--cache-size "$CAIRN_CACHE_SIZE" "${extra[@]}" > "$WORK/$1-mount.log" 2>&1 || return

@@ -13,7 +13,9 @@
 # compared with a fresh mount of a copy of its upper. Before each switch,
 # every name of the next image is looked up in the live mount, so the
 # kernel holds negative entries for those it adds (cached on writable
-# mounts too: the switch must expire them).
+# mounts too: the switch must expire them); right after the switch, before
+# any listing (readdirplus would replace a stale negative entry), every name
+# of every image is looked up in it and compared with a fresh mount.
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -80,6 +82,14 @@ printf 'mine\n' >"$M/op/mine"
 mv "$M/ren" "$M/renamed"
 
 # compare WHEN: the live mount against a fresh mount of a copy of the upper
+# exists MNT: for every name of any image, whether a stat through MNT finds it
+exists() {
+	local p
+	for p in $(cd "$WORK" && find A B C -mindepth 1 | cut -d/ -f2- | sort -u); do
+		if stat "$1/$p" >/dev/null 2>&1; then echo "+ $p"; else echo "- $p"; fi
+	done
+}
+
 compare() {
 	local when=$1
 	dump "$M" "$WORK/live.dump"
@@ -88,6 +98,14 @@ compare() {
 	rm -f "$WORK/upcopy/lock"
 	mount_ok "$STORE" pw "$F" --upper "$WORK/upcopy"
 	dump "$F" "$WORK/fresh.dump"
+	if [ -f "$WORK/live.exists" ]; then
+		# looked up right after the switch, before any listing (a listing
+		# would replace stale negative entries): what a fresh mount finds
+		exists "$F" >"$WORK/fresh.exists"
+		diff -u "$WORK/fresh.exists" "$WORK/live.exists" >&2 ||
+			soft_fail "$when: right after the switch, lookups in the live mount differ from a fresh one"
+		rm -f "$WORK/live.exists"
+	fi
 	umount_ok "$STORE" "$F"
 	same_dump "$WORK/fresh.dump" "$WORK/live.dump" "$when: the live mount against a fresh one"
 }
@@ -105,6 +123,7 @@ switch_to() {
 	probe "$1"
 	tcairn "$STORE" upgrade pw "$1" >"$WORK/up.out" || fail "upgrade pw $1 failed"
 	grep -q "mount $M (pid .*): switched" "$WORK/up.out" || fail "the mount did not switch to $1"
+	exists "$M" >"$WORK/live.exists"
 }
 
 say "to B: gone/ deleted, swap/d a file, f a directory, link changed, new/ added"
