@@ -54,9 +54,16 @@
 #   BENCH_PROFILE      words among: requests (fuse-overlayfs runs with libfuse's -d and each
 #                      row's requests are counted by opcode; not for cairn, whose daemon has no
 #                      such output), strace (strace -c -f of each FUSE daemon over each timed
-#                      command: a cairn daemon's read calls are its FUSE requests); the counts go
-#                      to the report and to WORK/profile (kept). Timings under a profile are not
-#                      comparable.
+#                      command: a cairn daemon's read calls are its FUSE requests), fuse (the
+#                      kernel's fuse_request_send/_end tracepoints of the mount's connection,
+#                      recorded by perf: every FUSE tool's requests by opcode with their round
+#                      trips, total and mean, and the daemon's CPU time; cheap enough that the
+#                      times stay near the unprofiled ones), client (strace -f -w -c of the timed
+#                      command, every tool: the seconds its processes spent inside each system
+#                      call, kernel overlayfs included); the counts go to the report and to
+#                      WORK/profile (kept); cpu (perf record -g of each FUSE daemon: where
+#                      its CPU time goes, by symbol, WORK/profile/*.cpu.perf kept for perf
+#                      report). Timings under strace are not comparable.
 #   BENCH_KEEP         1: keep the work directory (logs, uppers) for a look afterwards
 #   BENCH_PREPARE_ONLY 1: build the cache and exit
 #   BENCH_MIRROR, BENCH_SECURITY_MIRROR, BENCH_SUITE  as for import.sh
@@ -122,7 +129,8 @@ has_cairn() { [[ " $TOOLS " == *" cairn "* || " $TOOLS " == *" cairn-"* ]]; }
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
 profiling() { [[ " $PROFILE " == *" $1 "* ]]; }
 for p in $PROFILE; do
-	[[ $p == requests || $p == strace ]] || bench_die "unknown word in BENCH_PROFILE: $p"
+	[[ $p == requests || $p == strace || $p == fuse || $p == client || $p == cpu ]] ||
+		bench_die "unknown word in BENCH_PROFILE: $p"
 done
 # cairn mounts through its daemon, which has no libfuse debug output (-o goes to the kernel)
 if profiling requests && has_cairn; then
@@ -271,7 +279,12 @@ while n > 0:
 }
 
 bench_need_pkgs flock:util-linux fusermount3:fuse3 fuse-overlayfs:fuse-overlayfs fio:fio numfmt:coreutils
-if profiling strace; then bench_need_pkgs strace:strace; fi
+if profiling strace || profiling client; then bench_need_pkgs strace:strace; fi
+if profiling fuse || profiling cpu; then bench_need_pkgs perf:linux-perf; fi
+if profiling fuse; then
+	[[ $(perf list tracepoint 2> /dev/null) == *fuse:fuse_request_end* ]] ||
+		bench_die "BENCH_PROFILE=fuse: this kernel has no fuse:fuse_request_send/_end tracepoints"
+fi
 [[ -c /dev/fuse ]] || bench_die "/dev/fuse is missing"
 if [[ ! -f $V1.stamp || ! -f $V2.stamp ]]; then
 	bench_log "building the import benchmark's trees (debootstrap; needs the network)"
@@ -471,9 +484,27 @@ do_cpa() { cp -a "$MNT/usr" "$MNT/usr.copy" 2> "$ERR" && flush; }
 
 # Profiles of the timed part: FUSE requests by opcode (from libfuse's debug output, which
 # starts with the mount: what came before the timed part is cut off) and strace -c.
+# daemon_cpu PID: its user + system CPU time so far, in clock ticks
+daemon_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2> /dev/null || echo 0; }
 prof_start() { # TOOL ROW RUN
-	PROF_STRACE='' PROF_MARK=0
+	PROF_STRACE='' PROF_MARK=0 PROF_PERF='' PROF_CPU='' PROF_CPUREC=''
 	[[ -n $PID ]] || return 0
+	if profiling cpu; then
+		perf record -q -g -F 997 -p "$PID" -o "$WORK/profile/$1.$2.$3.cpu.perf" > /dev/null 2>&1 &
+		PROF_CPUREC=$!
+	fi
+	if profiling fuse; then
+		# the mount's FUSE connection is its anonymous device's minor number
+		local conn
+		conn=$(mountpoint -d "$MNT")
+		conn=${conn#*:}
+		perf record -q -a -o "$WORK/profile/$1.$2.$3.perf" \
+			-e fuse:fuse_request_send --filter "connection == $conn" \
+			-e fuse:fuse_request_end --filter "connection == $conn" > /dev/null 2>&1 &
+		PROF_PERF=$!
+		PROF_CPU=$(daemon_cpu "$PID")
+		sleep 1 # recording before the clock starts
+	fi
 	if [[ -n $DEBUG_LOG ]]; then PROF_MARK=$(wc -l < "$DEBUG_LOG"); fi
 	if profiling strace; then
 		strace -f -c -o "$WORK/profile/$1.$2.$3.strace" -p "$PID" 2> /dev/null &
@@ -481,10 +512,36 @@ prof_start() { # TOOL ROW RUN
 		sleep 1 # attached to every thread before the clock starts
 	fi
 }
+# fuse_summary PERFDATA: per opcode, the requests, their round trips in seconds (send to end:
+# the time a caller waits for a synchronous one) and the mean in microseconds; FORGETs have no end
+fuse_summary() {
+	perf script -i "$1" -F time,event,trace 2> /dev/null | awk '
+		{ t = $1; sub(/:$/, "", t)
+		  for (i = 2; i < NF; i++) if ($i == "req") r = $(i + 1)
+		  if ($2 ~ /fuse_request_send/) { match($0, /\(FUSE_[A-Z_0-9]+\)/)
+			op = RSTART ? substr($0, RSTART + 6, RLENGTH - 7) : "other"; n[op]++; sent[r] = t; opof[r] = op }
+		  else if (r in sent) { d = t - sent[r]; s[opof[r]] += d; ended[opof[r]]++; delete sent[r] } }
+		END { for (op in n) { tot += s[op]; cnt += n[op]
+			printf "%s %d %.3f %.0f\n", op, n[op], s[op], ended[op] ? s[op] / ended[op] * 1e6 : 0 }
+		      printf "total %d %.3f %.0f\n", cnt, tot, cnt ? tot / cnt * 1e6 : 0 }' | sort -k3,3 -rn
+}
 prof_stop() { # TOOL ROW RUN
 	if [[ -n $PROF_STRACE ]]; then
 		kill -INT "$PROF_STRACE" 2> /dev/null || true
 		wait "$PROF_STRACE" 2> /dev/null || true
+	fi
+	if [[ -n $PROF_CPUREC ]]; then
+		kill -INT "$PROF_CPUREC" 2> /dev/null || true
+		wait "$PROF_CPUREC" 2> /dev/null || true
+		perf report -i "$WORK/profile/$1.$2.$3.cpu.perf" --no-children --sort dso,sym --stdio 2> /dev/null |
+			awk '/^ +[0-9.]+%/ { print }' | head -n 40 > "$WORK/profile/$1.$2.$3.cpu.top"
+	fi
+	if [[ -n $PROF_PERF ]]; then
+		echo "$(($(daemon_cpu "$PID") - PROF_CPU)) $(getconf CLK_TCK)" > "$WORK/profile/$1.$2.$3.cpu"
+		kill -INT "$PROF_PERF" 2> /dev/null || true
+		wait "$PROF_PERF" 2> /dev/null || true
+		fuse_summary "$WORK/profile/$1.$2.$3.perf" > "$WORK/profile/$1.$2.$3.fuse"
+		rm -f "$WORK/profile/$1.$2.$3.perf"
 	fi
 	if [[ -n $DEBUG_LOG && -f $DEBUG_LOG ]]; then
 		tail -n +$((PROF_MARK + 1)) "$DEBUG_LOG" | grep -o 'opcode: [A-Z_0-9][A-Z_0-9]*' | cut -d' ' -f2 |
@@ -510,6 +567,8 @@ measure() {
 	fi
 	bench_drop_caches
 	prof_start "$tool" "$row" "$run"
+	PROF_WRAP=()
+	if profiling client; then PROF_WRAP=(strace -f -w -c -o "$WORK/profile/$tool.$row.$run.client"); fi
 	if [[ $row == rand ]]; then
 		if v=$(bench_fio_randread "$MNT/$RBIG" "$FIO_RUNTIME" "$TO" "$WORK/fio.err"); then
 			rec "$tool" rand "$v"
@@ -517,7 +576,7 @@ measure() {
 		else
 			fail "$tool" "rand: fio failed" "$WORK/fio.err" || true
 		fi
-	elif bench_time t timeout "$TO" bash -c "$(declare -f flush in_chroot "do_$row"); MNT='$MNT' UPPER='$UPPER' TAR='$TAR' BIG='$BIG' ERR='$WORK/$row.err' PKGS='$pkgs' do_$row"; then
+	elif bench_time t timeout "$TO" "${PROF_WRAP[@]}" bash -c "$(declare -f flush in_chroot "do_$row"); MNT='$MNT' UPPER='$UPPER' TAR='$TAR' BIG='$BIG' ERR='$WORK/$row.err' PKGS='$pkgs' do_$row"; then
 		rec "$tool" "$row" "$t"
 	else
 		fail "$tool" "$row failed (exit $?)" "$WORK/$row.err" || true
@@ -637,15 +696,29 @@ profile_report() { # PREFIX
 	echo
 	printf '%s\n' "${1}profiles (BENCH_PROFILE=$PROFILE, run $RUNS; the files in $WORK/profile):"
 	for row in "${rows[@]}"; do
-		for tool in cairn "${VARIANTS[@]}" fuse-overlayfs; do
+		for tool in cairn "${VARIANTS[@]}" fuse-overlayfs overlay overlay-metacopy; do
 			f=$WORK/profile/$tool.$row.$RUNS.requests
 			[[ -s $f ]] && printf '%s%s %s: %s requests: %s\n' "$1" "$row" "$tool" \
 				"$(awk '{ s += $1 } END { print s }' "$f")" "$(awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }' "$f")"
+			f=$WORK/profile/$tool.$row.$RUNS.fuse
+			[[ -s $f ]] && printf '%s%s %s: %s requests, %s s of round trips (mean %s us), daemon CPU %s s; by round-trip time: %s\n' "$1" "$row" "$tool" \
+				"$(awk '$1 == "total" { print $2 }' "$f")" "$(awk '$1 == "total" { print $3 }' "$f")" \
+				"$(awk '$1 == "total" { print $4 }' "$f")" \
+				"$(awk '{ printf "%.2f", $1 / $2 }' "$WORK/profile/$tool.$row.$RUNS.cpu" 2> /dev/null)" \
+				"$(awk '$1 != "total" { printf "%s%s %d %.2f s %d us", (n++ ? ", " : ""), $1, $2, $3, $4 }' "$f" | cut -d, -f1-12)"
 			f=$WORK/profile/$tool.$row.$RUNS.strace
 			[[ -s $f ]] && printf '%s%s %s: syscalls %s; by count: %s\n' "$1" "$row" "$tool" \
 				"$(awk '$NF == "total" { print $4 }' "$f")" \
 				"$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$f" |
 					sort -rn | head -n 12 | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }')"
+			f=$WORK/profile/$tool.$row.$RUNS.cpu.top
+			[[ -s $f ]] && printf '%s%s %s: daemon CPU by symbol (perf, self): %s\n' "$1" "$row" "$tool" \
+				"$(head -n 12 "$f" | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $NF, $1 }')"
+			f=$WORK/profile/$tool.$row.$RUNS.client
+			[[ -s $f ]] && printf '%s%s %s: client in system calls %s s (%s calls); by seconds: %s\n' "$1" "$row" "$tool" \
+				"$(awk '$NF == "total" { print $2 }' "$f")" "$(awk '$NF == "total" { print $4 }' "$f")" \
+				"$(awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $2, $4, $NF }' "$f" |
+					sort -rn | head -n 12 | awk '{ printf "%s%s %.2f s %d", (NR > 1 ? ", " : ""), $3, $1, $2 }')"
 		done
 	done
 	return 0
