@@ -171,6 +171,8 @@ struct cfs_daemon {
 	int lock_fd;              /* STORE/run/daemon.lock (shared daemon), or -1 */
 	int epfd;                 /* every mount's /dev/fuse fd, EPOLLONESHOT, and wake_fd */
 	int wake_fd;              /* eventfd: written when the workers are to stop */
+	int trim_fd;              /* timerfd: mounts over their inode budget are trimmed again */
+	atomic_bool trim_armed;   /* trim_fd is set to fire */
 	pthread_t *workers;
 	pthread_t control;
 	bool control_running;
@@ -246,6 +248,10 @@ struct cfs {
 	atomic_bool over_budget;    /* ninodes passed the budget; cleared by a trim */
 	atomic_bool trimming;       /* a worker trims now; it owns the two below */
 	int64_t trimmed_ns;         /* when the kernel was last asked */
+	int64_t trim_gap_ns;        /* the least time between two asks: grows while they free nothing */
+	uint64_t freed;             /* inodes the kernel forgot, ever; itable_lock */
+	uint64_t freed_at_ask;      /* freed at the last ask; itable_lock */
+	bool asked;                 /* the kernel was asked since the table was last within budget */
 	_Atomic int prune;          /* the kernel takes FUSE_NOTIFY_PRUNE: 1, does not: -1, not known: 0 */
 	size_t trim_cursor;         /* the bucket the next trim starts at; itable_lock */
 	atomic_uint_fast64_t trims, prune_asks;
@@ -346,12 +352,17 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 /*
  * Over its inode budget (fs->over_budget), the mount asks the kernel to
  * drop inodes it holds but does not use: FUSE_NOTIFY_PRUNE (Linux 6.18)
- * of up to the excess over 7/8 of the budget, at most every 20 ms; the
- * kernel skips any inode in use (open, a cwd, a mountpoint, a directory
- * with cached entries) and sends FORGET for the others. Called by a worker
- * after answering a request, no lock held; one worker per mount at a time.
+ * of up to the excess over 7/8 of the budget, at most every 20 ms (up to
+ * 2 s while asks free nothing: every inode is in use); the kernel skips
+ * any inode in use (open, a cwd, a mountpoint, a directory with cached
+ * entries) and sends FORGET for the others. Called by a worker after
+ * answering a request, and from the daemon's trim timer while the mount
+ * stays over its budget (a tenant that floods and then goes quiet sends
+ * no request to trim after), no lock held; one worker per mount at a time.
  */
 void cfs_itable_trim(struct cfs *fs);
+/* Trims every mount over its inode budget again in a moment (daemon.c's trim timer). */
+void cfs_daemon_trim_later(struct cfs_daemon *d);
 
 /*
  * Re-binds a directory inode to node (whose parsed view is v): its link
