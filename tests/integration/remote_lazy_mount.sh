@@ -10,7 +10,8 @@
 # within the remote's --timeout, logged with why, while what is local keeps
 # reading, and reads work again once it is back; a tampered pack gives EIO,
 # never wrong bytes; kill -9 of the daemon during lazy reads leaves the
-# store fsck-clean and a new mount reads on.
+# store fsck-clean and a new mount reads on; follow --lazy switches a
+# running mount to a lazily pulled generation, whose files then read.
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=../lib/mount.sh
@@ -28,7 +29,6 @@ CRED=$WORK/cred
 BOUND=${CAIRN_LAZY_BOUND:-15}
 RGW_LOG=$RGW_DIR/log/client.rgw.log
 
-jget() { json_get "$1" "j['$2']"; }
 # gets: how many ranged GETs of packs radosgw has answered so far (its access log)
 gets() { grep -c '"GET /lazy/site/packs/' "$RGW_LOG" || true; }
 # lazy_store NAME [ARGS...]: a store that pulled v1 lazily (remote --timeout 2)
@@ -253,4 +253,25 @@ for f in big/r0 big/r1 big/r2 files/random-1M; do
 done
 umount_ok "$WORK/g" "$MNT5"
 cairn_in "$WORK/g" fsck >/dev/null || soft_fail "fsck at the end"
+
+say "follow --lazy switches a running mount to a lazily pulled generation"
+mkdir -p "$WORK/t2"
+head -c 3000000 /dev/urandom >"$WORK/t2/newfile"
+echo v2 >"$WORK/t2/ver"
+import_ok "$A" "$WORK/t2" --tag w2
+{ cairn_in "$A" upgrade web v1 >/dev/null && cairn_in "$A" push web origin >/dev/null; } || fail "push web 1"
+H=$WORK/h
+cairn_in "$H" remote add origin s3://lazy/site --credentials "$CRED" >/dev/null
+cairn_in "$H" follow origin web --lazy >/dev/null || fail "follow --lazy (generation 1)"
+MNT6=$WORK/mnt6
+mkdir -p "$MNT6"
+mount_ok "$H" web "$MNT6" --ro
+cmp -s "$MNT6/big/small3" "$WORK/t1/big/small3" || soft_fail "generation 1 reads wrong"
+{ cairn_in "$A" upgrade web w2 >/dev/null && cairn_in "$A" push web origin >/dev/null; } || fail "push web 2"
+cairn_in "$H" follow origin web --lazy >"$WORK/follow.out" || soft_fail "follow --lazy (generation 2)"
+grep -q "1 mount switched" "$WORK/follow.out" || soft_fail "the running mount was not switched: $(cat "$WORK/follow.out")"
+timeout 60 cmp -s "$MNT6/newfile" "$WORK/t2/newfile" || soft_fail "the new generation's file reads wrong through the switched mount"
+[ "$(cat "$MNT6/ver" 2>/dev/null)" = v2 ] || soft_fail "the mount does not show generation 2"
+umount_ok "$H" "$MNT6"
+cairn_in "$H" fsck >/dev/null || soft_fail "fsck of the follower"
 finish
