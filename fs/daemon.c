@@ -962,6 +962,7 @@ static void refuse(int fd, const char *why)
 static void *control_main(void *arg)
 {
 	struct cfs_daemon *d = arg;
+	unsigned long busy = 0; /* accepts refused in a row for want of fds */
 
 	for (;;) {
 		pthread_attr_t a;
@@ -972,8 +973,23 @@ static void *control_main(void *arg)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/*
+				 * Out of fds or memory for now (a container can pin
+				 * fds: files it holds open after unlinking them): the
+				 * connection waits in the backlog, and giving up here
+				 * would leave every mount without its control socket
+				 * (no stats, no live switch) for good.
+				 */
+				if (!busy++)
+					cfs_daemon_log(d, LOG_WARNING, "cannot accept a control connection: %s "
+						       "(trying again)", strerror(errno));
+				nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
+				continue;
+			}
 			break; /* shut down: the daemon is exiting */
 		}
+		busy = 0;
 		if (!peer_allowed(d, fd)) {
 			refuse(fd, "permission denied: only root and the store's owner may talk "
 				   "to its daemon");

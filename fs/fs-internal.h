@@ -103,15 +103,15 @@ struct cfs_rw {
 	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
 	 * data fd (dfd) are kept open only within the mount's fd budget
 	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
-	 * rw_ufd(). While a file made by CREATE is open in the kernel, or a
-	 * read, write, fsync or lseek uses dfd (opens > 0), both stay: those
-	 * use dfd without ns_lock.
+	 * rw_ufd(). While a read, write, fsync or lseek uses dfd (opens > 0),
+	 * both stay: those use dfd without ns_lock. A file open in the kernel
+	 * pins nothing (a container could hold as many as it likes).
 	 */
 	bool upper;               /* the upper object exists; ns_lock */
 	_Atomic int ufd;          /* ns_lock */
 	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
 	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
-	atomic_uint opens;        /* CREATE opens not yet released + data requests using dfd */
+	atomic_uint opens;        /* data requests using dfd */
 	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
 	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */

@@ -14,11 +14,12 @@
  *
  * What is never closed early: the fds of a request in progress (each fd
  * use stamps the inode with the request's generation, and only one request
- * holds ns_lock at a time), the fds of a file made by CREATE and open in
- * the kernel, the data fd while a read or write uses it without ns_lock
- * (cfs_rw.opens, changed and looked at under itable_lock), the root, unlinked files
- * (a handle no longer opens them) and anything on a filesystem without
- * handles (then the mount holds an fd per upper object, as it did before).
+ * holds ns_lock at a time), the data fd while a read or write uses it
+ * without ns_lock (cfs_rw.opens, changed and looked at under itable_lock),
+ * the root, unlinked files (a handle no longer opens them) and anything on
+ * a filesystem without handles (then the mount holds an fd per upper
+ * object, as it did before). A file open in the kernel pins nothing: its
+ * fds are reopened by handle like any other's.
  */
 #include <fcntl.h>
 #include <sys/resource.h>

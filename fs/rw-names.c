@@ -255,12 +255,15 @@ void rw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	e.attr_timeout = e.entry_timeout = r.fs->timeout;
 	fi->fh = 0;
 	fi->keep_cache = 1;
-	atomic_fetch_add(&in->rw->opens, 1); /* its fds stay until the release */
+	/*
+	 * Nothing is pinned for the open file: its fds are the budget's like
+	 * any other's (a read or write pins them for itself, io_pin()), or a
+	 * container holding the files it makes open would take every fd of
+	 * the daemon, the other mounts' too.
+	 */
 	rw_req_end(&r);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		atomic_fetch_sub(&in->rw->opens, 1);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		cfs_inode_forget(r.fs, in->ino, 1);
-	}
 }
 
 void rw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)

@@ -188,7 +188,6 @@ json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *n
 		}
 		free(hex);
 	}
-	json_object_object_add(o, "op", json_object_new_int64(atomic_load(&rw->opens)));
 	json_object_object_add(o, "dv", json_object_new_boolean(rw->dev00));
 	json_object_object_add(o, "l", json_object_new_int(rw->lower));
 	json_object_object_add(o, "m", json_object_new_boolean(atomic_load(&rw->metacopy)));
@@ -232,7 +231,7 @@ int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int 
 	rw->ufd = jfd(o, "u", fds, nfds);
 	rw->dfd = jfd(o, "d", fds, nfds);
 	rw->upper = jint(o, "up") != 0;
-	rw->opens = (unsigned)jint(o, "op");
+	/* "op" (CREATE opens, from a daemon that pinned them) is ignored: no request is running */
 	rw->dev00 = jint(o, "dv") != 0;
 	{
 		json_object *v;
