@@ -9,6 +9,11 @@
 #     RELEASE, so the container took every fd of the daemon: m2's lookups
 #     and creates failed with EMFILE), and meanwhile m2 creates, looks up
 #     and reads, and 'cairn stats' answers;
+#   - uid 1000 holds open 1000 files and 250 directories it made and
+#     removed: each keeps a name in UPPERDIR/work while the kernel holds it
+#     (an fd kept open for each took every fd of the daemon), every one
+#     still reads and writes right with st_nlink 0, m2 serves meanwhile,
+#     and work/ is empty once they are closed;
 #   - the daemon runs out of fds for a moment (its soft limit lowered to
 #     what it holds, by root, as a container pinning fds would do): its
 #     control socket answers again once fds are back ('cairn stats', a live
@@ -90,6 +95,18 @@ for i in range(n):
     try:
         if what == "files":
             fds.append(os.open("%s/f%d" % (d, i), os.O_CREAT | os.O_RDWR, 0o644))
+        elif what == "unlinked":
+            # a file made, written and removed, and a directory made and
+            # removed, both held open
+            p = "%s/u%d" % (d, i)
+            fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+            os.write(fd, b"unlinked %d" % i)
+            fds.append(fd)
+            os.unlink(p)
+            if i % 4 == 0:
+                os.mkdir(p)
+                fds.append(os.open(p, os.O_RDONLY | os.O_DIRECTORY))
+                os.rmdir(p)
         else:
             fds.append(os.open(d, os.O_RDONLY | os.O_DIRECTORY))
     except OSError as e:
@@ -99,6 +116,23 @@ open(sig + "/held", "w").close()
 t = time.time() + 120
 while os.path.exists(sig + "/go") and time.time() < t:
     time.sleep(0.1)
+if what == "unlinked":
+    # every one still works: the files read and write their bytes, nameless
+    bad = 0
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+            if st.st_nlink != 0:
+                bad += 1
+            elif os.path.stat.S_ISDIR(st.st_mode):
+                bad += os.listdir(fd) != []
+            else:
+                want = os.pread(fd, 100, 0) + b"+"
+                os.write(fd, b"+")
+                bad += not want.startswith(b"unlinked ") or os.pread(fd, 100, 0) != want
+        except OSError as e:
+            bad += 1
+    print("afterwards %d of them wrong" % bad, flush=True)
 EOF
 	HOLDER=$!
 	track_holder "$HOLDER"
@@ -129,6 +163,28 @@ m2_serves "files held"
 release
 n=$(ls "$M1/d/files" | wc -l) || n="(ls failed)"
 [ "$n" = "$NFILES" ] || soft_fail "m1 lists $n files, want $NFILES"
+
+say "uid 1000 holds files and directories it removed open on m1; m2 serves meanwhile"
+NUNL=1000
+hold unlinked "$M1/d/files" "$NUNL" "$WORK/sig"
+grep -q "^held $((NUNL + NUNL / 4)) errors {}$" "$WORK/hold.out" ||
+	soft_fail "uid 1000 could not hold what it removed: $(cat "$WORK/hold.out")"
+used=$(nfds)
+info "the daemon holds $used fds"
+[ "$used" -le $((LIMIT * 3 / 4)) ] || soft_fail "the daemon holds $used of its $LIMIT fds"
+m2_serves "removed files held"
+release
+grep -q "^afterwards 0 of them wrong$" "$WORK/hold.out" ||
+	soft_fail "what uid 1000 removed did not work to the end: $(tail -n 1 "$WORK/hold.out")"
+n=$(ls -A "$M1/d/files" | grep -c '^u' || true)
+[ "$n" = 0 ] || soft_fail "$n removed names show on m1"
+# the kernel forgets them once closed, and their orphan names go
+for _ in $(seq 50); do
+	[ -z "$(ls -A "$WORK/u1/work")" ] && break
+	sleep 0.1
+done
+n=$(ls -A "$WORK/u1/work" | wc -l)
+[ "$n" = 0 ] || soft_fail "$n entries left in UPPERDIR/work after the close, e.g. $(ls -A "$WORK/u1/work" | head -n 3 | tr '\n' ' ')"
 
 say "the daemon out of fds for a moment: its control socket answers afterwards"
 # a soft limit of 0: no new fd at all, what is open stays
