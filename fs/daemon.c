@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 
 #include "fs-internal.h"
 #include "image.h"
@@ -139,6 +140,57 @@ static void keep_init(struct cfs *fs, const struct fuse_buf *buf)
 	fs->init_len = h.len;
 }
 
+/*
+ * The trim timer. A mount over its inode budget is trimmed after its
+ * requests; when they stop (a tenant floods, then goes quiet) the timer
+ * trims it again until it is within budget. One-shot in the epoll set:
+ * one worker takes each expiry.
+ */
+#define CFS_TRIM_LATER_NS 100000000
+
+void cfs_daemon_trim_later(struct cfs_daemon *d)
+{
+	struct itimerspec t = { .it_value = { 0, CFS_TRIM_LATER_NS } };
+
+	if (d->trim_fd < 0 || atomic_exchange(&d->trim_armed, true))
+		return;
+	if (timerfd_settime(d->trim_fd, 0, &t, NULL) < 0) {
+		atomic_store(&d->trim_armed, false);
+		cfs_daemon_log(d, LOG_ERR, "cannot set the trim timer: %s", strerror(errno));
+	}
+}
+
+static bool over_budget(struct cfs *fs, const void *arg)
+{
+	(void)arg;
+	return atomic_load(&fs->over_budget);
+}
+
+static void trim_due(struct cfs_daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = d };
+	uint64_t expiries;
+	struct cfs **v;
+	size_t n;
+
+	if (read(d->trim_fd, &expiries, sizeof(expiries)) < 0 && errno != EAGAIN)
+		cfs_daemon_log(d, LOG_ERR, "reading the trim timer: %s", strerror(errno));
+	atomic_store(&d->trim_armed, false);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->trim_fd, &ev) < 0)
+		cfs_daemon_log(d, LOG_ERR, "cannot re-arm the trim timer: %s", strerror(errno));
+	v = mounts_ref(d, over_budget, NULL, &n);
+	for (size_t i = 0; i < n; i++) {
+		bool live;
+
+		pthread_mutex_lock(&v[i]->loop_lock);
+		live = !v[i]->gone && !v[i]->frozen;
+		pthread_mutex_unlock(&v[i]->loop_lock);
+		if (live)
+			cfs_itable_trim(v[i]); /* sets the timer again while still over */
+	}
+	mounts_unref(v, n);
+}
+
 static void *worker_main(void *arg)
 {
 	struct cfs_daemon *d = arg;
@@ -161,6 +213,10 @@ static void *worker_main(void *arg)
 		}
 		if (n == 0)
 			continue;
+		if (ev.data.ptr == d) {
+			trim_due(d);
+			continue;
+		}
 		fs = ev.data.ptr;
 		if (!fs)
 			break; /* wake_fd: the daemon is stopping */
@@ -906,6 +962,7 @@ static void refuse(int fd, const char *why)
 static void *control_main(void *arg)
 {
 	struct cfs_daemon *d = arg;
+	unsigned long busy = 0; /* accepts refused in a row for want of fds */
 
 	for (;;) {
 		pthread_attr_t a;
@@ -916,8 +973,23 @@ static void *control_main(void *arg)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/*
+				 * Out of fds or memory for now (a container can pin
+				 * fds: files it holds open after unlinking them): the
+				 * connection waits in the backlog, and giving up here
+				 * would leave every mount without its control socket
+				 * (no stats, no live switch) for good.
+				 */
+				if (!busy++)
+					cfs_daemon_log(d, LOG_WARNING, "cannot accept a control connection: %s "
+						       "(trying again)", strerror(errno));
+				nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
+				continue;
+			}
 			break; /* shut down: the daemon is exiting */
 		}
+		busy = 0;
 		if (!peer_allowed(d, fd)) {
 			refuse(fd, "permission denied: only root and the store's owner may talk "
 				   "to its daemon");
@@ -1026,7 +1098,7 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->lsock = d->lock_fd = d->epfd = d->wake_fd = -1;
+	d->lsock = d->lock_fd = d->epfd = d->wake_fd = d->trim_fd = -1;
 	d->foreground = o->foreground;
 	d->isolated = o->isolated;
 	d->cache_bytes = o->cache_bytes ? o->cache_bytes : CFS_CACHE_DEFAULT;
@@ -1092,8 +1164,11 @@ int cfs_daemon_new(const struct cfs_daemon_options *o, struct cfs_daemon **out)
 	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->epfd < 0 || d->wake_fd < 0 ||
-	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev) < 0) {
+	d->trim_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->epfd < 0 || d->wake_fd < 0 || d->trim_fd < 0 ||
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev) < 0 ||
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->trim_fd,
+		      &(struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT, .data.ptr = d }) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -1284,6 +1359,8 @@ void cfs_daemon_free(struct cfs_daemon *d)
 		close(d->epfd);
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
+	if (d->trim_fd >= 0)
+		close(d->trim_fd);
 	free(d->workers);
 	if (d->cache) {
 		cfs_thread_free(pthread_getspecific(d->thread_key));

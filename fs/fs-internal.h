@@ -103,15 +103,15 @@ struct cfs_rw {
 	 * handle (fh); its O_PATH fd (ufd) and, for a regular file, its O_RDWR
 	 * data fd (dfd) are kept open only within the mount's fd budget
 	 * (rw-fds.c): -1 when closed or never opened. Reach ufd through
-	 * rw_ufd(). While a file made by CREATE is open in the kernel, or a
-	 * read, write, fsync or lseek uses dfd (opens > 0), both stay: those
-	 * use dfd without ns_lock.
+	 * rw_ufd(). While a read, write, fsync or lseek uses dfd (opens > 0),
+	 * both stay: those use dfd without ns_lock. A file open in the kernel
+	 * pins nothing (a container could hold as many as it likes).
 	 */
 	bool upper;               /* the upper object exists; ns_lock */
 	_Atomic int ufd;          /* ns_lock */
 	_Atomic int dfd;          /* set under ns_lock; closed only when opens == 0 */
 	struct file_handle *fh;   /* NULL: cannot be reopened, so its fds are never closed early */
-	atomic_uint opens;        /* CREATE opens not yet released + data requests using dfd */
+	atomic_uint opens;        /* data requests using dfd */
 	uint64_t used;            /* cfs.fds.gen of the request that last used its fds; ns_lock */
 	size_t slot;              /* index in cfs.fds.held, or SIZE_MAX; itable_lock */
 	uint8_t lower;            /* enum cfs_lower */
@@ -119,6 +119,7 @@ struct cfs_rw {
 	uint64_t lower_len;       /* with metacopy; ns_lock */
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
+	bool orphan;              /* unlinked, kept by a name in work/ (rw_orphan_name()) */
 	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
 	bool dev00;               /* the upper object is an image's char device 0/0, escaped (upper.h) */
 	uint64_t key;             /* identity in the key map (see rw.c) */
@@ -171,6 +172,8 @@ struct cfs_daemon {
 	int lock_fd;              /* STORE/run/daemon.lock (shared daemon), or -1 */
 	int epfd;                 /* every mount's /dev/fuse fd, EPOLLONESHOT, and wake_fd */
 	int wake_fd;              /* eventfd: written when the workers are to stop */
+	int trim_fd;              /* timerfd: mounts over their inode budget are trimmed again */
+	atomic_bool trim_armed;   /* trim_fd is set to fire */
 	pthread_t *workers;
 	pthread_t control;
 	bool control_running;
@@ -246,6 +249,10 @@ struct cfs {
 	atomic_bool over_budget;    /* ninodes passed the budget; cleared by a trim */
 	atomic_bool trimming;       /* a worker trims now; it owns the two below */
 	int64_t trimmed_ns;         /* when the kernel was last asked */
+	int64_t trim_gap_ns;        /* the least time between two asks: grows while they free nothing */
+	uint64_t freed;             /* inodes the kernel forgot, ever; itable_lock */
+	uint64_t freed_at_ask;      /* freed at the last ask; itable_lock */
+	bool asked;                 /* the kernel was asked since the table was last within budget */
 	_Atomic int prune;          /* the kernel takes FUSE_NOTIFY_PRUNE: 1, does not: -1, not known: 0 */
 	size_t trim_cursor;         /* the bucket the next trim starts at; itable_lock */
 	atomic_uint_fast64_t trims, prune_asks;
@@ -346,12 +353,17 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
 /*
  * Over its inode budget (fs->over_budget), the mount asks the kernel to
  * drop inodes it holds but does not use: FUSE_NOTIFY_PRUNE (Linux 6.18)
- * of up to the excess over 7/8 of the budget, at most every 20 ms; the
- * kernel skips any inode in use (open, a cwd, a mountpoint, a directory
- * with cached entries) and sends FORGET for the others. Called by a worker
- * after answering a request, no lock held; one worker per mount at a time.
+ * of up to the excess over 7/8 of the budget, at most every 20 ms (up to
+ * 2 s while asks free nothing: every inode is in use); the kernel skips
+ * any inode in use (open, a cwd, a mountpoint, a directory with cached
+ * entries) and sends FORGET for the others. Called by a worker after
+ * answering a request, and from the daemon's trim timer while the mount
+ * stays over its budget (a tenant that floods and then goes quiet sends
+ * no request to trim after), no lock held; one worker per mount at a time.
  */
 void cfs_itable_trim(struct cfs *fs);
+/* Trims every mount over its inode budget again in a moment (daemon.c's trim timer). */
+void cfs_daemon_trim_later(struct cfs_daemon *d);
 
 /*
  * Re-binds a directory inode to node (whose parsed view is v): its link
@@ -422,6 +434,8 @@ void cfs_rw_fds_init(struct cfs *fs);
 void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/* The kernel forgot in: its orphan in work/, if any, goes (itable_lock held). */
+void cfs_rw_orphan_drop(struct cfs *fs, struct cfs_inode *in);
 /*
  * A file a live switch replaced (switch.c), after the kernel wrote its
  * dirty pages back: true when it is nameless from now on (unlinked, out

@@ -320,9 +320,12 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 	if (in->nlookup == 0) {
 		*pp = in->next;
 		fs->ninodes--;
+		fs->freed++;
 		cfs_lease_drop_locked(fs, in);
-		if (in->rw)
+		if (in->rw) {
+			cfs_rw_orphan_drop(fs, in);
 			cfs_rw_inode_free(fs, in);
+		}
 		free(in->name);
 		free(in);
 	}
@@ -355,6 +358,7 @@ static int notify_prune(struct cfs *fs, uint64_t *ids, uint32_t n)
 void cfs_itable_trim(struct cfs *fs)
 {
 	enum { BATCH = 256, MOST = 8192 };
+	const int64_t TRIM_GAP = 20000000, TRIM_GAP_MOST = 2000000000;
 	uint64_t *ids = NULL;
 	size_t n = 0, want;
 	struct timespec ts;
@@ -364,15 +368,27 @@ void cfs_itable_trim(struct cfs *fs)
 		return; /* another worker does it */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (fs->prune < 0 || now - fs->trimmed_ns < 20000000)
-		goto out; /* not enforceable here, or asked a moment ago: the FORGETs are coming */
+	if (fs->prune < 0)
+		goto out; /* not enforceable here */
+	if (now - fs->trimmed_ns < (fs->trim_gap_ns ? fs->trim_gap_ns : TRIM_GAP))
+		goto again; /* asked a moment ago: the FORGETs are coming */
 	fs->trimmed_ns = now;
 	pthread_mutex_lock(&fs->itable_lock);
 	if (fs->ninodes <= fs->inode_budget) {
 		atomic_store(&fs->over_budget, false);
+		fs->trim_gap_ns = TRIM_GAP;
+		fs->asked = false;
 		pthread_mutex_unlock(&fs->itable_lock);
 		goto out;
 	}
+	/* the last ask freed nothing (what is left is in use): ask less often, up to TRIM_GAP_MOST */
+	if (fs->asked && fs->freed == fs->freed_at_ask)
+		fs->trim_gap_ns = fs->trim_gap_ns * 2 < TRIM_GAP_MOST ? fs->trim_gap_ns * 2
+								: TRIM_GAP_MOST;
+	else
+		fs->trim_gap_ns = TRIM_GAP;
+	fs->freed_at_ask = fs->freed;
+	fs->asked = true;
 	want = fs->ninodes - (fs->inode_budget - fs->inode_budget / 8);
 	if (want > MOST)
 		want = MOST;
@@ -418,6 +434,10 @@ void cfs_itable_trim(struct cfs *fs)
 	}
 	atomic_fetch_add(&fs->trims, 1);
 	free(ids);
+again:
+	/* no request may come to trim after this one: the daemon's timer does */
+	if (fs->prune >= 0 && atomic_load(&fs->over_budget))
+		cfs_daemon_trim_later(fs->d);
 out:
 	atomic_store(&fs->trimming, false);
 }

@@ -60,7 +60,8 @@ static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t of
  * file dpkg unpacks). What an open did happens later: O_TRUNC arrives as
  * a SETATTR of the size (no atomic_o_trunc), a copy-up waits for the first
  * write or change, and the data fd is opened by the first read or write
- * that needs it. Files made by CREATE are still opened: their RELEASE comes.
+ * that needs it. Files made by CREATE are still opened: their RELEASE comes,
+ * and changes nothing.
  */
 void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -260,12 +261,9 @@ void rw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, of
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* The release of a file made by CREATE: nothing was pinned for it (rw_create()). */
 void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct cfs_inode *in = cfs_inode_find(cfs_of(req), ino);
-
-	if (in && atomic_load(&in->rw->opens) > 0)
-		atomic_fetch_sub(&in->rw->opens, 1);
 	fuse_reply_err(req, 0);
 }
 

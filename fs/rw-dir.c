@@ -7,6 +7,13 @@
  * the image's it does not cover); readdir walks it by position, resolving
  * each name again, so an offset stays valid while the directory changes
  * and a name removed since is left out.
+ *
+ * A snapshot lives as long as the kernel holds the handle, and a container
+ * can open its biggest directory as often as its fd limit allows: the
+ * snapshots of a mount are held to a budget of bytes (CFS_DIRS_BUDGET, or
+ * CAIRN_DIR_BUDGET=BYTES), past which opendir fails with ENFILE, so one
+ * container cannot take the memory every mount of the daemon lives on. A
+ * directory bigger than the budget still opens while nothing else is open.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,24 +26,41 @@ struct dirsnap {
 	uint64_t id;                 /* what the kernel holds (fi->fh) */
 	struct dirsnap *hnext;       /* rw_dirs bucket; rw_dirs.lock */
 	size_t n, cap;
+	size_t bytes;                /* what it takes, as counted against the budget */
 	struct dirsnap_ent {
 		char *name;
 		uint8_t type;
 	} *v;
 };
 
+/* the bytes of directory snapshots a mount may hold, by default */
+#define CFS_DIRS_BUDGET (32ul << 20)
+
 /* A mount's open directory handles by id. */
 struct rw_dirs {
 	pthread_mutex_t lock;
 	uint64_t next;               /* lock */
 	struct dirsnap *buckets[256]; /* lock */
+	size_t bytes;                /* of every snapshot in buckets; lock */
+	size_t budget;               /* bytes; fixed at init */
+	bool full;                   /* said so in the log; until below half the budget; lock */
 };
 
 int cfs_rw_dirs_init(struct cfs *fs)
 {
+	const char *env = getenv("CAIRN_DIR_BUDGET");
+
 	fs->dirs = calloc(1, sizeof(*fs->dirs));
 	if (!fs->dirs)
 		return -ENOMEM;
+	fs->dirs->budget = CFS_DIRS_BUDGET;
+	if (env && *env) {
+		char *end;
+		unsigned long long e = strtoull(env, &end, 10);
+
+		if (!*end && e > 0)
+			fs->dirs->budget = e < 65536 ? 65536 : (size_t)e;
+	}
 	pthread_mutex_init(&fs->dirs->lock, NULL);
 	return 0;
 }
@@ -60,12 +84,28 @@ void cfs_rw_dirs_release(struct cfs *fs)
 	fs->dirs = NULL;
 }
 
-/* Files s under a new id (id 0) or the one it had (a handed-over handle). */
-static void dirs_add(struct rw_dirs *d, struct dirsnap *s)
+/*
+ * Files s under a new id (id 0) or the one it had (a handed-over handle,
+ * always taken). -ENFILE when a new one would take the mount past its
+ * budget: s is the caller's still.
+ */
+static int dirs_add(struct cfs *fs, struct dirsnap *s)
 {
+	struct rw_dirs *d = fs->dirs;
 	size_t k;
 
 	pthread_mutex_lock(&d->lock);
+	if (!s->id && d->bytes && d->bytes + s->bytes > d->budget) {
+		bool said = d->full;
+
+		d->full = true;
+		pthread_mutex_unlock(&d->lock);
+		if (!said)
+			cfs_log(fs, LOG_WARNING, "open directories take %zu KiB, the mount's budget: "
+				"opendir fails with ENFILE until some are closed", d->budget >> 10);
+		return -ENFILE;
+	}
+	d->bytes += s->bytes;
 	if (!s->id)
 		s->id = ++d->next;
 	else if (s->id > d->next)
@@ -74,6 +114,7 @@ static void dirs_add(struct rw_dirs *d, struct dirsnap *s)
 	s->hnext = d->buckets[k];
 	d->buckets[k] = s;
 	pthread_mutex_unlock(&d->lock);
+	return 0;
 }
 
 /* The handle id, taken out of the table when take; NULL for an id we never gave. */
@@ -85,8 +126,12 @@ static struct dirsnap *dirs_find(struct rw_dirs *d, uint64_t id, bool take)
 	for (pp = &d->buckets[id & (ARRAY_SIZE(d->buckets) - 1)]; (s = *pp); pp = &s->hnext)
 		if (s->id == id)
 			break;
-	if (s && take)
+	if (s && take) {
 		*pp = s->hnext;
+		d->bytes -= s->bytes;
+		if (d->bytes < d->budget / 2)
+			d->full = false;
+	}
 	pthread_mutex_unlock(&d->lock);
 	return s;
 }
@@ -101,6 +146,7 @@ static void snap_free(struct dirsnap *s)
 	free(s);
 }
 
+/* A snapshot's entry; its bytes are counted with malloc's overhead (16) per allocation. */
 static int snap_add(struct dirsnap *s, const char *name, size_t len, uint8_t type)
 {
 	if (s->n == s->cap) {
@@ -110,11 +156,13 @@ static int snap_add(struct dirsnap *s, const char *name, size_t len, uint8_t typ
 		if (!v)
 			return -ENOMEM;
 		s->v = v;
+		s->bytes += (c - s->cap) * sizeof(*v);
 		s->cap = c;
 	}
 	s->v[s->n].name = strndup(name, len);
 	if (!s->v[s->n].name)
 		return -ENOMEM;
+	s->bytes += (len + 1 + 15) / 16 * 16 + 16;
 	s->v[s->n++].type = type;
 	return 0;
 }
@@ -134,6 +182,7 @@ static int snapshot(struct rw_req *r, struct cfs_inode *in, struct dirsnap **out
 
 	if (!s)
 		return -ENOMEM;
+	s->bytes = sizeof(*s) + 16;
 	if (in->rw->upper) {
 		int fd = openat(rw_ufd(r->fs, in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -228,11 +277,15 @@ void rw_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	in = cfs_inode_find(r.fs, ino);
 	ret = in ? snapshot(&r, in, &s) : -ESTALE;
 	rw_req_end(&r);
+	if (!ret) {
+		ret = dirs_add(r.fs, s);
+		if (ret)
+			snap_free(s);
+	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	dirs_add(r.fs->dirs, s);
 	fi->fh = s->id;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		snap_free(dirs_find(r.fs->dirs, s->id, true));
@@ -294,7 +347,8 @@ int cfs_rw_dirs_load(struct cfs *fs, json_object *part)
 	const char *types = "";
 	struct dirsnap *s;
 	uint64_t id;
-	size_t n;
+	size_t n, before;
+	int ret = 0;
 
 	if (!json_object_object_get_ex(part, "id", &v) ||
 	    !json_object_object_get_ex(part, "names", &names))
@@ -309,28 +363,36 @@ int cfs_rw_dirs_load(struct cfs *fs, json_object *part)
 		if (!s)
 			return -ENOMEM;
 		s->id = id;
-		dirs_add(fs->dirs, s);
+		s->bytes = sizeof(*s) + 16;
+		dirs_add(fs, s);
 	}
-	for (size_t i = 0; i < n; i++) {
+	before = s->bytes;
+	for (size_t i = 0; !ret && i < n; i++) {
 		const char *hex = json_object_get_string(json_object_array_get_idx(names, i));
 		size_t len = strlen(hex) / 2;
 		char name[CAIRN_NAME_MAX + 1];
-		int ret;
 
-		if (len > CAIRN_NAME_MAX || i >= strlen(types))
-			return cairn_err(-EPROTO, "a handed-over directory listing is damaged");
-		for (size_t j = 0; j < len; j++) {
+		if (len > CAIRN_NAME_MAX || i >= strlen(types)) {
+			ret = cairn_err(-EPROTO, "a handed-over directory listing is damaged");
+			break;
+		}
+		for (size_t j = 0; !ret && j < len; j++) {
 			unsigned c;
 
-			if (sscanf(hex + 2 * j, "%2x", &c) != 1)
-				return cairn_err(-EPROTO, "a handed-over directory listing is damaged");
+			if (sscanf(hex + 2 * j, "%2x", &c) != 1) {
+				ret = cairn_err(-EPROTO, "a handed-over directory listing is damaged");
+				break;
+			}
 			name[j] = (char)c;
 		}
-		ret = snap_add(s, name, len, (uint8_t)(types[i] - '0'));
-		if (ret)
-			return ret;
+		if (!ret)
+			ret = snap_add(s, name, len, (uint8_t)(types[i] - '0'));
 	}
-	return 0;
+	/* in the table already: what it grew by counts now */
+	pthread_mutex_lock(&fs->dirs->lock);
+	fs->dirs->bytes += s->bytes - before;
+	pthread_mutex_unlock(&fs->dirs->lock);
+	return ret;
 }
 
 /* A merged directory being listed from its snapshot. */

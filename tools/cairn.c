@@ -154,22 +154,51 @@ static const struct cli_command *find_command(const char *name)
 	return NULL;
 }
 
+/*
+ * An error is one line on stderr whatever bytes a name holds: control
+ * characters (a newline in a path) are written escaped, as listings do.
+ */
+static void put_line_escaped(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\n')
+			fputs("\\n", stderr);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
+}
+
+static void put_vmsg(const char *fmt, va_list ap)
+{
+	char *m = NULL;
+
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	fputs("cairn: ", stderr);
+	put_line_escaped(m ? m : fmt);
+	free(m);
+}
+
 int cli_fail(int ret, const char *fmt, ...)
 {
 	const char *msg = cairn_errmsg();
 	char ebuf[128];
 	va_list ap;
 
-	fputs("cairn: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_vmsg(fmt, ap);
 	va_end(ap);
-	if (*msg)
-		fprintf(stderr, ": %s\n", msg);
-	else if (ret < 0)
-		fprintf(stderr, ": %s\n", cairn_strerror(-ret, ebuf, sizeof(ebuf)));
-	else
-		fputc('\n', stderr);
+	if (*msg) {
+		fputs(": ", stderr);
+		put_line_escaped(msg);
+	} else if (ret < 0) {
+		fprintf(stderr, ": %s", cairn_strerror(-ret, ebuf, sizeof(ebuf)));
+	}
+	fputc('\n', stderr);
 	cairn_err_clear();
 	return 1;
 }
@@ -187,9 +216,8 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	const struct cli_command *c = find_command(cmd);
 	va_list ap;
 
-	fputs("cairn: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_vmsg(fmt, ap);
 	va_end(ap);
 	if (c)
 		fprintf(stderr, " (usage: cairn %s %s)", c->name, c->usage);

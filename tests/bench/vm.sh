@@ -163,6 +163,15 @@ if [[ " $TABLES " == *" 1 "* ]]; then
 	done
 fi
 
+# live_verdict MIXED STRADDLED: a switch is live and atomic inside the guest
+# when it saw the switches (samples straddled them) and never a mixed pair;
+# a guest that saw no switch at all kept reading what it had cached
+live_verdict() {
+	if (($1 > 0)); then echo "NO: mixed"
+	elif (($2 == 0)); then echo "NO: never saw a switch (stale)"
+	else echo yes; fi
+}
+
 declare -A M
 for transport in 9p virtiofs; do
 	[[ " $TABLES " == *" 2 "* ]] || break
@@ -182,7 +191,7 @@ for transport in 9p virtiofs; do
 		shutdown cairn
 		cairn upgrade vm-bench vm-v1 >/dev/null
 		bench_log "$transport cache=$mode: walk $ws/$ws2 s, read $rs/$rs2 s, probe $samples samples, $mixed mixed, $straddled straddled"
-		M[$transport.$mode]="$BOOT_S $ws $ws2 $rs $rs2 $samples $mixed $straddled"
+		M[$transport.$mode]="$BOOT_S $ws $ws2 $rs $rs2 $samples $mixed $straddled ${loads[-1]}"
 	done
 done
 
@@ -218,18 +227,19 @@ done
 		echo
 	fi
 	if [[ " $TABLES " == *" 2 "* ]]; then
-		echo "Guest cache modes (root on cairn, the agent shell as PID 1; walk and read twice in one boot: first, second; $SWITCHES switches while the guest reads /etc/cairn-release and /usr/share/cairn-release/version; straddled: samples that saw a switch happen):"
+		echo "Guest cache modes (root on cairn, the agent shell as PID 1; walk and read twice in one boot: first, second; $SWITCHES switches while the guest reads /etc/cairn-release and /usr/share/cairn-release/version; straddled: samples that saw a switch happen; the modes boot one after another, so a change in the machine's load falls on one mode's figures: see the load column):"
 		echo
-		echo "| transport | cache | walk s (1st / 2nd) | read /usr s (1st / 2nd) | 2nd walk, read vs none | probe samples | straddled | mixed pairs | atomic |"
-		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+		echo "| transport | cache | load at boot | walk s (1st / 2nd) | read /usr s (1st / 2nd) | 2nd walk, read vs none | probe samples | straddled | mixed pairs | live and atomic |"
+		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 		for transport in 9p virtiofs; do
 			if [[ $transport == 9p ]]; then modes=$MODES_9P; else modes=$MODES_VIRTIOFS; fi
-			read -r _ _ nw _ _ nr _ <<<"${M[$transport.none]:-- - n/a - - n/a -}"
+			# M: BOOT WALK1 WALK2 READ1 READ2 SAMPLES MIXED STRADDLED LOAD
+			read -r _ _ nw _ nr _ <<<"${M[$transport.none]:-- - n/a - n/a -}"
 			for mode in $modes; do
-				read -r _ ws ws2 rs rs2 samples mixed straddled <<<"${M[$transport.$mode]}"
-				printf '| %s | %s | %s / %s | %s / %s | %s, %s | %s | %s | %s | %s |\n' "$transport" "$mode" "$ws" "$ws2" "$rs" "$rs2" \
+				read -r _ ws ws2 rs rs2 samples mixed straddled ld <<<"${M[$transport.$mode]}"
+				printf '| %s | %s | %s | %s / %s | %s / %s | %s, %s | %s | %s | %s | %s |\n' "$transport" "$mode" "$ld" "$ws" "$ws2" "$rs" "$rs2" \
 					"$(bench_ratio "$ws2" "$nw")" "$(bench_ratio "$rs2" "$nr")" \
-					"$samples" "$straddled" "$mixed" "$([[ $mixed == 0 ]] && echo yes || echo NO)"
+					"$samples" "$straddled" "$mixed" "$(live_verdict "$mixed" "$straddled")"
 			done
 		done
 	fi

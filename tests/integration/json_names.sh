@@ -97,4 +97,9 @@ run_capture changes cairn_in "$STORE" changes "$WORK/up" --json
 check changes changes
 run_capture changest cairn_in "$STORE" changes "$WORK/up"
 [ "$(grep -vcx 'C /' "$WORK/changest.out")" -eq 9 ] || soft_fail "changes: one line per change (a newline in a name is escaped)"
+# an error naming such a path is one line too (stderr is read line by line by scripts)
+cairn_in "$STORE" cat "v1:new
+gone" >/dev/null 2>"$WORK/cat.err" && soft_fail "cat of a missing name succeeded"
+[ "$(wc -l <"$WORK/cat.err")" -eq 1 ] && grep -qF "'v1:new\ngone'" "$WORK/cat.err" ||
+	soft_fail "cat's error for a name with a newline is not one escaped line: $(cat -A "$WORK/cat.err")"
 finish
