@@ -60,8 +60,9 @@ static int read_lower(struct rw_req *r, const struct cairn_id *node, uint64_t of
  * file dpkg unpacks). What an open did happens later: O_TRUNC arrives as
  * a SETATTR of the size (no atomic_o_trunc), a copy-up waits for the first
  * write or change, and the data fd is opened by the first read or write
- * that needs it. Files made by CREATE are still opened: their RELEASE comes,
- * and changes nothing.
+ * that needs it. Files made by CREATE are still opened, but nothing waits
+ * for their RELEASE: once an OPEN was answered ENOSYS, the kernel (6.18,
+ * seen in its fuse_request_send trace) sends none for them either.
  */
 void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
