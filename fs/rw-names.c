@@ -406,9 +406,9 @@ static int removed(struct cfs_upper *u, const char *tmp, bool isdir, const char 
 
 /*
  * Takes name out of upper directory pufd, leaving a whiteout when the image
- * has an entry there (one rename where the filesystem can). A directory
- * the kernel still holds is moved to work/ as keep instead (its orphan
- * name) where it can be: then *kept.
+ * has an entry there (one rename where the filesystem can). What the
+ * kernel still holds is moved to work/ as keep instead (its orphan name)
+ * where it can be: then *kept.
  */
 static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir, bool whiteout,
 			const char *keep, bool *kept)
@@ -441,8 +441,8 @@ static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir
 
 /*
  * After name stopped leading to in: is in gone (no links left but its
- * orphan name, if rw_orphan_link() made one: orphan)? A directory is
- * gone; it was kept as an orphan when kept.
+ * orphan name, if it has one: orphan)? A directory is gone; it was kept
+ * as an orphan when kept.
  */
 static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
 {
@@ -479,7 +479,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	struct cfs_inode *p, *in = NULL;
 	struct rw_entry e;
 	char keep[40] = "";
-	bool orphan = false, kept = false;
+	bool kept = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -526,9 +526,8 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		ret = -errno;
 		goto out_e;
 	}
-	/* what the kernel still holds stays reachable by handle: an orphan in work/ */
-	orphan = in && !isdir && rw_orphan_link(&r, in);
-	if (in && isdir && in->rw->upper && in->rw->upper_ino && r.fs->fds.handles)
+	/* what the kernel still holds stays reachable by handle: moved to work/ as an orphan */
+	if (in && in->rw->upper && in->rw->upper_ino && r.fs->fds.handles)
 		rw_orphan_name(in, keep);
 	if (e.ufd >= 0) {
 		ret = remove_upper(&r, rw_ufd(r.fs, p), name, isdir, e.below, keep[0] ? keep : NULL,
@@ -538,9 +537,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		ret = mknodat(rw_ufd(r.fs, p), name, S_IFCHR | 0000, 0) < 0 ? -errno : 0;
 	}
 	if (!ret && in)
-		note_unlinked(&r, in, orphan, kept);
-	else if (in)
-		orphan_unlink(&r, in, orphan);
+		note_unlinked(&r, in, kept, kept);
 out_e:
 	rw_entry_release(&e);
 out:
