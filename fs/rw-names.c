@@ -590,7 +590,8 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	struct rw_req r;
 	struct cfs_inode *p, *np, *src = NULL, *dst = NULL;
 	struct rw_entry se, de;
-	bool dst_exists, orphan = false;
+	char keep[40];
+	bool dst_exists, orphan = false, kept = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -696,7 +697,7 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		ret = -errno; /* held open: replaced, its handle would no longer open it */
 		goto out_de;
 	}
-	/* a file replaced while the kernel holds it: an orphan in work/ (a directory keeps its fd) */
+	/* a file replaced while the kernel holds it: an orphan in work/ (a directory: below) */
 	orphan = dst && !(flags & RENAME_EXCHANGE) && rw_orphan_link(&r, dst);
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR && de.ufd >= 0) {
 		ret = clear_whiteouts(de.ufd);
@@ -713,7 +714,19 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 				 cfs_is_whiteout(&st);
 		bool need_wh = se.below; /* the image's entry at the old name must stay hidden */
 
-		if (wh_at_dst && se.type == CAIRN_NODE_DIR) {
+		if (dst && de.type == CAIRN_NODE_DIR && de.ufd >= 0 && dst->rw->upper &&
+		    dst->rw->upper_ino && r.fs->fds.handles) {
+			/*
+			 * A directory over one the kernel holds: swapped, then the
+			 * old one (empty) moved to work/ as its orphan, so that it
+			 * stays reachable by handle (rw-internal.h).
+			 */
+			rw_orphan_name(dst, keep);
+			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
+				ret = -errno;
+			else
+				ret = remove_upper(&r, rw_ufd(r.fs, p), name, true, need_wh, keep, &kept);
+		} else if (wh_at_dst && se.type == CAIRN_NODE_DIR) {
 			/* a directory cannot replace the whiteout device: swap them */
 			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
 				ret = -errno;
@@ -752,7 +765,7 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 			}
 		}
 	} else if (dst) {
-		note_unlinked(&r, dst, orphan, false);
+		note_unlinked(&r, dst, orphan, kept);
 	}
 out_de:
 	if (ret && orphan)
