@@ -119,6 +119,7 @@ struct cfs_rw {
 	uint64_t lower_len;       /* with metacopy; ns_lock */
 	bool opaque;              /* directory: nothing of the image shows through */
 	bool unlinked;            /* no name leads here any more */
+	bool orphan;              /* unlinked, kept by a name in work/ (rw_orphan_name()) */
 	bool no_xattrs;           /* known to have no xattrs the container sees: getxattr answers at once */
 	bool dev00;               /* the upper object is an image's char device 0/0, escaped (upper.h) */
 	uint64_t key;             /* identity in the key map (see rw.c) */
@@ -433,6 +434,8 @@ void cfs_rw_fds_init(struct cfs *fs);
 void cfs_rw_fds_release(struct cfs *fs);
 /* Frees what a writable mount keeps for an inode (itable_lock held). */
 void cfs_rw_inode_free(struct cfs *fs, struct cfs_inode *in);
+/* The kernel forgot in: its orphan in work/, if any, goes (itable_lock held). */
+void cfs_rw_orphan_drop(struct cfs *fs, struct cfs_inode *in);
 /*
  * A file a live switch replaced (switch.c), after the kernel wrote its
  * dirty pages back: true when it is nameless from now on (unlinked, out

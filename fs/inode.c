@@ -322,8 +322,10 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n)
 		fs->ninodes--;
 		fs->freed++;
 		cfs_lease_drop_locked(fs, in);
-		if (in->rw)
+		if (in->rw) {
+			cfs_rw_orphan_drop(fs, in);
 			cfs_rw_inode_free(fs, in);
+		}
 		free(in->name);
 		free(in);
 	}

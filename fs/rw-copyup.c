@@ -597,7 +597,7 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		return ret;
 	if (in->rw->unlinked) {
 		/* open but nameless: an anonymous copy in work/ */
-		char tmp[32];
+		char tmp[32], oname[40];
 
 		if (v.type != CAIRN_NODE_REG)
 			return -ENOENT;
@@ -605,8 +605,13 @@ int rw_copy_up(struct rw_req *r, struct cfs_inode *in)
 		fd = make_copy(r, &in->node, &v, tmp, in->name);
 		if (fd < 0)
 			return fd;
-		unlinkat(r->fs->upper->work_fd, tmp, 0);
-		rw_install(r->fs, in, fd); /* unlinked: its fds stay while it lives */
+		rw_install(r->fs, in, fd);
+		/* kept by its orphan name while the kernel holds it (rw-internal.h), or by its fds */
+		rw_orphan_name(in, oname);
+		in->rw->orphan = in->rw->fh && in->rw->upper_ino &&
+				 renameat(r->fs->upper->work_fd, tmp, r->fs->upper->work_fd, oname) == 0;
+		if (!in->rw->orphan)
+			unlinkat(r->fs->upper->work_fd, tmp, 0);
 		in->rw->lower = CFS_LOWER_PINNED;
 		in->rw->lower_len = v.size;
 		in->rw->metacopy = true;

@@ -16,7 +16,8 @@
  * use stamps the inode with the request's generation, and only one request
  * holds ns_lock at a time), the data fd while a read or write uses it
  * without ns_lock (cfs_rw.opens, changed and looked at under itable_lock),
- * the root, unlinked files (a handle no longer opens them) and anything on
+ * the root, unlinked files (a handle no longer opens them) unless they are
+ * kept as orphans in work/ (rw-internal.h), and anything on
  * a filesystem without handles (then the mount holds an fd per upper
  * object, as it did before). A file open in the kernel pins nothing: its
  * fds are reopened by handle like any other's.
@@ -257,7 +258,7 @@ void rw_fds_trim(struct cfs *fs)
 			atomic_fetch_add(&fs->fds.closes, 1);
 		}
 		/* without a handle (or unlinked: a handle no longer opens it) it could not come back */
-		if (rw->ufd >= 0 && rw->fh && !rw->unlinked) {
+		if (rw->ufd >= 0 && rw->fh && (!rw->unlinked || rw->orphan)) {
 			close(rw->ufd);
 			rw->ufd = -1;
 			fs->fds.open--;
@@ -268,4 +269,38 @@ void rw_fds_trim(struct cfs *fs)
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	free(c);
+}
+
+void rw_orphan_name(const struct cfs_inode *in, char name[40])
+{
+	snprintf(name, 40, "orphan.%llu", (unsigned long long)in->rw->upper_ino);
+}
+
+bool rw_orphan_link(struct rw_req *r, struct cfs_inode *in)
+{
+	int wfd = r->fs->upper->work_fd, ufd;
+	char name[40];
+
+	if (!in->rw->upper || in->type == CAIRN_NODE_DIR || !in->rw->upper_ino || !r->fs->fds.handles)
+		return false;
+	ufd = rw_ufd(r->fs, in);
+	if (ufd < 0)
+		return false;
+	rw_orphan_name(in, name);
+	if (linkat(ufd, "", wfd, name, AT_EMPTY_PATH) == 0)
+		return true;
+	/* one a crash or a daemon without orphans left: the inode number is ours now */
+	return errno == EEXIST && unlinkat(wfd, name, 0) == 0 &&
+	       linkat(ufd, "", wfd, name, AT_EMPTY_PATH) == 0;
+}
+
+void cfs_rw_orphan_drop(struct cfs *fs, struct cfs_inode *in)
+{
+	char name[40];
+
+	if (!in->rw->orphan)
+		return;
+	rw_orphan_name(in, name);
+	unlinkat(fs->upper->work_fd, name, in->type == CAIRN_NODE_DIR ? AT_REMOVEDIR : 0);
+	in->rw->orphan = false;
 }

@@ -62,6 +62,25 @@ void rw_fds_forget_locked(struct cfs *fs, struct cfs_inode *in);
 void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in);
 
 /*
+ * Orphans. A file the container removed while it still holds it open
+ * would be reachable only through an fd kept open for as long as it does
+ * (a handle no longer opens an inode without links), and a container can
+ * hold as many as its fd limit allows. So its upper object keeps a name in
+ * work/ instead, "orphan.<st_ino>", while the kernel holds the inode: its
+ * fds stay within the budget like any other's. The name goes when the
+ * kernel forgets the inode (cfs_rw_orphan_drop()), and with everything
+ * else in work/ at the next mount after a crash.
+ */
+void rw_orphan_name(const struct cfs_inode *in, char name[40]);
+/*
+ * Before a rename replaces in: links its upper object (not a directory)
+ * into work/ under its orphan name, so the rename stays one atomic step
+ * (an unlink moves the object there instead). true when linked (ns_lock
+ * held).
+ */
+bool rw_orphan_link(struct rw_req *r, struct cfs_inode *in);
+
+/*
  * The O_PATH fd of in's upper object, opened again if the budget closed it;
  * valid until the request ends (ns_lock held). -1 with errno when there is
  * none or it cannot be opened: never another negative value, so a failure

@@ -394,21 +394,39 @@ static int clear_whiteouts(int ufd)
 	return 0;
 }
 
+/* What was taken out to work/ as tmp goes, or stays there as keep (an orphan directory: *kept). */
+static int removed(struct cfs_upper *u, const char *tmp, bool isdir, const char *keep, bool *kept)
+{
+	if (keep && renameat(u->work_fd, tmp, u->work_fd, keep) == 0) {
+		*kept = true;
+		return 0;
+	}
+	return unlinkat(u->work_fd, tmp, isdir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+}
+
 /*
  * Takes name out of upper directory pufd, leaving a whiteout when the image
- * has an entry there (one rename where the filesystem can).
+ * has an entry there (one rename where the filesystem can). What the
+ * kernel still holds is moved to work/ as keep instead (its orphan name)
+ * where it can be: then *kept.
  */
-static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir, bool whiteout)
+static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir, bool whiteout,
+			const char *keep, bool *kept)
 {
 	struct cfs_upper *u = r->fs->upper;
 	char tmp[32];
 
+	*kept = false;
+	if (!whiteout && keep && renameat(pufd, name, u->work_fd, keep) == 0) {
+		*kept = true;
+		return 0;
+	}
 	if (!whiteout)
 		return unlinkat(pufd, name, isdir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 	cfs_upper_tmpname(u, tmp);
 	if (u->rename_whiteout &&
 	    renameat2(pufd, name, u->work_fd, tmp, RENAME_WHITEOUT) == 0)
-		return unlinkat(u->work_fd, tmp, isdir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+		return removed(u, tmp, isdir, keep, kept);
 	/* a whiteout made aside, then swapped in */
 	if (mknodat(u->work_fd, tmp, S_IFCHR | 0000, 0) < 0)
 		return -errno;
@@ -418,25 +436,50 @@ static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir
 		unlinkat(u->work_fd, tmp, 0);
 		return -e;
 	}
-	return unlinkat(u->work_fd, tmp, isdir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+	return removed(u, tmp, isdir, keep, kept);
 }
 
-/* After name stopped leading to in: is in gone (no links left)? */
-static void note_unlinked(struct rw_req *r, struct cfs_inode *in)
+/*
+ * After name stopped leading to in: is in gone (no links left but its
+ * orphan name, if it has one: orphan)? A directory is gone; it was kept
+ * as an orphan when kept.
+ */
+static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
 {
 	struct stat st;
+	char oname[40];
 
 	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
-	    st.st_nlink > 0)
+	    st.st_nlink > (orphan ? 1u : 0u)) {
+		if (orphan) {
+			/* another name leads here still: no orphan needed */
+			rw_orphan_name(in, oname);
+			unlinkat(r->fs->upper->work_fd, oname, 0);
+		}
 		return;
+	}
 	in->rw->unlinked = true;
+	in->rw->orphan = in->type == CAIRN_NODE_DIR ? kept : orphan;
 	rw_unkey(r->fs, in);
+}
+
+/* rw_orphan_link() made a link the removal did not need after all (it failed). */
+static void orphan_unlink(struct rw_req *r, struct cfs_inode *in, bool orphan)
+{
+	char oname[40];
+
+	if (!orphan)
+		return;
+	rw_orphan_name(in, oname);
+	unlinkat(r->fs->upper->work_fd, oname, 0);
 }
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool isdir)
 {
 	struct rw_req r;
 	struct cfs_inode *p, *in = NULL;
 	struct rw_entry e;
+	char keep[40] = "";
+	bool kept = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -483,14 +526,18 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		ret = -errno;
 		goto out_e;
 	}
+	/* what the kernel still holds stays reachable by handle: moved to work/ as an orphan */
+	if (in && in->rw->upper && in->rw->upper_ino && r.fs->fds.handles)
+		rw_orphan_name(in, keep);
 	if (e.ufd >= 0) {
-		ret = remove_upper(&r, rw_ufd(r.fs, p), name, isdir, e.below);
+		ret = remove_upper(&r, rw_ufd(r.fs, p), name, isdir, e.below, keep[0] ? keep : NULL,
+				   &kept);
 	} else {
 		/* only the image's: a whiteout hides it */
 		ret = mknodat(rw_ufd(r.fs, p), name, S_IFCHR | 0000, 0) < 0 ? -errno : 0;
 	}
 	if (!ret && in)
-		note_unlinked(&r, in);
+		note_unlinked(&r, in, kept, kept);
 out_e:
 	rw_entry_release(&e);
 out:
@@ -543,7 +590,7 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	struct rw_req r;
 	struct cfs_inode *p, *np, *src = NULL, *dst = NULL;
 	struct rw_entry se, de;
-	bool dst_exists;
+	bool dst_exists, orphan = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -649,6 +696,8 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		ret = -errno; /* held open: replaced, its handle would no longer open it */
 		goto out_de;
 	}
+	/* a file replaced while the kernel holds it: an orphan in work/ (a directory keeps its fd) */
+	orphan = dst && !(flags & RENAME_EXCHANGE) && rw_orphan_link(&r, dst);
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR && de.ufd >= 0) {
 		ret = clear_whiteouts(de.ufd);
 		if (ret)
@@ -703,9 +752,11 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 			}
 		}
 	} else if (dst) {
-		note_unlinked(&r, dst);
+		note_unlinked(&r, dst, orphan, false);
 	}
 out_de:
+	if (ret && orphan)
+		orphan_unlink(&r, dst, orphan);
 	rw_entry_release(&de);
 out_se:
 	rw_entry_release(&se);

@@ -194,6 +194,7 @@ json_object *cfs_rw_inode_save(const struct cfs_inode *in, int *fds, unsigned *n
 	json_object_object_add(o, "ll", json_object_new_int64((int64_t)rw->lower_len));
 	json_object_object_add(o, "o", json_object_new_boolean(rw->opaque));
 	json_object_object_add(o, "x", json_object_new_boolean(rw->unlinked));
+	json_object_object_add(o, "or", json_object_new_boolean(rw->orphan));
 	json_object_object_add(o, "nx", json_object_new_boolean(rw->no_xattrs));
 	json_object_object_add(o, "k", json_object_new_int64((int64_t)rw->key));
 	json_object_object_add(o, "ui", json_object_new_int64((int64_t)rw->upper_ino));
@@ -259,6 +260,7 @@ int cfs_rw_inode_load(struct cfs *fs, struct cfs_inode *in, json_object *o, int 
 	rw->lower_len = (uint64_t)jint(o, "ll");
 	rw->opaque = jint(o, "o") != 0;
 	rw->unlinked = jint(o, "x") != 0;
+	rw->orphan = jint(o, "or") != 0;
 	rw->no_xattrs = jint(o, "nx") != 0;
 	rw->upper_ino = (uint64_t)jint(o, "ui");
 	rw->seen_gen = (unsigned)jint(o, "g");
@@ -542,6 +544,8 @@ int rw_inode_stat(struct rw_req *r, struct cfs_inode *in, struct stat *st)
 			st->st_size = 0;
 			st->st_blocks = 0;
 		}
+		if (in->rw->unlinked)
+			st->st_nlink = 0; /* its orphan name in work/ is none of the container's */
 		return 0;
 	}
 	ret = cfs_node_get(r->fs, r->t, &in->node, &v);

@@ -94,26 +94,20 @@ static struct rebind *find(struct dirset *d, uint64_t ino)
 	return bsearch(&k, d->v, d->n, sizeof(*d->v), by_ino);
 }
 
-/* Where directory r sits in the new tree, from its parent's place there. */
-static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, struct rebind *r,
-		    const struct cairn_id *root, unsigned depth)
+/* Where directory r sits in the new tree, from its parent's place there (p: NULL for the root). */
+static void resolve_one(struct cfs_thread *t, struct rebind *r, struct rebind *p,
+			const struct cairn_id *root)
 {
 	struct cairn_node_view pv;
 	struct cairn_dirent e;
-	struct rebind *p;
 
-	if (r->state)
-		return;
-	r->state = R_UNKNOWN;
 	if (r->in->ino == FUSE_ROOT_ID) {
 		r->new = *root;
 		r->state = R_FOUND;
 		return;
 	}
-	p = find(d, r->in->parent);
-	if (!p || depth > CAIRN_DEPTH_MAX)
+	if (!p)
 		return;
-	resolve(fs, t, d, p, root, depth + 1);
 	if (p->state == R_ABSENT) {
 		r->state = R_ABSENT;
 		return;
@@ -128,6 +122,43 @@ static void resolve(struct cfs *fs, struct cfs_thread *t, struct dirset *d, stru
 	}
 	r->new = e.id;
 	r->state = R_FOUND;
+}
+
+/*
+ * Resolves r and its ancestors not resolved yet, top down. Iterative: the
+ * chain is as deep as the directories a container nests (thousands), and
+ * this runs on a control thread with a small stack. -ENOMEM leaves them
+ * R_UNKNOWN (they keep what they serve).
+ */
+static int resolve(struct cfs_thread *t, struct dirset *d, struct rebind *r,
+		   const struct cairn_id *root)
+{
+	struct rebind **chain = NULL;
+	size_t n = 0, cap = 0;
+
+	/* up to the first one resolved (or being resolved: no loop), or the root */
+	for (struct rebind *x = r; x && !x->state; x = find(d, x->in->parent)) {
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 64;
+			struct rebind **v = realloc(chain, c * sizeof(*v));
+
+			if (!v) {
+				free(chain);
+				return -ENOMEM;
+			}
+			chain = v;
+			cap = c;
+		}
+		x->state = R_UNKNOWN;
+		chain[n++] = x;
+		if (x->in->ino == FUSE_ROOT_ID)
+			break;
+	}
+	while (n--)
+		resolve_one(t, chain[n], chain[n]->in->ino == FUSE_ROOT_ID ? NULL :
+			    find(d, chain[n]->in->parent), root);
+	free(chain);
+	return 0;
 }
 
 /* An inode left on the old image: the kernel is asked to drop it once unused. */
@@ -413,7 +444,8 @@ int cfs_switch(struct cfs *fs, struct cfs_switch_memo *memo, char *reply, size_t
 	}
 	qsort(d.v, d.n, sizeof(*d.v), by_ino);
 	for (size_t i = 0; i < d.n; i++)
-		resolve(fs, &t, &d, &d.v[i], &img.root, 0);
+		if (resolve(&t, &d, &d.v[i], &img.root))
+			break; /* out of memory: the rest keep what they serve (R_UNKNOWN) */
 	for (size_t i = 0; i < d.n; i++) {
 		struct rebind *r = &d.v[i];
 		/* a merged directory of a writable mount: the upper's part stays either way */
