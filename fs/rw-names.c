@@ -439,31 +439,7 @@ static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir
 	return removed(u, tmp, isdir, keep, kept);
 }
 
-/*
- * After name stopped leading to in: is in gone (no links left but its
- * orphan name, if it has one: orphan)? A directory is gone; it was kept
- * as an orphan when kept.
- */
-static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
-{
-	struct stat st;
-	char oname[40];
-
-	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
-	    st.st_nlink > (orphan ? 1u : 0u)) {
-		if (orphan) {
-			/* another name leads here still: no orphan needed */
-			rw_orphan_name(in, oname);
-			unlinkat(r->fs->upper->work_fd, oname, 0);
-		}
-		return;
-	}
-	in->rw->unlinked = true;
-	in->rw->orphan = in->type == CAIRN_NODE_DIR ? kept : orphan;
-	rw_unkey(r->fs, in);
-}
-
-/* rw_orphan_link() made a link the removal did not need after all (it failed). */
+/* An orphan name (of a file) made for in that is not needed after all. */
 static void orphan_unlink(struct rw_req *r, struct cfs_inode *in, bool orphan)
 {
 	char oname[40];
@@ -472,6 +448,25 @@ static void orphan_unlink(struct rw_req *r, struct cfs_inode *in, bool orphan)
 		return;
 	rw_orphan_name(in, oname);
 	unlinkat(r->fs->upper->work_fd, oname, 0);
+}
+
+/*
+ * After name stopped leading to in: is in gone (no links left but its
+ * orphan name, if it has one: orphan)? A directory is gone; it was kept
+ * as an orphan when kept.
+ */
+static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
+{
+	struct stat st;
+
+	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
+	    st.st_nlink > (orphan ? 1u : 0u)) {
+		orphan_unlink(r, in, orphan); /* another name leads here still */
+		return;
+	}
+	in->rw->unlinked = true;
+	in->rw->orphan = in->type == CAIRN_NODE_DIR ? kept : orphan;
+	rw_unkey(r->fs, in);
 }
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool isdir)
 {

@@ -176,16 +176,22 @@ release() {
 	wait "$HOLDER" 2>/dev/null || true
 }
 nfds() { ls "/proc/$MPID/fd" | wc -l; }
+# held_ok N WHAT: the holder holds N without an error, the daemon's fds stay
+# within 3/4 of its limit, and m2 serves meanwhile
+held_ok() {
+	local n=$1 what=$2 used
+	grep -q "^held $n errors {}$" "$WORK/hold.out" ||
+		soft_fail "$what: uid 1000 could not hold $n: $(cat "$WORK/hold.out")"
+	used=$(nfds)
+	info "the daemon holds $used fds"
+	[ "$used" -le $((LIMIT * 3 / 4)) ] || soft_fail "$what: the daemon holds $used of its $LIMIT fds"
+	m2_serves "$what"
+}
 
 say "uid 1000 holds $NFILES files it made open on m1; m2 serves meanwhile"
 mkdir -m 0777 "$M1/d/files"
 hold files "$M1/d/files" "$NFILES" "$WORK/sig"
-grep -q "^held $NFILES errors {}$" "$WORK/hold.out" ||
-	soft_fail "uid 1000 could not make and hold $NFILES files: $(cat "$WORK/hold.out")"
-used=$(nfds)
-info "the daemon holds $used fds"
-[ "$used" -le $((LIMIT * 3 / 4)) ] || soft_fail "the daemon holds $used of its $LIMIT fds"
-m2_serves "files held"
+held_ok "$NFILES" "files held"
 release
 n=$(ls "$M1/d/files" | wc -l) || n="(ls failed)"
 [ "$n" = "$NFILES" ] || soft_fail "m1 lists $n files, want $NFILES"
@@ -193,12 +199,7 @@ n=$(ls "$M1/d/files" | wc -l) || n="(ls failed)"
 say "uid 1000 holds files and directories it removed open on m1; m2 serves meanwhile"
 NUNL=1000
 hold unlinked "$M1/d/files" "$NUNL" "$WORK/sig"
-grep -q "^held $((NUNL + NUNL / 2)) errors {}$" "$WORK/hold.out" ||
-	soft_fail "uid 1000 could not hold what it removed: $(cat "$WORK/hold.out")"
-used=$(nfds)
-info "the daemon holds $used fds"
-[ "$used" -le $((LIMIT * 3 / 4)) ] || soft_fail "the daemon holds $used of its $LIMIT fds"
-m2_serves "removed files held"
+held_ok $((NUNL + NUNL / 2)) "removed files held"
 release
 grep -q "^afterwards 0 of them wrong$" "$WORK/hold.out" ||
 	soft_fail "what uid 1000 removed did not work to the end: $(tail -n 1 "$WORK/hold.out")"
