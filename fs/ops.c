@@ -166,8 +166,6 @@ void cfs_fill_stat(const struct cfs_inode *in, const struct cairn_node_view *v, 
 
 void cfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct cfs *fs = userdata;
-
 	/* the kernel keeps page and readdir caches with no open round trips */
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
@@ -189,10 +187,10 @@ void cfs_init(void *userdata, struct fuse_conn_info *conn)
 	/*
 	 * Spliced requests need a pipe per thread and session, which libfuse
 	 * frees only in the thread that ends the session: with one pool of
-	 * threads over many sessions they would pile up. Copy instead.
+	 * threads over many sessions they would pile up (and an isolated
+	 * daemon's other workers leak theirs at exit). Copy instead.
 	 */
-	if (!fs->d->isolated)
-		conn->want &= ~FUSE_CAP_SPLICE_READ;
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
 }
 
 void cfs_reply_entry(fuse_req_t req, struct cfs *fs, struct cfs_inode *in,

@@ -297,6 +297,9 @@ void rw_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/* hex names in one handed-over part of a listing, about */
+#define DIRS_PART_BYTES (64u << 10)
+
 json_object *cfs_rw_dirs_save(struct cfs *fs)
 {
 	json_object *parts = json_object_new_array();
@@ -312,11 +315,14 @@ json_object *cfs_rw_dirs_save(struct cfs *fs)
 			do {
 				json_object *p = json_object_new_object(), *names = json_object_new_array();
 				char *types = malloc(1001);
-				size_t k = 0;
+				size_t k = 0, bytes = 0;
 
-				for (; i < s->n && k < 1000; i++, k++) {
+				/* a part is one datagram: well within a socket's default buffer (208 KiB) */
+				for (; i < s->n && k < 1000 && bytes < DIRS_PART_BYTES; i++, k++) {
 					size_t len = strlen(s->v[i].name);
 					char *hex = malloc(2 * len + 1);
+
+					bytes += 2 * len + 4;
 
 					for (size_t j = 0; hex && j < len; j++)
 						snprintf(hex + 2 * j, 3, "%02x", (unsigned char)s->v[i].name[j]);

@@ -73,8 +73,10 @@ void rw_fds_adopt_locked(struct cfs *fs, struct cfs_inode *in);
  */
 void rw_orphan_name(const struct cfs_inode *in, char name[40]);
 /*
- * Before in's last name may go: links its upper object (not a directory)
- * into work/ under its orphan name. true when linked (ns_lock held).
+ * Before a rename replaces in: links its upper object (not a directory)
+ * into work/ under its orphan name, so the rename stays one atomic step
+ * (an unlink moves the object there instead). true when linked (ns_lock
+ * held).
  */
 bool rw_orphan_link(struct rw_req *r, struct cfs_inode *in);
 

@@ -406,9 +406,9 @@ static int removed(struct cfs_upper *u, const char *tmp, bool isdir, const char 
 
 /*
  * Takes name out of upper directory pufd, leaving a whiteout when the image
- * has an entry there (one rename where the filesystem can). A directory
- * the kernel still holds is moved to work/ as keep instead (its orphan
- * name) where it can be: then *kept.
+ * has an entry there (one rename where the filesystem can). What the
+ * kernel still holds is moved to work/ as keep instead (its orphan name)
+ * where it can be: then *kept.
  */
 static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir, bool whiteout,
 			const char *keep, bool *kept)
@@ -439,31 +439,7 @@ static int remove_upper(struct rw_req *r, int pufd, const char *name, bool isdir
 	return removed(u, tmp, isdir, keep, kept);
 }
 
-/*
- * After name stopped leading to in: is in gone (no links left but its
- * orphan name, if rw_orphan_link() made one: orphan)? A directory is
- * gone; it was kept as an orphan when kept.
- */
-static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
-{
-	struct stat st;
-	char oname[40];
-
-	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
-	    st.st_nlink > (orphan ? 1u : 0u)) {
-		if (orphan) {
-			/* another name leads here still: no orphan needed */
-			rw_orphan_name(in, oname);
-			unlinkat(r->fs->upper->work_fd, oname, 0);
-		}
-		return;
-	}
-	in->rw->unlinked = true;
-	in->rw->orphan = in->type == CAIRN_NODE_DIR ? kept : orphan;
-	rw_unkey(r->fs, in);
-}
-
-/* rw_orphan_link() made a link the removal did not need after all (it failed). */
+/* An orphan name (of a file) made for in that is not needed after all. */
 static void orphan_unlink(struct rw_req *r, struct cfs_inode *in, bool orphan)
 {
 	char oname[40];
@@ -473,13 +449,32 @@ static void orphan_unlink(struct rw_req *r, struct cfs_inode *in, bool orphan)
 	rw_orphan_name(in, oname);
 	unlinkat(r->fs->upper->work_fd, oname, 0);
 }
+
+/*
+ * After name stopped leading to in: is in gone (no links left but its
+ * orphan name, if it has one: orphan)? A directory is gone; it was kept
+ * as an orphan when kept.
+ */
+static void note_unlinked(struct rw_req *r, struct cfs_inode *in, bool orphan, bool kept)
+{
+	struct stat st;
+
+	if (in->rw->upper && in->type != CAIRN_NODE_DIR && fstat(rw_ufd(r->fs, in), &st) == 0 &&
+	    st.st_nlink > (orphan ? 1u : 0u)) {
+		orphan_unlink(r, in, orphan); /* another name leads here still */
+		return;
+	}
+	in->rw->unlinked = true;
+	in->rw->orphan = in->type == CAIRN_NODE_DIR ? kept : orphan;
+	rw_unkey(r->fs, in);
+}
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool isdir)
 {
 	struct rw_req r;
 	struct cfs_inode *p, *in = NULL;
 	struct rw_entry e;
 	char keep[40] = "";
-	bool orphan = false, kept = false;
+	bool kept = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -526,9 +521,8 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		ret = -errno;
 		goto out_e;
 	}
-	/* what the kernel still holds stays reachable by handle: an orphan in work/ */
-	orphan = in && !isdir && rw_orphan_link(&r, in);
-	if (in && isdir && in->rw->upper && in->rw->upper_ino && r.fs->fds.handles)
+	/* what the kernel still holds stays reachable by handle: moved to work/ as an orphan */
+	if (in && in->rw->upper && in->rw->upper_ino && r.fs->fds.handles)
 		rw_orphan_name(in, keep);
 	if (e.ufd >= 0) {
 		ret = remove_upper(&r, rw_ufd(r.fs, p), name, isdir, e.below, keep[0] ? keep : NULL,
@@ -538,9 +532,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		ret = mknodat(rw_ufd(r.fs, p), name, S_IFCHR | 0000, 0) < 0 ? -errno : 0;
 	}
 	if (!ret && in)
-		note_unlinked(&r, in, orphan, kept);
-	else if (in)
-		orphan_unlink(&r, in, orphan);
+		note_unlinked(&r, in, kept, kept);
 out_e:
 	rw_entry_release(&e);
 out:
@@ -593,7 +585,8 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	struct rw_req r;
 	struct cfs_inode *p, *np, *src = NULL, *dst = NULL;
 	struct rw_entry se, de;
-	bool dst_exists, orphan = false;
+	char keep[40];
+	bool dst_exists, orphan = false, kept = false;
 	int ret = rw_req_begin(req, &r);
 
 	if (ret) {
@@ -699,7 +692,7 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		ret = -errno; /* held open: replaced, its handle would no longer open it */
 		goto out_de;
 	}
-	/* a file replaced while the kernel holds it: an orphan in work/ (a directory keeps its fd) */
+	/* a file replaced while the kernel holds it: an orphan in work/ (a directory: below) */
 	orphan = dst && !(flags & RENAME_EXCHANGE) && rw_orphan_link(&r, dst);
 	if (dst_exists && !(flags & RENAME_EXCHANGE) && de.type == CAIRN_NODE_DIR && de.ufd >= 0) {
 		ret = clear_whiteouts(de.ufd);
@@ -716,7 +709,19 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 				 cfs_is_whiteout(&st);
 		bool need_wh = se.below; /* the image's entry at the old name must stay hidden */
 
-		if (wh_at_dst && se.type == CAIRN_NODE_DIR) {
+		if (dst && de.type == CAIRN_NODE_DIR && de.ufd >= 0 && dst->rw->upper &&
+		    dst->rw->upper_ino && r.fs->fds.handles) {
+			/*
+			 * A directory over one the kernel holds: swapped, then the
+			 * old one (empty) moved to work/ as its orphan, so that it
+			 * stays reachable by handle (rw-internal.h).
+			 */
+			rw_orphan_name(dst, keep);
+			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
+				ret = -errno;
+			else
+				ret = remove_upper(&r, rw_ufd(r.fs, p), name, true, need_wh, keep, &kept);
+		} else if (wh_at_dst && se.type == CAIRN_NODE_DIR) {
 			/* a directory cannot replace the whiteout device: swap them */
 			if (renameat2(rw_ufd(r.fs, p), name, rw_ufd(r.fs, np), newname, RENAME_EXCHANGE) < 0)
 				ret = -errno;
@@ -755,7 +760,7 @@ void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 			}
 		}
 	} else if (dst) {
-		note_unlinked(&r, dst, orphan, false);
+		note_unlinked(&r, dst, orphan, kept);
 	}
 out_de:
 	if (ret && orphan)

@@ -665,14 +665,8 @@ static void rw_init(void *userdata, struct fuse_conn_info *conn)
 	cfs_init(userdata, conn);
 	/* listings change: the kernel asks, and always for everything (opens: see rw_open()) */
 	conn->want &= ~(FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_READDIRPLUS_AUTO);
-	/*
-	 * Writes spliced from the connection: only with a daemon of its own
-	 * (libfuse keeps a pipe per thread and session, freed only by the thread
-	 * that ends the session: one pool over many sessions would pile them up).
-	 */
-	if ((conn->capable & FUSE_CAP_SPLICE_READ) && ((struct cfs *)userdata)->d->isolated)
-		conn->want |= FUSE_CAP_SPLICE_READ;
-	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* no splicing (cfs_init() says why) */
+	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
 		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_write = CFS_MAX_READ;
