@@ -31,6 +31,18 @@ RGW_LOG=$RGW_DIR/log/client.rgw.log
 
 # gets: how many ranged GETs of packs radosgw has answered so far (its access log)
 gets() { grep -c '"GET /lazy/site/packs/' "$RGW_LOG" || true; }
+# gets_settled: the count once radosgw's log (written a moment after each answer) is still
+gets_settled() {
+	local a b
+	a=$(gets)
+	for _ in $(seq 1 20); do
+		sleep 0.5
+		b=$(gets)
+		[ "$a" = "$b" ] && break
+		a=$b
+	done
+	echo "$a"
+}
 # lazy_store NAME [ARGS...]: a store that pulled v1 lazily (remote --timeout 2)
 lazy_store() {
 	local st=$WORK/$1
@@ -106,7 +118,7 @@ for k in 1 2 3 4; do
 	mkdir -p "$WORK/m4_$k"
 	mount_ok "$WORK/d" v1 "$WORK/m4_$k" --upper "$WORK/up4_$k"
 done
-g0=$(gets)
+g0=$(gets_settled)
 pids=()
 for k in 1 2 3 4; do
 	for i in 1 2; do
@@ -117,11 +129,17 @@ done
 bad=0
 for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
 [ "$bad" = 0 ] || soft_fail "$bad of 8 readers read wrong bytes"
-g1=$(gets)
-info "8 readers in 4 mounts: $((g1 - g0)) GET(s), $(stat_of "$WORK/d" "$WORK/m4_1" lazy_fetches) chunk(s) fetched"
-# one daemon for the store fetches once; --isolated mounts have a daemon each
+# radosgw writes its log a moment after it answers (seen: 0 lines right after the fetch under
+# ASan): wait for the GETs to show, then until no more come
 want=1
 [ "${CAIRN_TEST_ISOLATED:-0}" = 1 ] && want=4
+for _ in $(seq 1 50); do
+	[ "$(($(gets) - g0))" -ge "$want" ] && break
+	sleep 0.2
+done
+g1=$(gets_settled)
+info "8 readers in 4 mounts: $((g1 - g0)) GET(s), $(stat_of "$WORK/d" "$WORK/m4_1" lazy_fetches) chunk(s) fetched"
+# one daemon for the store fetches once; --isolated mounts have a daemon each
 [ "$((g1 - g0))" = "$want" ] || soft_fail "readers of one chunk cost $((g1 - g0)) GETs, not $want"
 for k in 1 2 3 4; do umount_ok "$WORK/d" "$WORK/m4_$k"; done
 
