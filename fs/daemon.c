@@ -802,7 +802,7 @@ static json_object *answer_bind(struct cfs_daemon *d, json_object *req)
 	v->next = fs->views;
 	fs->views = v;
 	pthread_mutex_unlock(&d->mounts_lock);
-	ret = cfs_mount_record(fs);
+	ret = cfs_mount_record_view(fs, v->id);
 	cfs_log(fs, LOG_INFO, "bound at %s (%s)", v->mountpoint, v->id);
 	r = ret ? cfs_ctl_reply("cannot write the bind's record") : cfs_ctl_reply(NULL);
 	if (r && !ret)

@@ -554,6 +554,12 @@ void cfs_mount_free(struct cfs *fs);
  * one per bind of it. 0 or -errno.
  */
 int cfs_mount_record(struct cfs *fs);
+/*
+ * Writes only the record of the bind view_id (just made: the others say
+ * the same as before), so adding the Nth bind of a session writes one
+ * file, not N. 0 or -errno.
+ */
+int cfs_mount_record_view(struct cfs *fs, const char *view_id);
 /* Removes every record of the mount (its own and its binds'). */
 void cfs_mount_unrecord(struct cfs *fs);
 /* The mount's counters and the daemon's cache's, as JSON (the caller puts it). */

@@ -398,7 +398,8 @@ void cfs_mount_free(struct cfs *fs)
 	free(fs);
 }
 
-int cfs_mount_record(struct cfs *fs)
+/* The records of fs: all of them, or (only set) the one of that bind. */
+static int record_write(struct cfs *fs, const char *only)
 {
 	struct cfs_record r = { 0 };
 	struct cfs_view *views = NULL;
@@ -444,7 +445,11 @@ int cfs_mount_record(struct cfs *fs)
 	pthread_mutex_lock(&fs->d->mounts_lock);
 	primary = !fs->primary_gone;
 	for (struct cfs_view *v = fs->views; v; v = v->next) {
-		struct cfs_view *c = calloc(1, sizeof(*c));
+		struct cfs_view *c;
+
+		if (only && strcmp(v->id, only))
+			continue;
+		c = calloc(1, sizeof(*c));
 
 		if (!c || !(c->mountpoint = strdup(v->mountpoint)) ||
 		    !(c->source = strdup(v->source ? v->source : fs->o->source))) {
@@ -460,7 +465,7 @@ int cfs_mount_record(struct cfs *fs)
 		views = c;
 	}
 	pthread_mutex_unlock(&fs->d->mounts_lock);
-	if (primary && !ret) {
+	if (primary && !only && !ret) {
 		snprintf(r.id, sizeof(r.id), "%s", fs->id);
 		r.mountpoint = (char *)fs->o->mountpoint;
 		r.ns = fs->o->ns;
@@ -486,6 +491,16 @@ int cfs_mount_record(struct cfs *fs)
 	pthread_mutex_unlock(&fs->record_lock);
 	free(r.leases);
 	return ret;
+}
+
+int cfs_mount_record(struct cfs *fs)
+{
+	return record_write(fs, NULL);
+}
+
+int cfs_mount_record_view(struct cfs *fs, const char *view_id)
+{
+	return record_write(fs, view_id);
 }
 
 void cfs_mount_unrecord(struct cfs *fs)

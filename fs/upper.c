@@ -475,6 +475,20 @@ int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **
 
 int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image)
 {
+	struct cairn_id was = u->image;
+	int ret;
+
+	/*
+	 * u->image is what upper.json holds on disk (read from it, or written
+	 * and synced): the same image again needs no synced rewrite. A mount
+	 * of a platform starts with a switch to the pointer it just read,
+	 * which is most often the image the upper was opened with.
+	 */
+	if (cairn_id_eq(&was, image))
+		return 0;
 	u->image = *image;
-	return write_json(u);
+	ret = write_json(u);
+	if (ret)
+		u->image = was; /* the file still says the old one: the next switch writes again */
+	return ret;
 }

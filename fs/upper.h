@@ -100,7 +100,11 @@ void cfs_upper_close(struct cfs_upper *u);
 json_object *cfs_upper_save(const struct cfs_upper *u, int *fds, unsigned *nfds);
 int cfs_upper_adopt(json_object *o, int *fds, unsigned nfds, struct cfs_upper **out);
 
-/* Records the image now served under the upper (after a live switch). */
+/*
+ * Records the image now served under the upper (after a live switch), in
+ * upper.json, synced; nothing is written when upper.json already names it.
+ * 0, or -errno with a message (upper.json then still names the old image).
+ */
 int cfs_upper_set_image(struct cfs_upper *u, const struct cairn_id *image);
 
 /* A fresh scratch name in work/. */
