@@ -336,4 +336,45 @@ fds1=$(ls "/proc/$D/fd" | wc -l)
 umount_ok "$STORE" "$WORK/m1"
 umount_ok "$STORE" "$WORK/m4"
 
+
+say "one more mount writes only what changed"
+# a bind writes its own record, not every bind's of the session again (a rename: a new inode)
+mkdir -p "$WORK/b1" "$WORK/b2" "$WORK/b3"
+mount_ok "$STORE" v2 "$WORK/b1" --ro
+mount_ok "$STORE" v2 "$WORK/b2" --ro
+rec_of() { # MOUNTPOINT: its record file in STORE/run
+	tcairn "$STORE" mounts --json | python3 -c '
+import json, sys
+print([m["id"] for m in json.load(sys.stdin) if m["mountpoint"] == sys.argv[1]][0])' "$1" |
+		sed "s|^|$STORE/run/mount-|; s|\$|.json|"
+}
+r1=$(rec_of "$WORK/b1") r2=$(rec_of "$WORK/b2")
+i1=$(stat -c %i "$r1") i2=$(stat -c %i "$r2")
+mount_ok "$STORE" v2 "$WORK/b3" --ro
+r3=$(rec_of "$WORK/b3")
+[ -f "$r3" ] || soft_fail "the third bind has no record ($r3)"
+[ "$(stat -c %i "$r1")" = "$i1" ] && [ "$(stat -c %i "$r2")" = "$i2" ] ||
+	soft_fail "a third bind rewrote the records of the first two"
+# a writable mount of a platform on an upper that names its image already: no rewrite of upper.json
+mkdir -p "$WORK/q1"
+mount_ok "$STORE" pb "$WORK/q1" --upper "$WORK/uq"
+umount_ok "$STORE" "$WORK/q1"
+iq=$(stat -c %i "$WORK/uq/upper.json")
+mount_ok "$STORE" pb "$WORK/q1" --upper "$WORK/uq"
+[ "$(stat -c %i "$WORK/uq/upper.json")" = "$iq" ] ||
+	soft_fail "mounting an upper again on the image it names rewrote its upper.json"
+# and a switch to another image does write it, naming the new image
+cairn_in "$STORE" upgrade pb v1 >/dev/null
+want=$(tcairn "$STORE" images --json | python3 -c '
+import json, sys
+print([i["id"] for i in json.load(sys.stdin) if "v1" in i.get("tags", [])][0])')
+python3 - "$WORK/uq/upper.json" "$want" <<'PY' || soft_fail "upper.json does not name the image switched to"
+import json, sys
+got = json.load(open(sys.argv[1]))["image"]
+assert sys.argv[2].startswith(got) or got.startswith(sys.argv[2]), (got, sys.argv[2])
+print("   ok: upper.json names %s after the switch" % got[:12])
+PY
+cairn_in "$STORE" upgrade pb b1 >/dev/null
+for m in q1 b3 b2 b1; do umount_ok "$STORE" "$WORK/$m"; done
+
 finish
