@@ -257,6 +257,15 @@ struct cfs {
 	size_t trim_cursor;         /* the bucket the next trim starts at; itable_lock */
 	atomic_uint_fast64_t trims, prune_asks;
 
+	/*
+	 * What a tenant can make the daemon log (a copy-up failing on each
+	 * try, a budget hit in a loop) is rate-limited per mount (cfs_log()):
+	 * a burst of CFS_LOG_BURST lines, then one a second; what is dropped
+	 * is counted and said with the next line that passes.
+	 */
+	_Atomic int64_t log_tat;        /* the theoretical arrival time of the next line */
+	atomic_uint_fast64_t log_dropped;
+
 	atomic_uint_fast64_t reads, read_bytes, prefetches, eio;
 	atomic_bool readahead_set;  /* the connection's read-ahead window was raised */
 

@@ -22,18 +22,46 @@
 
 #include "fs-internal.h"
 
+/* a burst of lines a mount may log at once, then one a second (struct cfs's log_tat) */
+#define CFS_LOG_BURST 20
+#define CFS_LOG_EVERY_NS 1000000000LL
+
+/* May the mount log one more line now? (a GCRA: critical lines always may) */
+static bool log_may(struct cfs *fs, int prio)
+{
+	int64_t now = cairn_now_ns(), tat = atomic_load(&fs->log_tat), next;
+
+	if (prio <= LOG_CRIT)
+		return true;
+	do {
+		if (tat - now > (CFS_LOG_BURST - 1) * CFS_LOG_EVERY_NS) {
+			atomic_fetch_add(&fs->log_dropped, 1);
+			return false;
+		}
+		next = (tat > now ? tat : now) + CFS_LOG_EVERY_NS;
+	} while (!atomic_compare_exchange_weak(&fs->log_tat, &tat, next));
+	return true;
+}
+
 void cfs_log(struct cfs *fs, int prio, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], dropped[96] = "";
+	uint64_t n;
 	va_list ap;
 
+	if (!log_may(fs, prio))
+		return;
+	n = atomic_exchange(&fs->log_dropped, 0);
+	if (n)
+		snprintf(dropped, sizeof(dropped), " (%llu lines before this one not logged: too many)",
+			 (unsigned long long)n);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (fs->d->foreground)
-		fprintf(stderr, "cairn[%s]: %s\n", fs->o->mountpoint, msg);
+		fprintf(stderr, "cairn[%s]: %s%s\n", fs->o->mountpoint, msg, dropped);
 	else
-		syslog(prio, "%s %s: %s", fs->id, fs->o->mountpoint, msg);
+		syslog(prio, "%s %s: %s%s", fs->id, fs->o->mountpoint, msg, dropped);
 }
 
 void cfs_thread_free(void *p)

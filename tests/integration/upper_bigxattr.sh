@@ -95,6 +95,18 @@ touch "$MNT/bigdir/new" 2>/dev/null
 check_whole_or_nothing "a new file in bigdir" bigdir $? 755
 set -e
 [ "$(grep -c 'cannot copy up' "$LOG")" -le 3 ] || soft_fail "more than one log line per failed copy-up"
+if ! chmod 600 "$MNT/big" 2>/dev/null; then
+	say "a tenant retrying a failing copy-up cannot flood the daemon's log"
+	before=$(grep -c 'cannot copy up' "$LOG")
+	for _ in $(seq 1 200); do chmod 600 "$MNT/big" 2>/dev/null || true; done
+	sleep 1.5
+	chmod 600 "$MNT/big" 2>/dev/null || true
+	n=$(($(grep -c 'cannot copy up' "$LOG") - before))
+	info "201 failed copy-ups: $n log lines"
+	[ "$n" -le 25 ] ||
+		soft_fail "201 failed copy-ups logged $n lines (a mount logs 20 at once, then one a second)"
+	grep -q "lines before this one not logged" "$LOG" || soft_fail "the lines not logged are not said"
+fi
 chmod 600 "$MNT/small" || soft_fail "chmod of a file with one small xattr failed"
 [ "$(getfattr --absolute-names --only-values -n user.one "$MNT/small")" = 1 ] || soft_fail "small lost its xattr"
 show_file "$LOG" 5
