@@ -23,8 +23,9 @@ python3 - "$WORK" <<'EOF'
 import io, sys, tarfile
 work = sys.argv[1]
 
-def add(tar, name, data=b"", xattrs=None, dir=False):
+def add(tar, name, data=b"", xattrs=None, dir=False, uid=0):
     ti = tarfile.TarInfo(name)
+    ti.uid = ti.gid = uid
     ti.mode = 0o755 if dir else 0o644
     ti.mtime = 1700000000
     if dir:
@@ -40,6 +41,7 @@ with tarfile.open(work + "/fits-linux.tar", "w", format=tarfile.PAX_FORMAT) as t
     add(t, "bigdir", xattrs=big, dir=True)
     add(t, "bigdir/f", b"in bigdir\n")
     add(t, "small", b"small\n", {"user.one": "1"})
+    add(t, "tenant", b"a container user's file\n", big, uid=1000)
 with tarfile.open(work + "/many-names.tar", "w", format=tarfile.PAX_FORMAT) as t:
     add(t, "ok", b"ok\n")
     add(t, "many", b"many\n", {"user.x%05d" % i: "" for i in range(20000)})
@@ -96,10 +98,22 @@ check_whole_or_nothing "a new file in bigdir" bigdir $? 755
 set -e
 [ "$(grep -c 'cannot copy up' "$LOG")" -le 3 ] || soft_fail "more than one log line per failed copy-up"
 if ! chmod 600 "$MNT/big" 2>/dev/null; then
-	say "a tenant retrying a failing copy-up cannot flood the daemon's log"
+	say "a container's user retrying a failing copy-up cannot flood the daemon's log"
+	chmod 0711 "$WORK"
 	before=$(grep -c 'cannot copy up' "$LOG")
 	t0=$SECONDS
-	for _ in $(seq 1 200); do chmod 600 "$MNT/big" 2>/dev/null || true; done
+	# uid 1000 chmods its own file, whose xattrs the upper cannot hold, 200 times
+	setpriv --reuid=1000 --regid=1000 --clear-groups python3 - "$MNT/tenant" <<'PY' ||
+import os, sys
+failed = 0
+for _ in range(200):
+    try:
+        os.chmod(sys.argv[1], 0o600)
+    except OSError:
+        failed += 1
+sys.exit(0 if failed == 200 else 1)
+PY
+		soft_fail "uid 1000's chmods of tenant did not all fail"
 	sleep 1.5
 	chmod 600 "$MNT/big" 2>/dev/null || true
 	n=$(($(grep -c 'cannot copy up' "$LOG") - before))
