@@ -156,22 +156,9 @@ static const struct cli_command *find_command(const char *name)
 
 /*
  * An error is one line on stderr whatever bytes a name holds: control
- * characters (a newline in a path) are written escaped, as listings do.
+ * characters (a newline in a path) are written escaped, as listings write
+ * them (cli_print_escaped()).
  */
-static void put_line_escaped(const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '\n')
-			fputs("\\n", stderr);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(stderr, "\\x%02x", c);
-		else
-			fputc(c, stderr);
-	}
-}
-
 static void put_vmsg(const char *fmt, va_list ap)
 {
 	char *m = NULL;
@@ -179,7 +166,7 @@ static void put_vmsg(const char *fmt, va_list ap)
 	if (vasprintf(&m, fmt, ap) < 0)
 		m = NULL;
 	fputs("cairn: ", stderr);
-	put_line_escaped(m ? m : fmt);
+	cli_print_escaped(stderr, m ? m : fmt, strlen(m ? m : fmt));
 	free(m);
 }
 
@@ -194,7 +181,7 @@ int cli_fail(int ret, const char *fmt, ...)
 	va_end(ap);
 	if (*msg) {
 		fputs(": ", stderr);
-		put_line_escaped(msg);
+		cli_print_escaped(stderr, msg, strlen(msg));
 	} else if (ret < 0) {
 		fprintf(stderr, ": %s", cairn_strerror(-ret, ebuf, sizeof(ebuf)));
 	}
