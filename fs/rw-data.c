@@ -169,7 +169,8 @@ void rw_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t got;
 	char *buf;
 
-	if (fd == -1) {
+	/* a metacopy file may be read past its image part; an image file never is (no ns_lock) */
+	if (fd == -1 && atomic_load(&in->rw->metacopy)) {
 		if (read_split(req, ino, size, off))
 			return;
 		fd = io_pin(fs, in, false);
