@@ -148,14 +148,21 @@ static void keep_init(struct cfs *fs, const struct fuse_buf *buf)
  */
 #define CFS_TRIM_LATER_NS 100000000
 
-void cfs_daemon_trim_later(struct cfs_daemon *d)
+void cfs_daemon_trim_later(struct cfs_daemon *d, int64_t delay_ns)
 {
-	struct itimerspec t = { .it_value = { 0, CFS_TRIM_LATER_NS } };
+	int64_t delay = delay_ns > CFS_TRIM_LATER_NS ? delay_ns : CFS_TRIM_LATER_NS;
+	int64_t due = cairn_now_ns() + delay, cur = atomic_load(&d->trim_due);
+	struct itimerspec t = { .it_value = { delay / 1000000000, delay % 1000000000 } };
 
-	if (d->trim_fd < 0 || atomic_exchange(&d->trim_armed, true))
+	if (d->trim_fd < 0)
 		return;
+	/* set already to fire sooner: that one will do */
+	do
+		if (cur && cur <= due)
+			return;
+	while (!atomic_compare_exchange_weak(&d->trim_due, &cur, due));
 	if (timerfd_settime(d->trim_fd, 0, &t, NULL) < 0) {
-		atomic_store(&d->trim_armed, false);
+		atomic_store(&d->trim_due, 0);
 		cfs_daemon_log(d, LOG_ERR, "cannot set the trim timer: %s", strerror(errno));
 	}
 }
@@ -175,7 +182,7 @@ static void trim_due(struct cfs_daemon *d)
 
 	if (read(d->trim_fd, &expiries, sizeof(expiries)) < 0 && errno != EAGAIN)
 		cfs_daemon_log(d, LOG_ERR, "reading the trim timer: %s", strerror(errno));
-	atomic_store(&d->trim_armed, false);
+	atomic_store(&d->trim_due, 0);
 	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->trim_fd, &ev) < 0)
 		cfs_daemon_log(d, LOG_ERR, "cannot re-arm the trim timer: %s", strerror(errno));
 	v = mounts_ref(d, over_budget, NULL, &n);
@@ -781,6 +788,7 @@ static json_object *answer_bind(struct cfs_daemon *d, json_object *req)
 	struct cfs *fs = mount_by_id(d, cfs_ctl_str(req, "id"));
 	const char *mp = cfs_ctl_str(req, "mountpoint");
 	struct cfs_view *v;
+	char id[sizeof(v->id)], *at;
 	json_object *r;
 	int ret;
 
@@ -801,12 +809,16 @@ static json_object *answer_bind(struct cfs_daemon *d, json_object *req)
 	snprintf(v->id, sizeof(v->id), "%d-%llu", (int)getpid(), (unsigned long long)++d->next_id);
 	v->next = fs->views;
 	fs->views = v;
+	/* once listed, a forget may free v: what follows uses copies */
+	memcpy(id, v->id, sizeof(id));
+	at = strdup(v->mountpoint);
 	pthread_mutex_unlock(&d->mounts_lock);
-	ret = cfs_mount_record_view(fs, v->id);
-	cfs_log(fs, LOG_INFO, "bound at %s (%s)", v->mountpoint, v->id);
+	ret = cfs_mount_record_view(fs, id);
+	cfs_log(fs, LOG_INFO, "bound at %s (%s)", at ? at : "?", id);
+	free(at);
 	r = ret ? cfs_ctl_reply("cannot write the bind's record") : cfs_ctl_reply(NULL);
 	if (r && !ret)
-		json_object_object_add(r, "id", json_object_new_string(v->id));
+		json_object_object_add(r, "id", json_object_new_string(id));
 	cfs_mount_unref(fs);
 	return r;
 }

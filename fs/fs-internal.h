@@ -173,7 +173,7 @@ struct cfs_daemon {
 	int epfd;                 /* every mount's /dev/fuse fd, EPOLLONESHOT, and wake_fd */
 	int wake_fd;              /* eventfd: written when the workers are to stop */
 	int trim_fd;              /* timerfd: mounts over their inode budget are trimmed again */
-	atomic_bool trim_armed;   /* trim_fd is set to fire */
+	_Atomic int64_t trim_due; /* when trim_fd fires (monotonic ns), 0 when not set */
 	pthread_t *workers;
 	pthread_t control;
 	bool control_running;
@@ -371,8 +371,8 @@ void cfs_inode_forget(struct cfs *fs, uint64_t ino, uint64_t n);
  * no request to trim after), no lock held; one worker per mount at a time.
  */
 void cfs_itable_trim(struct cfs *fs);
-/* Trims every mount over its inode budget again in a moment (daemon.c's trim timer). */
-void cfs_daemon_trim_later(struct cfs_daemon *d);
+/* Trims every mount over its inode budget again in delay_ns (at least 100 ms; daemon.c's trim timer). */
+void cfs_daemon_trim_later(struct cfs_daemon *d, int64_t delay_ns);
 
 /*
  * Re-binds a directory inode to node (whose parsed view is v): its link

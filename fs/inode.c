@@ -435,9 +435,10 @@ void cfs_itable_trim(struct cfs *fs)
 	atomic_fetch_add(&fs->trims, 1);
 	free(ids);
 again:
-	/* no request may come to trim after this one: the daemon's timer does */
+	/* no request may come to trim after this one: the daemon's timer does, when the gap is over */
 	if (fs->prune >= 0 && atomic_load(&fs->over_budget))
-		cfs_daemon_trim_later(fs->d);
+		cfs_daemon_trim_later(fs->d, fs->trimmed_ns +
+						     (fs->trim_gap_ns ? fs->trim_gap_ns : TRIM_GAP) - now);
 out:
 	atomic_store(&fs->trimming, false);
 }
