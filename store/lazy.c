@@ -180,6 +180,7 @@ struct cairn_lazy_source {
 	struct flight *keep_head, **keep_tail;
 	size_t keeping;                /* flights queued or in the keeper's hands */
 	bool keeper_on, stopping;
+	bool detaching;                /* the fetcher is being freed: the keeper no longer logs through it */
 	pthread_t keeper;
 	struct verifier *verifiers;
 	struct cairn_lazy_stats st;
@@ -731,7 +732,9 @@ static void keep_batch(struct cairn_lazy_source *ls)
 	cairn_writer_free(w);
 	if (lock >= 0)
 		close(lock);
-	if (ret && ls->f->ops->log) {
+	pthread_mutex_lock(&ls->lock);
+	/* under the lock: lazy_free() may be freeing the fetcher (detaching) */
+	if (ret && ls->f && !ls->detaching && ls->f->ops->log) {
 		char msg[1024];
 
 		/* served all the same; fetched and kept again on a later read */
@@ -739,7 +742,6 @@ static void keep_batch(struct cairn_lazy_source *ls)
 			 cairn_errmsg());
 		ls->f->ops->log(ls->f, msg);
 	}
-	pthread_mutex_lock(&ls->lock);
 	keep_release(ls, done, ret == 0);
 	pthread_cond_broadcast(&ls->changed);
 	pthread_mutex_unlock(&ls->lock);
@@ -809,9 +811,14 @@ static void lazy_free(struct cairn_chunk_source *src)
 	struct cairn_lazy_source *ls = lazy_of(src);
 
 	/* the fetcher answers everything still running before it returns */
+	pthread_mutex_lock(&ls->lock);
+	ls->detaching = true;
+	pthread_mutex_unlock(&ls->lock);
 	if (ls->f)
 		ls->f->ops->free(ls->f);
+	pthread_mutex_lock(&ls->lock);
 	ls->f = NULL;
+	pthread_mutex_unlock(&ls->lock);
 	pthread_mutex_lock(&ls->lock);
 	ls->stopping = true;
 	pthread_cond_broadcast(&ls->keep_wake);
