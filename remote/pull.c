@@ -235,6 +235,20 @@ static int need(struct puller *p, uint8_t kind, const struct cairn_id *id, uint6
 		ret = cairn_chunks_stat(p->t, id, &info);
 		if (ret == 0 && info.where == CAIRN_CHUNK_LOCAL)
 			return 0;
+		if (ret == 0 && info.where == CAIRN_CHUNK_REMOTE && info.raw_len != raw_len) {
+			char hex[CAIRN_ID_HEX_LEN + 1];
+
+			/*
+			 * An id fixes its bytes, so honest lists agree on its length: one
+			 * that does not would overwrite the lazy record every image
+			 * sharing the chunk reads by (and make those reads fail).
+			 */
+			cairn_id_hex(id, hex);
+			return cairn_err(-EIO, "chunk %s is %llu bytes by one content list and %llu "
+					       "by another: the remote's image is damaged",
+					 hex, (unsigned long long)raw_len,
+					 (unsigned long long)info.raw_len);
+		}
 		if (ret == 0 || ret == -EUCLEAN)
 			ret = -ENOENT; /* damaged index records are fsck's; fetch a good copy */
 		if (ret != -ENOENT)
